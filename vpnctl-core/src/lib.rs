@@ -1,0 +1,40 @@
+//! vpnctl-core: the SDK behind vpnctl.
+//!
+//! The domain of a WireGuard VPN service (users, invites, nodes, peers, events) kept
+//! in an embedded redb store, with the key handling, address pools, client config and
+//! QR rendering, and the reconcile planning that the control plane, the node daemon,
+//! the Telegram bot and the admin dashboard share. No frontend lives here.
+//!
+//! ```no_run
+//! use vpnctl_core::{Vpnctl, NewUser, NewNode, IssuePeer};
+//! # fn main() -> Result<(), vpnctl_core::Error> {
+//! let vpn = Vpnctl::open_dir(std::path::Path::new("/var/lib/vpnctl"))?;
+//! let user = vpn.create_user(NewUser { name: "alice".into(), ..Default::default() })?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod error;
+pub mod ipam;
+pub mod keys;
+pub mod model;
+pub mod reconcile;
+pub mod render;
+pub mod service;
+pub mod store;
+pub mod time;
+pub mod vault;
+pub mod wire;
+
+pub use auth::{ApiToken, Scope, Secret, TokenId};
+pub use error::{Entity, Error, ErrorKind, Result, StorageError};
+pub use keys::{KeyPair, PresharedKey, PrivateKey, PublicKey};
+pub use model::*;
+pub use render::ClientConfig;
+pub use service::{
+    InviteCode, IssuePeer, IssuedPeer, NewInvite, NewNode, NewUser, NodePatch, PeerFilter, Policy,
+    Redeemer, Redemption, UserPatch, Vpnctl,
+};
+pub use store::Commit;
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use vault::Vault;

@@ -1,0 +1,247 @@
+//! Client configs in the wg-quick format that the official WireGuard apps (Windows,
+//! macOS, iOS, Android, Linux `wg-quick`) import, their file names, and their QR codes.
+
+use std::fmt::{self, Write as _};
+
+use ipnet::IpNet;
+use qrcode::render::{svg, unicode};
+use qrcode::{EcLevel, QrCode};
+use zeroize::Zeroizing;
+
+use crate::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::model::{Node, Peer};
+
+/// Longest tunnel name the apps accept: Linux interface names are at most 15 bytes.
+pub const MAX_TUNNEL_NAME: usize = 15;
+
+/// A rendered client config. Holds a private key, so `Debug` shows only the name.
+#[derive(Clone)]
+pub struct ClientConfig {
+    tunnel_name: String,
+    text: Zeroizing<String>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("tunnel_name", &self.tunnel_name)
+            .field("text", &"***")
+            .finish()
+    }
+}
+
+/// Rendering or encoding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("config too large for a QR code: {0}")]
+    Qr(#[from] qrcode::types::QrError),
+    #[error("PNG encoding: {0}")]
+    Png(#[from] image::ImageError),
+}
+
+/// What goes into a client config.
+#[derive(Debug)]
+pub struct ConfigInput<'a> {
+    pub node: &'a Node,
+    pub node_public_key: &'a PublicKey,
+    pub peer: &'a Peer,
+    pub private_key: &'a PrivateKey,
+    pub preshared_key: &'a PresharedKey,
+}
+
+impl ClientConfig {
+    pub fn render(input: &ConfigInput<'_>) -> Self {
+        let ConfigInput {
+            node,
+            node_public_key,
+            peer,
+            private_key,
+            preshared_key,
+        } = input;
+        let mut text = Zeroizing::new(String::with_capacity(400));
+        let t = &mut *text;
+        // Writing to a String cannot fail.
+        let _ = writeln!(t, "[Interface]");
+        let _ = writeln!(t, "PrivateKey = {}", private_key.expose_base64().as_str());
+        let mut address = format!("{}/32", peer.ipv4);
+        if let Some(v6) = peer.ipv6 {
+            let _ = write!(address, ", {v6}/128");
+        }
+        let _ = writeln!(t, "Address = {address}");
+        if !node.dns.is_empty() {
+            let dns: Vec<String> = node.dns.iter().map(ToString::to_string).collect();
+            let _ = writeln!(t, "DNS = {}", dns.join(", "));
+        }
+        if node.mtu > 0 {
+            let _ = writeln!(t, "MTU = {}", node.mtu);
+        }
+        let _ = writeln!(t);
+        let _ = writeln!(t, "[Peer]");
+        let _ = writeln!(t, "PublicKey = {node_public_key}");
+        let _ = writeln!(
+            t,
+            "PresharedKey = {}",
+            preshared_key.expose_base64().as_str()
+        );
+        let _ = writeln!(t, "Endpoint = {}", node.endpoint);
+        let allowed: Vec<String> = client_allowed_ips(node)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(t, "AllowedIPs = {}", allowed.join(", "));
+        if node.persistent_keepalive > 0 {
+            let _ = writeln!(t, "PersistentKeepalive = {}", node.persistent_keepalive);
+        }
+        Self {
+            tunnel_name: tunnel_name(&node.name, &peer.device),
+            text,
+        }
+    }
+
+    /// The tunnel name the apps show; also the file stem.
+    pub fn tunnel_name(&self) -> &str {
+        &self.tunnel_name
+    }
+
+    /// `<tunnel name>.conf`: the apps name the imported tunnel after the file.
+    pub fn file_name(&self) -> String {
+        format!("{}.conf", self.tunnel_name)
+    }
+
+    /// The config text. Contains the private key: never log it.
+    pub fn expose_text(&self) -> &str {
+        &self.text
+    }
+
+    fn qr(&self) -> Result<QrCode, RenderError> {
+        Ok(QrCode::with_error_correction_level(
+            self.text.as_bytes(),
+            EcLevel::M,
+        )?)
+    }
+
+    /// The QR code as a PNG, at least `min_pixels` wide, black on white with a quiet
+    /// zone, as the apps' scanners expect.
+    pub fn qr_png(&self, min_pixels: u32) -> Result<Vec<u8>, RenderError> {
+        let image = self
+            .qr()?
+            .render::<image::Luma<u8>>()
+            .min_dimensions(min_pixels, min_pixels)
+            .build();
+        let mut png = Vec::new();
+        image::DynamicImage::ImageLuma8(image)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+        Ok(png)
+    }
+
+    pub fn qr_svg(&self) -> Result<String, RenderError> {
+        Ok(self
+            .qr()?
+            .render::<svg::Color<'_>>()
+            .min_dimensions(256, 256)
+            .build())
+    }
+
+    /// Half-block text for a terminal with a dark background (light modules drawn).
+    pub fn qr_terminal(&self) -> Result<String, RenderError> {
+        Ok(self
+            .qr()?
+            .render::<unicode::Dense1x2>()
+            .dark_color(unicode::Dense1x2::Light)
+            .light_color(unicode::Dense1x2::Dark)
+            .build())
+    }
+}
+
+/// What a client routes through the tunnel: the node's setting, or everything.
+pub fn client_allowed_ips(node: &Node) -> Vec<IpNet> {
+    if !node.client_allowed_ips.is_empty() {
+        return node.client_allowed_ips.clone();
+    }
+    let mut all = vec!["0.0.0.0/0".parse().expect("valid")];
+    if node.ipv6_pool.is_some() {
+        all.push("::/0".parse().expect("valid"));
+    }
+    all
+}
+
+/// A tunnel name every official app accepts: 1..=15 of `[a-zA-Z0-9_=+.-]`, not a
+/// Windows reserved device name. Built from the node and device names.
+pub fn tunnel_name(node: &str, device: &str) -> String {
+    fn clean(s: &str) -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_=+.-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+            .split('-')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+    let node = clean(node);
+    let device = clean(device);
+    let mut name = match (node.is_empty(), device.is_empty()) {
+        (true, true) => "vpn".to_owned(),
+        (false, true) => node,
+        (true, false) => device,
+        (false, false) => {
+            // Keep the device part readable: give the node at most what is left.
+            let room = MAX_TUNNEL_NAME.saturating_sub(device.len().min(9) + 1);
+            let node: String = node.chars().take(room.max(1)).collect();
+            format!("{node}-{device}")
+        }
+    };
+    name.truncate(MAX_TUNNEL_NAME);
+    while name.ends_with(['-', '.']) {
+        name.pop();
+    }
+    let stem = name.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.as_bytes()[3].is_ascii_digit());
+    if reserved || name.is_empty() {
+        name = format!("vpn-{name}");
+        name.truncate(MAX_TUNNEL_NAME);
+    }
+    name
+}
+
+/// Whether `name` is a tunnel name the apps accept.
+pub fn is_valid_tunnel_name(name: &str) -> bool {
+    (1..=MAX_TUNNEL_NAME).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_=+.-".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tunnel_names_fit_the_apps() {
+        assert_eq!(tunnel_name("de-fra-1", "phone"), "de-fra-1-phone");
+        assert_eq!(
+            tunnel_name("frankfurt-main-1", "Mom's iPhone 15"),
+            "frank-Mom-s-iPh"
+        );
+        assert_eq!(tunnel_name("", "телефон"), "vpn");
+        assert_eq!(tunnel_name("con", ""), "vpn-con");
+        assert_eq!(tunnel_name("nl", "laptop."), "nl-laptop");
+    }
+
+    proptest! {
+        #[test]
+        fn any_names_give_a_valid_tunnel_name(node in ".{0,40}", device in ".{0,40}") {
+            let name = tunnel_name(&node, &device);
+            prop_assert!(is_valid_tunnel_name(&name), "{name:?}");
+        }
+    }
+}
