@@ -843,6 +843,16 @@ impl Vpnctl {
         })
     }
 
+    /// The address the next peer issued on `node` would get (lowest free), without
+    /// taking it.
+    pub fn next_free_address(&self, node: NodeId) -> Result<std::net::Ipv4Addr> {
+        self.inner.store.dry_run(self.now(), |tx| {
+            let node = tx.node(node)?;
+            let offset = tx.allocate(&node)?;
+            Ok(ipam::host_v4(node.ipv4_pool, offset))
+        })
+    }
+
     /// Peers with this public key (one per node at most).
     pub fn peers_by_public_key(&self, key: &PublicKey) -> Result<Vec<Peer>> {
         self.read(|rx| {

@@ -250,6 +250,21 @@ impl Store {
         Ok((out, commit))
     }
 
+    /// Runs `f` in a write transaction that is then aborted: nothing is written.
+    pub(crate) fn dry_run<T>(
+        &self,
+        now: Timestamp,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let txn = self.db.begin_write()?;
+        let out = {
+            let mut tx = Tx::open(&txn, &self.vault, Actor::System, now)?;
+            f(&mut tx)?
+        };
+        txn.abort()?;
+        Ok(out)
+    }
+
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Rx<'_>) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read()?;
         f(&Rx {
