@@ -113,10 +113,13 @@ impl ClientConfig {
         &self.text
     }
 
+    /// Level L, as `qrencode` (and WireGuard's own docs) use for configs: the code is
+    /// shown on a screen, not printed, and a lower version is easier for a phone
+    /// camera to lock onto (and quicker to encode).
     fn qr(&self) -> Result<QrCode, RenderError> {
         Ok(QrCode::with_error_correction_level(
             self.text.as_bytes(),
-            EcLevel::M,
+            EcLevel::L,
         )?)
     }
 

@@ -1,0 +1,407 @@
+//! Request and response bodies of the HTTP API that are not core model types.
+//! The server deserializes exactly these, so client and server cannot drift apart.
+
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Deserializer, Serialize};
+use vpnctl_core::auth::{ApiToken, Scope};
+use vpnctl_core::wire::NodeReport;
+use vpnctl_core::{
+    Grant, Invite, Locale, Node, NodeId, Peer, PublicKey, Region, Role, Timestamp, User, UserId,
+    UserState,
+};
+
+/// `Some(None)` for an explicit `null`, `None` for an absent field.
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `POST /v1/users`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub name: String,
+    #[serde(default)]
+    pub telegram_id: Option<i64>,
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub until: Option<Timestamp>,
+    #[serde(default)]
+    pub device_limit: Option<u32>,
+    #[serde(default)]
+    pub locale: Option<Locale>,
+}
+
+/// `PATCH /v1/users/{id}`: absent fields stay; `telegram_id: null` clears it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub telegram_id: Option<Option<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<Locale>,
+}
+
+/// `PUT /v1/users/{id}/state`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetUserState {
+    pub state: UserState,
+}
+
+/// `PUT /v1/users/{id}/access`: `until: null` is unlimited.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAccess {
+    pub until: Option<Timestamp>,
+}
+
+/// `POST /v1/users/{id}/access/extend`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendAccess {
+    pub days: u32,
+}
+
+/// `GET /v1/users?telegram_id=`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    pub telegram_id: Option<i64>,
+}
+
+/// `POST /v1/invites`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvite {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub uses: Option<u32>,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default)]
+    pub grant: Option<Grant>,
+}
+
+/// The answer to `POST /v1/invites`. `code` is shown this once: never log it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedInvite {
+    pub invite: Invite,
+    pub code: String,
+    /// `https://t.me/<bot>?start=<code>` when the server knows the bot's username.
+    pub link: Option<String>,
+}
+
+impl std::fmt::Debug for CreatedInvite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedInvite")
+            .field("invite", &self.invite)
+            .field("code", &"***")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/invites/redeem` (bot).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemInvite {
+    pub code: String,
+    #[serde(default)]
+    pub telegram_id: Option<i64>,
+    pub name: String,
+    #[serde(default)]
+    pub locale: Option<Locale>,
+}
+
+impl std::fmt::Debug for RedeemInvite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedeemInvite")
+            .field("code", &"***")
+            .field("telegram_id", &self.telegram_id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Redeemed {
+    pub user: User,
+    pub invite: Invite,
+    /// False when an existing user (same Telegram id) got the grant added.
+    pub created: bool,
+}
+
+/// `POST /v1/nodes`. Omitted settings take `NewNode::new`'s defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterNode {
+    pub name: String,
+    pub region: Region,
+    /// `host:port` clients connect to.
+    pub endpoint: String,
+    pub ipv4_pool: Ipv4Net,
+    #[serde(default)]
+    pub listen_port: Option<u16>,
+    #[serde(default)]
+    pub public_key: Option<PublicKey>,
+    #[serde(default)]
+    pub ipv6_pool: Option<Ipv6Net>,
+    #[serde(default)]
+    pub dns: Option<Vec<IpAddr>>,
+    #[serde(default)]
+    pub mtu: Option<u16>,
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    #[serde(default)]
+    pub client_allowed_ips: Option<Vec<IpNet>>,
+    #[serde(default)]
+    pub persistent_keepalive: Option<u16>,
+}
+
+/// `PATCH /v1/nodes/{id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchNode {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PublicKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Vec<IpAddr>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_allowed_ips: Option<Vec<IpNet>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_keepalive: Option<u16>,
+}
+
+/// `DELETE /v1/nodes/{id}?force=true` revokes the node's peers too.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteNodeQuery {
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// How a node is doing, from its latest report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Never reported since the control plane started.
+    Unknown,
+    /// Reported recently.
+    Online,
+    /// Its last report is older than the server's staleness limit.
+    Stale,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHealth {
+    pub status: HealthStatus,
+    /// The revision the control plane wants the node at.
+    pub desired_revision: u64,
+    /// The revision the node last reported as applied.
+    pub applied_revision: Option<u64>,
+    pub in_sync: bool,
+    pub last_report_at: Option<Timestamp>,
+    /// Peers with a handshake in the last 3 minutes, per the latest report.
+    pub peers_connected: u32,
+    pub interface_up: Option<bool>,
+    pub report_errors: u32,
+}
+
+/// A node's latest report and when the control plane received it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredReport {
+    pub received_at: Timestamp,
+    pub report: NodeReport,
+}
+
+/// A node as `GET /v1/nodes` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub node: Node,
+    /// Peers on the node (including those of users without access).
+    pub peers: u64,
+    pub health: NodeHealth,
+    pub report: Option<StoredReport>,
+}
+
+/// `POST /v1/nodes/{id}/join-token`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJoinToken {
+    /// Default one day; 60 s to 30 days.
+    #[serde(default)]
+    pub valid_for_secs: Option<i64>,
+}
+
+/// The join token text (`vpnctl-join:...`). Show it once; never log it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedJoinToken {
+    pub join_token: String,
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for CreatedJoinToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedJoinToken")
+            .field("join_token", &"***")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// `POST /v1/enroll`, authenticated by the join secret itself.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub join_secret: String,
+    pub public_key: PublicKey,
+    #[serde(default)]
+    pub listen_port: Option<u16>,
+}
+
+impl std::fmt::Debug for EnrollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("join_secret", &"***")
+            .field("public_key", &self.public_key)
+            .field("listen_port", &self.listen_port)
+            .finish()
+    }
+}
+
+/// The node's record and its node-scoped API token (`vpt_...`, shown once).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub node: Node,
+    pub token: String,
+}
+
+impl std::fmt::Debug for EnrollResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollResponse")
+            .field("node", &self.node)
+            .field("token", &"***")
+            .finish()
+    }
+}
+
+/// `GET /v1/nodes/{id}/desired?after=N&wait=SECS`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DesiredQuery {
+    #[serde(default)]
+    pub after: u64,
+    /// Seconds to wait for a change; default 25, at most 60, 0 answers at once.
+    #[serde(default)]
+    pub wait: Option<u64>,
+}
+
+/// `POST /v1/peers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuePeerRequest {
+    pub user: UserId,
+    pub node: NodeId,
+    pub device: String,
+    /// The device's own key; then no config can be rendered by the server.
+    #[serde(default)]
+    pub public_key: Option<PublicKey>,
+}
+
+/// `GET /v1/peers?user=&node=`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerQuery {
+    #[serde(default)]
+    pub user: Option<UserId>,
+    #[serde(default)]
+    pub node: Option<NodeId>,
+}
+
+/// `POST /v1/peers/{id}/rotate`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotatePeer {
+    #[serde(default)]
+    pub public_key: Option<PublicKey>,
+}
+
+/// A freshly issued or rotated peer. `config` (the wg-quick text, with the private key)
+/// is present when the server generated the key: never log it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct IssuedPeerView {
+    pub peer: Peer,
+    pub tunnel_name: Option<String>,
+    pub config: Option<String>,
+}
+
+impl std::fmt::Debug for IssuedPeerView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedPeerView")
+            .field("peer", &self.peer)
+            .field("tunnel_name", &self.tunnel_name)
+            .field("config", &self.config.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateToken {
+    #[serde(flatten)]
+    pub scope: Scope,
+    pub label: String,
+}
+
+/// A new API token; `secret` (`vpt_...`) is shown this once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: ApiToken,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("token", &self.token)
+            .field("secret", &"***")
+            .finish()
+    }
+}
+
+/// `GET /v1/events?after=&limit=` and `GET /v1/events/stream?after=`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    #[serde(default)]
+    pub after: Option<u64>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}

@@ -1,0 +1,579 @@
+//! [`ApiClient`]: one typed method per API route.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures_util::Stream;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::{Method, RequestBuilder, Response, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use vpnctl_core::auth::{ApiToken, Scope, TokenId};
+use vpnctl_core::wire::{ApiError, DesiredUpdate, NodeReport};
+use vpnctl_core::{
+    Event, Invite, InviteId, Node, NodeId, Peer, PeerId, PublicKey, Secret, Timestamp, User,
+    UserId, UserState,
+};
+
+use crate::api::{
+    CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite, CreatedJoinToken,
+    CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse, EventQuery,
+    ExtendAccess, IssuePeerRequest, IssuedPeerView, NodeView, PatchNode, PatchUser, PeerQuery,
+    RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport,
+    UserQuery,
+};
+use crate::error::ClientError;
+use crate::fingerprint::Fingerprint;
+use crate::join::{ConnectionString, JoinToken};
+use crate::pin::PinnedVerifier;
+
+/// The server's default long-poll wait, in seconds.
+pub const DEFAULT_WAIT_SECS: u64 = 25;
+/// How much longer than the server's wait the client waits for a long-poll answer.
+const LONG_POLL_MARGIN: Duration = Duration::from_secs(15);
+
+/// A typed client of one vpnctld. Cheap to clone (clones share connections).
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<Secret>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+impl ApiClient {
+    /// A client of the API at `base_url` (e.g. `https://vpn.example.com:7443`).
+    ///
+    /// `https` needs `pin`: the one certificate fingerprint trusted (no CA is).
+    /// `http` is refused unless the host is loopback.
+    pub fn new(
+        base_url: &str,
+        token: Option<Secret>,
+        pin: Option<Fingerprint>,
+    ) -> Result<Self, ClientError> {
+        let url = Url::parse(base_url)
+            .map_err(|e| ClientError::Config(format!("API URL {base_url:?}: {e}")))?;
+        let builder = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("vpnctl-client/", env!("CARGO_PKG_VERSION")));
+        let builder = match url.scheme() {
+            "https" => {
+                let pin = pin.ok_or_else(|| {
+                    ClientError::Config(
+                        "an https URL needs the server certificate's fingerprint to pin".into(),
+                    )
+                })?;
+                let tls = PinnedVerifier::client_config(pin)
+                    .map_err(|e| ClientError::Config(format!("TLS setup: {e}")))?;
+                builder.use_preconfigured_tls(tls).https_only(true)
+            }
+            "http" => {
+                if !is_loopback_host(&url) {
+                    return Err(ClientError::Config(format!(
+                        "plain http is only allowed to a loopback host, not {:?}; use https",
+                        url.host_str().unwrap_or("")
+                    )));
+                }
+                builder
+            }
+            other => {
+                return Err(ClientError::Config(format!(
+                    "unsupported URL scheme {other:?}"
+                )));
+            }
+        };
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            token,
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// A client for the server a join token names, without an API token (for
+    /// [`ApiClient::enroll`]).
+    pub fn for_join_token(join: &JoinToken) -> Result<Self, ClientError> {
+        Self::new(&join.url, None, join.fingerprint)
+    }
+
+    /// A client from an admin connection string (`vpnctl-connect:...`).
+    pub fn from_connection(connection: &ConnectionString) -> Result<Self, ClientError> {
+        Self::new(
+            &connection.url,
+            Some(connection.token.clone()),
+            connection.fingerprint,
+        )
+    }
+
+    /// The same connection with another API token.
+    #[must_use]
+    pub fn with_token(&self, token: Secret) -> Self {
+        Self {
+            token: Some(token),
+            ..self.clone()
+        }
+    }
+
+    /// Timeout of ordinary requests (default 30 s; long-polls get their own).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .timeout(self.timeout);
+        if let Some(token) = &self.token
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        {
+            value.set_sensitive(true);
+            req = req.header(AUTHORIZATION, value);
+        }
+        req
+    }
+
+    async fn send(&self, path: &str, req: RequestBuilder) -> Result<Response, ClientError> {
+        let url = self.url(path);
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::from_reqwest(&url, &e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::from_reqwest(&url, &e))?;
+        let error = serde_json::from_slice::<ApiError>(&body).unwrap_or_else(|_| ApiError {
+            code: format!("http_{}", status.as_u16()),
+            message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        });
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            error,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = self.send(path, req).await?;
+        let url = self.url(path);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::from_reqwest(&url, &e))?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+            url,
+            reason: format!("JSON: {e}"),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.json(path, self.request(Method::GET, path)).await
+    }
+
+    async fn with_body<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.json(path, self.request(method, path).json(body)).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.with_body(Method::POST, path, body).await
+    }
+
+    // ------------------------------------------------------------ health
+
+    /// `GET /healthz` (no token needed).
+    pub async fn healthz(&self) -> Result<(), ClientError> {
+        let path = "/healthz";
+        self.send(path, self.request(Method::GET, path)).await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ users
+
+    pub async fn users(&self) -> Result<Vec<User>, ClientError> {
+        self.get("/v1/users").await
+    }
+
+    pub async fn user_by_telegram(&self, telegram_id: i64) -> Result<Option<User>, ClientError> {
+        let path = "/v1/users";
+        let users: Vec<User> = self
+            .json(
+                path,
+                self.request(Method::GET, path).query(&UserQuery {
+                    telegram_id: Some(telegram_id),
+                }),
+            )
+            .await?;
+        Ok(users.into_iter().next())
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<User, ClientError> {
+        self.get(&format!("/v1/users/{id}")).await
+    }
+
+    pub async fn create_user(&self, new: &CreateUser) -> Result<User, ClientError> {
+        self.post("/v1/users", new).await
+    }
+
+    pub async fn update_user(&self, id: UserId, patch: &PatchUser) -> Result<User, ClientError> {
+        self.with_body(Method::PATCH, &format!("/v1/users/{id}"), patch)
+            .await
+    }
+
+    pub async fn set_user_state(&self, id: UserId, state: UserState) -> Result<User, ClientError> {
+        self.with_body(
+            Method::PUT,
+            &format!("/v1/users/{id}/state"),
+            &SetUserState { state },
+        )
+        .await
+    }
+
+    pub async fn set_access(
+        &self,
+        id: UserId,
+        until: Option<Timestamp>,
+    ) -> Result<User, ClientError> {
+        self.with_body(
+            Method::PUT,
+            &format!("/v1/users/{id}/access"),
+            &SetAccess { until },
+        )
+        .await
+    }
+
+    pub async fn extend_access(&self, id: UserId, days: u32) -> Result<User, ClientError> {
+        self.post(
+            &format!("/v1/users/{id}/access/extend"),
+            &ExtendAccess { days },
+        )
+        .await
+    }
+
+    pub async fn delete_user(&self, id: UserId) -> Result<(), ClientError> {
+        let path = format!("/v1/users/{id}");
+        self.send(&path, self.request(Method::DELETE, &path))
+            .await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ invites
+
+    pub async fn invites(&self) -> Result<Vec<Invite>, ClientError> {
+        self.get("/v1/invites").await
+    }
+
+    pub async fn invite(&self, id: InviteId) -> Result<Invite, ClientError> {
+        self.get(&format!("/v1/invites/{id}")).await
+    }
+
+    /// Creates an invite; the answer carries its code, shown this once.
+    pub async fn create_invite(&self, new: &CreateInvite) -> Result<CreatedInvite, ClientError> {
+        self.post("/v1/invites", new).await
+    }
+
+    pub async fn revoke_invite(&self, id: InviteId) -> Result<Invite, ClientError> {
+        self.post(&format!("/v1/invites/{id}/revoke"), &serde_json::json!({}))
+            .await
+    }
+
+    pub async fn redeem_invite(&self, redeem: &RedeemInvite) -> Result<Redeemed, ClientError> {
+        self.post("/v1/invites/redeem", redeem).await
+    }
+
+    // ------------------------------------------------------------ nodes
+
+    pub async fn nodes(&self) -> Result<Vec<NodeView>, ClientError> {
+        self.get("/v1/nodes").await
+    }
+
+    pub async fn node(&self, id: NodeId) -> Result<NodeView, ClientError> {
+        self.get(&format!("/v1/nodes/{id}")).await
+    }
+
+    pub async fn register_node(&self, new: &RegisterNode) -> Result<Node, ClientError> {
+        self.post("/v1/nodes", new).await
+    }
+
+    pub async fn update_node(&self, id: NodeId, patch: &PatchNode) -> Result<Node, ClientError> {
+        self.with_body(Method::PATCH, &format!("/v1/nodes/{id}"), patch)
+            .await
+    }
+
+    /// Keeps serving the node's peers but takes no new ones.
+    pub async fn drain_node(&self, id: NodeId) -> Result<Node, ClientError> {
+        self.post(&format!("/v1/nodes/{id}/drain"), &serde_json::json!({}))
+            .await
+    }
+
+    pub async fn disable_node(&self, id: NodeId) -> Result<Node, ClientError> {
+        self.post(&format!("/v1/nodes/{id}/disable"), &serde_json::json!({}))
+            .await
+    }
+
+    pub async fn activate_node(&self, id: NodeId) -> Result<Node, ClientError> {
+        self.post(&format!("/v1/nodes/{id}/activate"), &serde_json::json!({}))
+            .await
+    }
+
+    /// Deletes a node; with peers on it only when `force` (which revokes them).
+    pub async fn delete_node(&self, id: NodeId, force: bool) -> Result<(), ClientError> {
+        let path = format!("/v1/nodes/{id}");
+        self.send(
+            &path,
+            self.request(Method::DELETE, &path)
+                .query(&DeleteNodeQuery { force }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A single-use join token for the node daemon, and when it expires.
+    pub async fn create_join_token(
+        &self,
+        id: NodeId,
+        valid_for_secs: Option<i64>,
+    ) -> Result<(JoinToken, Timestamp), ClientError> {
+        let created: CreatedJoinToken = self
+            .post(
+                &format!("/v1/nodes/{id}/join-token"),
+                &CreateJoinToken { valid_for_secs },
+            )
+            .await?;
+        let token = JoinToken::parse(&created.join_token)?;
+        Ok((token, created.expires_at))
+    }
+
+    /// Enrolls this node with a join token (no API token needed): the answer is the
+    /// node's record and its own API token (shown once).
+    pub async fn enroll(
+        &self,
+        join: &JoinToken,
+        public_key: PublicKey,
+        listen_port: Option<u16>,
+    ) -> Result<(Node, Secret), ClientError> {
+        let path = "/v1/enroll";
+        let body = EnrollRequest {
+            join_secret: join.secret.expose().to_owned(),
+            public_key,
+            listen_port,
+        };
+        let req = self
+            .http
+            .post(self.url(path))
+            .timeout(self.timeout)
+            .json(&body);
+        let resp: EnrollResponse = self.json(path, req).await?;
+        Ok((resp.node, Secret::new(resp.token)))
+    }
+
+    /// Long-polls the node's desired state after revision `after`: answers as soon as
+    /// there is something newer, else after `wait` with `UpToDate`.
+    pub async fn desired(
+        &self,
+        node: NodeId,
+        after: u64,
+        wait: Duration,
+    ) -> Result<DesiredUpdate, ClientError> {
+        let path = format!("/v1/nodes/{node}/desired");
+        let req = self
+            .request(Method::GET, &path)
+            .query(&DesiredQuery {
+                after,
+                wait: Some(wait.as_secs()),
+            })
+            .timeout(wait + LONG_POLL_MARGIN);
+        self.json(&path, req).await
+    }
+
+    /// Sends the node's report.
+    pub async fn report(&self, node: NodeId, report: &NodeReport) -> Result<(), ClientError> {
+        let path = format!("/v1/nodes/{node}/report");
+        self.send(&path, self.request(Method::POST, &path).json(report))
+            .await?;
+        Ok(())
+    }
+
+    /// The node's latest report, if it sent one since the server started.
+    pub async fn node_report(&self, node: NodeId) -> Result<Option<StoredReport>, ClientError> {
+        match self.get(&format!("/v1/nodes/{node}/report")).await {
+            Ok(report) => Ok(Some(report)),
+            Err(e) if e.code() == Some("no_report") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ------------------------------------------------------------ peers
+
+    pub async fn peers(&self, filter: PeerQuery) -> Result<Vec<Peer>, ClientError> {
+        let path = "/v1/peers";
+        self.json(path, self.request(Method::GET, path).query(&filter))
+            .await
+    }
+
+    pub async fn peer(&self, id: PeerId) -> Result<Peer, ClientError> {
+        self.get(&format!("/v1/peers/{id}")).await
+    }
+
+    pub async fn issue_peer(&self, req: &IssuePeerRequest) -> Result<IssuedPeerView, ClientError> {
+        self.post("/v1/peers", req).await
+    }
+
+    /// The peer's wg-quick config text. It contains the private key: never log it.
+    pub async fn peer_config(&self, id: PeerId) -> Result<String, ClientError> {
+        let path = format!("/v1/peers/{id}/config");
+        let resp = self.send(&path, self.request(Method::GET, &path)).await?;
+        let url = self.url(&path);
+        resp.text()
+            .await
+            .map_err(|e| ClientError::from_reqwest(&url, &e))
+    }
+
+    /// The peer's config as a QR code (PNG bytes).
+    pub async fn peer_qr_png(&self, id: PeerId) -> Result<Vec<u8>, ClientError> {
+        let path = format!("/v1/peers/{id}/qr");
+        let resp = self.send(&path, self.request(Method::GET, &path)).await?;
+        let url = self.url(&path);
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::from_reqwest(&url, &e))
+    }
+
+    pub async fn rotate_peer(
+        &self,
+        id: PeerId,
+        public_key: Option<PublicKey>,
+    ) -> Result<IssuedPeerView, ClientError> {
+        self.post(
+            &format!("/v1/peers/{id}/rotate"),
+            &RotatePeer { public_key },
+        )
+        .await
+    }
+
+    /// Revokes the peer: it leaves its node and its address is freed.
+    pub async fn revoke_peer(&self, id: PeerId) -> Result<Peer, ClientError> {
+        let path = format!("/v1/peers/{id}");
+        self.json(&path, self.request(Method::DELETE, &path)).await
+    }
+
+    // ------------------------------------------------------------ tokens
+
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>, ClientError> {
+        self.get("/v1/tokens").await
+    }
+
+    /// Creates an API token; the secret is shown this once.
+    pub async fn create_token(
+        &self,
+        scope: Scope,
+        label: &str,
+    ) -> Result<(ApiToken, Secret), ClientError> {
+        let created: CreatedToken = self
+            .post(
+                "/v1/tokens",
+                &CreateToken {
+                    scope,
+                    label: label.to_owned(),
+                },
+            )
+            .await?;
+        Ok((created.token, Secret::new(created.secret)))
+    }
+
+    pub async fn revoke_token(&self, id: TokenId) -> Result<ApiToken, ClientError> {
+        let path = format!("/v1/tokens/{id}");
+        self.json(&path, self.request(Method::DELETE, &path)).await
+    }
+
+    // ------------------------------------------------------------ events
+
+    /// Events after sequence number `after` (oldest first), at most `limit`.
+    pub async fn events(
+        &self,
+        after: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Event>, ClientError> {
+        let path = "/v1/events";
+        self.json(
+            path,
+            self.request(Method::GET, path)
+                .query(&EventQuery { after, limit }),
+        )
+        .await
+    }
+
+    /// The live event stream (Server-Sent Events): first the events after `after`
+    /// (when given), then each new one as it is committed. Ends when the server shuts
+    /// down or the connection breaks.
+    pub async fn events_stream(
+        &self,
+        after: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<Event, ClientError>> + Send + 'static, ClientError> {
+        let path = "/v1/events/stream";
+        let mut req = self
+            .http
+            .get(self.url(path))
+            .header(ACCEPT, "text/event-stream")
+            .query(&EventQuery { after, limit: None });
+        if let Some(token) = &self.token
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        {
+            value.set_sensitive(true);
+            req = req.header(AUTHORIZATION, value);
+        }
+        let resp = self.send(path, req).await?;
+        Ok(crate::sse::events(
+            Box::pin(resp.bytes_stream()),
+            self.url(path),
+        ))
+    }
+}

@@ -1,0 +1,620 @@
+//! The `vpnctl-node` command line: configuration and the `join`, `run`, `down` and
+//! `status` subcommands.
+//!
+//! The binary only parses, installs tracing and calls [`execute`] with the control
+//! plane client it was built with: [`execute`] is generic over the [`Enroller`] that
+//! `join` uses and the function that connects a [`ControlPlane`] from the stored
+//! [`Credentials`], so that tests (and other builds) plug in their own.
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use serde::Deserialize;
+use vpnctl_core::keys::PublicKey;
+
+use crate::agent::{Agent, AgentConfig, AgentError, ControlPlane, CpError};
+use crate::backend::{
+    BackendError, BackendKind, KernelBackend, SimBackend, UserspaceBackend, WgBackend,
+};
+use crate::iface::IfaceName;
+use crate::netconf::{ExitNetwork, HostNetwork, NoNetwork};
+use crate::state_dir::{Credentials, StateDir, StateError, Token};
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/vpnctl-node";
+pub const DEFAULT_INTERFACE: &str = "wg-vpnctl";
+pub const DEFAULT_LISTEN_PORT: u16 = 51820;
+
+/// Enrollment with the control plane: the seam where `join` meets the HTTP client.
+pub trait Enroller: Send + Sync {
+    /// Presents the join token with the node's public key and listen port; the join
+    /// token tells the client where the control plane is and which certificate to pin.
+    fn enroll(
+        &self,
+        join_token: &Token,
+        public_key: PublicKey,
+        listen_port: u16,
+    ) -> impl Future<Output = Result<Credentials, CpError>> + Send;
+}
+
+/// Settings of the node daemon: command line, then `VPNCTL_NODE_*` environment
+/// variables, then the TOML file given with `--config`, then the defaults.
+#[derive(Debug, Clone, Parser, Deserialize)]
+#[command(
+    name = "vpnctl-node",
+    version,
+    about = "vpnctl node daemon: applies the control plane's peers to WireGuard"
+)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// TOML file with these settings (keys as the long options, with `_`).
+    #[arg(long, global = true, env = "VPNCTL_NODE_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Directory of the node key, credentials and cache (created 0700).
+    #[arg(long, global = true, env = "VPNCTL_NODE_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    /// WireGuard interface name (at most 15 characters).
+    #[arg(long, global = true, env = "VPNCTL_NODE_INTERFACE", default_value = DEFAULT_INTERFACE)]
+    pub interface: IfaceName,
+
+    /// kernel or userspace (sim: no WireGuard at all). Default: kernel when
+    /// /sys/module/wireguard exists, else userspace.
+    #[arg(long, global = true, env = "VPNCTL_NODE_BACKEND")]
+    pub backend: Option<BackendKind>,
+
+    /// The userspace WireGuard program.
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_WIREGUARD_GO",
+        default_value = "wireguard-go"
+    )]
+    pub wireguard_go: String,
+
+    /// UDP port announced at join; the control plane's interface spec wins afterwards.
+    #[arg(long, global = true, env = "VPNCTL_NODE_LISTEN_PORT", default_value_t = DEFAULT_LISTEN_PORT)]
+    pub listen_port: u16,
+
+    /// Masquerade the client pools behind the host's addresses.
+    #[arg(long, global = true, env = "VPNCTL_NODE_NAT", default_value_t = true, action = ArgAction::Set)]
+    pub nat: bool,
+
+    /// How often the live device is checked against the desired state (e.g. 10s).
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_RECONCILE_INTERVAL",
+        default_value = "10s"
+    )]
+    pub reconcile_interval: Interval,
+
+    /// How often a report is sent even without changes (e.g. 15s).
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_REPORT_INTERVAL",
+        default_value = "15s"
+    )]
+    pub report_interval: Interval,
+
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Enroll this node with a join token: generates the WireGuard key locally.
+    Join {
+        /// The join token from `vpnctl node add` (or VPNCTL_NODE_JOIN_TOKEN).
+        #[arg(env = "VPNCTL_NODE_JOIN_TOKEN", hide_env_values = true)]
+        token: Token,
+        /// Enroll again although credentials exist (keeps the key).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the daemon: restore the interface from the cache, then follow the control plane.
+    Run {
+        /// Remove the interface when the daemon stops (default: keep serving).
+        #[arg(long)]
+        down_on_exit: bool,
+    },
+    /// Remove the interface and the NAT table (the cache and credentials stay).
+    Down,
+    /// Show enrollment, interface and cached state (never a key or token).
+    #[default]
+    Status,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            config: None,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            interface: IfaceName::new(DEFAULT_INTERFACE).expect("valid default name"),
+            backend: None,
+            wireguard_go: "wireguard-go".into(),
+            listen_port: DEFAULT_LISTEN_PORT,
+            nat: true,
+            reconcile_interval: Interval(crate::agent::DEFAULT_RECONCILE_INTERVAL),
+            report_interval: Interval(crate::agent::DEFAULT_REPORT_INTERVAL),
+            command: Command::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses the process arguments (exiting with usage on error, as clap does) and
+    /// merges the `--config` file.
+    pub fn load() -> Result<Self, CliError> {
+        Self::from_matches(&Self::command().get_matches())
+    }
+
+    /// Like [`Config::load`] over given arguments; usage errors are returned.
+    pub fn try_load_from<I, T>(args: I) -> Result<Self, CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::from_matches(&Self::command().try_get_matches_from(args)?)
+    }
+
+    fn from_matches(matches: &ArgMatches) -> Result<Self, CliError> {
+        let cli = Self::from_arg_matches(matches)?;
+        let Some(path) = cli.config.clone() else {
+            return Ok(cli);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| CliError::ConfigFile {
+            path: path.clone(),
+            detail: source.to_string(),
+        })?;
+        let file: Self = toml::from_str(&text).map_err(|e| CliError::ConfigFile {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(file.overlaid_by(cli, matches))
+    }
+
+    /// `self` (from the file) with every setting that was given on the command line or
+    /// in the environment taken from `cli`.
+    fn overlaid_by(mut self, cli: Self, matches: &ArgMatches) -> Self {
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        macro_rules! overlay {
+            ($($field:ident),*) => {
+                $(if given(stringify!($field)) { self.$field = cli.$field; })*
+            };
+        }
+        overlay!(
+            state_dir,
+            interface,
+            backend,
+            wireguard_go,
+            listen_port,
+            nat,
+            reconcile_interval,
+            report_interval
+        );
+        self.config = cli.config;
+        self.command = cli.command;
+        self
+    }
+
+    pub fn state_dir(&self) -> StateDir {
+        StateDir::new(&self.state_dir)
+    }
+
+    /// The configured backend, or the kernel one when the module is loaded.
+    pub fn backend_kind(&self) -> BackendKind {
+        self.backend.unwrap_or_else(|| {
+            if Path::new("/sys/module/wireguard").exists() {
+                BackendKind::Kernel
+            } else {
+                BackendKind::Userspace
+            }
+        })
+    }
+
+    fn open_backend(&self) -> Box<dyn WgBackend> {
+        let iface = self.interface.clone();
+        match self.backend_kind() {
+            BackendKind::Kernel => Box::new(KernelBackend::new(iface)),
+            BackendKind::Userspace => {
+                Box::new(UserspaceBackend::new(iface).with_launcher([&self.wireguard_go]))
+            }
+            BackendKind::Sim => Box::new(SimBackend::new(iface)),
+        }
+    }
+}
+
+/// A duration setting: `500ms`, `10s`, `5m`, `1h` or plain seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "IntervalText")]
+pub struct Interval(pub Duration);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IntervalText {
+    Secs(u64),
+    Text(String),
+}
+
+impl TryFrom<IntervalText> for Interval {
+    type Error = String;
+    fn try_from(value: IntervalText) -> Result<Self, String> {
+        match value {
+            IntervalText::Secs(secs) => Ok(Self(Duration::from_secs(secs))),
+            IntervalText::Text(text) => text.parse(),
+        }
+    }
+}
+
+impl FromStr for Interval {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let value: f64 = number
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 10s, 5m"))?;
+        let secs = match unit {
+            "ms" => value / 1000.0,
+            "" | "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+        };
+        if !(0.01..=86_400.0).contains(&secs) {
+            return Err(format!("duration {s:?} outside 10ms..24h"));
+        }
+        Ok(Self(Duration::from_secs_f64(secs)))
+    }
+}
+
+/// Why a subcommand failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Usage(#[from] clap::Error),
+    #[error("config file {path}: {detail}")]
+    ConfigFile { path: PathBuf, detail: String },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(
+        "this node is already enrolled ({0} exists); use `join --force` to enroll again with the same key"
+    )]
+    AlreadyJoined(PathBuf),
+    #[error("this node is not enrolled: run `vpnctl-node join <TOKEN>` first")]
+    NotJoined,
+    #[error("enrollment failed: {0}")]
+    Enroll(#[source] CpError),
+    #[error("connecting to the control plane: {0}")]
+    Connect(#[source] CpError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("taking the interface down: {0}")]
+    Down(String),
+    #[error("writing output: {0}")]
+    Output(#[from] io::Error),
+}
+
+/// Runs the configured subcommand. `connect` makes the control plane client from the
+/// stored credentials (used by `run`), `enroller` serves `join`; `shutdown` stops `run`.
+pub async fn execute<E, C, F>(
+    config: Config,
+    enroller: E,
+    connect: F,
+    shutdown: impl Future<Output = ()> + Send,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError>
+where
+    E: Enroller,
+    C: ControlPlane,
+    F: FnOnce(&Credentials) -> Result<C, CpError>,
+{
+    match config.command.clone() {
+        Command::Join { token, force } => join(&config, &token, force, &enroller, out).await,
+        Command::Run { down_on_exit } => {
+            let credentials = config
+                .state_dir()
+                .load_credentials()?
+                .ok_or(CliError::NotJoined)?;
+            let control_plane = connect(&credentials).map_err(CliError::Connect)?;
+            run(&config, control_plane, down_on_exit, shutdown).await
+        }
+        Command::Down => down(&config),
+        Command::Status => status(&config, out),
+    }
+}
+
+/// `join`: makes (or keeps) the node key, enrolls, stores the credentials.
+pub async fn join<E: Enroller>(
+    config: &Config,
+    token: &Token,
+    force: bool,
+    enroller: &E,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
+    let state = config.state_dir();
+    state.create()?;
+    if !force && state.load_credentials()?.is_some() {
+        return Err(CliError::AlreadyJoined(state.credentials_path()));
+    }
+    let key = state.load_or_generate_key()?;
+    let public_key = key.public_key();
+    drop(key);
+    let credentials = enroller
+        .enroll(token, public_key, config.listen_port)
+        .await
+        .map_err(CliError::Enroll)?;
+    state.store_credentials(&credentials)?;
+    tracing::info!(node = %credentials.node_id, %public_key, "enrolled");
+    writeln!(
+        out,
+        "joined as node {} of {}\npublic key {public_key}\nstate in {}",
+        credentials.node_id,
+        credentials.api_url,
+        state.root().display()
+    )?;
+    Ok(())
+}
+
+/// `run`: the agent over the configured backend until `shutdown`.
+pub async fn run<C: ControlPlane>(
+    config: &Config,
+    control_plane: C,
+    down_on_exit: bool,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), CliError> {
+    let state = config.state_dir();
+    state.create()?;
+    let private_key = state.load_key()?.ok_or(CliError::NotJoined)?;
+    let mut agent_config = AgentConfig::new(private_key, config.listen_port);
+    agent_config.nat = config.nat;
+    agent_config.reconcile_interval = config.reconcile_interval.0;
+    agent_config.report_interval = config.report_interval.0;
+    agent_config.teardown_on_exit = down_on_exit;
+    let kind = config.backend_kind();
+    tracing::info!(iface = %config.interface, backend = %kind, "starting");
+    let backend = config.open_backend();
+    if kind == BackendKind::Sim {
+        run_agent(
+            control_plane,
+            backend,
+            NoNetwork,
+            state,
+            agent_config,
+            shutdown,
+        )
+        .await
+    } else {
+        run_agent(
+            control_plane,
+            backend,
+            HostNetwork,
+            state,
+            agent_config,
+            shutdown,
+        )
+        .await
+    }
+}
+
+async fn run_agent<C: ControlPlane, N: ExitNetwork>(
+    control_plane: C,
+    backend: Box<dyn WgBackend>,
+    network: N,
+    state: StateDir,
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), CliError> {
+    let agent = Agent::new(control_plane, backend, network, state.cache(), config);
+    agent.run(shutdown).await?;
+    Ok(())
+}
+
+/// `down`: removes the interface and our NAT table; the cache stays for the next `run`.
+pub fn down(config: &Config) -> Result<(), CliError> {
+    let mut backend = config.open_backend();
+    backend
+        .teardown()
+        .map_err(|e| CliError::Down(e.to_string()))?;
+    if config.backend_kind() != BackendKind::Sim {
+        crate::netconf::down(&config.interface).map_err(|e| CliError::Down(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// `status`: enrollment, identity, live interface and cached state. Prints public
+/// facts only: never the private key, a token or a preshared key.
+pub fn status(config: &Config, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let state = config.state_dir();
+    match state.load_credentials()? {
+        Some(c) => writeln!(
+            out,
+            "node:       {} at {} (certificate {})",
+            c.node_id, c.api_url, c.fingerprint
+        )?,
+        None => writeln!(
+            out,
+            "node:       not enrolled (run `vpnctl-node join <TOKEN>`)"
+        )?,
+    }
+    match state.load_key()? {
+        Some(key) => writeln!(out, "public key: {}", key.public_key())?,
+        None => writeln!(out, "public key: none yet")?,
+    }
+    let kind = config.backend_kind();
+    let backend = config.open_backend();
+    match backend.read() {
+        Ok(device) => writeln!(
+            out,
+            "interface:  {} ({kind}) up, listen port {}, {} peers",
+            config.interface,
+            device
+                .listen_port
+                .map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            device.peers.len()
+        )?,
+        Err(BackendError::NotRunning(_)) => {
+            writeln!(out, "interface:  {} ({kind}) down", config.interface)?;
+        }
+        Err(e) => writeln!(
+            out,
+            "interface:  {} ({kind}) unreadable: {e}",
+            config.interface
+        )?,
+    }
+    match state.cache().load() {
+        Ok(Some(d)) => {
+            let v6 = d
+                .interface
+                .address_v6
+                .map_or_else(String::new, |a| format!(" {a}"));
+            writeln!(
+                out,
+                "cached:     revision {}, {}, {} peers, {}{v6}, mtu {}, port {}",
+                d.revision,
+                if d.enabled { "enabled" } else { "disabled" },
+                d.peers.len(),
+                d.interface.address_v4,
+                d.interface.mtu,
+                d.interface.listen_port
+            )?;
+        }
+        Ok(None) => writeln!(out, "cached:     nothing yet")?,
+        Err(e) => writeln!(out, "cached:     unreadable: {e}")?,
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM: the shutdown future of the binary.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_between_clap_and_serde() {
+        let parsed = Config::try_load_from(["vpnctl-node", "status"]).unwrap();
+        let default = Config::default();
+        assert_eq!(parsed.state_dir, default.state_dir);
+        assert_eq!(parsed.interface, default.interface);
+        assert_eq!(parsed.backend, default.backend);
+        assert_eq!(parsed.wireguard_go, default.wireguard_go);
+        assert_eq!(parsed.listen_port, default.listen_port);
+        assert_eq!(parsed.nat, default.nat);
+        assert_eq!(parsed.reconcile_interval, default.reconcile_interval);
+        assert_eq!(parsed.report_interval, default.report_interval);
+    }
+
+    #[test]
+    fn file_settings_yield_to_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "state_dir = \"/srv/node\"\ninterface = \"wg-file\"\nlisten_port = 4000\n\
+             backend = \"userspace\"\nreconcile_interval = \"2s\"\nreport_interval = 30\nnat = false\n",
+        )
+        .unwrap();
+        let config = Config::try_load_from([
+            "vpnctl-node".as_ref(),
+            "run".as_ref(),
+            "--config".as_ref(),
+            path.as_os_str(),
+            "--listen-port".as_ref(),
+            "5000".as_ref(),
+        ])
+        .unwrap();
+        assert_eq!(config.state_dir, PathBuf::from("/srv/node"));
+        assert_eq!(config.interface.as_str(), "wg-file");
+        assert_eq!(config.listen_port, 5000, "command line wins");
+        assert_eq!(config.backend, Some(BackendKind::Userspace));
+        assert_eq!(config.reconcile_interval.0, Duration::from_secs(2));
+        assert_eq!(config.report_interval.0, Duration::from_secs(30));
+        assert!(!config.nat);
+        assert_eq!(
+            config.command,
+            Command::Run {
+                down_on_exit: false
+            }
+        );
+
+        std::fs::write(&path, "no_such_setting = 1\n").unwrap();
+        let err = Config::try_load_from([
+            "vpnctl-node".as_ref(),
+            "status".as_ref(),
+            "--config".as_ref(),
+            path.as_os_str(),
+        ]);
+        assert!(matches!(err, Err(CliError::ConfigFile { .. })));
+    }
+
+    #[test]
+    fn rejects_long_interface_names_and_bad_durations() {
+        assert!(
+            Config::try_load_from(["vpnctl-node", "--interface", "abcdefghijklmnop", "status"])
+                .is_err()
+        );
+        assert_eq!(
+            "500ms".parse::<Interval>().unwrap().0,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            "1.5s".parse::<Interval>().unwrap().0,
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            "2m".parse::<Interval>().unwrap().0,
+            Duration::from_secs(120)
+        );
+        assert!("10 parsecs".parse::<Interval>().is_err());
+        assert!("0s".parse::<Interval>().is_err());
+    }
+
+    #[test]
+    fn join_token_never_shows_in_debug() {
+        let config = Config::try_load_from(["vpnctl-node", "join", "vpj_topsecret"]).unwrap();
+        assert!(!format!("{config:?}").contains("topsecret"));
+        let Command::Join { token, force } = &config.command else {
+            panic!("not a join: {:?}", config.command);
+        };
+        assert_eq!(token.expose(), "vpj_topsecret");
+        assert!(!force);
+    }
+}

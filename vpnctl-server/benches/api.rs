@@ -1,0 +1,158 @@
+//! API round trips on loopback: one peer issue through the typed client, and the
+//! bytes on the wire of a one-peer Delta answer to a node's long-poll.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use vpnctl_client::ApiClient;
+use vpnctl_client::api::{CreateUser, IssuePeerRequest, RegisterNode};
+use vpnctl_core::wire::DesiredUpdate;
+use vpnctl_core::{KeyPair, Region, Scope, Vpnctl};
+use vpnctl_server::{Server, ServerConfig};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    url: String,
+    admin: ApiClient,
+    node_token: vpnctl_core::Secret,
+    node: vpnctl_core::NodeId,
+    user: vpnctl_core::UserId,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vpn = Vpnctl::open_dir(dir.path()).expect("store");
+    let admin_token = vpn.create_token(Scope::Admin, "bench").expect("token").1;
+    let mut config = ServerConfig::new(dir.path().to_owned(), "127.0.0.1:0".parse().expect("addr"));
+    config.tls = false;
+    let server = Server::bind_with(config, vpn).await.expect("bind");
+    let url = server.base_url().to_owned();
+    tokio::spawn(server.serve(std::future::pending()));
+    let admin = ApiClient::new(&url, Some(admin_token), None).expect("client");
+    let node = admin
+        .register_node(&RegisterNode {
+            name: "bench-1".into(),
+            region: Region {
+                code: "de-fra".into(),
+                name: "Frankfurt".into(),
+            },
+            endpoint: "vpn.example.com:51820".into(),
+            ipv4_pool: "10.8.0.0/16".parse().expect("pool"),
+            listen_port: None,
+            public_key: None,
+            ipv6_pool: None,
+            dns: None,
+            mtu: None,
+            capacity: None,
+            client_allowed_ips: None,
+            persistent_keepalive: None,
+        })
+        .await
+        .expect("node");
+    let (join, _) = admin.create_join_token(node.id, None).await.expect("join");
+    let (_, node_token) = ApiClient::for_join_token(&join)
+        .expect("joiner")
+        .enroll(&join, KeyPair::generate().public, None)
+        .await
+        .expect("enroll");
+    let user = admin
+        .create_user(&CreateUser {
+            name: "bench".into(),
+            device_limit: Some(1_000_000),
+            ..CreateUser::default()
+        })
+        .await
+        .expect("user");
+    Setup {
+        _dir: dir,
+        url,
+        admin,
+        node_token,
+        node: node.id,
+        user: user.id,
+    }
+}
+
+/// Sends one raw HTTP/1.1 request and returns (header bytes, body bytes) of the answer.
+async fn raw_get(url: &str, path: &str, token: &str) -> (usize, usize) {
+    let addr = url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.expect("read");
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end")
+        + 4;
+    (split, answer.len() - split)
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let s = rt.block_on(setup());
+    let counter = AtomicU64::new(0);
+
+    c.bench_function("issue_peer_round_trip", |b| {
+        b.iter(|| {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let issued = rt
+                .block_on(s.admin.issue_peer(&IssuePeerRequest {
+                    user: s.user,
+                    node: s.node,
+                    device: format!("d{n}"),
+                    public_key: None,
+                }))
+                .expect("issue");
+            black_box(issued);
+        });
+    });
+
+    // Bytes on the wire of a one-peer delta.
+    let (headers, body, json) = rt.block_on(async {
+        let node_api = s.admin.with_token(s.node_token.clone());
+        let before = node_api
+            .desired(s.node, 0, Duration::ZERO)
+            .await
+            .expect("desired")
+            .revision();
+        s.admin
+            .issue_peer(&IssuePeerRequest {
+                user: s.user,
+                node: s.node,
+                device: "wire".into(),
+                public_key: None,
+            })
+            .await
+            .expect("issue");
+        let update = node_api
+            .desired(s.node, before, Duration::ZERO)
+            .await
+            .expect("delta");
+        assert!(
+            matches!(&update, DesiredUpdate::Delta { changes, .. } if changes.len() == 1),
+            "{update:?}"
+        );
+        let path = format!("/v1/nodes/{}/desired?after={before}&wait=0", s.node);
+        let (headers, body) = raw_get(&s.url, &path, s.node_token.expose()).await;
+        let json = serde_json::to_vec(&update).expect("json").len();
+        (headers, body, json)
+    });
+    eprintln!(
+        "one-peer Delta on the wire: {} bytes ({headers} header + {body} body; JSON {json} bytes)",
+        headers + body
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(5));
+    targets = bench
+}
+criterion_main!(benches);

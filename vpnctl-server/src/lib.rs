@@ -1,0 +1,380 @@
+//! vpnctld, the vpnctl control plane: a versioned HTTP/JSON API over
+//! [`vpnctl_core::Vpnctl`] for the Telegram bot, the admin TUI and the node daemons,
+//! the node long-poll feed, and the access-expiry scheduler.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), vpnctl_server::ServerError> {
+//! use vpnctl_server::{ServerConfig, run};
+//! let config = ServerConfig::new("/var/lib/vpnctl".into(), "127.0.0.1:7443".parse().unwrap());
+//! run(config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod config;
+mod error;
+mod extract;
+pub mod routes;
+mod state;
+pub mod tls;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use vpnctl_client::{ConnectionString, Fingerprint};
+use vpnctl_core::{Scope, Secret, Vpnctl};
+
+pub use config::{Command, Config, ServerConfig};
+pub use error::ApiFailure;
+pub use state::{AppState, PublicInfo};
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("store: {0}")]
+    Store(#[from] vpnctl_core::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Io(String),
+    #[error(
+        "refusing to serve plain HTTP on {0}: it is not a loopback address; serve TLS (the default)"
+    )]
+    PlainHttpOffHost(SocketAddr),
+    #[error("{} is already initialised (it has a database); refusing to overwrite it", .0.display())]
+    AlreadyInitialised(PathBuf),
+}
+
+enum Bound {
+    Plain(TcpListener),
+    Tls(tls::TlsListener),
+}
+
+/// A bound, not yet serving control plane. Tests bind to `127.0.0.1:0`, read
+/// [`Server::base_url`], and serve with a shutdown future of their own.
+pub struct Server {
+    bound: Bound,
+    local_addr: SocketAddr,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    expiry_interval: Duration,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("public", self.state.public())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Opens the store in `config.data` and binds the listener.
+    pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
+        let dir = config.data.clone();
+        let vpn = tokio::task::spawn_blocking(move || Vpnctl::open_dir(&dir))
+            .await
+            .map_err(|e| ServerError::Io(e.to_string()))??;
+        Self::bind_with(config, vpn).await
+    }
+
+    /// Binds over an already open service (embedding, the demo, tests with a
+    /// manual clock). TLS material is still read from `config.data`.
+    pub async fn bind_with(config: ServerConfig, vpn: Vpnctl) -> Result<Self, ServerError> {
+        if !config.tls && !config.listen.ip().is_loopback() {
+            return Err(ServerError::PlainHttpOffHost(config.listen));
+        }
+        let tls = if config.tls {
+            Some(tls::load(&config.data)?)
+        } else {
+            None
+        };
+        let tcp = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ServerError::Io(format!("binding {}: {e}", config.listen)))?;
+        let local_addr = tcp
+            .local_addr()
+            .map_err(|e| ServerError::Io(e.to_string()))?;
+        let (bound, fingerprint, scheme) = match tls {
+            Some((server_config, fingerprint)) => (
+                Bound::Tls(
+                    tls::TlsListener::new(tcp, server_config)
+                        .map_err(|e| ServerError::Io(e.to_string()))?,
+                ),
+                Some(fingerprint),
+                "https",
+            ),
+            None => (Bound::Plain(tcp), None, "http"),
+        };
+        let url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{local_addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = AppState::new(
+            vpn,
+            PublicInfo {
+                url,
+                fingerprint,
+                bot_username: config.bot_username.clone(),
+            },
+            config.node_stale_after,
+            shutdown_rx,
+        );
+        Ok(Self {
+            bound,
+            local_addr,
+            state,
+            shutdown,
+            expiry_interval: config.expiry_interval,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The API base URL as put into join tokens.
+    pub fn base_url(&self) -> &str {
+        &self.state.public().url
+    }
+
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.state.public().fingerprint
+    }
+
+    pub fn vpnctl(&self) -> &Vpnctl {
+        self.state.vpn()
+    }
+
+    /// Serves until `shutdown` resolves; then open long-polls and event streams end at
+    /// once and in-flight requests finish.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Self {
+            bound,
+            local_addr,
+            state,
+            shutdown: shutdown_tx,
+            expiry_interval,
+        } = self;
+        let expiry = tokio::spawn(expiry_loop(state.clone(), expiry_interval));
+        let app = routes::router(state.clone());
+        tracing::info!(
+            addr = %local_addr,
+            url = %state.public().url,
+            tls = state.public().fingerprint.is_some(),
+            "vpnctld serving"
+        );
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = shutdown_tx.send(true);
+        };
+        let served = match bound {
+            Bound::Plain(tcp) => {
+                use axum::serve::ListenerExt as _;
+                let tcp = tcp.tap_io(|io| {
+                    let _ = io.set_nodelay(true);
+                });
+                axum::serve(tcp, app).with_graceful_shutdown(signal).await
+            }
+            Bound::Tls(listener) => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(signal)
+                    .await
+            }
+        };
+        expiry.abort();
+        tracing::info!("vpnctld stopped serving");
+        served.map_err(|e| ServerError::Io(format!("serving: {e}")))
+    }
+}
+
+/// Binds and serves until `shutdown` resolves.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Server::bind(config).await?.serve(shutdown).await
+}
+
+/// Takes users whose access ended off the nodes, every `interval`.
+async fn expiry_loop(state: AppState, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = state.shutting_down() => return,
+        }
+        let vpn = state.vpn().clone();
+        match tokio::task::spawn_blocking(move || vpn.expire_due()).await {
+            Ok(Ok(lapsed)) if !lapsed.is_empty() => {
+                tracing::info!(users = lapsed.len(), "access expired");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed"),
+            Err(e) => tracing::error!(error = %e, "expiry sweep panicked"),
+        }
+    }
+}
+
+/// What `vpnctld init` sets up.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+}
+
+/// The result of `vpnctld init`: show it once. `Debug` hides the token.
+#[derive(Debug)]
+pub struct Initialized {
+    pub url: String,
+    pub fingerprint: Fingerprint,
+    pub admin_token: Secret,
+    pub config_file: PathBuf,
+}
+
+impl Initialized {
+    /// `vpnctl-connect:...` for the admin TUI/CLI. Contains the token.
+    pub fn connection_string(&self) -> ConnectionString {
+        ConnectionString {
+            url: self.url.clone(),
+            fingerprint: Some(self.fingerprint),
+            token: self.admin_token.clone(),
+        }
+    }
+
+    /// Writes the one-time summary (token included) to `out`.
+    pub fn write_summary(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(out, "vpnctld initialised.")?;
+        writeln!(out, "  API URL:               {}", self.url)?;
+        writeln!(out, "  certificate SHA-256:   {}", self.fingerprint)?;
+        writeln!(
+            out,
+            "  config file:           {}",
+            self.config_file.display()
+        )?;
+        writeln!(out)?;
+        writeln!(out, "Admin token (shown only this once; store it safely):")?;
+        writeln!(out, "  {}", self.admin_token.expose())?;
+        writeln!(out, "Admin connection string (for `vpnctl`):")?;
+        writeln!(out, "  {}", self.connection_string().encode())?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Start the server with: vpnctld run --config {}",
+            self.config_file.display()
+        )
+    }
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// Creates the data directory (0700), the store, a self-signed certificate for the
+/// public URL's host and the listen address, a config file, and the first admin token.
+pub fn init(opts: &InitOptions) -> Result<Initialized, ServerError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = &opts.data;
+    if dir.join(vpnctl_core::service::DB_FILE).exists() {
+        return Err(ServerError::AlreadyInitialised(dir.clone()));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| ServerError::Io(format!("creating {}: {e}", dir.display())))?;
+    let vpn = Vpnctl::open_dir(dir)?;
+
+    let url = opts
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}", opts.listen))
+        .trim_end_matches('/')
+        .to_owned();
+    let mut names = vec!["localhost".to_owned()];
+    if let Some(host) = host_of(&url) {
+        names.push(host);
+    }
+    let ip = opts.listen.ip();
+    if !ip.is_unspecified() {
+        names.push(ip.to_string());
+    }
+    names.push(IpAddr::from([127, 0, 0, 1]).to_string());
+    names.sort();
+    names.dedup();
+    let fingerprint = tls::generate(dir, names)?;
+
+    let config_file = dir.join(config::CONFIG_FILE);
+    write_config(&config_file, dir, opts.listen, &url)?;
+    let (_, admin_token) = vpn.create_token(Scope::Admin, "admin (init)")?;
+    Ok(Initialized {
+        url,
+        fingerprint,
+        admin_token,
+        config_file,
+    })
+}
+
+fn write_config(
+    path: &Path,
+    data: &Path,
+    listen: SocketAddr,
+    url: &str,
+) -> Result<(), ServerError> {
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        data: &'a Path,
+        listen: SocketAddr,
+        public_url: &'a str,
+    }
+    let text = toml::to_string(&File {
+        data,
+        listen,
+        public_url: url,
+    })
+    .map_err(|e| ServerError::Config(e.to_string()))?;
+    std::fs::write(path, text)
+        .map_err(|e| ServerError::Io(format!("writing {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(
+            host_of("https://vpn.example.com:7443").as_deref(),
+            Some("vpn.example.com")
+        );
+        assert_eq!(
+            host_of("https://[2001:db8::1]:7443/x").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(host_of("https://10.0.0.1").as_deref(), Some("10.0.0.1"));
+    }
+}

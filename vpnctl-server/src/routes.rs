@@ -1,0 +1,879 @@
+//! The `/v1` routes. Each handler authenticates (except enrollment and `/healthz`),
+//! checks the caller's scope, runs one blocking core call, and shapes the answer.
+//!
+//! Scopes: admin may do everything; the bot may read users and nodes, redeem
+//! invites and manage peers (issue, configs, rotate, revoke); a node token may only
+//! long-poll its own desired state and post its own report.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast::error::RecvError;
+use vpnctl_client::JoinToken;
+use vpnctl_client::api::{
+    CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite, CreatedJoinToken,
+    CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse, EventQuery,
+    ExtendAccess, HealthStatus, IssuePeerRequest, IssuedPeerView, NodeHealth, NodeView, PatchNode,
+    PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess,
+    SetUserState, StoredReport, UserQuery,
+};
+use vpnctl_core::auth::{ApiToken, TokenId};
+use vpnctl_core::wire::{DesiredUpdate, NodeReport};
+use vpnctl_core::{
+    Endpoint, Event, Invite, InviteId, IssuePeer, IssuedPeer, NewInvite, NewNode, NewUser, Node,
+    NodeId, NodePatch, NodeState, Peer, PeerFilter, PeerId, PublicKey, Redeemer, Timestamp, User,
+    UserId, UserPatch, Vpnctl,
+};
+
+use crate::error::{ApiFailure, blocking};
+use crate::extract::{Admin, Caller, Json, NodeAccess, Path, Query, Staff};
+use crate::state::AppState;
+
+type ApiResult<T> = Result<T, ApiFailure>;
+
+/// Longest long-poll wait a node may ask for, and the default.
+pub const MAX_WAIT_SECS: u64 = 60;
+pub const DEFAULT_WAIT_SECS: u64 = 25;
+/// Body limits: reports carry per-peer stats (~150 B each, 20k peers ≈ 3 MB).
+pub const BODY_LIMIT: usize = 64 * 1024;
+pub const REPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+const DEFAULT_JOIN_VALIDITY_SECS: i64 = 86_400;
+const MAX_EVENTS: usize = 1000;
+const QR_PIXELS: u32 = 512;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route(
+            "/users/{id}",
+            get(get_user).patch(patch_user).delete(delete_user),
+        )
+        .route("/users/{id}/state", axum::routing::put(set_user_state))
+        .route("/users/{id}/access", axum::routing::put(set_access))
+        .route("/users/{id}/access/extend", post(extend_access))
+        .route("/invites", get(list_invites).post(create_invite))
+        .route("/invites/redeem", post(redeem_invite))
+        .route("/invites/{id}", get(get_invite))
+        .route("/invites/{id}/revoke", post(revoke_invite))
+        .route("/nodes", get(list_nodes).post(register_node))
+        .route(
+            "/nodes/{id}",
+            get(get_node).patch(patch_node).delete(delete_node),
+        )
+        .route("/nodes/{id}/drain", post(drain_node))
+        .route("/nodes/{id}/disable", post(disable_node))
+        .route("/nodes/{id}/activate", post(activate_node))
+        .route("/nodes/{id}/join-token", post(create_join_token))
+        .route("/nodes/{id}/desired", get(desired))
+        .route(
+            "/nodes/{id}/report",
+            post(post_report)
+                .get(get_report)
+                .layer(DefaultBodyLimit::max(REPORT_BODY_LIMIT)),
+        )
+        .route("/peers", get(list_peers).post(issue_peer))
+        .route("/peers/{id}", get(get_peer).delete(revoke_peer))
+        .route("/peers/{id}/config", get(peer_config))
+        .route("/peers/{id}/qr", get(peer_qr))
+        .route("/peers/{id}/rotate", post(rotate_peer))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/events", get(list_events))
+        .route("/events/stream", get(event_stream))
+        .route("/enroll", post(enroll));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/v1", v1)
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    // The path only: queries and bodies are never logged.
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "request"
+    );
+    response
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn no_route() -> ApiFailure {
+    ApiFailure::not_found("no_route", "no such API route")
+}
+
+async fn method_not_allowed() -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// A JSON body that may be empty (then `T::default()`).
+fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let status = if e.is_data() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiFailure::new(status, "bad_json", e.to_string())
+    })
+}
+
+fn endpoint(text: &str) -> ApiResult<Endpoint> {
+    text.parse::<Endpoint>().map_err(ApiFailure::from)
+}
+
+// ---------------------------------------------------------------- users
+
+async fn list_users(
+    _: Staff,
+    State(st): State<AppState>,
+    Query(q): Query<UserQuery>,
+) -> ApiResult<Json<Vec<User>>> {
+    let vpn = st.vpn().clone();
+    let users = blocking(move || match q.telegram_id {
+        Some(tg) => vpn.user_by_telegram(tg).map(|u| u.into_iter().collect()),
+        None => vpn.users(),
+    })
+    .await?;
+    Ok(Json(users))
+}
+
+async fn get_user(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<UserId>,
+) -> ApiResult<Json<User>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.user(id)).await?))
+}
+
+async fn create_user(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Json(body): Json<CreateUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    let vpn = caller.vpn(&st);
+    let new = NewUser {
+        name: body.name,
+        telegram_id: body.telegram_id,
+        role: body.role.unwrap_or_default(),
+        until: body.until,
+        device_limit: body.device_limit,
+        locale: body.locale.unwrap_or_default(),
+    };
+    let user = blocking(move || vpn.create_user(new)).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+async fn patch_user(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<UserId>,
+    Json(body): Json<PatchUser>,
+) -> ApiResult<Json<User>> {
+    let vpn = caller.vpn(&st);
+    let patch = UserPatch {
+        name: body.name,
+        telegram_id: body.telegram_id,
+        role: body.role,
+        device_limit: body.device_limit,
+        locale: body.locale,
+    };
+    Ok(Json(blocking(move || vpn.update_user(id, patch)).await?))
+}
+
+async fn set_user_state(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<UserId>,
+    Json(body): Json<SetUserState>,
+) -> ApiResult<Json<User>> {
+    let vpn = caller.vpn(&st);
+    Ok(Json(
+        blocking(move || vpn.set_user_state(id, body.state)).await?,
+    ))
+}
+
+async fn set_access(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<UserId>,
+    Json(body): Json<SetAccess>,
+) -> ApiResult<Json<User>> {
+    let vpn = caller.vpn(&st);
+    Ok(Json(
+        blocking(move || vpn.set_access(id, body.until)).await?,
+    ))
+}
+
+async fn extend_access(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<UserId>,
+    Json(body): Json<ExtendAccess>,
+) -> ApiResult<Json<User>> {
+    let vpn = caller.vpn(&st);
+    Ok(Json(
+        blocking(move || vpn.extend_access(id, body.days)).await?,
+    ))
+}
+
+async fn delete_user(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<UserId>,
+) -> ApiResult<StatusCode> {
+    let vpn = caller.vpn(&st);
+    blocking(move || vpn.delete_user(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- invites
+
+async fn list_invites(_: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<Invite>>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.invites()).await?))
+}
+
+async fn get_invite(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(id): Path<InviteId>,
+) -> ApiResult<Json<Invite>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.invite(id)).await?))
+}
+
+async fn create_invite(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Json(body): Json<CreateInvite>,
+) -> ApiResult<(StatusCode, Json<CreatedInvite>)> {
+    let vpn = caller.vpn(&st);
+    let defaults = NewInvite::default();
+    let new = NewInvite {
+        label: body.label.unwrap_or(defaults.label),
+        uses: body.uses.unwrap_or(defaults.uses),
+        expires_at: body.expires_at,
+        grant: body.grant.unwrap_or(defaults.grant),
+    };
+    let (invite, code) = blocking(move || vpn.create_invite(new)).await?;
+    let link = st
+        .public()
+        .bot_username
+        .as_deref()
+        .map(|bot| code.telegram_link(bot));
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedInvite {
+            invite,
+            code: code.expose().to_owned(),
+            link,
+        }),
+    ))
+}
+
+async fn revoke_invite(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<InviteId>,
+) -> ApiResult<Json<Invite>> {
+    let vpn = caller.vpn(&st);
+    Ok(Json(blocking(move || vpn.revoke_invite(id)).await?))
+}
+
+async fn redeem_invite(
+    Staff(caller): Staff,
+    State(st): State<AppState>,
+    Json(body): Json<RedeemInvite>,
+) -> ApiResult<Json<Redeemed>> {
+    let vpn = caller.vpn(&st);
+    let who = Redeemer {
+        telegram_id: body.telegram_id,
+        name: body.name,
+        locale: body.locale.unwrap_or_default(),
+    };
+    let code = body.code;
+    let r = blocking(move || vpn.redeem_invite(&code, who)).await?;
+    Ok(Json(Redeemed {
+        user: r.user,
+        invite: r.invite,
+        created: r.created,
+    }))
+}
+
+// ---------------------------------------------------------------- nodes
+
+fn health(st: &AppState, desired_revision: u64, report: Option<&StoredReport>) -> NodeHealth {
+    let now = Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+    );
+    let Some(stored) = report else {
+        return NodeHealth {
+            status: HealthStatus::Unknown,
+            desired_revision,
+            applied_revision: None,
+            in_sync: false,
+            last_report_at: None,
+            peers_connected: 0,
+            interface_up: None,
+            report_errors: 0,
+        };
+    };
+    let stale = i64::try_from(st.node_stale_after().as_secs()).unwrap_or(i64::MAX);
+    let r = &stored.report;
+    let connected = r
+        .peers
+        .iter()
+        .filter(|p| {
+            p.last_handshake
+                .is_some_and(|h| r.at.seconds().saturating_sub(h.seconds()) <= 180)
+        })
+        .count();
+    NodeHealth {
+        status: if now.seconds().saturating_sub(stored.received_at.seconds()) <= stale {
+            HealthStatus::Online
+        } else {
+            HealthStatus::Stale
+        },
+        desired_revision,
+        applied_revision: Some(r.applied_revision),
+        in_sync: r.applied_revision == desired_revision,
+        last_report_at: Some(stored.received_at),
+        peers_connected: u32::try_from(connected).unwrap_or(u32::MAX),
+        interface_up: Some(r.interface_up),
+        report_errors: u32::try_from(r.errors.len()).unwrap_or(u32::MAX),
+    }
+}
+
+fn node_view(st: &AppState, node: Node, peers: u64, revision: u64) -> NodeView {
+    let report = st.report(node.id);
+    NodeView {
+        health: health(st, revision, report.as_ref()),
+        node,
+        peers,
+        report,
+    }
+}
+
+fn node_facts(vpn: &Vpnctl, node: Node) -> vpnctl_core::Result<(Node, u64, u64)> {
+    let peers = vpn.node_peer_count(node.id)?;
+    let revision = vpn.node_revision(node.id)?;
+    Ok((node, peers, revision))
+}
+
+async fn list_nodes(_: Staff, State(st): State<AppState>) -> ApiResult<Json<Vec<NodeView>>> {
+    let vpn = st.vpn().clone();
+    let nodes = blocking(move || {
+        vpn.nodes()?
+            .into_iter()
+            .map(|n| node_facts(&vpn, n))
+            .collect::<vpnctl_core::Result<Vec<_>>>()
+    })
+    .await?;
+    Ok(Json(
+        nodes
+            .into_iter()
+            .map(|(n, p, r)| node_view(&st, n, p, r))
+            .collect(),
+    ))
+}
+
+async fn get_node(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<NodeId>,
+) -> ApiResult<Json<NodeView>> {
+    let vpn = st.vpn().clone();
+    let (n, p, r) = blocking(move || node_facts(&vpn, vpn.node(id)?)).await?;
+    Ok(Json(node_view(&st, n, p, r)))
+}
+
+async fn register_node(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Json(body): Json<RegisterNode>,
+) -> ApiResult<(StatusCode, Json<Node>)> {
+    let vpn = caller.vpn(&st);
+    let mut new = NewNode::new(
+        &body.name,
+        &body.region.code,
+        endpoint(&body.endpoint)?,
+        body.ipv4_pool,
+    );
+    new.region = body.region;
+    new.listen_port = body.listen_port;
+    new.public_key = body.public_key;
+    new.ipv6_pool = body.ipv6_pool;
+    if let Some(dns) = body.dns {
+        new.dns = dns;
+    }
+    if let Some(mtu) = body.mtu {
+        new.mtu = mtu;
+    }
+    if let Some(capacity) = body.capacity {
+        new.capacity = capacity;
+    }
+    if let Some(ips) = body.client_allowed_ips {
+        new.client_allowed_ips = ips;
+    }
+    if let Some(keepalive) = body.persistent_keepalive {
+        new.persistent_keepalive = keepalive;
+    }
+    let node = blocking(move || vpn.register_node(new)).await?;
+    Ok((StatusCode::CREATED, Json(node)))
+}
+
+async fn patch_node(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<NodeId>,
+    Json(body): Json<PatchNode>,
+) -> ApiResult<Json<Node>> {
+    let vpn = caller.vpn(&st);
+    let patch = NodePatch {
+        region: body.region,
+        endpoint: body.endpoint.as_deref().map(endpoint).transpose()?,
+        listen_port: body.listen_port,
+        public_key: body.public_key,
+        dns: body.dns,
+        mtu: body.mtu,
+        capacity: body.capacity,
+        client_allowed_ips: body.client_allowed_ips,
+        persistent_keepalive: body.persistent_keepalive,
+    };
+    Ok(Json(blocking(move || vpn.update_node(id, patch)).await?))
+}
+
+async fn node_state(
+    caller: &Caller,
+    st: &AppState,
+    id: NodeId,
+    state: NodeState,
+) -> ApiResult<Json<Node>> {
+    caller.admin()?;
+    let vpn = caller.vpn(st);
+    Ok(Json(blocking(move || vpn.set_node_state(id, state)).await?))
+}
+
+async fn drain_node(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<NodeId>,
+) -> ApiResult<Json<Node>> {
+    node_state(&caller, &st, id, NodeState::Draining).await
+}
+
+async fn disable_node(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<NodeId>,
+) -> ApiResult<Json<Node>> {
+    node_state(&caller, &st, id, NodeState::Disabled).await
+}
+
+async fn activate_node(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<NodeId>,
+) -> ApiResult<Json<Node>> {
+    node_state(&caller, &st, id, NodeState::Active).await
+}
+
+async fn delete_node(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<NodeId>,
+    Query(q): Query<DeleteNodeQuery>,
+) -> ApiResult<StatusCode> {
+    let vpn = caller.vpn(&st);
+    blocking(move || vpn.delete_node(id, q.force)).await?;
+    st.forget_report(id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_join_token(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<NodeId>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<CreatedJoinToken>)> {
+    let body: CreateJoinToken = optional_body(&body)?;
+    let valid = body.valid_for_secs.unwrap_or(DEFAULT_JOIN_VALIDITY_SECS);
+    let vpn = caller.vpn(&st);
+    let (secret, now) = blocking(move || {
+        let secret = vpn.create_join_secret(id, valid)?;
+        Ok((secret, vpn.now()))
+    })
+    .await?;
+    let join = JoinToken {
+        url: st.public().url.clone(),
+        fingerprint: st.public().fingerprint,
+        secret,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedJoinToken {
+            join_token: join.encode(),
+            expires_at: now.plus_seconds(valid),
+        }),
+    ))
+}
+
+/// The node protocol's long-poll: answers at once when the node is behind, else
+/// waits for a commit that touches the node (or `wait`, or shutdown).
+async fn desired(
+    State(st): State<AppState>,
+    NodeAccess(id): NodeAccess,
+    Query(q): Query<DesiredQuery>,
+) -> ApiResult<Json<DesiredUpdate>> {
+    let wait = Duration::from_secs(q.wait.unwrap_or(DEFAULT_WAIT_SECS).min(MAX_WAIT_SECS));
+    // Subscribe before reading so that a commit in between still wakes us.
+    let mut revisions = st.feed().watch_node(id);
+    let vpn = st.vpn().clone();
+    let after = q.after;
+    let update = blocking(move || vpn.node_update(id, after)).await?;
+    if !matches!(update, DesiredUpdate::UpToDate { .. }) || wait.is_zero() {
+        return Ok(Json(update));
+    }
+    tokio::select! {
+        _ = tokio::time::timeout(wait, revisions.wait_for(|rev| *rev > after)) => {}
+        () = st.shutting_down() => {}
+    }
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.node_update(id, after)).await?))
+}
+
+async fn post_report(
+    State(st): State<AppState>,
+    NodeAccess(id): NodeAccess,
+    Json(report): Json<NodeReport>,
+) -> ApiResult<StatusCode> {
+    let vpn = st.vpn().clone();
+    let strays = report.strays_removed.clone();
+    let received_at = blocking(move || {
+        vpn.node(id)?;
+        // Reports replace each other; a correction the node made is a fact worth
+        // keeping, so it goes to the event log.
+        if !strays.is_empty() {
+            let keys: Vec<String> = strays.iter().take(8).map(ToString::to_string).collect();
+            let more = strays.len().saturating_sub(keys.len());
+            let message = format!(
+                "removed {} peer(s) that were not in the desired state: {}{}",
+                strays.len(),
+                keys.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+            vpn.acting_as(vpnctl_core::Actor::Node(id)).notice(
+                vpnctl_core::Severity::Warning,
+                Some(id),
+                &message,
+            )?;
+        }
+        Ok(vpn.now())
+    })
+    .await?;
+    tracing::debug!(node = %id, applied = report.applied_revision, peers = report.peers.len(), "node report");
+    st.store_report(
+        id,
+        StoredReport {
+            received_at,
+            report,
+        },
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_report(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<NodeId>,
+) -> ApiResult<Json<StoredReport>> {
+    let vpn = st.vpn().clone();
+    blocking(move || vpn.node(id)).await?;
+    st.report(id).map(Json).ok_or_else(|| {
+        ApiFailure::not_found(
+            "no_report",
+            format!("node {id} has not reported since the server started"),
+        )
+    })
+}
+
+async fn enroll(
+    State(st): State<AppState>,
+    Json(body): Json<EnrollRequest>,
+) -> ApiResult<Json<EnrollResponse>> {
+    let vpn = st.vpn().clone();
+    let public_key: PublicKey = body.public_key;
+    let secret = zeroize::Zeroizing::new(body.join_secret);
+    let (node, token) =
+        blocking(move || vpn.enroll_node(&secret, public_key, body.listen_port)).await?;
+    tracing::info!(node = %node.id, name = %node.name, "node enrolled");
+    Ok(Json(EnrollResponse {
+        node,
+        token: token.expose().to_owned(),
+    }))
+}
+
+// ---------------------------------------------------------------- peers
+
+async fn list_peers(
+    _: Staff,
+    State(st): State<AppState>,
+    Query(q): Query<PeerQuery>,
+) -> ApiResult<Json<Vec<Peer>>> {
+    let vpn = st.vpn().clone();
+    let filter = PeerFilter {
+        user: q.user,
+        node: q.node,
+    };
+    Ok(Json(blocking(move || vpn.peers(filter)).await?))
+}
+
+async fn get_peer(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<PeerId>,
+) -> ApiResult<Json<Peer>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.peer(id)).await?))
+}
+
+fn issued_view(issued: IssuedPeer) -> IssuedPeerView {
+    IssuedPeerView {
+        peer: issued.peer,
+        tunnel_name: issued.config.as_ref().map(|c| c.tunnel_name().to_owned()),
+        config: issued.config.as_ref().map(|c| c.expose_text().to_owned()),
+    }
+}
+
+async fn issue_peer(
+    Staff(caller): Staff,
+    State(st): State<AppState>,
+    Json(body): Json<IssuePeerRequest>,
+) -> ApiResult<(StatusCode, Json<IssuedPeerView>)> {
+    let vpn = caller.vpn(&st);
+    let req = IssuePeer {
+        user: body.user,
+        node: body.node,
+        device: body.device,
+        public_key: body.public_key,
+    };
+    let issued = blocking(move || vpn.issue_peer(req)).await?;
+    Ok((StatusCode::CREATED, Json(issued_view(issued))))
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn peer_config(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<PeerId>,
+) -> ApiResult<Response> {
+    let vpn = st.vpn().clone();
+    let config = blocking(move || vpn.peer_config(id)).await?;
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", config.file_name()))
+            .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    Ok(no_store(
+        (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                ),
+                (header::CONTENT_DISPOSITION, disposition),
+            ],
+            config.expose_text().to_owned(),
+        )
+            .into_response(),
+    ))
+}
+
+async fn peer_qr(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<PeerId>,
+) -> ApiResult<Response> {
+    let vpn = st.vpn().clone();
+    let png = blocking(move || {
+        let config = vpn.peer_config(id)?;
+        Ok(config.qr_png(QR_PIXELS))
+    })
+    .await?
+    .map_err(|e| ApiFailure::internal(&e))?;
+    Ok(no_store(
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("image/png"))],
+            png,
+        )
+            .into_response(),
+    ))
+}
+
+async fn rotate_peer(
+    Staff(caller): Staff,
+    State(st): State<AppState>,
+    Path(id): Path<PeerId>,
+    body: Bytes,
+) -> ApiResult<Json<IssuedPeerView>> {
+    let body: RotatePeer = optional_body(&body)?;
+    let vpn = caller.vpn(&st);
+    let issued = blocking(move || vpn.rotate_peer(id, body.public_key)).await?;
+    Ok(Json(issued_view(issued)))
+}
+
+async fn revoke_peer(
+    Staff(caller): Staff,
+    State(st): State<AppState>,
+    Path(id): Path<PeerId>,
+) -> ApiResult<Json<Peer>> {
+    let vpn = caller.vpn(&st);
+    Ok(Json(blocking(move || vpn.revoke_peer(id)).await?))
+}
+
+// ---------------------------------------------------------------- tokens
+
+async fn list_tokens(_: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<ApiToken>>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.tokens()).await?))
+}
+
+async fn create_token(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Json(body): Json<CreateToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let vpn = caller.vpn(&st);
+    let (token, secret) = blocking(move || vpn.create_token(body.scope, &body.label)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token,
+            secret: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+async fn revoke_token(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<TokenId>,
+) -> ApiResult<Json<ApiToken>> {
+    let vpn = caller.vpn(&st);
+    Ok(Json(blocking(move || vpn.revoke_token(id)).await?))
+}
+
+// ---------------------------------------------------------------- events
+
+async fn list_events(
+    _: Admin,
+    State(st): State<AppState>,
+    Query(q): Query<EventQuery>,
+) -> ApiResult<Json<Vec<Event>>> {
+    let vpn = st.vpn().clone();
+    let limit = q.limit.unwrap_or(100).min(MAX_EVENTS);
+    let after = q.after.unwrap_or(0);
+    Ok(Json(
+        blocking(move || vpn.events_after(after, limit)).await?,
+    ))
+}
+
+fn sse_event(event: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(event.seq.to_string())
+        .json_data(event)
+        .unwrap_or_else(|_| SseEvent::default().comment("unserializable event"))
+}
+
+/// Live events for the dashboard: the backlog after `after` (if given), then every
+/// new event. A subscriber that falls behind re-reads the gap from the store.
+async fn event_stream(
+    _: Admin,
+    State(st): State<AppState>,
+    Query(q): Query<EventQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let rx = st.feed().subscribe_events();
+    let backlog = match q.after {
+        Some(after) => {
+            let vpn = st.vpn().clone();
+            blocking(move || vpn.events_after(after, MAX_EVENTS)).await?
+        }
+        None => Vec::new(),
+    };
+    let last = backlog.last().map_or(q.after.unwrap_or(0), |e| e.seq);
+    let vpn = st.vpn().clone();
+    let live = futures_util::stream::unfold(
+        (rx, last, vpn, std::collections::VecDeque::<Event>::new()),
+        |(mut rx, mut last, vpn, mut pending)| async move {
+            loop {
+                if let Some(event) = pending.pop_front() {
+                    last = event.seq;
+                    return Some((event, (rx, last, vpn, pending)));
+                }
+                match rx.recv().await {
+                    Ok(event) if event.seq <= last => {}
+                    Ok(event) => {
+                        last = event.seq;
+                        return Some((event, (rx, last, vpn, pending)));
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        let reader = vpn.clone();
+                        match blocking(move || reader.events_after(last, MAX_EVENTS)).await {
+                            Ok(events) => pending.extend(events),
+                            Err(_) => return None,
+                        }
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    let shutdown = st.clone();
+    let stream = futures_util::stream::iter(backlog)
+        .chain(live)
+        .map(|e| Ok(sse_event(&e)))
+        .take_until(async move { shutdown.shutting_down().await });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

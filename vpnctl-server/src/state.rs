@@ -1,0 +1,166 @@
+//! Shared server state: the service, the per-node revision feed that wakes
+//! long-polls, the live event fan-out, and the nodes' latest reports.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use vpnctl_client::Fingerprint;
+use vpnctl_client::api::StoredReport;
+use vpnctl_core::{Commit, Event, NodeId, Vpnctl};
+
+/// How many live events a slow SSE subscriber may fall behind before it re-reads
+/// from the store.
+const EVENT_BUFFER: usize = 1024;
+
+/// Wakes long-polls and streams events, fed by the service's commit listener.
+#[derive(Debug)]
+pub struct Feed {
+    nodes: Mutex<HashMap<NodeId, watch::Sender<u64>>>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self {
+            nodes: Mutex::new(HashMap::new()),
+            events: broadcast::channel(EVENT_BUFFER).0,
+        }
+    }
+}
+
+impl Feed {
+    fn sender(&self, node: NodeId) -> watch::Sender<u64> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(node)
+            .or_insert_with(|| watch::channel(0).0)
+            .clone()
+    }
+
+    /// Called on the writer's thread after each commit: keep it short.
+    pub fn on_commit(&self, commit: &Commit) {
+        for &(node, revision) in &commit.revisions {
+            self.sender(node).send_if_modified(|current| {
+                let newer = revision > *current;
+                if newer {
+                    *current = revision;
+                }
+                newer
+            });
+        }
+        for event in &commit.events {
+            // No subscriber is fine.
+            let _ = self.events.send(event.clone());
+        }
+    }
+
+    /// The node's latest committed revision, to wait on. Subscribe *before* reading
+    /// the store so that no commit in between is missed.
+    pub fn watch_node(&self, node: NodeId) -> watch::Receiver<u64> {
+        self.sender(node).subscribe()
+    }
+
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
+
+/// What the server tells clients about itself.
+#[derive(Debug, Clone)]
+pub struct PublicInfo {
+    /// The API base URL nodes and admins use, e.g. `https://vpn.example.com:7443`.
+    pub url: String,
+    /// The server certificate's fingerprint; `None` for plain HTTP on loopback.
+    pub fingerprint: Option<Fingerprint>,
+    /// For invite deep links.
+    pub bot_username: Option<String>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    vpn: Vpnctl,
+    feed: Arc<Feed>,
+    reports: Mutex<HashMap<NodeId, StoredReport>>,
+    public: PublicInfo,
+    node_stale_after: Duration,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Cheap to clone; handed to every handler.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wires the state to `vpn`'s commits.
+    pub fn new(
+        vpn: Vpnctl,
+        public: PublicInfo,
+        node_stale_after: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let feed = Arc::new(Feed::default());
+        let listener_feed = Arc::clone(&feed);
+        vpn.subscribe(Arc::new(move |commit: &Commit| {
+            listener_feed.on_commit(commit);
+        }));
+        Self(Arc::new(Shared {
+            vpn,
+            feed,
+            reports: Mutex::new(HashMap::new()),
+            public,
+            node_stale_after,
+            shutdown,
+        }))
+    }
+
+    pub fn vpn(&self) -> &Vpnctl {
+        &self.0.vpn
+    }
+
+    pub fn feed(&self) -> &Feed {
+        &self.0.feed
+    }
+
+    pub fn public(&self) -> &PublicInfo {
+        &self.0.public
+    }
+
+    pub fn node_stale_after(&self) -> Duration {
+        self.0.node_stale_after
+    }
+
+    /// Resolves once the server is shutting down.
+    pub async fn shutting_down(&self) {
+        let mut rx = self.0.shutdown.clone();
+        // An error means the sender is gone: that is shutdown too.
+        let _ = rx.wait_for(|down| *down).await;
+    }
+
+    pub fn store_report(&self, node: NodeId, report: StoredReport) {
+        self.0
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(node, report);
+    }
+
+    pub fn report(&self, node: NodeId) -> Option<StoredReport> {
+        self.0
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&node)
+            .cloned()
+    }
+
+    pub fn forget_report(&self, node: NodeId) {
+        self.0
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&node);
+    }
+}

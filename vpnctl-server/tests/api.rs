@@ -1,0 +1,611 @@
+//! The HTTP API over real loopback HTTP and a real redb store: the admin/bot/node
+//! flow through the typed client, authentication on every route, malformed input,
+//! and the live event stream.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use reqwest::{Method, StatusCode};
+use support::{TestServer, register};
+use vpnctl_client::ClientError;
+use vpnctl_client::api::{CreateInvite, CreateUser, HealthStatus, IssuePeerRequest, PeerQuery};
+use vpnctl_core::wire::{ApiError, DesiredUpdate, NodeReport, SystemStats};
+use vpnctl_core::{EventKind, KeyPair, NodeState, Scope, Secret};
+
+fn report(applied: u64) -> NodeReport {
+    NodeReport {
+        applied_revision: applied,
+        interface_up: true,
+        listen_port: Some(51820),
+        public_key: None,
+        peers: Vec::new(),
+        system: SystemStats::default(),
+        strays_removed: Vec::new(),
+        errors: Vec::new(),
+        at: vpnctl_core::Timestamp(0),
+    }
+}
+
+fn status(e: &ClientError) -> u16 {
+    e.status()
+        .unwrap_or_else(|| panic!("expected an API error, got {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_bot_and_node_flow() {
+    let mut srv = TestServer::start().await;
+    let admin = srv.admin();
+    admin.healthz().await.unwrap();
+
+    // Node: register, join token, enroll (the join secret is single use).
+    let node = admin.register_node(&register("fra-1")).await.unwrap();
+    assert!(node.public_key.is_none());
+    let (join, _) = admin.create_join_token(node.id, Some(600)).await.unwrap();
+    assert_eq!(join.url, srv.url);
+    assert_eq!(join.fingerprint, None);
+    let joiner = vpnctl_client::ApiClient::for_join_token(&join).unwrap();
+    let node_key = KeyPair::generate().public;
+    let (enrolled, node_token) = joiner.enroll(&join, node_key, Some(51821)).await.unwrap();
+    assert_eq!(enrolled.public_key, Some(node_key));
+    assert_eq!(enrolled.listen_port, 51821);
+    assert!(node_token.expose().starts_with("vpt_"));
+    let again = joiner.enroll(&join, node_key, None).await.unwrap_err();
+    assert_eq!(status(&again), 403);
+    assert_eq!(again.code(), Some("join_token_invalid"));
+    let node_api = joiner.with_token(node_token);
+
+    let first = node_api.desired(node.id, 0, Duration::ZERO).await.unwrap();
+    assert!(matches!(first, DesiredUpdate::Snapshot(ref s) if s.peers.is_empty()));
+
+    // User and peer.
+    let user = admin
+        .create_user(&CreateUser {
+            name: "alice".into(),
+            telegram_id: Some(42),
+            ..CreateUser::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.user_by_telegram(42).await.unwrap().map(|u| u.id),
+        Some(user.id)
+    );
+    let issued = admin
+        .issue_peer(&IssuePeerRequest {
+            user: user.id,
+            node: node.id,
+            device: "phone".into(),
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    assert!(issued.config.as_deref().unwrap().contains("[Interface]"));
+    assert!(!format!("{issued:?}").contains("PrivateKey"));
+    let text = admin.peer_config(issued.peer.id).await.unwrap();
+    assert!(text.contains("PrivateKey = "));
+    assert!(text.contains(&format!("PublicKey = {node_key}")));
+    let png = admin.peer_qr_png(issued.peer.id).await.unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+    let rotated = admin.rotate_peer(issued.peer.id, None).await.unwrap();
+    assert_ne!(rotated.peer.public_key, issued.peer.public_key);
+    assert_eq!(rotated.peer.ipv4, issued.peer.ipv4);
+
+    // The node sees the rotated key and reports.
+    let DesiredUpdate::Snapshot(snapshot) =
+        node_api.desired(node.id, 0, Duration::ZERO).await.unwrap()
+    else {
+        panic!("expected a snapshot");
+    };
+    assert_eq!(snapshot.peers.len(), 1);
+    assert_eq!(snapshot.peers[0].public_key, rotated.peer.public_key);
+    node_api
+        .report(node.id, &report(snapshot.revision))
+        .await
+        .unwrap();
+    let view = admin.node(node.id).await.unwrap();
+    assert_eq!(view.health.status, HealthStatus::Online);
+    assert!(view.health.in_sync);
+    assert_eq!(view.peers, 1);
+    assert_eq!(
+        admin
+            .node_report(node.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .report
+            .applied_revision,
+        snapshot.revision
+    );
+
+    let revoked = admin.revoke_peer(issued.peer.id).await.unwrap();
+    assert_eq!(revoked.id, issued.peer.id);
+    assert!(admin.peers(PeerQuery::default()).await.unwrap().is_empty());
+    assert_eq!(status(&admin.peer(issued.peer.id).await.unwrap_err()), 404);
+
+    // Invites carry a deep link when the bot's username is known.
+    let invite = admin.create_invite(&CreateInvite::default()).await.unwrap();
+    assert_eq!(
+        invite.link.as_deref(),
+        Some(format!("https://t.me/test_bot?start={}", invite.code).as_str())
+    );
+
+    // The bot: peers and configs yes, tokens and node management no.
+    let (_, bot_secret) = admin.create_token(Scope::Bot, "bot").await.unwrap();
+    let bot = srv.client(Some(&bot_secret));
+    let bot_peer = bot
+        .issue_peer(&IssuePeerRequest {
+            user: user.id,
+            node: node.id,
+            device: "laptop".into(),
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    assert!(
+        bot.peer_config(bot_peer.peer.id)
+            .await
+            .unwrap()
+            .contains("[Peer]")
+    );
+    assert_eq!(bot.nodes().await.unwrap().len(), 1);
+    assert_eq!(status(&bot.tokens().await.unwrap_err()), 403);
+    assert_eq!(
+        status(
+            &bot.create_token(Scope::Admin, "escalate")
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+    assert_eq!(
+        status(&bot.register_node(&register("x")).await.unwrap_err()),
+        403
+    );
+    assert_eq!(status(&bot.drain_node(node.id).await.unwrap_err()), 403);
+    assert_eq!(
+        status(&bot.create_join_token(node.id, None).await.unwrap_err()),
+        403
+    );
+    assert_eq!(
+        status(
+            &bot.create_invite(&CreateInvite::default())
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+    // A node token is no admin either.
+    assert_eq!(status(&node_api.users().await.unwrap_err()), 403);
+
+    // Node states and a refused issue map to 409 with the core's code.
+    assert_eq!(
+        admin.drain_node(node.id).await.unwrap().state,
+        NodeState::Draining
+    );
+    let refused = admin
+        .issue_peer(&IssuePeerRequest {
+            user: user.id,
+            node: node.id,
+            device: "tablet".into(),
+            public_key: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status(&refused), 409);
+    assert_eq!(refused.code(), Some("node_draining"));
+    assert_eq!(
+        admin.activate_node(node.id).await.unwrap().state,
+        NodeState::Active
+    );
+
+    // Revoking the bot token locks it out.
+    let bot_token_id = admin
+        .tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.scope == Scope::Bot)
+        .unwrap()
+        .id;
+    admin.revoke_token(bot_token_id).await.unwrap();
+    assert_eq!(status(&bot.nodes().await.unwrap_err()), 401);
+    srv.stop().await;
+}
+
+/// Every authenticated route, with a body where one is needed.
+fn routes() -> Vec<(Method, &'static str, Option<&'static str>)> {
+    let j = Some("{}");
+    vec![
+        (Method::GET, "/v1/users", None),
+        (Method::POST, "/v1/users", Some(r#"{"name":"x"}"#)),
+        (Method::GET, "/v1/users/1", None),
+        (Method::PATCH, "/v1/users/1", j),
+        (Method::DELETE, "/v1/users/1", None),
+        (
+            Method::PUT,
+            "/v1/users/1/state",
+            Some(r#"{"state":"disabled"}"#),
+        ),
+        (Method::PUT, "/v1/users/1/access", Some(r#"{"until":null}"#)),
+        (
+            Method::POST,
+            "/v1/users/1/access/extend",
+            Some(r#"{"days":1}"#),
+        ),
+        (Method::GET, "/v1/invites", None),
+        (Method::POST, "/v1/invites", j),
+        (Method::GET, "/v1/invites/1", None),
+        (Method::POST, "/v1/invites/1/revoke", None),
+        (
+            Method::POST,
+            "/v1/invites/redeem",
+            Some(r#"{"code":"x","name":"y"}"#),
+        ),
+        (Method::GET, "/v1/nodes", None),
+        (Method::POST, "/v1/nodes", j),
+        (Method::GET, "/v1/nodes/1", None),
+        (Method::PATCH, "/v1/nodes/1", j),
+        (Method::DELETE, "/v1/nodes/1", None),
+        (Method::POST, "/v1/nodes/1/drain", None),
+        (Method::POST, "/v1/nodes/1/disable", None),
+        (Method::POST, "/v1/nodes/1/activate", None),
+        (Method::POST, "/v1/nodes/1/join-token", None),
+        (Method::GET, "/v1/nodes/1/desired?after=0&wait=0", None),
+        (Method::POST, "/v1/nodes/1/report", j),
+        (Method::GET, "/v1/nodes/1/report", None),
+        (Method::GET, "/v1/peers", None),
+        (Method::POST, "/v1/peers", j),
+        (Method::GET, "/v1/peers/1", None),
+        (Method::DELETE, "/v1/peers/1", None),
+        (Method::GET, "/v1/peers/1/config", None),
+        (Method::GET, "/v1/peers/1/qr", None),
+        (Method::POST, "/v1/peers/1/rotate", None),
+        (Method::GET, "/v1/tokens", None),
+        (
+            Method::POST,
+            "/v1/tokens",
+            Some(r#"{"scope":"bot","label":"x"}"#),
+        ),
+        (Method::DELETE, "/v1/tokens/1", None),
+        (Method::GET, "/v1/events", None),
+        (Method::GET, "/v1/events/stream", None),
+    ]
+}
+
+async fn raw(
+    http: &reqwest::Client,
+    base: &str,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, String, Option<ApiError>) {
+    let mut req = http.request(method, format!("{base}{path}"));
+    if let Some(auth) = auth {
+        req = req.header("authorization", auth);
+    }
+    if let Some(body) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes = resp.bytes().await.unwrap();
+    (status, content_type, serde_json::from_slice(&bytes).ok())
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_missing_or_bad_tokens() {
+    let mut srv = TestServer::start().await;
+    let http = http();
+    let bad_auth = [
+        None,
+        Some("Bearer vpt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        Some("Bearer not-a-token"),
+        Some("Basic YWRtaW46YWRtaW4="),
+        Some("Bearer "),
+    ];
+    for (method, path, body) in routes() {
+        for auth in bad_auth {
+            let (status, content_type, error) =
+                raw(&http, &srv.url, method.clone(), path, auth, body).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {auth:?}"
+            );
+            assert!(
+                content_type.starts_with("application/json"),
+                "{method} {path}"
+            );
+            assert_eq!(error.unwrap().code, "unauthorized", "{method} {path}");
+        }
+    }
+    // The unauthenticated ones.
+    let (status, _, _) = raw(&http, &srv.url, Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_are_enforced_on_every_route() {
+    let mut srv = TestServer::start().await;
+    let (node_a, node_api) = srv.enrolled_node("fra-1").await;
+    let (node_b, _) = srv.enrolled_node("fra-2").await;
+    let http = http();
+    let node_token = srv
+        .vpn
+        .create_token(Scope::Node(node_a.id), "node a")
+        .unwrap()
+        .1;
+    let node_auth = format!("Bearer {}", node_token.expose());
+    // A node token may only use its own desired state and report.
+    for (method, path, body) in routes() {
+        let (status, _, error) = raw(
+            &http,
+            &srv.url,
+            method.clone(),
+            path,
+            Some(&node_auth),
+            body,
+        )
+        .await;
+        let own = path.starts_with(&format!("/v1/nodes/{}/desired", node_a.id))
+            || path.starts_with(&format!("/v1/nodes/{}/report", node_a.id));
+        if !own {
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "node token on {method} {path}"
+            );
+            assert_eq!(error.unwrap().code, "forbidden");
+        }
+    }
+    for path in [
+        format!("/v1/nodes/{}/desired?after=0&wait=0", node_b.id),
+        format!("/v1/nodes/{}/report", node_b.id),
+    ] {
+        let method = if path.ends_with("report") {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let body = serde_json::to_string(&report(0)).unwrap();
+        let (status, _, _) = raw(
+            &http,
+            &srv.url,
+            method,
+            &path,
+            Some(&node_auth),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    // Its own node: fine.
+    node_api.report(node_a.id, &report(0)).await.unwrap();
+    node_api
+        .desired(node_a.id, 0, Duration::ZERO)
+        .await
+        .unwrap();
+
+    // The bot may not touch admin-only routes.
+    let bot_token = srv.vpn.create_token(Scope::Bot, "bot").unwrap().1;
+    let bot_auth = format!("Bearer {}", bot_token.expose());
+    let admin_only = [
+        (Method::POST, "/v1/users"),
+        (Method::PATCH, "/v1/users/1"),
+        (Method::DELETE, "/v1/users/1"),
+        (Method::PUT, "/v1/users/1/state"),
+        (Method::PUT, "/v1/users/1/access"),
+        (Method::POST, "/v1/users/1/access/extend"),
+        (Method::GET, "/v1/invites"),
+        (Method::POST, "/v1/invites"),
+        (Method::POST, "/v1/invites/1/revoke"),
+        (Method::POST, "/v1/nodes"),
+        (Method::PATCH, "/v1/nodes/1"),
+        (Method::DELETE, "/v1/nodes/1"),
+        (Method::POST, "/v1/nodes/1/drain"),
+        (Method::POST, "/v1/nodes/1/join-token"),
+        (Method::GET, "/v1/nodes/1/desired?after=0&wait=0"),
+        (Method::POST, "/v1/nodes/1/report"),
+        (Method::GET, "/v1/tokens"),
+        (Method::POST, "/v1/tokens"),
+        (Method::DELETE, "/v1/tokens/1"),
+        (Method::GET, "/v1/events"),
+        (Method::GET, "/v1/events/stream"),
+    ];
+    for (method, path) in admin_only {
+        let body = routes()
+            .into_iter()
+            .find(|(m, p, _)| *m == method && *p == path)
+            .and_then(|(_, _, b)| b);
+        let (status, _, _) =
+            raw(&http, &srv.url, method.clone(), path, Some(&bot_auth), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "bot on {method} {path}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_json_4xx() {
+    let mut srv = TestServer::start().await;
+    let (node, _) = srv.enrolled_node("fra-1").await;
+    let http = http();
+    let auth = format!("Bearer {}", srv.admin_token.expose());
+    let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(200_000));
+    let huge_report = "x".repeat(20 * 1024 * 1024);
+    let desired_bad = format!("/v1/nodes/{}/desired?after=x", node.id);
+    let desired_neg = format!("/v1/nodes/{}/desired?after=-1", node.id);
+    let report_path = format!("/v1/nodes/{}/report", node.id);
+    let issue_bad_key = format!(
+        r#"{{"user":1,"node":{},"device":"d","public_key":"not base64"}}"#,
+        node.id
+    );
+    let cases: Vec<(Method, &str, Option<&str>, u16)> = vec![
+        (Method::POST, "/v1/users", Some("{not json"), 400),
+        (Method::POST, "/v1/users", Some(r#"{"name":5}"#), 422),
+        (
+            Method::POST,
+            "/v1/users",
+            Some(r#"{"name":"a","extra":1}"#),
+            422,
+        ),
+        (Method::POST, "/v1/users", Some(r#"{"name":""}"#), 422),
+        (Method::POST, "/v1/users", Some(&huge), 413),
+        (Method::POST, &report_path, Some(&huge_report), 413),
+        (Method::POST, "/v1/users", Some(r#"[]"#), 422),
+        (Method::POST, "/v1/peers", Some(&issue_bad_key), 422),
+        (
+            Method::POST,
+            "/v1/peers",
+            Some(r#"{"user":999,"node":999,"device":"d"}"#),
+            404,
+        ),
+        (
+            Method::POST,
+            "/v1/enroll",
+            Some(r#"{"join_secret":"vpj_x","public_key":"short"}"#),
+            422,
+        ),
+        (
+            Method::POST,
+            "/v1/enroll",
+            Some(
+                r#"{"join_secret":"vpj_nope","public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}"#,
+            ),
+            403,
+        ),
+        (
+            Method::POST,
+            "/v1/nodes",
+            Some(
+                r#"{"name":"n","region":{"code":"x","name":"y"},"endpoint":"no port","ipv4_pool":"10.0.0.0/24"}"#,
+            ),
+            422,
+        ),
+        (
+            Method::POST,
+            "/v1/nodes",
+            Some(
+                r#"{"name":"n","region":{"code":"x","name":"y"},"endpoint":"a:1","ipv4_pool":"10.0.0.0/99"}"#,
+            ),
+            422,
+        ),
+        (Method::GET, "/v1/users/abc", None, 400),
+        (Method::GET, "/v1/users/99999", None, 404),
+        (Method::GET, "/v1/users/-1", None, 400),
+        (Method::GET, "/v1/peers/18446744073709551616", None, 400),
+        (Method::GET, "/v1/peers/77/config", None, 404),
+        (Method::GET, "/v1/nodes/77", None, 404),
+        (
+            Method::GET,
+            "/v1/nodes/77/desired?after=0&wait=0",
+            None,
+            404,
+        ),
+        (Method::GET, &desired_bad, None, 400),
+        (Method::GET, &desired_neg, None, 400),
+        (Method::GET, "/v1/peers?user=abc", None, 400),
+        (Method::GET, "/v1/events?limit=lots", None, 400),
+        (
+            Method::POST,
+            "/v1/nodes/1/join-token",
+            Some(r#"{"valid_for_secs":1}"#),
+            422,
+        ),
+        (Method::POST, "/v1/nodes/1/join-token", Some("{{"), 400),
+        (
+            Method::POST,
+            "/v1/peers/1/rotate",
+            Some(r#"{"public_key":7}"#),
+            422,
+        ),
+        (Method::DELETE, "/v1/tokens/999", None, 404),
+        (Method::GET, "/v1/nothing", None, 404),
+        (Method::PUT, "/v1/users", None, 405),
+    ];
+    for (method, path, body, want) in cases {
+        let (status, content_type, error) =
+            raw(&http, &srv.url, method.clone(), path, Some(&auth), body).await;
+        let shown: String = body.unwrap_or("").chars().take(60).collect();
+        assert_eq!(status.as_u16(), want, "{method} {path} {shown}: {error:?}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{method} {path}"
+        );
+        let error = error.unwrap_or_else(|| panic!("{method} {path}: no ApiError body"));
+        assert!(!error.code.is_empty() && !error.message.is_empty());
+    }
+    // JSON without a content type.
+    let resp = http
+        .post(format!("{}/v1/users", srv.url))
+        .header("authorization", &auth)
+        .body(r#"{"name":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_stream_delivers_new_events() {
+    let mut srv = TestServer::start().await;
+    let admin = srv.admin();
+    let stream = admin.events_stream(None).await.unwrap();
+    let mut stream = Box::pin(stream);
+    let user = admin
+        .create_user(&CreateUser {
+            name: "bob".into(),
+            ..CreateUser::default()
+        })
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("an event within 5 s")
+        .expect("stream open")
+        .unwrap();
+    assert_eq!(event.kind, EventKind::UserCreated { user: user.id });
+
+    // Resuming after a sequence number replays the backlog first.
+    let replay = admin.events_stream(Some(0)).await.unwrap();
+    let mut replay = Box::pin(replay);
+    let first = tokio::time::timeout(Duration::from_secs(5), replay.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.seq,
+        admin.events(Some(0), Some(1)).await.unwrap()[0].seq
+    );
+
+    // Shutdown ends the stream.
+    srv.stop().await;
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(item) = stream.next().await {
+            if item.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream ends when the server stops");
+    drop(Secret::new(String::new()));
+}

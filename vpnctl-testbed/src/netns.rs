@@ -1,0 +1,137 @@
+//! Network namespaces and veth pairs.
+
+use std::ffi::OsStr;
+use std::io;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::process::{run, run_ok, terminate};
+
+/// A network namespace (`ip netns add`). On drop every process still inside it is
+/// terminated (by pid, from `ip netns pids`), then the namespace is deleted, which
+/// also destroys the veth and tun devices in it.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates the namespace and brings its loopback up. Panics on failure.
+    pub fn new(name: &str) -> Self {
+        // A leftover with the same name (same pid reused) is removed first.
+        if run("ip", &["netns", "pids", name]).is_ok_and(|o| o.status.success()) {
+            kill_all_in(name);
+            let _ = run("ip", &["netns", "del", name]);
+        }
+        run_ok("ip", &["netns", "add", name]);
+        let ns = Self {
+            name: name.to_owned(),
+        };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A `Command` for `program` that runs inside this namespace
+    /// (`ip netns exec NS program`); add arguments with `.arg(s)`.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Runs `program args...` inside the namespace; returns the output whatever the
+    /// exit code.
+    pub fn exec(&self, program: &str, args: &[&str]) -> io::Result<Output> {
+        self.command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    /// Runs `program args...` inside the namespace and panics unless it succeeds;
+    /// returns stdout.
+    pub fn exec_ok(&self, program: &str, args: &[&str]) -> String {
+        let out = self
+            .exec(program, args)
+            .unwrap_or_else(|e| panic!("spawn {program} in {}: {e}", self.name));
+        assert!(
+            out.status.success(),
+            "`{program} {}` in netns {} failed ({}): {}",
+            args.join(" "),
+            self.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `ip -n NS args...`, panicking on failure; returns stdout.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend_from_slice(args);
+        run_ok("ip", &full)
+    }
+
+    /// Pids of the processes living in the namespace.
+    pub fn pids(&self) -> Vec<u32> {
+        pids_in(&self.name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        kill_all_in(&self.name);
+        let _ = run("ip", &["netns", "del", &self.name]);
+    }
+}
+
+fn pids_in(ns: &str) -> Vec<u32> {
+    run("ip", &["netns", "pids", ns])
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn kill_all_in(ns: &str) {
+    for pid in pids_in(ns) {
+        terminate(pid, Duration::from_secs(2));
+    }
+}
+
+/// Creates a veth pair with one end in each namespace, assigns the given addresses
+/// (CIDR, e.g. `192.0.2.1/24`) and brings both ends up. The ends are named
+/// `<tag>a`/`<tag>b` (keep `tag` ≤ 14 characters) and vanish with their namespaces.
+pub fn veth(tag: &str, a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) -> (String, String) {
+    let (an, bn) = (format!("{tag}a"), format!("{tag}b"));
+    assert!(an.len() <= 15, "veth name {an} longer than 15 characters");
+    run_ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &an,
+            "netns",
+            a.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &bn,
+            "netns",
+            b.name(),
+        ],
+    );
+    a.ip(&["addr", "add", a_addr, "dev", &an]);
+    b.ip(&["addr", "add", b_addr, "dev", &bn]);
+    a.ip(&["link", "set", &an, "up"]);
+    b.ip(&["link", "set", &bn, "up"]);
+    (an, bn)
+}
