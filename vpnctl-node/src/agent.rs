@@ -274,10 +274,16 @@ where
         // `Some(fresh)`: a report is due; `fresh` reads the device for current stats.
         let mut report_due: Option<bool> = Some(true);
 
+        // Reports after applies are spaced out: a 10,000-peer report is ~1.5 MB of
+        // JSON, and a burst of changes must not turn into a burst of reports.
+        let mut next_report_at = tokio::time::Instant::now();
         loop {
             if sending.is_none()
+                && report_due.is_some()
+                && tokio::time::Instant::now() >= next_report_at
                 && let Some(fresh) = report_due.take()
             {
+                next_report_at = tokio::time::Instant::now() + MIN_REPORT_GAP;
                 let report = self.build_report(fresh).await;
                 carried = (report.strays_removed.clone(), report.errors.clone());
                 let cp = Arc::clone(&self.cp);
@@ -292,6 +298,11 @@ where
                             self.control_plane_ok();
                             if self.on_update(update).await {
                                 report_due.get_or_insert(false);
+                                // The next poll is already in flight while the cache
+                                // is written.
+                                poll = self.poll(Duration::ZERO);
+                                self.store_cache().await;
+                                continue;
                             }
                             Duration::ZERO
                         }
@@ -309,6 +320,8 @@ where
                     }
                 }
                 _ = periodic.tick() => report_due = Some(true),
+                () = tokio::time::sleep_until(next_report_at),
+                    if report_due.is_some() && sending.is_none() => {}
                 result = async { sending.as_mut().expect("guarded").await }, if sending.is_some() => {
                     sending = None;
                     let (strays, errors) = std::mem::take(&mut carried);
@@ -331,6 +344,9 @@ where
     }
 
     /// The next long poll, after `delay`.
+    /// Starts the next long-poll at once, as its own task: the request is in flight
+    /// while the agent writes its cache or reports, so a change that arrives right
+    /// after the previous one is not held up by them. Dropping the future aborts it.
     fn poll(&self, delay: Duration) -> BoxFuture<Result<DesiredUpdate, CpError>> {
         let after = if self.need_snapshot {
             0
@@ -339,11 +355,17 @@ where
         };
         let wait = self.config.poll_wait;
         let cp = Arc::clone(&self.cp);
-        Box::pin(async move {
+        let task = AbortOnDrop(tokio::spawn(async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             cp.desired(after, wait).await
+        }));
+        Box::pin(async move {
+            let mut task = task;
+            (&mut task.0)
+                .await
+                .unwrap_or_else(|e| Err(CpError::Other(format!("poll task: {e}"))))
         })
     }
 
@@ -451,6 +473,8 @@ where
     }
 
     /// Handles one answer of the control plane; true when it changed what is applied.
+    /// Applies an update; true when the desired state changed (the caller then writes
+    /// the cache and reports).
     async fn on_update(&mut self, update: DesiredUpdate) -> bool {
         match update {
             DesiredUpdate::UpToDate { .. } => false,
@@ -476,7 +500,6 @@ where
                     self.apply_planned(planned).await;
                 }
                 tracing::info!(revision = to, changes = changes.len(), "applied delta");
-                self.store_cache().await;
                 true
             }
             DesiredUpdate::Snapshot(desired) => {
@@ -501,7 +524,6 @@ where
                     self.bring_up().await;
                 }
                 self.full_reconcile().await;
-                self.store_cache().await;
                 true
             }
         }
@@ -716,6 +738,19 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     match tokio::task::spawn_blocking(f).await {
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// The shortest time between two reports.
+const MIN_REPORT_GAP: Duration = Duration::from_secs(1);
+
+/// A task handle that aborts the task when dropped (a long-poll must not outlive the
+/// agent).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
