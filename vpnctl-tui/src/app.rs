@@ -1,0 +1,877 @@
+//! The dashboard's state and everything that changes it: [`App`], [`Action`] and
+//! [`update`]. No I/O here: requests to the API leave through [`App::outbox`] and their
+//! answers come back as actions, so every behaviour is testable without a terminal.
+
+use std::collections::{HashMap, VecDeque};
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use vpnctl_client::api::{HealthStatus, NodeView};
+use vpnctl_core::wire::PeerStats;
+use vpnctl_core::{
+    Event, Invite, NodeId, NodeState, Peer, PeerId, PublicKey, Timestamp, User, UserId, UserState,
+};
+
+/// Events kept for the Events tab.
+pub const MAX_EVENTS: usize = 2_000;
+/// Samples kept per node for the traffic sparklines.
+pub const HISTORY: usize = 60;
+const REFRESHING: &str = "refreshing…";
+/// Days added by "extend access".
+pub const EXTEND_DAYS: u32 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tab {
+    Nodes,
+    Peers,
+    Users,
+    Invites,
+    Events,
+}
+
+impl Tab {
+    pub const ALL: [Self; 5] = [
+        Self::Nodes,
+        Self::Peers,
+        Self::Users,
+        Self::Invites,
+        Self::Events,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Nodes => "Nodes",
+            Self::Peers => "Peers",
+            Self::Users => "Users",
+            Self::Invites => "Invites",
+            Self::Events => "Events",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
+    /// The columns this tab sorts by, in the order `s` cycles through them.
+    pub fn sort_keys(self) -> &'static [&'static str] {
+        match self {
+            Self::Nodes => &["name", "region", "peers", "state"],
+            Self::Peers => &["id", "user", "node", "device", "handshake", "traffic"],
+            Self::Users => &["id", "name", "state", "until", "devices"],
+            Self::Invites => &["id", "label", "uses left", "expires"],
+            Self::Events => &["seq"],
+        }
+    }
+}
+
+/// How a node is doing, from the age of its last report and its revision lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Up,
+    Degraded,
+    Down,
+}
+
+impl Health {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Degraded => "degraded",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// A report older than this makes a node degraded…
+pub const DEGRADED_AFTER_SECS: i64 = 30;
+/// …and older than this, down.
+pub const DOWN_AFTER_SECS: i64 = 90;
+
+pub fn health(view: &NodeView, now: Timestamp) -> Health {
+    let Some(at) = view.health.last_report_at else {
+        return Health::Down;
+    };
+    let age = now.seconds() - at.seconds();
+    if view.health.status != HealthStatus::Online || age > DOWN_AFTER_SECS {
+        return Health::Down;
+    }
+    let lagging = view
+        .health
+        .applied_revision
+        .is_none_or(|a| a < view.health.desired_revision);
+    if age > DEGRADED_AFTER_SECS
+        || lagging
+        || view.health.interface_up == Some(false)
+        || view.health.report_errors > 0
+    {
+        Health::Degraded
+    } else {
+        Health::Up
+    }
+}
+
+/// Traffic rates of one node, from the byte counters of consecutive reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    last: Option<(Timestamp, u64, u64)>,
+    /// Bytes per second.
+    pub rx_rate: u64,
+    pub tx_rate: u64,
+    /// rx + tx rate samples, oldest first.
+    pub history: VecDeque<u64>,
+}
+
+impl Traffic {
+    fn observe(&mut self, at: Timestamp, rx: u64, tx: u64) {
+        if let Some((last_at, last_rx, last_tx)) = self.last {
+            let dt = at.seconds() - last_at.seconds();
+            if dt <= 0 {
+                return;
+            }
+            let dt = dt.unsigned_abs();
+            self.rx_rate = rx.saturating_sub(last_rx) / dt;
+            self.tx_rate = tx.saturating_sub(last_tx) / dt;
+            if self.history.len() == HISTORY {
+                self.history.pop_front();
+            }
+            self.history.push_back(self.rx_rate + self.tx_rate);
+        }
+        self.last = Some((at, rx, tx));
+    }
+}
+
+/// Everything the API lists, fetched together.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub nodes: Vec<NodeView>,
+    pub peers: Vec<Peer>,
+    pub users: Vec<User>,
+    pub invites: Vec<Invite>,
+}
+
+/// A request to the API that the runtime carries out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Refresh,
+    CreateInvite,
+    ExtendAccess(UserId, u32),
+    SetUserState(UserId, UserState),
+    RevokePeer(PeerId),
+    SetNodeState(NodeId, NodeState),
+    JoinCommand(NodeId),
+}
+
+impl Command {
+    /// The question the confirmation dialog asks.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Refresh => "Refresh now?".into(),
+            Self::CreateInvite => "Create a single-use invite (30 days, 3 devices)?".into(),
+            Self::ExtendAccess(id, days) => format!("Extend access of user u{id} by {days} days?"),
+            Self::SetUserState(id, UserState::Disabled) => format!("Disable user u{id}?"),
+            Self::SetUserState(id, UserState::Active) => format!("Enable user u{id}?"),
+            Self::RevokePeer(id) => format!("Revoke peer p{id}? Its device loses access."),
+            Self::SetNodeState(id, state) => format!("Set node n{id} to {state}?"),
+            Self::JoinCommand(id) => {
+                format!("Create a join token for node n{id} and show its join command?")
+            }
+        }
+    }
+}
+
+/// What a finished command has to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A short status line.
+    Done(String),
+    /// A new invite: its deep link (shown this once) and the link as a QR code.
+    Invite { link: String, qr: String },
+    /// The command that enrolls a node (shown this once).
+    JoinCommand { node: String, command: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    Connecting,
+    Live,
+    /// The last request failed; the text says why.
+    Failed(String),
+}
+
+/// A dialog over the tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modal {
+    Confirm(Command),
+    /// Waiting for the answer to a confirmed command.
+    Busy(String),
+    Result(Outcome),
+    Error(String),
+}
+
+/// Everything that changes the state.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A key press, turned into another action by [`App::action_for_key`].
+    Key(KeyEvent),
+    Quit,
+    NextTab,
+    PrevTab,
+    SelectTab(Tab),
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    ToggleDetail,
+    ToggleHelp,
+    StartFilter,
+    FilterChar(char),
+    FilterBackspace,
+    /// Leave filter input, keeping the filter.
+    FilterDone,
+    /// Leave filter input and clear the filter.
+    FilterClear,
+    NextSort,
+    ReverseSort,
+    /// Ask to run a command (opens the confirmation dialog).
+    Request(Command),
+    Confirm,
+    Cancel,
+    /// The clock moved (report ages, health).
+    Tick(Timestamp),
+    Resize(u16, u16),
+    Data(Box<Snapshot>),
+    Events(Vec<Event>),
+    ApiFailed(String),
+    CommandDone(Result<Outcome, String>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TabState {
+    /// Index into the tab's view (filtered, sorted rows).
+    pub selected: usize,
+    pub filter: String,
+    pub sort: usize,
+    pub descending: bool,
+}
+
+/// The dashboard's whole state. Drawing only reads it.
+#[derive(Debug)]
+pub struct App {
+    pub title: String,
+    pub running: bool,
+    pub tab: Tab,
+    pub tabs: HashMap<Tab, TabState>,
+    pub show_help: bool,
+    pub show_detail: bool,
+    /// Typing a filter for the current tab.
+    pub filtering: bool,
+    pub modal: Option<Modal>,
+    pub connection: Connection,
+    pub status: Option<String>,
+    pub now: Timestamp,
+    /// Rows of the table (visible height, for paging).
+    pub page: usize,
+
+    pub nodes: Vec<NodeView>,
+    pub peers: Vec<Peer>,
+    pub users: Vec<User>,
+    pub invites: Vec<Invite>,
+    pub events: VecDeque<Event>,
+    pub traffic: HashMap<NodeId, Traffic>,
+    pub peer_stats: HashMap<(NodeId, PublicKey), PeerStats>,
+    pub user_names: HashMap<UserId, String>,
+    pub node_names: HashMap<NodeId, String>,
+    pub devices: HashMap<UserId, u32>,
+    /// Per tab: indices into the tab's rows after filter and sort.
+    pub views: HashMap<Tab, Vec<usize>>,
+    /// Commands confirmed and not yet handed to the runtime.
+    pub outbox: Vec<Command>,
+}
+
+impl App {
+    pub fn new(title: impl Into<String>, now: Timestamp) -> Self {
+        Self {
+            title: title.into(),
+            running: true,
+            tab: Tab::Nodes,
+            tabs: Tab::ALL.iter().map(|t| (*t, TabState::default())).collect(),
+            show_help: false,
+            show_detail: false,
+            filtering: false,
+            modal: None,
+            connection: Connection::Connecting,
+            status: None,
+            now,
+            page: 10,
+            nodes: Vec::new(),
+            peers: Vec::new(),
+            users: Vec::new(),
+            invites: Vec::new(),
+            events: VecDeque::new(),
+            traffic: HashMap::new(),
+            peer_stats: HashMap::new(),
+            user_names: HashMap::new(),
+            node_names: HashMap::new(),
+            devices: HashMap::new(),
+            views: Tab::ALL.iter().map(|t| (*t, Vec::new())).collect(),
+            outbox: Vec::new(),
+        }
+    }
+
+    pub fn tab_state(&self, tab: Tab) -> &TabState {
+        // Every tab has a state from `new`.
+        &self.tabs[&tab]
+    }
+
+    fn tab_state_mut(&mut self) -> &mut TabState {
+        self.tabs.entry(self.tab).or_default()
+    }
+
+    pub fn view(&self, tab: Tab) -> &[usize] {
+        self.views.get(&tab).map_or(&[], Vec::as_slice)
+    }
+
+    fn selected_row(&self) -> Option<usize> {
+        self.view(self.tab)
+            .get(self.tab_state(self.tab).selected)
+            .copied()
+    }
+
+    pub fn selected_node(&self) -> Option<&NodeView> {
+        (self.tab == Tab::Nodes)
+            .then(|| self.selected_row())
+            .flatten()
+            .and_then(|i| self.nodes.get(i))
+    }
+
+    pub fn selected_peer(&self) -> Option<&Peer> {
+        (self.tab == Tab::Peers)
+            .then(|| self.selected_row())
+            .flatten()
+            .and_then(|i| self.peers.get(i))
+    }
+
+    pub fn selected_user(&self) -> Option<&User> {
+        (self.tab == Tab::Users)
+            .then(|| self.selected_row())
+            .flatten()
+            .and_then(|i| self.users.get(i))
+    }
+
+    pub fn selected_invite(&self) -> Option<&Invite> {
+        (self.tab == Tab::Invites)
+            .then(|| self.selected_row())
+            .flatten()
+            .and_then(|i| self.invites.get(i))
+    }
+
+    pub fn selected_event(&self) -> Option<&Event> {
+        (self.tab == Tab::Events)
+            .then(|| self.selected_row())
+            .flatten()
+            .and_then(|i| self.events.get(i))
+    }
+
+    pub fn user_name(&self, id: UserId) -> &str {
+        self.user_names.get(&id).map_or("?", String::as_str)
+    }
+
+    pub fn node_name(&self, id: NodeId) -> &str {
+        self.node_names.get(&id).map_or("?", String::as_str)
+    }
+
+    pub fn stats_of(&self, peer: &Peer) -> Option<&PeerStats> {
+        self.peer_stats.get(&(peer.node, peer.public_key))
+    }
+
+    /// The action a key stands for in the current state, if any.
+    pub fn action_for_key(&self, key: KeyEvent) -> Option<Action> {
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') {
+            return Some(Action::Quit);
+        }
+        if self.filtering {
+            return match key.code {
+                KeyCode::Enter => Some(Action::FilterDone),
+                KeyCode::Esc => Some(Action::FilterClear),
+                KeyCode::Backspace => Some(Action::FilterBackspace),
+                KeyCode::Char(c) if !ctrl => Some(Action::FilterChar(c)),
+                _ => None,
+            };
+        }
+        if let Some(modal) = &self.modal {
+            return match (modal, key.code) {
+                (Modal::Confirm(_), KeyCode::Char('y' | 'Y') | KeyCode::Enter) => {
+                    Some(Action::Confirm)
+                }
+                (Modal::Busy(_), _) => None,
+                (_, KeyCode::Char('q')) => Some(Action::Quit),
+                _ => Some(Action::Cancel),
+            };
+        }
+        if self.show_help {
+            return match key.code {
+                KeyCode::Char('q') => Some(Action::Quit),
+                _ => Some(Action::ToggleHelp),
+            };
+        }
+        let action = match key.code {
+            KeyCode::Char('q') => Action::Quit,
+            KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => Action::NextTab,
+            KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => Action::PrevTab,
+            KeyCode::Char(c @ '1'..='5') => {
+                let i = usize::from(c as u8 - b'1');
+                Action::SelectTab(Tab::ALL[i])
+            }
+            KeyCode::Up | KeyCode::Char('k') => Action::Up,
+            KeyCode::Down | KeyCode::Char('j') => Action::Down,
+            KeyCode::PageUp => Action::PageUp,
+            KeyCode::PageDown => Action::PageDown,
+            KeyCode::Home | KeyCode::Char('g') => Action::Top,
+            KeyCode::End | KeyCode::Char('G') => Action::Bottom,
+            KeyCode::Enter => Action::ToggleDetail,
+            KeyCode::Char('?') => Action::ToggleHelp,
+            KeyCode::Char('/') => Action::StartFilter,
+            KeyCode::Esc => Action::FilterClear,
+            KeyCode::Char('s') => Action::NextSort,
+            KeyCode::Char('S') => Action::ReverseSort,
+            KeyCode::Char('R') => Action::Request(Command::Refresh),
+            KeyCode::Char('i') => Action::Request(Command::CreateInvite),
+            KeyCode::Char('e') => {
+                let user = self.selected_user()?;
+                Action::Request(Command::ExtendAccess(user.id, EXTEND_DAYS))
+            }
+            KeyCode::Char('x') => {
+                let user = self.selected_user()?;
+                let to = match user.state {
+                    UserState::Active => UserState::Disabled,
+                    UserState::Disabled => UserState::Active,
+                };
+                Action::Request(Command::SetUserState(user.id, to))
+            }
+            KeyCode::Char('r') => Action::Request(Command::RevokePeer(self.selected_peer()?.id)),
+            KeyCode::Char('d') => Action::Request(Command::SetNodeState(
+                self.selected_node()?.node.id,
+                NodeState::Draining,
+            )),
+            KeyCode::Char('D') => Action::Request(Command::SetNodeState(
+                self.selected_node()?.node.id,
+                NodeState::Disabled,
+            )),
+            KeyCode::Char('a') => Action::Request(Command::SetNodeState(
+                self.selected_node()?.node.id,
+                NodeState::Active,
+            )),
+            KeyCode::Char('J') => {
+                Action::Request(Command::JoinCommand(self.selected_node()?.node.id))
+            }
+            _ => return None,
+        };
+        Some(action)
+    }
+}
+
+/// Every key, for the help overlay (and the README).
+pub const KEYS: &[(&str, &str)] = &[
+    ("Tab / → / l", "next tab"),
+    ("S-Tab / ← / h", "previous tab"),
+    ("1-5", "go to tab"),
+    ("↑↓ / j k", "move selection"),
+    ("PgUp PgDn", "page"),
+    ("g / G", "first / last row"),
+    ("Enter", "toggle detail pane"),
+    ("/", "filter (Enter keeps, Esc clears)"),
+    ("s / S", "next sort column / reverse"),
+    ("i", "create invite (link + QR)"),
+    ("e", "Users: extend access 30 days"),
+    ("x", "Users: disable / enable"),
+    ("r", "Peers: revoke peer"),
+    ("d / D / a", "Nodes: drain / disable / activate"),
+    ("J", "Nodes: show join command"),
+    ("R", "refresh now"),
+    ("y / n", "confirm / cancel a dialog"),
+    ("?", "this help"),
+    ("q / Ctrl-C", "quit"),
+];
+
+/// Applies one action.
+pub fn update(app: &mut App, action: Action) {
+    match action {
+        Action::Key(key) => {
+            if let Some(action) = app.action_for_key(key) {
+                update(app, action);
+            }
+        }
+        Action::Quit => app.running = false,
+        Action::NextTab => app.tab = Tab::ALL[(app.tab.index() + 1) % Tab::ALL.len()],
+        Action::PrevTab => {
+            app.tab = Tab::ALL[(app.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()];
+        }
+        Action::SelectTab(tab) => app.tab = tab,
+        Action::Up => move_selection(app, -1),
+        Action::Down => move_selection(app, 1),
+        Action::PageUp => move_selection(app, -page(app)),
+        Action::PageDown => move_selection(app, page(app)),
+        Action::Top => app.tab_state_mut().selected = 0,
+        Action::Bottom => {
+            let len = app.view(app.tab).len();
+            app.tab_state_mut().selected = len.saturating_sub(1);
+        }
+        Action::ToggleDetail => app.show_detail = !app.show_detail,
+        Action::ToggleHelp => app.show_help = !app.show_help,
+        Action::StartFilter => app.filtering = true,
+        Action::FilterChar(c) => {
+            app.tab_state_mut().filter.push(c);
+            refilter(app, app.tab);
+        }
+        Action::FilterBackspace => {
+            app.tab_state_mut().filter.pop();
+            refilter(app, app.tab);
+        }
+        Action::FilterDone => app.filtering = false,
+        Action::FilterClear => {
+            app.filtering = false;
+            app.tab_state_mut().filter.clear();
+            refilter(app, app.tab);
+        }
+        Action::NextSort => {
+            let keys = app.tab.sort_keys().len();
+            let state = app.tab_state_mut();
+            state.sort = (state.sort + 1) % keys;
+            refilter(app, app.tab);
+        }
+        Action::ReverseSort => {
+            let state = app.tab_state_mut();
+            state.descending = !state.descending;
+            refilter(app, app.tab);
+        }
+        Action::Request(Command::Refresh) => {
+            app.outbox.push(Command::Refresh);
+            app.status = Some(REFRESHING.into());
+        }
+        Action::Request(command) => app.modal = Some(Modal::Confirm(command)),
+        Action::Confirm => {
+            if let Some(Modal::Confirm(command)) = app.modal.take() {
+                app.modal = Some(Modal::Busy(command.describe()));
+                app.outbox.push(command);
+            }
+        }
+        Action::Cancel => app.modal = None,
+        Action::Tick(now) => app.now = now,
+        Action::Resize(_, height) => app.page = usize::from(height.saturating_sub(8)).max(1),
+        Action::Data(snapshot) => {
+            apply_snapshot(app, *snapshot);
+            app.connection = Connection::Live;
+            if app.status.as_deref() == Some(REFRESHING) {
+                app.status = None;
+            }
+        }
+        Action::Events(events) => {
+            for event in events {
+                if app.events.back().is_some_and(|e| e.seq >= event.seq) {
+                    continue;
+                }
+                if app.events.len() == MAX_EVENTS {
+                    app.events.pop_front();
+                }
+                app.events.push_back(event);
+            }
+            refilter(app, Tab::Events);
+        }
+        Action::ApiFailed(message) => app.connection = Connection::Failed(message),
+        Action::CommandDone(result) => {
+            app.modal = None;
+            match result {
+                Ok(Outcome::Done(text)) => app.status = Some(text),
+                Ok(outcome) => app.modal = Some(Modal::Result(outcome)),
+                Err(message) => app.modal = Some(Modal::Error(message)),
+            }
+            // Whatever changed shows up at once, not at the next poll.
+            app.outbox.push(Command::Refresh);
+        }
+    }
+}
+
+fn page(app: &App) -> isize {
+    isize::try_from(app.page).unwrap_or(10)
+}
+
+fn move_selection(app: &mut App, by: isize) {
+    let len = app.view(app.tab).len();
+    let state = app.tab_state_mut();
+    state.selected = state
+        .selected
+        .saturating_add_signed(by)
+        .min(len.saturating_sub(1));
+}
+
+fn apply_snapshot(app: &mut App, snapshot: Snapshot) {
+    let Snapshot {
+        nodes,
+        peers,
+        users,
+        invites,
+    } = snapshot;
+    app.peer_stats.clear();
+    for view in &nodes {
+        if let Some(stored) = &view.report {
+            let report = &stored.report;
+            let (rx, tx) = report.peers.iter().fold((0u64, 0u64), |(rx, tx), p| {
+                (rx.saturating_add(p.rx_bytes), tx.saturating_add(p.tx_bytes))
+            });
+            app.traffic
+                .entry(view.node.id)
+                .or_default()
+                .observe(report.at, rx, tx);
+            for stats in &report.peers {
+                app.peer_stats
+                    .insert((view.node.id, stats.public_key), stats.clone());
+            }
+        }
+    }
+    app.node_names = nodes
+        .iter()
+        .map(|v| (v.node.id, v.node.name.clone()))
+        .collect();
+    app.user_names = users.iter().map(|u| (u.id, u.name.clone())).collect();
+    app.devices.clear();
+    for peer in &peers {
+        *app.devices.entry(peer.user).or_default() += 1;
+    }
+    app.nodes = nodes;
+    app.peers = peers;
+    app.users = users;
+    app.invites = invites;
+    for tab in [Tab::Nodes, Tab::Peers, Tab::Users, Tab::Invites] {
+        refilter(app, tab);
+    }
+}
+
+/// Recomputes a tab's view (filter, then sort) and keeps the selection in range.
+pub fn refilter(app: &mut App, tab: Tab) {
+    let state = app.tab_state(tab).clone();
+    let needle = state.filter.to_lowercase();
+    let keep = |text: String| needle.is_empty() || text.to_lowercase().contains(&needle);
+    let mut view: Vec<usize> = match tab {
+        Tab::Nodes => (0..app.nodes.len())
+            .filter(|&i| {
+                let n = &app.nodes[i].node;
+                keep(format!(
+                    "n{} {} {} {} {} {}",
+                    n.id, n.name, n.region.code, n.region.name, n.endpoint, n.state
+                ))
+            })
+            .collect(),
+        Tab::Peers => (0..app.peers.len())
+            .filter(|&i| {
+                let p = &app.peers[i];
+                keep(format!(
+                    "p{} {} {} {} {}",
+                    p.id,
+                    app.user_name(p.user),
+                    p.device,
+                    app.node_name(p.node),
+                    p.ipv4
+                ))
+            })
+            .collect(),
+        Tab::Users => (0..app.users.len())
+            .filter(|&i| {
+                let u = &app.users[i];
+                keep(format!("u{} {} {:?}", u.id, u.name, u.state))
+            })
+            .collect(),
+        Tab::Invites => (0..app.invites.len())
+            .filter(|&i| {
+                let inv = &app.invites[i];
+                keep(format!("i{} {}", inv.id, inv.label))
+            })
+            .collect(),
+        Tab::Events => (0..app.events.len())
+            .filter(|&i| keep(crate::ui::event_text(&app.events[i])))
+            .collect(),
+    };
+    sort_view(app, tab, state.sort, &mut view);
+    if state.descending {
+        view.reverse();
+    }
+    let len = view.len();
+    app.views.insert(tab, view);
+    let selected = &mut app.tabs.entry(tab).or_default().selected;
+    *selected = (*selected).min(len.saturating_sub(1));
+}
+
+fn sort_view(app: &App, tab: Tab, sort: usize, view: &mut [usize]) {
+    match (tab, sort) {
+        (Tab::Nodes, 1) => view.sort_by(|&a, &b| {
+            app.nodes[a]
+                .node
+                .region
+                .code
+                .cmp(&app.nodes[b].node.region.code)
+        }),
+        (Tab::Nodes, 2) => view.sort_by_key(|&i| std::cmp::Reverse(app.nodes[i].peers)),
+        (Tab::Nodes, 3) => view.sort_by_key(|&i| app.nodes[i].node.state.to_string()),
+        (Tab::Nodes, _) => {
+            view.sort_by(|&a, &b| app.nodes[a].node.name.cmp(&app.nodes[b].node.name));
+        }
+        (Tab::Peers, 1) => view.sort_by(|&a, &b| {
+            app.user_name(app.peers[a].user)
+                .cmp(app.user_name(app.peers[b].user))
+        }),
+        (Tab::Peers, 2) => view.sort_by(|&a, &b| {
+            app.node_name(app.peers[a].node)
+                .cmp(app.node_name(app.peers[b].node))
+        }),
+        (Tab::Peers, 3) => view.sort_by(|&a, &b| app.peers[a].device.cmp(&app.peers[b].device)),
+        (Tab::Peers, 4) => view.sort_by_key(|&i| {
+            std::cmp::Reverse(app.stats_of(&app.peers[i]).and_then(|s| s.last_handshake))
+        }),
+        (Tab::Peers, 5) => view.sort_by_key(|&i| {
+            std::cmp::Reverse(
+                app.stats_of(&app.peers[i])
+                    .map_or(0, |s| s.rx_bytes.saturating_add(s.tx_bytes)),
+            )
+        }),
+        (Tab::Peers, _) => view.sort_by_key(|&i| app.peers[i].id),
+        (Tab::Users, 1) => view.sort_by(|&a, &b| app.users[a].name.cmp(&app.users[b].name)),
+        (Tab::Users, 2) => view.sort_by_key(|&i| app.users[i].state == UserState::Active),
+        (Tab::Users, 3) => view.sort_by_key(|&i| app.users[i].until.map_or(i64::MAX, |t| t.0)),
+        (Tab::Users, 4) => view.sort_by_key(|&i| {
+            std::cmp::Reverse(app.devices.get(&app.users[i].id).copied().unwrap_or(0))
+        }),
+        (Tab::Users, _) => view.sort_by_key(|&i| app.users[i].id),
+        (Tab::Invites, 1) => view.sort_by(|&a, &b| app.invites[a].label.cmp(&app.invites[b].label)),
+        (Tab::Invites, 2) => view.sort_by_key(|&i| std::cmp::Reverse(app.invites[i].uses_left)),
+        (Tab::Invites, 3) => {
+            view.sort_by_key(|&i| app.invites[i].expires_at.map_or(i64::MAX, |t| t.0));
+        }
+        (Tab::Invites, _) => view.sort_by_key(|&i| app.invites[i].id),
+        // Newest first.
+        (Tab::Events, _) => view.reverse(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn press(app: &mut App, code: KeyCode) {
+        if let Some(action) = app.action_for_key(key(code)) {
+            update(app, action);
+        }
+    }
+
+    #[test]
+    fn tabs_cycle_both_ways_and_by_number() {
+        let mut app = App::new("t", Timestamp(0));
+        press(&mut app, KeyCode::Tab);
+        assert_eq!(app.tab, Tab::Peers);
+        press(&mut app, KeyCode::BackTab);
+        press(&mut app, KeyCode::BackTab);
+        assert_eq!(app.tab, Tab::Events);
+        press(&mut app, KeyCode::Char('3'));
+        assert_eq!(app.tab, Tab::Users);
+    }
+
+    #[test]
+    fn quit_on_q_and_ctrl_c() {
+        let mut app = App::new("t", Timestamp(0));
+        press(&mut app, KeyCode::Char('q'));
+        assert!(!app.running);
+        let app = App::new("t", Timestamp(0));
+        let action = app.action_for_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert!(matches!(action, Some(Action::Quit)));
+    }
+
+    #[test]
+    fn filter_typing_does_not_trigger_commands() {
+        let mut app = App::new("t", Timestamp(0));
+        press(&mut app, KeyCode::Char('/'));
+        assert!(app.filtering);
+        for c in "qi".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        assert!(app.running, "q is text while filtering");
+        assert!(app.modal.is_none());
+        assert_eq!(app.tab_state(Tab::Nodes).filter, "qi");
+        press(&mut app, KeyCode::Backspace);
+        press(&mut app, KeyCode::Enter);
+        assert!(!app.filtering);
+        assert_eq!(app.tab_state(Tab::Nodes).filter, "q");
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.tab_state(Tab::Nodes).filter, "");
+    }
+
+    #[test]
+    fn commands_need_confirmation() {
+        let mut app = App::new("t", Timestamp(0));
+        press(&mut app, KeyCode::Char('i'));
+        assert_eq!(app.modal, Some(Modal::Confirm(Command::CreateInvite)));
+        assert!(app.outbox.is_empty());
+        press(&mut app, KeyCode::Char('n'));
+        assert_eq!(app.modal, None);
+        assert!(app.outbox.is_empty());
+        press(&mut app, KeyCode::Char('i'));
+        press(&mut app, KeyCode::Char('y'));
+        assert_eq!(app.outbox, vec![Command::CreateInvite]);
+        assert!(matches!(app.modal, Some(Modal::Busy(_))));
+        update(
+            &mut app,
+            Action::CommandDone(Ok(Outcome::Invite {
+                link: "https://t.me/bot?start=x".into(),
+                qr: "██".into(),
+            })),
+        );
+        assert!(matches!(
+            app.modal,
+            Some(Modal::Result(Outcome::Invite { .. }))
+        ));
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.modal, None);
+    }
+
+    #[test]
+    fn row_actions_need_a_selected_row_of_their_tab() {
+        let app = App::new("t", Timestamp(0));
+        assert!(app.action_for_key(key(KeyCode::Char('r'))).is_none());
+        assert!(app.action_for_key(key(KeyCode::Char('e'))).is_none());
+        assert!(app.action_for_key(key(KeyCode::Char('d'))).is_none());
+    }
+
+    #[test]
+    fn api_failure_is_shown_not_fatal() {
+        let mut app = App::new("t", Timestamp(0));
+        update(
+            &mut app,
+            Action::ApiFailed("cannot reach http://127.0.0.1:1".into()),
+        );
+        assert!(app.running);
+        assert!(matches!(app.connection, Connection::Failed(ref m) if m.contains("cannot reach")));
+        update(
+            &mut app,
+            Action::CommandDone(Err("HTTP 401: bad token".into())),
+        );
+        assert_eq!(app.modal, Some(Modal::Error("HTTP 401: bad token".into())));
+    }
+
+    #[test]
+    fn traffic_rates_come_from_counter_deltas() {
+        let mut t = Traffic::default();
+        t.observe(Timestamp(100), 1_000, 4_000);
+        assert!(t.history.is_empty());
+        t.observe(Timestamp(102), 3_000, 8_000);
+        assert_eq!((t.rx_rate, t.tx_rate), (1_000, 2_000));
+        assert_eq!(t.history, [3_000]);
+        t.observe(Timestamp(102), 9_000, 9_000);
+        assert_eq!(t.history.len(), 1, "same report twice is no sample");
+    }
+}

@@ -1,0 +1,603 @@
+//! The command line: one [`Config`] for the dashboard, the demo and the scriptable
+//! subcommands, and [`run`] which carries them out. Output goes to the writer it is
+//! given (stdout in the binary), so tests read exactly what a script would.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use qrcode::render::unicode::Dense1x2;
+use qrcode::{EcLevel, QrCode};
+use serde::Serialize;
+use vpnctl_client::api::{CreateInvite, CreateUser, PeerQuery, RegisterNode};
+use vpnctl_client::{ApiClient, ClientError, ConnectionString, Fingerprint};
+use vpnctl_core::{Grant, NodeId, PeerId, Region, Role, Secret, Timestamp, UserId, UserState};
+
+use crate::demo::{Demo, DemoError, DemoOptions};
+use crate::runtime::{self, describe};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vpnctl",
+    version,
+    about = "vpnctl admin: live dashboard, scriptable subcommands and a zero-setup demo",
+    after_help = "Start here: `vpnctl demo` runs a whole VPN (control plane + 3 simulated nodes) with the dashboard on top."
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Machine-readable JSON output (subcommands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Write logs to this file (never to the terminal the dashboard draws on).
+    #[arg(long, global = true, env = "VPNCTL_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where the API is and how to authenticate.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectionArgs {
+    /// API base URL, e.g. https://vpn.example.com:7443 (plain http only on loopback).
+    #[arg(long, global = true, env = "VPNCTL_API")]
+    pub api: Option<String>,
+    /// Admin API token (`vpt_...`).
+    #[arg(long, global = true, env = "VPNCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// SHA-256 fingerprint of the server certificate (hex), required for https.
+    #[arg(long, global = true, env = "VPNCTL_FINGERPRINT")]
+    pub fingerprint: Option<String>,
+    /// A `vpnctl-connect:...` connection string (from `vpnctld init`) instead of the three above.
+    #[arg(long, global = true, env = "VPNCTL_CONNECT", hide_env_values = true)]
+    pub connect: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The live dashboard (the default without a subcommand).
+    Dashboard,
+    /// Everything in one process: control plane, three simulated nodes, seeded data,
+    /// and the dashboard on top. Zero setup.
+    Demo {
+        /// Keep the demo's store in this directory (default: a temporary one).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Generate this many extra peers (to see the dashboard at scale).
+        #[arg(long, default_value_t = 0)]
+        peers: usize,
+    },
+    /// Users: list, add, extend, disable, enable.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Invites: create, list.
+    #[command(subcommand)]
+    Invites(InvitesCommand),
+    /// Nodes: list, add, drain, disable, activate, join-token.
+    #[command(subcommand)]
+    Nodes(NodesCommand),
+    /// Peers: list, config.
+    #[command(subcommand)]
+    Peers(PeersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    List,
+    Add {
+        name: String,
+        /// Days of access from now (default: unlimited).
+        #[arg(long)]
+        days: Option<u32>,
+        #[arg(long)]
+        devices: Option<u32>,
+        #[arg(long)]
+        telegram_id: Option<i64>,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Extend access by some days.
+    Extend {
+        id: UserId,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    Disable {
+        id: UserId,
+    },
+    Enable {
+        id: UserId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvitesCommand {
+    List,
+    /// Creates an invite and prints its deep link (shown once).
+    Create {
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Days of access it grants (default 30).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 3)]
+        devices: u32,
+        /// Also print the link as a QR code.
+        #[arg(long)]
+        qr: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    List,
+    Add {
+        name: String,
+        /// Region code, e.g. de-fra.
+        #[arg(long)]
+        region: String,
+        /// Region display name (default: the code).
+        #[arg(long)]
+        region_name: Option<String>,
+        /// host:port clients connect to.
+        #[arg(long)]
+        endpoint: String,
+        /// IPv4 pool, e.g. 10.8.0.0/16.
+        #[arg(long)]
+        pool: String,
+    },
+    /// Keep serving its peers, take no new ones.
+    Drain {
+        id: NodeId,
+    },
+    Disable {
+        id: NodeId,
+    },
+    Activate {
+        id: NodeId,
+    },
+    /// A single-use join token and the command that enrolls the node (shown once).
+    JoinToken {
+        id: NodeId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    List {
+        #[arg(long)]
+        user: Option<UserId>,
+        #[arg(long)]
+        node: Option<NodeId>,
+    },
+    /// The peer's wg-quick config (contains its private key).
+    Config {
+        id: PeerId,
+        /// Print it as a QR code for the WireGuard mobile apps.
+        #[arg(long)]
+        qr: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(
+        "no API to talk to: pass --api URL --token TOKEN [--fingerprint HEX] or --connect STRING, or set VPNCTL_API and VPNCTL_TOKEN (or VPNCTL_CONNECT); to try vpnctl without a server run `vpnctl demo`"
+    )]
+    NoConnection,
+    #[error("{0}")]
+    Usage(String),
+    #[error("{}", describe(.0))]
+    Api(#[from] ClientError),
+    #[error("{0}")]
+    Demo(#[from] DemoError),
+    #[error("terminal: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// 2: bad usage or settings; 3: the API is unreachable; 4: the API said no; 1: other.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::NoConnection | Self::Usage(_) => 2,
+            Self::Api(ClientError::Config(_) | ClientError::Token(_)) => 2,
+            Self::Api(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => 3,
+            Self::Api(ClientError::Api { .. }) => 4,
+            _ => 1,
+        }
+    }
+}
+
+impl ConnectionArgs {
+    /// The API client these settings describe.
+    pub fn client(&self) -> Result<ApiClient, CliError> {
+        if let Some(text) = &self.connect {
+            let connection = ConnectionString::parse(text.trim()).map_err(ClientError::from)?;
+            return Ok(ApiClient::from_connection(&connection)?);
+        }
+        let Some(api) = &self.api else {
+            return Err(CliError::NoConnection);
+        };
+        let Some(token) = &self.token else {
+            return Err(CliError::Usage(
+                "--api needs --token (or VPNCTL_TOKEN): the API token of an admin".into(),
+            ));
+        };
+        let pin = self
+            .fingerprint
+            .as_deref()
+            .map(|f| {
+                f.parse::<Fingerprint>().map_err(|_| {
+                    CliError::Usage(format!(
+                        "--fingerprint {f:?} is not a SHA-256 fingerprint (64 hex digits)"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(ApiClient::new(api, Some(Secret::new(token.clone())), pin)?)
+    }
+}
+
+fn json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
+    serde_json::to_writer_pretty(&mut *out, value)
+        .map_err(|e| CliError::Io(std::io::Error::other(e)))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn date(t: Option<Timestamp>, none: &str) -> String {
+    t.map_or_else(|| none.to_owned(), Timestamp::to_date)
+}
+
+/// Runs what the command line asks for. Dashboard and demo take over the terminal.
+pub async fn run(config: Config, out: &mut dyn Write) -> Result<(), CliError> {
+    let as_json = config.json;
+    match config.command {
+        None | Some(Command::Dashboard) => {
+            let api = config.connection.client()?;
+            // Fail before taking over the terminal when the API is clearly wrong.
+            api.healthz().await?;
+            let title = format!("vpnctl {}", api.base_url());
+            runtime::run_dashboard(api, &title).await?;
+            Ok(())
+        }
+        Some(Command::Demo { data, peers }) => {
+            let demo = Demo::start(DemoOptions {
+                data,
+                extra_peers: peers,
+                report_secs: None,
+            })
+            .await?;
+            let result = runtime::run_dashboard(demo.api.clone(), "vpnctl demo").await;
+            demo.stop().await;
+            result?;
+            Ok(())
+        }
+        Some(Command::Users(cmd)) => users(&config.connection.client()?, cmd, as_json, out).await,
+        Some(Command::Invites(cmd)) => {
+            invites(&config.connection.client()?, cmd, as_json, out).await
+        }
+        Some(Command::Nodes(cmd)) => nodes(&config.connection.client()?, cmd, as_json, out).await,
+        Some(Command::Peers(cmd)) => peers(&config.connection.client()?, cmd, as_json, out).await,
+    }
+}
+
+fn print_user(out: &mut dyn Write, u: &vpnctl_core::User) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "u{:<5} {:<20} {:<6} {:<8} until {}",
+        u.id,
+        u.name,
+        format!("{:?}", u.role).to_lowercase(),
+        format!("{:?}", u.state).to_lowercase(),
+        date(u.until, "unlimited")
+    )
+}
+
+async fn users(
+    api: &ApiClient,
+    cmd: UsersCommand,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let user = match cmd {
+        UsersCommand::List => {
+            let users = api.users().await?;
+            if as_json {
+                return json(out, &users);
+            }
+            for u in &users {
+                print_user(out, u)?;
+            }
+            return Ok(());
+        }
+        UsersCommand::Add {
+            name,
+            days,
+            devices,
+            telegram_id,
+            admin,
+        } => {
+            let until = days.map(|d| runtime::now().plus_days(i64::from(d)));
+            api.create_user(&CreateUser {
+                name,
+                telegram_id,
+                role: admin.then_some(Role::Admin),
+                until,
+                device_limit: devices,
+                locale: None,
+            })
+            .await?
+        }
+        UsersCommand::Extend { id, days } => api.extend_access(id, days).await?,
+        UsersCommand::Disable { id } => api.set_user_state(id, UserState::Disabled).await?,
+        UsersCommand::Enable { id } => api.set_user_state(id, UserState::Active).await?,
+    };
+    if as_json {
+        json(out, &user)
+    } else {
+        Ok(print_user(out, &user)?)
+    }
+}
+
+async fn invites(
+    api: &ApiClient,
+    cmd: InvitesCommand,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match cmd {
+        InvitesCommand::List => {
+            let invites = api.invites().await?;
+            if as_json {
+                return json(out, &invites);
+            }
+            for i in &invites {
+                writeln!(
+                    out,
+                    "i{:<5} {:<20} uses {}/{} expires {}{}",
+                    i.id,
+                    i.label,
+                    i.uses_left,
+                    i.uses_total,
+                    date(i.expires_at, "never"),
+                    if i.revoked { " revoked" } else { "" }
+                )?;
+            }
+            Ok(())
+        }
+        InvitesCommand::Create {
+            label,
+            uses,
+            days,
+            devices,
+            qr,
+        } => {
+            let created = api
+                .create_invite(&CreateInvite {
+                    label,
+                    uses: Some(uses),
+                    expires_at: None,
+                    grant: Some(Grant {
+                        access_days: Some(days),
+                        device_limit: devices,
+                        role: Role::User,
+                    }),
+                })
+                .await?;
+            // The link (or the bare code when the server knows no bot) is the point of
+            // this command: it is printed this once and nowhere logged.
+            let link = created.link.clone().unwrap_or_else(|| created.code.clone());
+            if as_json {
+                #[derive(Serialize)]
+                struct Out<'a> {
+                    invite: &'a vpnctl_core::Invite,
+                    link: &'a str,
+                }
+                return json(
+                    out,
+                    &Out {
+                        invite: &created.invite,
+                        link: &link,
+                    },
+                );
+            }
+            writeln!(
+                out,
+                "invite i{} created; send this link (shown once):",
+                created.invite.id
+            )?;
+            writeln!(out, "{link}")?;
+            if qr {
+                writeln!(out, "{}", runtime::qr_lines(&link))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn nodes(
+    api: &ApiClient,
+    cmd: NodesCommand,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let node = match cmd {
+        NodesCommand::List => {
+            let nodes = api.nodes().await?;
+            if as_json {
+                return json(out, &nodes);
+            }
+            let now = runtime::now();
+            for v in &nodes {
+                writeln!(
+                    out,
+                    "n{:<4} {:<12} {:<8} {:<8} {:<9} peers {:<5} rev {}/{} {}",
+                    v.node.id,
+                    v.node.name,
+                    v.node.region.code,
+                    v.node.state,
+                    crate::app::health(v, now).label(),
+                    v.peers,
+                    v.health
+                        .applied_revision
+                        .map_or_else(|| "-".into(), |r| r.to_string()),
+                    v.health.desired_revision,
+                    v.node.endpoint,
+                )?;
+            }
+            return Ok(());
+        }
+        NodesCommand::Add {
+            name,
+            region,
+            region_name,
+            endpoint,
+            pool,
+        } => {
+            let ipv4_pool = pool
+                .parse()
+                .map_err(|e| CliError::Usage(format!("--pool {pool:?}: {e}")))?;
+            api.register_node(&RegisterNode {
+                name,
+                region: Region {
+                    name: region_name.unwrap_or_else(|| region.clone()),
+                    code: region,
+                },
+                endpoint,
+                ipv4_pool,
+                listen_port: None,
+                public_key: None,
+                ipv6_pool: None,
+                dns: None,
+                mtu: None,
+                capacity: None,
+                client_allowed_ips: None,
+                persistent_keepalive: None,
+            })
+            .await?
+        }
+        NodesCommand::Drain { id } => api.drain_node(id).await?,
+        NodesCommand::Disable { id } => api.disable_node(id).await?,
+        NodesCommand::Activate { id } => api.activate_node(id).await?,
+        NodesCommand::JoinToken { id } => {
+            let (token, expires) = api.create_join_token(id, None).await?;
+            let command = format!("vpnctl-node join {}", token.encode());
+            if as_json {
+                #[derive(Serialize)]
+                struct Out {
+                    join_token: String,
+                    expires_at: Timestamp,
+                    command: String,
+                }
+                return json(
+                    out,
+                    &Out {
+                        join_token: token.encode(),
+                        expires_at: expires,
+                        command,
+                    },
+                );
+            }
+            writeln!(
+                out,
+                "on the new server run (single use, valid until {}):",
+                expires.to_rfc3339()
+            )?;
+            writeln!(out, "{command}")?;
+            return Ok(());
+        }
+    };
+    if as_json {
+        json(out, &node)
+    } else {
+        writeln!(
+            out,
+            "n{} {} {} {}",
+            node.id, node.name, node.region.code, node.state
+        )?;
+        Ok(())
+    }
+}
+
+async fn peers(
+    api: &ApiClient,
+    cmd: PeersCommand,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match cmd {
+        PeersCommand::List { user, node } => {
+            let peers = api.peers(PeerQuery { user, node }).await?;
+            if as_json {
+                return json(out, &peers);
+            }
+            for p in &peers {
+                writeln!(
+                    out,
+                    "p{:<6} u{:<5} n{:<4} {:<12} {}",
+                    p.id, p.user, p.node, p.device, p.ipv4
+                )?;
+            }
+            Ok(())
+        }
+        PeersCommand::Config { id, qr } => {
+            let config = api.peer_config(id).await?;
+            if as_json {
+                return json(out, &serde_json::json!({ "peer": id, "config": config }));
+            }
+            if qr {
+                let code = QrCode::with_error_correction_level(config.as_bytes(), EcLevel::L)
+                    .map_err(|e| CliError::Usage(format!("config too large for a QR: {e}")))?;
+                let text = code
+                    .render::<Dense1x2>()
+                    .dark_color(Dense1x2::Light)
+                    .light_color(Dense1x2::Dark)
+                    .build();
+                writeln!(out, "{text}")?;
+            } else {
+                write!(out, "{config}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn missing_connection_is_a_usage_error() {
+        let err = ConnectionArgs::default().client().unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("vpnctl demo"));
+        let err = ConnectionArgs {
+            api: Some("http://127.0.0.1:1".into()),
+            ..ConnectionArgs::default()
+        }
+        .client()
+        .unwrap_err();
+        assert!(err.to_string().contains("--token"));
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_host_is_refused() {
+        let err = ConnectionArgs {
+            api: Some("http://192.0.2.1:7443".into()),
+            token: Some("vpt_x".into()),
+            ..ConnectionArgs::default()
+        }
+        .client()
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,287 @@
+//! A fixed, deterministic dashboard state for snapshot tests and the draw benchmark.
+//! Not part of the API.
+
+use vpnctl_client::api::{HealthStatus, NodeHealth, NodeView, StoredReport};
+use vpnctl_core::wire::{NodeReport, PeerStats, SystemStats};
+use vpnctl_core::{
+    Actor, Endpoint, Event, EventKind, Grant, Invite, InviteId, Node, NodeId, NodeState, Peer,
+    PeerId, PublicKey, Region, Role, Timestamp, User, UserId, UserState,
+};
+
+use crate::app::{Action, App, Snapshot, update};
+
+/// "Now" in every fixture.
+pub const NOW: Timestamp = Timestamp(1_800_000_000);
+
+fn key(n: u64) -> PublicKey {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&n.to_le_bytes());
+    bytes[31] = 7;
+    PublicKey::from_bytes(bytes)
+}
+
+fn node(id: u64, name: &str, code: &str, region: &str, state: NodeState) -> Node {
+    Node {
+        id: NodeId(id),
+        name: name.into(),
+        region: Region {
+            code: code.into(),
+            name: region.into(),
+        },
+        endpoint: Endpoint {
+            host: format!("{name}.vpn.example"),
+            port: 51820,
+        },
+        listen_port: 51820,
+        public_key: Some(key(1_000 + id)),
+        ipv4_pool: format!("10.{}.0.0/16", id * 10)
+            .parse()
+            .expect("a valid pool"),
+        ipv6_pool: None,
+        dns: Vec::new(),
+        mtu: 1420,
+        capacity: 0,
+        client_allowed_ips: Vec::new(),
+        persistent_keepalive: 25,
+        state,
+        created_at: Timestamp(NOW.0 - 86_400 * 30),
+    }
+}
+
+fn user(id: u64, name: &str) -> User {
+    User {
+        id: UserId(id),
+        telegram_id: Some(1_000 + i64::try_from(id).unwrap_or(0)),
+        name: name.into(),
+        role: if id == 1 { Role::Admin } else { Role::User },
+        state: if id == 4 {
+            UserState::Disabled
+        } else {
+            UserState::Active
+        },
+        until: match id % 3 {
+            0 => None,
+            1 => Some(NOW.plus_days(i64::try_from(id).unwrap_or(1) * 5)),
+            _ => Some(NOW.plus_days(-1)),
+        },
+        lapsed: false,
+        device_limit: 3,
+        locale: vpnctl_core::Locale::En,
+        created_at: Timestamp(NOW.0 - 86_400),
+    }
+}
+
+const NAMES: [&str; 8] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+];
+const DEVICES: [&str; 3] = ["phone", "laptop", "tablet"];
+
+/// A dashboard with three nodes (up, degraded, down), `peers` peers spread over them,
+/// users, invites and events; each node has sent two reports so rates are known.
+pub fn app(peers: usize) -> App {
+    let nodes = [
+        node(
+            1,
+            "fra-1",
+            "de-fra",
+            "Frankfurt, Germany",
+            NodeState::Active,
+        ),
+        node(
+            2,
+            "ams-1",
+            "nl-ams",
+            "Amsterdam, Netherlands",
+            NodeState::Draining,
+        ),
+        node(3, "nyc-1", "us-nyc", "New York, USA", NodeState::Active),
+    ];
+    let users: Vec<User> = (0..peers.div_ceil(3).max(NAMES.len()))
+        .map(|i| {
+            let id = u64::try_from(i).unwrap_or(0) + 1;
+            let name = NAMES
+                .get(i)
+                .map_or_else(|| format!("user-{id:05}"), |n| (*n).to_owned());
+            user(id, &name)
+        })
+        .collect();
+    let peer_list: Vec<Peer> = (0..peers)
+        .map(|i| {
+            let id = u64::try_from(i).unwrap_or(0) + 1;
+            let n = u64::try_from(i % 3).unwrap_or(0) + 1;
+            let host = u32::try_from(i / 3 + 2).unwrap_or(2);
+            let net = u32::from(u8::try_from(n * 10).unwrap_or(10));
+            Peer {
+                id: PeerId(id),
+                user: UserId(u64::try_from(i / 3).unwrap_or(0) + 1),
+                node: NodeId(n),
+                device: DEVICES[i % 3].into(),
+                public_key: key(id),
+                has_private_key: true,
+                ipv4: std::net::Ipv4Addr::from((10 << 24) | (net << 16) | host),
+                ipv6: None,
+                created_at: Timestamp(NOW.0 - 3_600),
+                rotated_at: None,
+            }
+        })
+        .collect();
+    let report = |node: u64, at: Timestamp, scale: u64| -> NodeReport {
+        NodeReport {
+            applied_revision: 10,
+            interface_up: true,
+            listen_port: Some(51820),
+            public_key: Some(key(1_000 + node)),
+            peers: peer_list
+                .iter()
+                .filter(|p| p.node.0 == node)
+                .enumerate()
+                .map(|(i, p)| PeerStats {
+                    public_key: p.public_key,
+                    endpoint: (i % 4 != 3).then(|| format!("203.0.113.{}:51000", i % 250 + 1)),
+                    last_handshake: (i % 4 != 3)
+                        .then(|| Timestamp(at.0 - i64::try_from(i % 300).unwrap_or(0))),
+                    rx_bytes: scale * (1 + p.id.0 % 50) * 1_024,
+                    tx_bytes: scale * (1 + p.id.0 % 50) * 4_096,
+                })
+                .collect(),
+            system: SystemStats {
+                load1: 0.25 * f64::from(u32::try_from(node).unwrap_or(1)),
+                cpu_percent: 7.5 * f64::from(u32::try_from(node).unwrap_or(1)),
+                mem_used_bytes: 0,
+                mem_total_bytes: 0,
+                uptime_secs: 1_000,
+            },
+            strays_removed: Vec::new(),
+            errors: Vec::new(),
+            at,
+        }
+    };
+    // (node, age of the last report, applied revision, desired revision, status)
+    let health = [
+        (0usize, 2i64, 12u64, 12u64, HealthStatus::Online),
+        (1, 5, 11, 12, HealthStatus::Online),
+        (2, 400, 9, 12, HealthStatus::Stale),
+    ];
+    let views = |scale: u64, shift: i64| -> Vec<NodeView> {
+        health
+            .iter()
+            .map(|&(i, age, applied, desired, status)| {
+                let n = &nodes[i];
+                let at = Timestamp(NOW.0 - age - shift);
+                NodeView {
+                    node: n.clone(),
+                    peers: u64::try_from(peer_list.iter().filter(|p| p.node == n.id).count())
+                        .unwrap_or(0),
+                    health: NodeHealth {
+                        status,
+                        desired_revision: desired,
+                        applied_revision: Some(applied),
+                        in_sync: applied == desired,
+                        last_report_at: Some(at),
+                        peers_connected: u32::try_from(
+                            peer_list.iter().filter(|p| p.node == n.id).count() * 3 / 4,
+                        )
+                        .unwrap_or(0),
+                        interface_up: Some(true),
+                        report_errors: 0,
+                    },
+                    report: Some(StoredReport {
+                        received_at: at,
+                        report: report(n.id.0, at, scale),
+                    }),
+                }
+            })
+            .collect()
+    };
+    let invites = vec![
+        invite(1, "friends", 5, 2, false),
+        invite(2, "family", 3, 0, false),
+        invite(3, "trial", 1, 1, true),
+    ];
+    let mut app = App::new("vpnctl test", NOW);
+    update(&mut app, vpnctl_resize(80, 24));
+    for (scale, shift) in [(1, 10), (3, 0)] {
+        update(
+            &mut app,
+            Action::Data(Box::new(Snapshot {
+                nodes: views(scale, shift),
+                peers: peer_list.clone(),
+                users: users.clone(),
+                invites: invites.clone(),
+            })),
+        );
+    }
+    update(&mut app, Action::Events(events()));
+    app
+}
+
+fn vpnctl_resize(w: u16, h: u16) -> Action {
+    Action::Resize(w, h)
+}
+
+fn invite(id: u64, label: &str, total: u32, left: u32, revoked: bool) -> Invite {
+    Invite {
+        id: InviteId(id),
+        label: label.into(),
+        uses_total: total,
+        uses_left: left,
+        expires_at: Some(NOW.plus_days(14)),
+        grant: Grant::default(),
+        revoked,
+        created_at: Timestamp(NOW.0 - 7_200),
+    }
+}
+
+fn events() -> Vec<Event> {
+    let kinds = [
+        (Actor::System, EventKind::NodeRegistered { node: NodeId(1) }),
+        (
+            Actor::Node(NodeId(1)),
+            EventKind::NodeEnrolled { node: NodeId(1) },
+        ),
+        (
+            Actor::Admin("root".into()),
+            EventKind::UserCreated { user: UserId(2) },
+        ),
+        (
+            Actor::Bot,
+            EventKind::PeerIssued {
+                peer: PeerId(5),
+                user: UserId(2),
+                node: NodeId(2),
+            },
+        ),
+        (
+            Actor::Admin("root".into()),
+            EventKind::InviteCreated {
+                invite: InviteId(1),
+            },
+        ),
+        (Actor::System, EventKind::AccessExpired { user: UserId(3) }),
+        (
+            Actor::Admin("root".into()),
+            EventKind::NodeStateChanged {
+                node: NodeId(2),
+                state: NodeState::Draining,
+            },
+        ),
+        (
+            Actor::System,
+            EventKind::Notice {
+                severity: vpnctl_core::Severity::Warning,
+                node: Some(NodeId(3)),
+                message: "nyc-1 stopped reporting".into(),
+            },
+        ),
+    ];
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, (actor, kind))| Event {
+            seq: u64::try_from(i).unwrap_or(0) + 1,
+            at: Timestamp(NOW.0 - 600 + 60 * i64::try_from(i).unwrap_or(0)),
+            actor,
+            kind,
+        })
+        .collect()
+}

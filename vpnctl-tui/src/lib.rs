@@ -1,0 +1,21 @@
+//! `vpnctl`: the admin's terminal dashboard, scriptable admin subcommands and the
+//! zero-setup demo, all over the vpnctld HTTP API.
+//!
+//! - [`app`]: the dashboard's state, actions and `update` (no I/O);
+//! - [`ui`]: drawing (`impl Widget for &App`), reads state only;
+//! - [`runtime`]: background API tasks feeding actions over a channel, the terminal loop;
+//! - [`cli`]: the command line (`Config`) and the non-interactive subcommands;
+//! - [`demo`]: an embedded control plane with three simulated nodes;
+//! - [`node_link`]: the node agent's control plane over the API client.
+
+pub mod app;
+pub mod cli;
+pub mod demo;
+#[doc(hidden)]
+pub mod fixture;
+pub mod node_link;
+pub mod runtime;
+pub mod ui;
+
+pub use app::{Action, App, update};
+pub use cli::{Config, run};

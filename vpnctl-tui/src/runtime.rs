@@ -1,0 +1,381 @@
+//! The dashboard at run time: background tasks that talk to the API (polling, the
+//! live event stream, confirmed commands) and hand their results to the UI loop as
+//! [`Action`]s over a channel; the terminal loop that draws and reads keys. The UI
+//! never waits for the network.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt as _;
+use qrcode::render::unicode::Dense1x2;
+use qrcode::{EcLevel, QrCode};
+use ratatui::crossterm::event::{self, Event as TermEvent};
+use tokio::sync::{Notify, mpsc};
+use vpnctl_client::api::{CreateInvite, PeerQuery};
+use vpnctl_client::{ApiClient, ClientError};
+use vpnctl_core::{Timestamp, UserState};
+
+use crate::app::{Action, App, Command, Outcome, Snapshot, update};
+
+/// How often the lists are fetched again without an event asking for it.
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+
+pub fn now() -> Timestamp {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+/// A message for an admin, from a client error.
+pub fn describe(e: &ClientError) -> String {
+    match e.status() {
+        Some(401) => format!(
+            "the API refused the token (HTTP 401): check --token / VPNCTL_TOKEN or the connection string [{e}]"
+        ),
+        Some(403) => format!("the token may not do this (HTTP 403): it needs admin scope [{e}]"),
+        _ => e.to_string(),
+    }
+}
+
+pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
+    let (nodes, peers, users, invites) = tokio::try_join!(
+        api.nodes(),
+        api.peers(PeerQuery::default()),
+        api.users(),
+        api.invites()
+    )?;
+    Ok(Snapshot {
+        nodes,
+        peers,
+        users,
+        invites,
+    })
+}
+
+/// The QR code of `text` as half-block lines for a dark terminal, with a 2-module
+/// quiet zone (enough for phone scanners, small enough for 80×24).
+pub fn qr_lines(text: &str) -> String {
+    let Ok(code) = QrCode::with_error_correction_level(text, EcLevel::L) else {
+        return String::new();
+    };
+    let full = code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .build();
+    // The renderer adds 4 modules on every side: drop 2 (one text line is two rows).
+    let lines: Vec<&str> = full.lines().collect();
+    let inner = lines.get(1..lines.len().saturating_sub(1)).unwrap_or(&[]);
+    inner
+        .iter()
+        .map(|l| {
+            let chars: Vec<char> = l.chars().collect();
+            chars
+                .get(2..chars.len().saturating_sub(2))
+                .unwrap_or(&[])
+                .iter()
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Carries out one confirmed command.
+pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, ClientError> {
+    Ok(match command {
+        Command::Refresh => Outcome::Done("refreshed".into()),
+        Command::CreateInvite => {
+            let created = api
+                .create_invite(&CreateInvite {
+                    label: Some("from the dashboard".into()),
+                    uses: Some(1),
+                    ..CreateInvite::default()
+                })
+                .await?;
+            let link = created.link.clone().unwrap_or_else(|| created.code.clone());
+            let qr = qr_lines(&link);
+            Outcome::Invite { link, qr }
+        }
+        Command::ExtendAccess(id, days) => {
+            let user = api.extend_access(*id, *days).await?;
+            Outcome::Done(format!(
+                "u{id} {} has access until {}",
+                user.name,
+                user.until
+                    .map_or_else(|| "forever".into(), Timestamp::to_date)
+            ))
+        }
+        Command::SetUserState(id, state) => {
+            let user = api.set_user_state(*id, *state).await?;
+            let what = if *state == UserState::Active {
+                "enabled"
+            } else {
+                "disabled"
+            };
+            Outcome::Done(format!("u{id} {} {what}", user.name))
+        }
+        Command::RevokePeer(id) => {
+            let peer = api.revoke_peer(*id).await?;
+            Outcome::Done(format!("p{id} ({}) revoked", peer.device))
+        }
+        Command::SetNodeState(id, state) => {
+            let node = match state {
+                vpnctl_core::NodeState::Active => api.activate_node(*id).await?,
+                vpnctl_core::NodeState::Draining => api.drain_node(*id).await?,
+                vpnctl_core::NodeState::Disabled => api.disable_node(*id).await?,
+            };
+            Outcome::Done(format!("{} is now {}", node.name, node.state))
+        }
+        Command::JoinCommand(id) => {
+            let (token, expires) = api.create_join_token(*id, None).await?;
+            Outcome::JoinCommand {
+                node: format!("n{id} (valid until {})", expires.to_rfc3339()),
+                command: format!("vpnctl-node join {}", token.encode()),
+            }
+        }
+    })
+}
+
+/// Starts the background tasks; returns where confirmed commands go. The tasks end
+/// when the returned sender and `actions` are dropped.
+pub fn spawn_worker(
+    api: ApiClient,
+    actions: mpsc::UnboundedSender<Action>,
+) -> mpsc::UnboundedSender<Command> {
+    let wake = Arc::new(Notify::new());
+    let (commands, mut command_rx) = mpsc::unbounded_channel::<Command>();
+
+    // Lists: now, every POLL_EVERY, and soon after an event or a command.
+    {
+        let api = api.clone();
+        let actions = actions.clone();
+        let wake = Arc::clone(&wake);
+        tokio::spawn(async move {
+            loop {
+                let action = match fetch_snapshot(&api).await {
+                    Ok(s) => Action::Data(Box::new(s)),
+                    Err(e) => Action::ApiFailed(describe(&e)),
+                };
+                if actions.send(action).is_err() {
+                    return;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(POLL_EVERY) => {}
+                    () = wake.notified() => {
+                        // Coalesce a burst of events into one fetch.
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    // Events: the backlog, then the live stream; reconnects after failures.
+    {
+        let api = api.clone();
+        let actions = actions.clone();
+        let wake = Arc::clone(&wake);
+        tokio::spawn(async move {
+            let mut after: Option<u64> = None;
+            loop {
+                // Backlog in pages, oldest first.
+                loop {
+                    match api.events(after, Some(1_000)).await {
+                        Ok(batch) => {
+                            let full = batch.len() == 1_000;
+                            if let Some(last) = batch.last() {
+                                after = Some(last.seq);
+                            }
+                            if actions.send(Action::Events(batch)).is_err() {
+                                return;
+                            }
+                            if !full {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            if actions.send(Action::ApiFailed(describe(&e))).is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(POLL_EVERY).await;
+                        }
+                    }
+                }
+                match api.events_stream(after).await {
+                    Ok(stream) => {
+                        let mut stream = std::pin::pin!(stream);
+                        while let Some(item) = stream.next().await {
+                            match item {
+                                Ok(event) => {
+                                    after = Some(event.seq);
+                                    wake.notify_one();
+                                    if actions.send(Action::Events(vec![event])).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "event stream broke");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if actions.send(Action::ApiFailed(describe(&e))).is_err() {
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(POLL_EVERY).await;
+            }
+        });
+    }
+
+    // Commands: each in its own task, so a slow one blocks nothing.
+    tokio::spawn(async move {
+        while let Some(command) = command_rx.recv().await {
+            if command == Command::Refresh {
+                wake.notify_one();
+                continue;
+            }
+            let api = api.clone();
+            let actions = actions.clone();
+            tokio::spawn(async move {
+                let result = execute(&api, &command).await.map_err(|e| describe(&e));
+                let _ = actions.send(Action::CommandDone(result));
+            });
+        }
+    });
+    commands
+}
+
+/// Runs the dashboard in the terminal until the admin quits. The terminal is restored
+/// on return and on panic (ratatui's panic hook).
+pub async fn run_dashboard(api: ApiClient, title: &str) -> std::io::Result<()> {
+    let mut terminal = ratatui::try_init()?;
+    let result = dashboard_loop(&mut terminal, api, title).await;
+    ratatui::restore();
+    result
+}
+
+async fn dashboard_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    api: ApiClient,
+    title: &str,
+) -> std::io::Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+    let commands = spawn_worker(api, tx.clone());
+
+    // Keys come from a thread: crossterm's reader blocks.
+    let stop = Arc::new(AtomicBool::new(false));
+    let input = {
+        let stop = Arc::clone(&stop);
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(Duration::from_millis(100)) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(_) => return,
+                }
+                let action = match event::read() {
+                    Ok(TermEvent::Key(key)) => Action::Key(key),
+                    Ok(TermEvent::Resize(w, h)) => Action::Resize(w, h),
+                    Ok(_) => continue,
+                    Err(_) => return,
+                };
+                if tx.send(action).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+
+    let mut app = App::new(title, now());
+    let size = terminal.size()?;
+    update(&mut app, Action::Resize(size.width, size.height));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let result = loop {
+        if let Err(e) = terminal.draw(|frame| frame.render_widget(&app, frame.area())) {
+            break Err(e);
+        }
+        let first = tokio::select! {
+            action = rx.recv() => action,
+            _ = tick.tick() => Some(Action::Tick(now())),
+            _ = tokio::signal::ctrl_c() => Some(Action::Quit),
+        };
+        let Some(first) = first else {
+            break Ok(());
+        };
+        update(&mut app, first);
+        // Apply whatever else is queued before drawing again.
+        while let Ok(action) = rx.try_recv() {
+            update(&mut app, action);
+        }
+        for command in app.outbox.drain(..) {
+            let _ = commands.send(command);
+        }
+        if !app.running {
+            break Ok(());
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let _ = input.join();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_fits_80_by_24_and_decodes_as_blocks() {
+        let qr = qr_lines("https://t.me/vpnctl_demo_bot?start=AbCdEfGhIjKlMnOpQrStUvWxYz012345");
+        let lines: Vec<&str> = qr.lines().collect();
+        assert!(lines.len() <= 19, "{} lines", lines.len());
+        assert!(lines.iter().all(|l| l.chars().count() <= 41));
+        assert!(!qr.is_empty());
+    }
+
+    #[test]
+    fn qr_scans_back_to_the_link() {
+        let link = "https://t.me/vpnctl_demo_bot?start=AbCdEfGhIjKlMnOpQrStUvWx";
+        // Back to modules: a drawn half is light (the renderer inverts for dark
+        // terminals), so dark modules are the blank halves. Add a light margin.
+        let rows: Vec<Vec<bool>> = qr_lines(link)
+            .lines()
+            .flat_map(|l| {
+                let top = l
+                    .chars()
+                    .map(|c| matches!(c, ' ' | '▄'))
+                    .collect::<Vec<_>>();
+                let bottom = l
+                    .chars()
+                    .map(|c| matches!(c, ' ' | '▀'))
+                    .collect::<Vec<_>>();
+                [top, bottom]
+            })
+            .collect();
+        let (w, h) = (rows[0].len(), rows.len());
+        let scale = 4;
+        let margin = 8;
+        let size = |n: usize| n * scale + 2 * margin;
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(size(w), size(h), |x, y| {
+            let (x, y) = (
+                x.wrapping_sub(margin) / scale,
+                y.wrapping_sub(margin) / scale,
+            );
+            if rows.get(y).and_then(|r| r.get(x)).copied().unwrap_or(false) {
+                0
+            } else {
+                255
+            }
+        });
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, text) = grids[0].decode().unwrap();
+        assert_eq!(text, link);
+    }
+}

@@ -1,0 +1,138 @@
+//! Screens drawn into ratatui's `TestBackend` and compared as insta snapshots at
+//! 80×24 and 200×60.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use vpnctl_tui::app::{Action, App, Command, Modal, Outcome, Tab, update};
+use vpnctl_tui::fixture;
+
+fn render(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| frame.render_widget(app, frame.area()))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..height {
+        let mut line = String::new();
+        for x in 0..width {
+            line.push_str(buffer[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn keys(app: &mut App, keys: &str) {
+    for c in keys.chars() {
+        update(
+            app,
+            Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+        );
+    }
+}
+
+fn both(name: &str, app: &App) {
+    insta::assert_snapshot!(format!("{name}_80x24"), render(app, 80, 24));
+    insta::assert_snapshot!(format!("{name}_200x60"), render(app, 200, 60));
+}
+
+#[test]
+fn every_tab() {
+    let mut app = fixture::app(30);
+    for tab in Tab::ALL {
+        update(&mut app, Action::SelectTab(tab));
+        both(&format!("tab_{}", tab.title().to_lowercase()), &app);
+    }
+}
+
+#[test]
+fn nodes_with_detail_pane() {
+    let mut app = fixture::app(30);
+    update(&mut app, Action::Down);
+    update(&mut app, Action::ToggleDetail);
+    both("nodes_detail", &app);
+}
+
+#[test]
+fn peers_filtered_and_sorted() {
+    let mut app = fixture::app(30);
+    update(&mut app, Action::SelectTab(Tab::Peers));
+    keys(&mut app, "/alice");
+    update(&mut app, Action::FilterDone);
+    keys(&mut app, "ss");
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("filter:alice"), "{screen}");
+    assert!(!screen.contains(" bob "), "{screen}");
+    both("peers_filtered", &app);
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let mut app = fixture::app(30);
+    keys(&mut app, "?");
+    let screen = render(&app, 200, 60);
+    for (key, _) in vpnctl_tui::app::KEYS {
+        assert!(screen.contains(key), "{key} missing:\n{screen}");
+    }
+    both("help", &app);
+}
+
+#[test]
+fn confirm_and_invite_dialogs() {
+    let mut app = fixture::app(30);
+    keys(&mut app, "i");
+    both("confirm_invite", &app);
+    keys(&mut app, "y");
+    assert_eq!(app.outbox, vec![Command::CreateInvite]);
+    let link = "https://t.me/vpnctl_demo_bot?start=FixtureCode0123456789abcdefXYZ";
+    update(
+        &mut app,
+        Action::CommandDone(Ok(Outcome::Invite {
+            link: link.into(),
+            qr: vpnctl_tui::runtime::qr_lines(link),
+        })),
+    );
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains(link), "{screen}");
+    both("invite_created", &app);
+}
+
+#[test]
+fn api_errors_are_shown() {
+    let mut app = App::new("vpnctl test", fixture::NOW);
+    update(
+        &mut app,
+        Action::ApiFailed("cannot reach http://127.0.0.1:1/v1/nodes: connection refused".into()),
+    );
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("API error"), "{screen}");
+    assert!(screen.contains("cannot reach"), "{screen}");
+    both("api_unreachable", &app);
+    update(
+        &mut app,
+        Action::CommandDone(Err("the API refused the token (HTTP 401)".into())),
+    );
+    assert!(matches!(app.modal, Some(Modal::Error(_))));
+    insta::assert_snapshot!("command_failed_80x24", render(&app, 80, 24));
+}
+
+#[test]
+fn tiny_terminal_gets_a_hint() {
+    let app = fixture::app(30);
+    let screen = render(&app, 40, 10);
+    assert!(screen.contains("too small"), "{screen}");
+    insta::assert_snapshot!("tiny_40x10", screen);
+}
+
+#[test]
+fn ten_thousand_peers_scroll_to_the_end() {
+    let mut app = fixture::app(10_000);
+    update(&mut app, Action::SelectTab(Tab::Peers));
+    update(&mut app, Action::Bottom);
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("10000/10000"), "{screen}");
+    assert!(screen.contains("p10000"), "{screen}");
+}
