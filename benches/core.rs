@@ -172,8 +172,27 @@ fn allocation(c: &mut Criterion) {
     let owners = users(&bed.vpn, 6000, 10);
     fill(&bed.vpn, &n, &owners, 60_000, "a");
     assert_eq!(bed.vpn.node_peer_count(n.id).unwrap(), 60_000);
-    c.bench_function("allocate_in_slash16_with_60k_taken", |b| {
+    c.bench_function("lowest_free_address_in_slash16_with_60k_taken", |b| {
         b.iter(|| bed.vpn.next_free_address(black_box(n.id)).unwrap());
+    });
+    // The whole durable issue on the nearly full pool, to compare with an empty one
+    // (issue/one_peer_durable): allocation must not grow with the pool's fill.
+    let mut i = 0u32;
+    let extra = users(&bed.vpn, 1, u32::MAX).remove(0);
+    c.bench_function("issue_one_peer_in_slash16_with_60k_taken", |b| {
+        b.iter(|| {
+            i += 1;
+            let issued = bed
+                .vpn
+                .issue_peer(IssuePeer {
+                    user: extra.id,
+                    node: n.id,
+                    device: format!("x{i}"),
+                    public_key: None,
+                })
+                .unwrap();
+            bed.vpn.revoke_peer(issued.peer.id).unwrap();
+        });
     });
 }
 

@@ -49,7 +49,8 @@ fn main() -> anyhow::Result<()> {
         node.name,
         node.region.code,
         user.name,
-        user.until.map_or_else(|| "forever".into(), vpnctl_core::Timestamp::to_date),
+        user.until
+            .map_or_else(|| "forever".into(), vpnctl_core::Timestamp::to_date),
         issued.peer.device,
         issued.peer.ipv4,
     )?;

@@ -250,21 +250,6 @@ impl Store {
         Ok((out, commit))
     }
 
-    /// Runs `f` in a write transaction that is then aborted: nothing is written.
-    pub(crate) fn dry_run<T>(
-        &self,
-        now: Timestamp,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let txn = self.db.begin_write()?;
-        let out = {
-            let mut tx = Tx::open(&txn, &self.vault, Actor::System, now)?;
-            f(&mut tx)?
-        };
-        txn.abort()?;
-        Ok(out)
-    }
-
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Rx<'_>) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read()?;
         f(&Rx {
@@ -1016,6 +1001,37 @@ impl Rx<'_> {
             return Ok(None);
         }
         entry.to_spec(self.vault).map(Some)
+    }
+
+    pub fn tokens(&self) -> Result<Vec<ApiToken>> {
+        let t = self.txn.open_table(TOKENS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            out.push(decode_json("api_tokens", row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The lowest free offset of the node's pool, as [`Tx::allocate`] would take it.
+    pub fn next_free_offset(&self, node: &Node) -> Result<u32> {
+        let id = node.id.0;
+        let size = ipam::pool_size(node.ipv4_pool);
+        let free = self.txn.open_table(POOL_FREE)?;
+        let bits_table = self.txn.open_table(POOL_BITS)?;
+        for row in free.range((id, 0)..=(id, u32::MAX))? {
+            let chunk = row?.0.value().1;
+            let mut bits = [0u8; ipam::CHUNK_BYTES];
+            if let Some(v) = bits_table.get((id, chunk))? {
+                let stored = v.value();
+                if stored.len() == ipam::CHUNK_BYTES {
+                    bits.copy_from_slice(stored);
+                }
+            }
+            if let Some(offset) = ipam::first_free(&bits, chunk, size) {
+                return Ok(offset);
+            }
+        }
+        Err(Error::PoolExhausted { node: node.id })
     }
 
     pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>> {

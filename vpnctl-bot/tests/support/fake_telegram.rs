@@ -1,0 +1,446 @@
+//! A hand-written fake Telegram Bot API on 127.0.0.1: queues updates for
+//! `getUpdates` (honouring `offset`), records every call (multipart files
+//! included), answers like Telegram does, and never answers 5xx.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Json;
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, oneshot};
+
+/// A multipart file: field name, file name, bytes.
+pub type FilePart = (String, Option<String>, Vec<u8>);
+
+/// One request the bot made.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Lower-cased method, e.g. `senddocument`.
+    pub method: String,
+    pub chat_id: Option<i64>,
+    /// JSON body, or multipart text fields as strings.
+    pub params: Value,
+    /// Multipart files: field name, file name, bytes.
+    pub files: Vec<FilePart>,
+    /// The message id the fake answered with (for sends).
+    pub message_id: Option<i32>,
+}
+
+impl Call {
+    pub fn text(&self) -> String {
+        self.params
+            .get("text")
+            .or_else(|| self.params.get("caption"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn protected(&self) -> bool {
+        matches!(self.params.get("protect_content"), Some(Value::Bool(true)))
+            || self.params.get("protect_content").and_then(Value::as_str) == Some("true")
+    }
+
+    /// Callback data of every inline button in the call's keyboard.
+    pub fn buttons(&self) -> Vec<(String, String)> {
+        let markup = match self.params.get("reply_markup") {
+            Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::Null),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        };
+        let mut out = Vec::new();
+        if let Some(rows) = markup.get("inline_keyboard").and_then(Value::as_array) {
+            for row in rows {
+                for b in row.as_array().into_iter().flatten() {
+                    out.push((
+                        b["text"].as_str().unwrap_or_default().to_owned(),
+                        b["callback_data"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    updates: Mutex<Vec<Value>>,
+    next_update: AtomicI64,
+    next_message: AtomicI32,
+    calls: Mutex<Vec<Call>>,
+    new_update: Notify,
+    new_call: Notify,
+    /// method → retry_after answers still to give.
+    throttle: Mutex<HashMap<String, u32>>,
+    refused: AtomicI32,
+}
+
+#[derive(Clone)]
+pub struct FakeTelegram {
+    pub url: String,
+    inner: Arc<Inner>,
+    _stop: Arc<oneshot::Sender<()>>,
+}
+
+pub const BOT_ID: i64 = 7_000_000;
+
+fn chat_json(id: i64) -> Value {
+    if id > 0 {
+        json!({"id": id, "type": "private", "first_name": format!("User{id}")})
+    } else {
+        json!({"id": id, "type": "group", "title": "Some group"})
+    }
+}
+
+fn user_json(id: i64, lang: &str) -> Value {
+    json!({"id": id, "is_bot": false, "first_name": format!("User{id}"), "language_code": lang})
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
+}
+
+impl FakeTelegram {
+    pub async fn start() -> Self {
+        let inner = Arc::new(Inner {
+            next_update: AtomicI64::new(1),
+            next_message: AtomicI32::new(1),
+            ..Inner::default()
+        });
+        let app = Router::new()
+            .route("/{token}/{method}", post(handle))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            url,
+            inner,
+            _stop: Arc::new(tx),
+        }
+    }
+
+    fn push(&self, mut update: Value) -> i64 {
+        let id = self.inner.next_update.fetch_add(1, Ordering::SeqCst);
+        update["update_id"] = json!(id);
+        self.inner.updates.lock().unwrap().push(update);
+        self.inner.new_update.notify_waiters();
+        id
+    }
+
+    /// A text message from user `user` in chat `chat` (private when equal).
+    pub fn text_in(&self, user: i64, chat: i64, text: &str, lang: &str) {
+        let mut message = json!({
+            "message_id": self.inner.next_message.fetch_add(1, Ordering::SeqCst),
+            "date": now(),
+            "chat": chat_json(chat),
+            "from": user_json(user, lang),
+            "text": text,
+        });
+        if text.starts_with('/') {
+            let len = text.find(' ').unwrap_or(text.len());
+            message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
+        }
+        self.push(json!({ "message": message }));
+    }
+
+    pub fn text(&self, user: i64, text: &str) {
+        self.text_in(user, user, text, "en");
+    }
+
+    pub fn sticker(&self, user: i64) {
+        self.push(json!({"message": {
+            "message_id": self.inner.next_message.fetch_add(1, Ordering::SeqCst),
+            "date": now(),
+            "chat": chat_json(user),
+            "from": user_json(user, "en"),
+            "sticker": {"file_id": "stk", "file_unique_id": "stku", "type": "regular",
+                        "width": 512, "height": 512, "is_animated": false, "is_video": false}
+        }}));
+    }
+
+    /// A button press on message `message_id` in `chat`.
+    pub fn press(&self, user: i64, chat: i64, message_id: i32, data: &str) {
+        let cb = self.inner.next_update.load(Ordering::SeqCst);
+        self.push(json!({"callback_query": {
+            "id": format!("cb{cb}"),
+            "from": user_json(user, "en"),
+            "chat_instance": "ci",
+            "data": data,
+            "message": {
+                "message_id": message_id,
+                "date": now(),
+                "chat": chat_json(chat),
+                "from": {"id": BOT_ID, "is_bot": true, "first_name": "vpnctl", "username": "test_bot"},
+                "text": "keyboard"
+            }
+        }}));
+    }
+
+    /// The next `n` answers to `method` are 429 with `retry_after`.
+    pub fn throttle(&self, method: &str, n: u32) {
+        self.inner
+            .throttle
+            .lock()
+            .unwrap()
+            .insert(method.to_lowercase(), n);
+    }
+
+    pub fn refused(&self) -> i32 {
+        self.inner.refused.load(Ordering::SeqCst)
+    }
+
+    pub fn mark(&self) -> usize {
+        self.inner.calls.lock().unwrap().len()
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.calls.lock().unwrap().clone()
+    }
+
+    /// Waits for the first call after `mark` that matches `pred`.
+    pub async fn wait_after(
+        &self,
+        mark: usize,
+        timeout: Duration,
+        pred: impl Fn(&Call) -> bool,
+    ) -> Call {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.inner.new_call.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(c) = self.inner.calls.lock().unwrap()[mark..]
+                .iter()
+                .find(|c| pred(c))
+            {
+                return c.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for a call; calls: {:#?}",
+                &self.calls()[mark..]
+            );
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    /// Waits for the next message (or document/photo) sent to `chat` after `mark`.
+    pub async fn reply(&self, mark: usize, chat: i64, method: &str) -> Call {
+        let method = method.to_lowercase();
+        self.wait_after(mark, Duration::from_secs(10), |c| {
+            c.chat_id == Some(chat) && c.method == method
+        })
+        .await
+    }
+}
+
+fn parse_multipart(content_type: &str, body: &[u8]) -> (Value, Vec<FilePart>) {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .unwrap_or_default()
+        .trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let mut params = serde_json::Map::new();
+    let mut files = Vec::new();
+    let d = delimiter.as_bytes();
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + d.len() <= body.len() {
+        if &body[i..i + d.len()] == d {
+            starts.push(i);
+            i += d.len();
+        } else {
+            i += 1;
+        }
+    }
+    for pair in starts.windows(2) {
+        let part = &body[pair[0] + d.len()..pair[1]];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        let Some(split) = part.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let headers = String::from_utf8_lossy(&part[..split]).to_string();
+        let content = part[split + 4..].to_vec();
+        let field = |key: &str| {
+            headers.split(';').find_map(|h| {
+                h.trim()
+                    .strip_prefix(&format!("{key}="))
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
+        };
+        let name = field("name").unwrap_or_default();
+        match field("filename") {
+            Some(file_name) => files.push((name, Some(file_name), content)),
+            None => {
+                params.insert(
+                    name,
+                    Value::String(String::from_utf8_lossy(&content).into_owned()),
+                );
+            }
+        }
+    }
+    (Value::Object(params), files)
+}
+
+fn ok(result: Value) -> Json<Value> {
+    Json(json!({"ok": true, "result": result}))
+}
+
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    Path((_token, method)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Json<Value> {
+    let method = method.to_lowercase();
+    // Opt-in trace of method names only (bodies may hold configs or codes).
+    if std::env::var_os("FAKE_TG_TRACE").is_some() {
+        eprintln!("fake tg <- {method}");
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (params, files) = if content_type.starts_with("multipart/form-data") {
+        parse_multipart(&content_type, &body)
+    } else if body.is_empty() {
+        (json!({}), Vec::new())
+    } else {
+        (
+            serde_json::from_slice(&body).unwrap_or(json!({})),
+            Vec::new(),
+        )
+    };
+
+    if method == "getupdates" {
+        let offset = params
+            .get("offset")
+            .and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_millis(250);
+        loop {
+            let notified = inner.new_update.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut queue = inner.updates.lock().unwrap();
+                queue.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+                if !queue.is_empty() {
+                    if std::env::var_os("FAKE_TG_TRACE").is_some() {
+                        eprintln!("fake tg -> {} updates from {offset}", queue.len());
+                    }
+                    let batch: Vec<Value> = queue.iter().take(100).cloned().collect();
+                    return ok(Value::Array(batch));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return ok(json!([]));
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    {
+        let mut throttle = inner.throttle.lock().unwrap();
+        if let Some(n) = throttle.get_mut(&method)
+            && *n > 0
+        {
+            *n -= 1;
+            inner.refused.fetch_add(1, Ordering::SeqCst);
+            return Json(json!({
+                "ok": false, "error_code": 429,
+                "description": "Too Many Requests: retry after 1",
+                "parameters": {"retry_after": 1}
+            }));
+        }
+    }
+
+    let chat_id = params.get("chat_id").and_then(|v| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    });
+    let bot = json!({"id": BOT_ID, "is_bot": true, "first_name": "vpnctl", "username": "test_bot"});
+    let mut message_id = None;
+    let result = match method.as_str() {
+        "getme" => json!({
+            "id": BOT_ID, "is_bot": true, "first_name": "vpnctl", "username": "test_bot",
+            "can_join_groups": true, "can_read_all_group_messages": false,
+            "supports_inline_queries": false, "can_connect_to_business": false,
+            "has_main_web_app": false
+        }),
+        "sendmessage" | "senddocument" | "sendphoto" | "editmessagetext" => {
+            let id = if method == "editmessagetext" {
+                params
+                    .get("message_id")
+                    .and_then(Value::as_i64)
+                    .and_then(|v| i32::try_from(v).ok())
+                    .unwrap_or(0)
+            } else {
+                inner.next_message.fetch_add(1, Ordering::SeqCst)
+            };
+            message_id = Some(id);
+            let mut m = json!({
+                "message_id": id,
+                "date": now(),
+                "chat": chat_json(chat_id.unwrap_or(0)),
+                "from": bot,
+            });
+            match method.as_str() {
+                "senddocument" => {
+                    let (_, name, bytes) = files.first().cloned().unwrap_or_default();
+                    m["document"] = json!({"file_id": format!("doc{id}"), "file_unique_id": format!("docu{id}"),
+                        "file_name": name, "file_size": bytes.len()});
+                }
+                "sendphoto" => {
+                    m["photo"] = json!([{"file_id": format!("ph{id}"), "file_unique_id": format!("phu{id}"),
+                        "width": 512, "height": 512}]);
+                }
+                _ => m["text"] = params.get("text").cloned().unwrap_or(json!("")),
+            }
+            m
+        }
+        "getwebhookinfo" => {
+            json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})
+        }
+        _ => json!(true),
+    };
+    inner.calls.lock().unwrap().push(Call {
+        method,
+        chat_id,
+        params,
+        files,
+        message_id,
+    });
+    inner.new_call.notify_waiters();
+    ok(result)
+}
