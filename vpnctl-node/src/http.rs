@@ -31,6 +31,14 @@ pub fn enroller() -> HttpEnroller {
     HttpEnroller
 }
 
+impl Http {
+    /// The control plane of `node`, over a client that holds the node's own token
+    /// (the demo's simulated nodes use this too).
+    pub fn new(client: ApiClient, node: NodeId) -> Self {
+        Self { client, node }
+    }
+}
+
 /// The control plane for `run`, from the credentials `join` stored.
 pub fn connect(credentials: &Credentials) -> Result<Http, CpError> {
     let pin = if credentials.fingerprint.is_empty() {
@@ -45,10 +53,7 @@ pub fn connect(credentials: &Credentials) -> Result<Http, CpError> {
     };
     let token = Secret::new(credentials.token.expose().to_owned());
     let client = ApiClient::new(&credentials.api_url, Some(token), pin).map_err(cp_error)?;
-    Ok(Http {
-        client,
-        node: credentials.node_id,
-    })
+    Ok(Http::new(client, credentials.node_id))
 }
 
 fn cp_error(e: ClientError) -> CpError {

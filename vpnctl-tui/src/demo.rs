@@ -21,7 +21,7 @@ use vpnctl_node::netconf::NoNetwork;
 use vpnctl_node::{Cache, IfaceName};
 use vpnctl_server::{Server, ServerConfig};
 
-use crate::node_link::ApiControlPlane;
+use vpnctl_node::http::Http;
 
 /// The bot name put into invite deep links in the demo.
 pub const DEMO_BOT: &str = "vpnctl_demo_bot";
@@ -231,7 +231,7 @@ impl Demo {
             agent_config.report_interval = report;
             agent_config.reconcile_interval = Duration::from_secs(10);
             let agent = Agent::new(
-                ApiControlPlane::new(joiner.with_token(token), node.id),
+                Http::new(joiner.with_token(token), node.id),
                 SimBackend::new(iface),
                 NoNetwork,
                 Cache::new(data.join(format!("node-{}-cache.json", node.id))),

@@ -6,14 +6,12 @@
 //! - [`runtime`]: background API tasks feeding actions over a channel, the terminal loop;
 //! - [`cli`]: the command line (`Config`) and the non-interactive subcommands;
 //! - [`demo`]: an embedded control plane with three simulated nodes;
-//! - [`node_link`]: the node agent's control plane over the API client.
 
 pub mod app;
 pub mod cli;
 pub mod demo;
 #[doc(hidden)]
 pub mod fixture;
-pub mod node_link;
 pub mod runtime;
 pub mod ui;
 
