@@ -12,6 +12,7 @@ pub mod callback;
 pub mod config;
 pub mod handlers;
 pub mod i18n;
+mod listener;
 pub mod ratelimit;
 pub mod services;
 
@@ -31,6 +32,7 @@ use vpnctl_core::{Locale, Secret};
 pub use alerts::Alerts;
 pub use config::{Config, ConfigError, SecretText, UpdateMode};
 pub use handlers::schema;
+use listener::UntilShutdown;
 pub use services::{Api, Limits, Session, Settings};
 
 /// The Telegram client every handler uses: rate limits are applied innermost, and
@@ -134,20 +136,6 @@ impl BotApp {
             .default_handler(|_| async {})
             .error_handler(Arc::new(QuietErrors))
             .build();
-        let token = dispatcher.shutdown_token();
-        tokio::spawn(async move {
-            shutdown.await;
-            // The dispatcher may still be starting: retry until it accepts.
-            loop {
-                match token.shutdown() {
-                    Ok(done) => {
-                        done.await;
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        });
         info!(mode = ?config.mode, "vpnctl-bot running");
         match config.mode {
             UpdateMode::Polling => {
@@ -158,7 +146,7 @@ impl BotApp {
                     .build();
                 dispatcher
                     .dispatch_with_listener(
-                        listener,
+                        UntilShutdown::new(listener, shutdown),
                         LoggingErrorHandler::with_custom_text("getUpdates failed"),
                     )
                     .await;
@@ -178,7 +166,7 @@ impl BotApp {
                 let listener = teloxide::update_listeners::webhooks::axum(bot, options).await?;
                 dispatcher
                     .dispatch_with_listener(
-                        listener,
+                        UntilShutdown::new(listener, shutdown),
                         LoggingErrorHandler::with_custom_text("webhook failed"),
                     )
                     .await;

@@ -717,3 +717,22 @@ async fn webhook_mode_checks_the_secret_token() {
     );
     h.stop().await;
 }
+
+/// teloxide's own shutdown signal can be lost when it arrives while the dispatcher
+/// hands out an update or has only just started; the bot must stop anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_promptly_right_after_start_and_mid_update() {
+    for round in 0..4 {
+        let h = Harness::start().await;
+        if round % 2 == 1 {
+            h.tg.text_in(3001, 3001, "/help", "en");
+        }
+        let started = std::time::Instant::now();
+        h.stop().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "round {round}: stopping took {:?}",
+            started.elapsed()
+        );
+    }
+}

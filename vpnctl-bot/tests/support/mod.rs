@@ -195,7 +195,7 @@ impl Harness {
             let _ = tx.send(());
         }
         if let Some(h) = self.bot.take() {
-            tokio::time::timeout(Duration::from_secs(20), h)
+            tokio::time::timeout(Duration::from_secs(10), h)
                 .await
                 .expect("bot stops")
                 .unwrap();
