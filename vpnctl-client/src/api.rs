@@ -8,8 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use vpnctl_core::auth::{ApiToken, Scope};
 use vpnctl_core::wire::NodeReport;
 use vpnctl_core::{
-    Grant, Invite, Locale, Node, NodeId, Peer, PublicKey, Region, Role, Timestamp, User, UserId,
-    UserState,
+    EvacuateTo, Grant, Health, Invite, Locale, Node, NodeId, NodeStatus, Peer, Probe, PublicKey,
+    Quota, Region, Role, Timestamp, Traffic, User, UserId, UserState,
 };
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field.
@@ -56,6 +56,13 @@ pub struct PatchUser {
     pub device_limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<Locale>,
+    /// `null` removes the quota.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub quota: Option<Option<Quota>>,
 }
 
 /// `PUT /v1/users/{id}/state`.
@@ -207,21 +214,15 @@ pub struct DeleteNodeQuery {
     pub force: bool,
 }
 
-/// How a node is doing, from its latest report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthStatus {
-    /// Never reported since the control plane started.
-    Unknown,
-    /// Reported recently.
-    Online,
-    /// Its last report is older than the server's staleness limit.
-    Stale,
-}
-
+/// How a node is doing: the control plane's judgement (with hysteresis, see
+/// `vpnctl_core::lifecycle`) and the facts it rests on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeHealth {
-    pub status: HealthStatus,
+    pub status: Health,
+    /// Why, e.g. `no report for 95 s`.
+    pub reason: String,
+    /// Since when the node is in `status`.
+    pub since: Option<Timestamp>,
     /// The revision the control plane wants the node at.
     pub desired_revision: u64,
     /// The revision the node last reported as applied.
@@ -232,6 +233,56 @@ pub struct NodeHealth {
     pub peers_connected: u32,
     pub interface_up: Option<bool>,
     pub report_errors: u32,
+    /// The latest active probe of the node's endpoint.
+    pub probe: Option<Probe>,
+    /// Bytes through the node since it was registered.
+    pub traffic: Traffic,
+}
+
+impl NodeHealth {
+    pub fn from_status(status: &NodeStatus, desired_revision: u64) -> Self {
+        let reported = status.last_report_at.is_some();
+        Self {
+            status: status.health,
+            reason: status.reason.clone(),
+            since: status.since,
+            desired_revision,
+            applied_revision: reported.then_some(status.applied_revision),
+            in_sync: reported && status.applied_revision == desired_revision,
+            last_report_at: status.last_report_at,
+            peers_connected: status.peers_connected,
+            interface_up: reported.then_some(status.interface_up),
+            report_errors: u32::try_from(status.errors.len()).unwrap_or(u32::MAX),
+            probe: status.probe.clone(),
+            traffic: status.traffic,
+        }
+    }
+}
+
+/// `GET /v1/notifications`: the caller's unacknowledged notifications.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Long-poll: wait up to this many seconds (at most 30) for one to arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_secs: Option<u64>,
+}
+
+/// `POST /v1/notifications/ack`: everything up to `upto` was handled.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckNotifications {
+    pub upto: u64,
+}
+
+/// `POST /v1/nodes/{id}/evacuate`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvacuateRequest {
+    #[serde(default)]
+    pub to: EvacuateTo,
 }
 
 /// A node's latest report and when the control plane received it.

@@ -7,21 +7,21 @@ use std::time::Duration;
 use futures_util::Stream;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, Url};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use vpnctl_core::auth::{ApiToken, Scope, TokenId};
 use vpnctl_core::wire::{ApiError, DesiredUpdate, NodeReport};
 use vpnctl_core::{
-    Event, Invite, InviteId, Node, NodeId, Peer, PeerId, PublicKey, Secret, Timestamp, User,
-    UserId, UserState,
+    EvacuateTo, Evacuation, Event, Invite, InviteId, Node, NodeId, Notification, Peer, PeerId,
+    PublicKey, Secret, Timestamp, Traffic, UsageView, User, UserId, UserState,
 };
 
 use crate::api::{
-    CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite, CreatedJoinToken,
-    CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse, EventQuery,
-    ExtendAccess, IssuePeerRequest, IssuedPeerView, NodeView, PatchNode, PatchUser, PeerQuery,
-    RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport,
-    UserQuery,
+    AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
+    CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse,
+    EvacuateRequest, EventQuery, ExtendAccess, IssuePeerRequest, IssuedPeerView, NodeView,
+    NotificationQuery, PatchNode, PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode,
+    RotatePeer, SetAccess, SetUserState, StoredReport, UserQuery,
 };
 use crate::error::ClientError;
 use crate::fingerprint::Fingerprint;
@@ -375,6 +375,17 @@ impl ApiClient {
         Ok(())
     }
 
+    /// Re-issues every device of the node on healthy nodes (`to` picks where) and
+    /// sets the node to draining; each user gets their new config from the bot.
+    pub async fn evacuate_node(
+        &self,
+        id: NodeId,
+        to: EvacuateTo,
+    ) -> Result<Evacuation, ClientError> {
+        self.post(&format!("/v1/nodes/{id}/evacuate"), &EvacuateRequest { to })
+            .await
+    }
+
     /// A single-use join token for the node daemon, and when it expires.
     pub async fn create_join_token(
         &self,
@@ -532,6 +543,59 @@ impl ApiClient {
     pub async fn revoke_token(&self, id: TokenId) -> Result<ApiToken, ClientError> {
         let path = format!("/v1/tokens/{id}");
         self.json(&path, self.request(Method::DELETE, &path)).await
+    }
+
+    // ------------------------------------------------------------ lifecycle
+
+    /// A user's traffic this period and overall, with their quota.
+    pub async fn usage(&self, user: UserId) -> Result<UsageView, ClientError> {
+        self.get(&format!("/v1/users/{user}/usage")).await
+    }
+
+    /// A peer's accounted traffic.
+    pub async fn peer_traffic(&self, peer: PeerId) -> Result<Traffic, ClientError> {
+        self.get(&format!("/v1/peers/{peer}/traffic")).await
+    }
+
+    /// The bot's unacknowledged notifications, oldest first; with `wait`, waits up
+    /// to that long for the first one.
+    pub async fn notifications(
+        &self,
+        limit: Option<usize>,
+        wait: Option<Duration>,
+    ) -> Result<Vec<Notification>, ClientError> {
+        let path = "/v1/notifications";
+        let wait_secs = wait.map(|w| w.as_secs());
+        let mut request = self
+            .request(Method::GET, path)
+            .query(&NotificationQuery { limit, wait_secs });
+        if let Some(w) = wait {
+            request = request.timeout(w + Duration::from_secs(10));
+        }
+        self.json(path, request).await
+    }
+
+    /// Acknowledges every notification up to `upto`; returns the new cursor.
+    pub async fn ack_notifications(&self, upto: u64) -> Result<u64, ClientError> {
+        #[derive(Deserialize)]
+        struct Cursor {
+            cursor: u64,
+        }
+        let c: Cursor = self
+            .post("/v1/notifications/ack", &AckNotifications { upto })
+            .await?;
+        Ok(c.cursor)
+    }
+
+    /// The Prometheus exposition of `/metrics`.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let path = "/metrics";
+        let response = self.send(path, self.request(Method::GET, path)).await?;
+        let url = self.url(path);
+        response
+            .text()
+            .await
+            .map_err(|e| ClientError::from_reqwest(&url, &e))
     }
 
     // ------------------------------------------------------------ events

@@ -61,6 +61,8 @@ pub enum Error {
     AccessExpired { user: UserId, until: Timestamp },
     #[error("user {user} is disabled")]
     UserDisabled { user: UserId },
+    #[error("user {user} used up their traffic quota; it resets on {until}")]
+    QuotaExhausted { user: UserId, until: Timestamp },
     #[error("invite not found")]
     InviteNotFound,
     #[error("invite {invite} has no uses left")]
@@ -98,6 +100,7 @@ impl Error {
             | Self::DeviceLimit { .. }
             | Self::AccessExpired { .. }
             | Self::UserDisabled { .. }
+            | Self::QuotaExhausted { .. }
             | Self::InviteUsedUp { .. }
             | Self::InviteExpired { .. }
             | Self::InviteRevoked { .. }
@@ -121,6 +124,7 @@ impl Error {
             Self::DeviceLimit { .. } => "device_limit",
             Self::AccessExpired { .. } => "access_expired",
             Self::UserDisabled { .. } => "user_disabled",
+            Self::QuotaExhausted { .. } => "quota_exhausted",
             Self::InviteNotFound => "invite_not_found",
             Self::InviteUsedUp { .. } => "invite_used_up",
             Self::InviteExpired { .. } => "invite_expired",

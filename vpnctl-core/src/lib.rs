@@ -17,7 +17,10 @@ pub mod auth;
 pub mod error;
 pub mod ipam;
 pub mod keys;
+pub mod lifecycle;
 pub mod model;
+pub mod operations;
+pub mod prom;
 pub mod reconcile;
 pub mod render;
 pub mod service;
@@ -29,7 +32,12 @@ pub mod wire;
 pub use auth::{ApiToken, Scope, Secret, TokenId};
 pub use error::{Entity, Error, ErrorKind, Result, StorageError};
 pub use keys::{KeyPair, PresharedKey, PrivateKey, PublicKey};
+pub use lifecycle::{
+    Consumer, Health, HealthChange, HealthPolicy, Message, NodeStatus, Notification, Probe, Quota,
+    QuotaPeriod, Recipient, ReminderDays, Traffic,
+};
 pub use model::*;
+pub use operations::{EvacuateTo, Evacuation, Moved, SweepOutcome, UsageView};
 pub use render::ClientConfig;
 pub use service::{
     InviteCode, IssuePeer, IssuedPeer, NewInvite, NewNode, NewUser, NodePatch, PeerFilter, Policy,

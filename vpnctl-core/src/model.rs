@@ -114,12 +114,17 @@ pub struct User {
     pub device_limit: u32,
     pub locale: Locale,
     pub created_at: Timestamp,
+    /// Traffic allowance per period; `None` is unlimited.
+    pub quota: Option<crate::lifecycle::Quota>,
+    /// Set while the quota of the current period is used up; cleared when the period
+    /// resets or the quota changes. Stored for the same reason as `lapsed`.
+    pub suspended: bool,
 }
 
 impl User {
     /// Whether the user's peers belong on the nodes.
     pub fn has_access(&self) -> bool {
-        self.state == UserState::Active && !self.lapsed
+        self.state == UserState::Active && !self.lapsed && !self.suspended
     }
 
     /// Whether access is over at `now`, swept or not.
@@ -413,6 +418,24 @@ pub enum EventKind {
     },
     NodeEnrolled {
         node: NodeId,
+    },
+    NodeHealthChanged {
+        node: NodeId,
+        from: crate::lifecycle::Health,
+        to: crate::lifecycle::Health,
+        reason: String,
+    },
+    QuotaExceeded {
+        user: UserId,
+        until: Timestamp,
+    },
+    QuotaRestored {
+        user: UserId,
+    },
+    NodeEvacuated {
+        node: NodeId,
+        moved: u32,
+        failed: u32,
     },
 }
 

@@ -45,6 +45,10 @@ pub struct Policy {
     pub store_private_keys: bool,
     /// Device limit of users created without one.
     pub default_device_limit: u32,
+    /// When a node counts as degraded or down.
+    pub health: crate::lifecycle::HealthPolicy,
+    /// Days before the end of access on which users are reminded.
+    pub reminders: crate::lifecycle::ReminderDays,
 }
 
 impl Default for Policy {
@@ -52,6 +56,8 @@ impl Default for Policy {
         Self {
             store_private_keys: true,
             default_device_limit: 3,
+            health: crate::lifecycle::HealthPolicy::default(),
+            reminders: crate::lifecycle::ReminderDays::default(),
         }
     }
 }
@@ -101,6 +107,8 @@ pub struct UserPatch {
     pub role: Option<Role>,
     pub device_limit: Option<u32>,
     pub locale: Option<Locale>,
+    /// `Some(None)` removes the quota.
+    pub quota: Option<Option<crate::lifecycle::Quota>>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,14 +249,14 @@ pub struct PeerFilter {
 }
 
 /// Keys generated outside the write lock.
-struct FreshKeys {
+pub(crate) struct FreshKeys {
     private: Option<PrivateKey>,
     public: PublicKey,
     psk: PresharedKey,
 }
 
 impl FreshKeys {
-    fn new(user_key: Option<PublicKey>) -> Self {
+    pub(crate) fn new(user_key: Option<PublicKey>) -> Self {
         let (private, public) = match user_key {
             Some(public) => (None, public),
             None => {
@@ -276,6 +284,11 @@ impl Vpnctl {
     /// Opens (creating if needed) the store in `dir`: `vpnctl.redb` and the key file
     /// `vault.key` (0600). The directory is created with mode 0700.
     pub fn open_dir(dir: &Path) -> Result<Self> {
+        Self::open_dir_with(dir, Policy::default())
+    }
+
+    /// [`Self::open_dir`] with a policy other than the default.
+    pub fn open_dir_with(dir: &Path, policy: Policy) -> Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -283,12 +296,7 @@ impl Vpnctl {
             .create(dir)
             .map_err(StorageError::Io)?;
         let vault = Vault::open_or_create(&dir.join(VAULT_FILE))?;
-        Self::open(
-            &dir.join(DB_FILE),
-            vault,
-            Arc::new(SystemClock),
-            Policy::default(),
-        )
+        Self::open(&dir.join(DB_FILE), vault, Arc::new(SystemClock), policy)
     }
 
     pub fn open(path: &Path, vault: Vault, clock: Arc<dyn Clock>, policy: Policy) -> Result<Self> {
@@ -335,9 +343,9 @@ impl Vpnctl {
             .push(listener);
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let (out, commit) = self.inner.store.write(&self.actor, self.now(), f)?;
-        if !commit.events.is_empty() || !commit.revisions.is_empty() {
+        if !commit.events.is_empty() || !commit.revisions.is_empty() || commit.notified > 0 {
             let listeners = self
                 .inner
                 .listeners
@@ -351,7 +359,7 @@ impl Vpnctl {
         Ok(out)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Rx<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Rx<'_>) -> Result<T>) -> Result<T> {
         self.inner.store.read(f)
     }
 
@@ -376,6 +384,8 @@ impl Vpnctl {
                 device_limit,
                 locale: new.locale,
                 created_at: now,
+                quota: None,
+                suspended: false,
             };
             tx.put_user(None, &user)?;
             tx.event(EventKind::UserCreated { user: user.id })?;
@@ -422,9 +432,22 @@ impl Vpnctl {
             if let Some(locale) = patch.locale {
                 user.locale = locale;
             }
+            let quota_changed = patch.quota.is_some_and(|q| q != old.quota);
+            if let Some(quota) = patch.quota {
+                if quota.is_some_and(|q| q.bytes == 0) {
+                    return Err(Error::invalid("quota", "must be at least 1 byte"));
+                }
+                user.quota = quota;
+            }
+            if quota_changed {
+                crate::operations::recheck_quota(tx, &mut user)?;
+            }
             if user != old {
                 tx.put_user(Some(&old), &user)?;
                 tx.event(EventKind::UserUpdated { user: id })?;
+                if quota_changed {
+                    sync_user_peers(tx, &user)?;
+                }
             }
             Ok(user)
         })
@@ -486,6 +509,15 @@ impl Vpnctl {
                 tx.put_user(Some(&old), &user)?;
                 sync_user_peers(tx, &user)?;
                 tx.event(EventKind::AccessExpired { user: *id })?;
+                crate::operations::notify_user_once(
+                    tx,
+                    &user,
+                    "ended",
+                    old.until.map_or(0, Timestamp::seconds),
+                    crate::lifecycle::Message::AccessEnded {
+                        until: old.until.unwrap_or(tx.now),
+                    },
+                )?;
             }
             Ok(due)
         })
@@ -500,6 +532,7 @@ impl Vpnctl {
                 revoke_in(tx, peer)?;
             }
             tx.delete_user_record(&user)?;
+            tx.forget_user_lifecycle(id)?;
             tx.event(EventKind::UserDeleted { user: id })
         })
     }
@@ -630,6 +663,8 @@ impl Vpnctl {
                     device_limit: grant.device_limit,
                     locale: who.locale,
                     created_at: now,
+                    quota: None,
+                    suspended: false,
                 };
                 tx.put_user(None, &user)?;
                 tx.event(EventKind::UserCreated { user: user.id })?;
@@ -786,6 +821,7 @@ impl Vpnctl {
                 revoke_in(tx, peer)?;
             }
             tx.delete_node_record(&node)?;
+            tx.forget_node_status(id)?;
             tx.event(EventKind::NodeDeleted { node: id })
         })
     }
@@ -821,7 +857,7 @@ impl Vpnctl {
                         n
                     }
                 };
-                out.push(issue_in(tx, req, device, keys, &node, store_private)?);
+                out.push(issue_in(tx, req, device, keys, &node, store_private, true)?);
             }
             Ok(out)
         })
@@ -1141,7 +1177,7 @@ fn validate_mtu(mtu: u16) -> Result<()> {
     Ok(())
 }
 
-fn check_access(user: &User, now: Timestamp) -> Result<()> {
+pub(crate) fn check_access(user: &User, now: Timestamp) -> Result<()> {
     if user.state == UserState::Disabled {
         return Err(Error::UserDisabled { user: user.id });
     }
@@ -1149,6 +1185,13 @@ fn check_access(user: &User, now: Timestamp) -> Result<()> {
         return Err(Error::AccessExpired {
             user: user.id,
             until: user.until.unwrap_or(now),
+        });
+    }
+    if user.suspended {
+        let until = user.quota.map_or(now, |q| q.period.bounds(now).1);
+        return Err(Error::QuotaExhausted {
+            user: user.id,
+            until,
         });
     }
     Ok(())
@@ -1183,16 +1226,19 @@ fn render(
     }))
 }
 
-fn issue_in(
+pub(crate) fn issue_in(
     tx: &mut Tx<'_>,
     req: &IssuePeer,
     device: &str,
     keys: &FreshKeys,
     node: &Node,
     store_private: bool,
+    enforce_limits: bool,
 ) -> Result<IssuedPeer> {
     let user = tx.user(req.user)?;
-    check_access(&user, tx.now)?;
+    if enforce_limits {
+        check_access(&user, tx.now)?;
+    }
     match node.state {
         NodeState::Active => {}
         NodeState::Draining => return Err(Error::NodeDraining { node: node.id }),
@@ -1201,7 +1247,7 @@ fn issue_in(
     if node.public_key.is_none() {
         return Err(Error::NodeNotReady { node: node.id });
     }
-    if tx.user_peer_count(user.id)? >= u64::from(user.device_limit) {
+    if enforce_limits && tx.user_peer_count(user.id)? >= u64::from(user.device_limit) {
         return Err(Error::DeviceLimit {
             user: user.id,
             limit: user.device_limit,
@@ -1260,11 +1306,12 @@ fn issue_in(
     })
 }
 
-fn revoke_in(tx: &mut Tx<'_>, id: PeerId) -> Result<Peer> {
+pub(crate) fn revoke_in(tx: &mut Tx<'_>, id: PeerId) -> Result<Peer> {
     let rec = tx.peer(id)?;
     let node = tx.node(rec.peer.node)?;
     tx.set_desired(&rec, false)?;
     tx.delete_peer(&rec, &node)?;
+    tx.forget_peer_traffic(id)?;
     tx.event(EventKind::PeerRevoked {
         peer: id,
         user: rec.peer.user,
@@ -1275,7 +1322,7 @@ fn revoke_in(tx: &mut Tx<'_>, id: PeerId) -> Result<Peer> {
 
 /// Brings every peer of `user` in or out of the desired state to match the user's
 /// access.
-fn sync_user_peers(tx: &mut Tx<'_>, user: &User) -> Result<()> {
+pub(crate) fn sync_user_peers(tx: &mut Tx<'_>, user: &User) -> Result<()> {
     let want = user.has_access();
     for id in tx.user_peer_ids(user.id)? {
         let rec = tx.peer(id)?;
@@ -1284,7 +1331,7 @@ fn sync_user_peers(tx: &mut Tx<'_>, user: &User) -> Result<()> {
     Ok(())
 }
 
-fn set_access_in(tx: &mut Tx<'_>, id: UserId, until: Option<Timestamp>) -> Result<User> {
+pub(crate) fn set_access_in(tx: &mut Tx<'_>, id: UserId, until: Option<Timestamp>) -> Result<User> {
     let old = tx.user(id)?;
     let mut user = old.clone();
     user.until = until;

@@ -15,8 +15,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{ApiToken, JoinRecord, TokenId};
 use crate::error::{Entity, Error, Result, StorageError};
@@ -28,7 +28,7 @@ use crate::time::Timestamp;
 use crate::vault::Vault;
 
 /// Version of the record layouts this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Change-log entries kept per node; a node further behind gets a snapshot.
 const LOG_KEEP: u64 = 8192;
@@ -78,6 +78,19 @@ const TOKENS_BY_HASH: TableDefinition<'_, &[u8; 32], u64> =
     TableDefinition::new("api_tokens_by_hash");
 /// Hash of a join secret → pending enrollment.
 const JOINS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("join_secrets");
+/// node → [`NodeStatus`] (JSON: it grows fields).
+const NODE_STATUS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("node_status");
+/// peer → (last rx counter, last tx counter, total rx, total tx).
+const PEER_TRAFFIC: TableDefinition<'_, u64, (u64, u64, u64, u64)> =
+    TableDefinition::new("peer_traffic");
+/// user → [`Usage`].
+const USAGE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("usage");
+/// user → end of the period that suspended them (quota used up).
+const SUSPENDED: TableDefinition<'_, u64, i64> = TableDefinition::new("suspended_users");
+/// Notifications to deliver, by id (JSON).
+const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox");
+/// (user, what, anchor) for what is sent once: e.g. (7, "remind-3", until).
+const SENT_ONCE: TableDefinition<'_, (u64, &str, i64), ()> = TableDefinition::new("sent_once");
 
 /// A peer as stored: the public [`Peer`] plus sealed key material.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -142,6 +155,8 @@ pub struct Commit {
     pub events: Vec<Event>,
     /// Nodes whose desired state changed, with their new revision.
     pub revisions: Vec<(NodeId, u64)>,
+    /// Notifications queued in the outbox (to wake long-polling consumers).
+    pub notified: u32,
 }
 
 /// The database file plus the key that seals secrets in it.
@@ -222,6 +237,12 @@ impl Store {
             txn.open_table(TOKENS)?;
             txn.open_table(TOKENS_BY_HASH)?;
             txn.open_table(JOINS)?;
+            txn.open_table(NODE_STATUS)?;
+            txn.open_table(PEER_TRAFFIC)?;
+            txn.open_table(USAGE)?;
+            txn.open_table(SUSPENDED)?;
+            txn.open_table(OUTBOX)?;
+            txn.open_table(SENT_ONCE)?;
         }
         txn.commit()?;
         Ok(())
@@ -260,16 +281,57 @@ impl Store {
 }
 
 /// Upgrades the records of an older schema in place. Version 1 is the first.
-fn migrate(_txn: &redb::WriteTransaction, from: u64) -> Result<(), StorageError> {
-    // Future layouts add steps here, e.g. `if from < 2 { rewrite records… }`.
-    Err(StorageError::Corrupt {
-        table: "meta",
-        reason: format!("unknown schema version {from}"),
-    })
+fn migrate(txn: &redb::WriteTransaction, from: u64) -> Result<(), StorageError> {
+    if from < 2 {
+        // Version 2 added `quota` and `suspended` to users.
+        #[derive(Deserialize)]
+        struct UserV1 {
+            id: crate::model::UserId,
+            telegram_id: Option<i64>,
+            name: String,
+            role: crate::model::Role,
+            state: crate::model::UserState,
+            until: Option<Timestamp>,
+            lapsed: bool,
+            device_limit: u32,
+            locale: crate::model::Locale,
+            created_at: Timestamp,
+        }
+        let mut users = txn.open_table(USERS)?;
+        let mut rewritten = Vec::new();
+        for row in users.iter()? {
+            let (k, v) = row?;
+            let old: UserV1 = decode("users", v.value()).map_err(|e| StorageError::Corrupt {
+                table: "users",
+                reason: e.to_string(),
+            })?;
+            let new = User {
+                id: old.id,
+                telegram_id: old.telegram_id,
+                name: old.name,
+                role: old.role,
+                state: old.state,
+                until: old.until,
+                lapsed: old.lapsed,
+                device_limit: old.device_limit,
+                locale: old.locale,
+                created_at: old.created_at,
+                quota: None,
+                suspended: false,
+            };
+            rewritten.push((k.value(), encode(&new)));
+        }
+        for (k, v) in rewritten {
+            users.insert(k, v.as_slice())?;
+        }
+    }
+    Ok(())
 }
 
 /// All tables of one write transaction.
 pub(crate) struct Tx<'t> {
+    /// For the tables only some writes need, opened on demand.
+    pub txn: &'t redb::WriteTransaction,
     pub vault: &'t Vault,
     pub actor: Actor,
     pub now: Timestamp,
@@ -311,6 +373,7 @@ impl<'t> Tx<'t> {
         now: Timestamp,
     ) -> Result<Self> {
         Ok(Self {
+            txn,
             vault,
             actor,
             now,
@@ -1060,6 +1123,255 @@ impl Rx<'_> {
             out.push(decode_event(row?.1.value())?);
         }
         out.reverse();
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+use crate::lifecycle::{NodeStatus, Notification, Recipient, Usage};
+
+impl Tx<'_> {
+    pub fn node_ids(&self) -> Result<Vec<NodeId>> {
+        let mut out = Vec::new();
+        for row in self.nodes.iter()? {
+            out.push(NodeId(row?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// The node's current desired revision.
+    pub fn desired_revision(&self, node: NodeId) -> Result<u64> {
+        Ok(self.node_revs.get(node.0)?.map_or(0, |v| v.value().0))
+    }
+
+    pub fn peer_id_by_key(&self, node: NodeId, key: &PublicKey) -> Result<Option<PeerId>> {
+        Ok(self
+            .peers_by_key
+            .get((key.as_bytes(), node.0))?
+            .map(|v| PeerId(v.value())))
+    }
+
+    pub fn node_status(&self, node: NodeId) -> Result<NodeStatus> {
+        let t = self.txn.open_table(NODE_STATUS)?;
+        let v = t.get(node.0)?;
+        v.map_or_else(
+            || Ok(NodeStatus::default()),
+            |v| decode_json("node_status", v.value()),
+        )
+    }
+
+    pub fn put_node_status(&mut self, node: NodeId, status: &NodeStatus) -> Result<()> {
+        let json = serde_json::to_vec(status).expect("status serializes");
+        self.txn
+            .open_table(NODE_STATUS)?
+            .insert(node.0, json.as_slice())?;
+        Ok(())
+    }
+
+    pub fn forget_node_status(&mut self, node: NodeId) -> Result<()> {
+        self.txn.open_table(NODE_STATUS)?.remove(node.0)?;
+        Ok(())
+    }
+
+    /// Adds a peer's new counter readings; returns the bytes they add.
+    pub fn account_peer(&mut self, peer: PeerId, rx: u64, tx: u64) -> Result<(u64, u64)> {
+        let mut t = self.txn.open_table(PEER_TRAFFIC)?;
+        let (last_rx, last_tx, total_rx, total_tx) =
+            t.get(peer.0)?.map_or((0, 0, 0, 0), |v| v.value());
+        let d_rx = crate::lifecycle::counter_delta(last_rx, rx);
+        let d_tx = crate::lifecycle::counter_delta(last_tx, tx);
+        if (rx, tx) != (last_rx, last_tx) {
+            t.insert(
+                peer.0,
+                (
+                    rx,
+                    tx,
+                    total_rx.saturating_add(d_rx),
+                    total_tx.saturating_add(d_tx),
+                ),
+            )?;
+        }
+        Ok((d_rx, d_tx))
+    }
+
+    pub fn forget_peer_traffic(&mut self, peer: PeerId) -> Result<()> {
+        self.txn.open_table(PEER_TRAFFIC)?.remove(peer.0)?;
+        Ok(())
+    }
+
+    pub fn usage(&self, user: UserId) -> Result<Usage> {
+        let t = self.txn.open_table(USAGE)?;
+        let v = t.get(user.0)?;
+        v.map_or_else(|| Ok(Usage::default()), |v| decode("usage", v.value()))
+    }
+
+    pub fn put_usage(&mut self, user: UserId, usage: &Usage) -> Result<()> {
+        self.txn
+            .open_table(USAGE)?
+            .insert(user.0, encode(usage).as_slice())?;
+        Ok(())
+    }
+
+    pub fn set_suspended(&mut self, user: UserId, until: Option<Timestamp>) -> Result<()> {
+        let mut t = self.txn.open_table(SUSPENDED)?;
+        match until {
+            Some(u) => t.insert(user.0, u.0)?,
+            None => t.remove(user.0)?,
+        };
+        Ok(())
+    }
+
+    /// Suspended users whose period ended at or before `now`.
+    pub fn suspensions_over(&self, now: Timestamp) -> Result<Vec<UserId>> {
+        let t = self.txn.open_table(SUSPENDED)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            if v.value() <= now.0 {
+                out.push(UserId(k.value()));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn forget_user_lifecycle(&mut self, user: UserId) -> Result<()> {
+        self.txn.open_table(USAGE)?.remove(user.0)?;
+        self.txn.open_table(SUSPENDED)?.remove(user.0)?;
+        self.txn.open_table(SENT_ONCE)?.retain_in(
+            (user.0, "", i64::MIN)..(user.0 + 1, "", i64::MIN),
+            |_, ()| false,
+        )?;
+        Ok(())
+    }
+
+    /// Users whose unswept access ends in `(after, upto]`.
+    pub fn users_ending(
+        &self,
+        after: Timestamp,
+        upto: Timestamp,
+    ) -> Result<Vec<(UserId, Timestamp)>> {
+        let mut out = Vec::new();
+        for row in self
+            .users_by_until
+            .range((after.0, u64::MAX)..=(upto.0, u64::MAX))?
+        {
+            let (until, id) = row?.0.value();
+            out.push((UserId(id), Timestamp(until)));
+        }
+        Ok(out)
+    }
+
+    /// Records that `what` was sent for `anchor`; false if it already was.
+    pub fn mark_sent(&mut self, user: UserId, what: &str, anchor: i64) -> Result<bool> {
+        let mut t = self.txn.open_table(SENT_ONCE)?;
+        Ok(t.insert((user.0, what, anchor), ())?.is_none())
+    }
+
+    pub fn was_sent(&self, user: UserId, what: &str, anchor: i64) -> Result<bool> {
+        let t = self.txn.open_table(SENT_ONCE)?;
+        Ok(t.get((user.0, what, anchor))?.is_some())
+    }
+
+    /// Queues a notification.
+    pub fn notify(&mut self, to: Recipient, message: crate::lifecycle::Message) -> Result<u64> {
+        let id = self.next_id("next_notification")?;
+        let n = Notification {
+            id,
+            at: self.now,
+            recipient: to,
+            message,
+        };
+        let json = serde_json::to_vec(&n).expect("notifications serialize");
+        self.txn.open_table(OUTBOX)?.insert(id, json.as_slice())?;
+        self.commit.notified += 1;
+        Ok(id)
+    }
+
+    pub fn cursor(&self, key: &'static str) -> Result<u64> {
+        Ok(self.meta.get(key)?.map_or(0, |v| v.value()))
+    }
+
+    /// Moves a consumer's cursor forward (never back), and drops notifications every
+    /// consumer has passed.
+    pub fn advance_cursor(
+        &mut self,
+        key: &'static str,
+        upto: u64,
+        all: &[&'static str],
+    ) -> Result<u64> {
+        let current = self.cursor(key)?;
+        let next = current.max(upto);
+        self.meta.insert(key, next)?;
+        let mut low = u64::MAX;
+        for k in all {
+            low = low.min(self.meta.get(*k)?.map_or(0, |v| v.value()));
+        }
+        if low > 0 {
+            self.txn
+                .open_table(OUTBOX)?
+                .retain_in(0..=low, |_, _| false)?;
+        }
+        Ok(next)
+    }
+}
+
+impl Rx<'_> {
+    /// Whether a sweep has anything to do: access ending within `horizon_secs`
+    /// (reminders, expiry) or a quota suspension that is over.
+    pub fn sweep_due(&self, now: Timestamp, horizon_secs: i64) -> Result<bool> {
+        let until = self.txn.open_table(USERS_BY_UNTIL)?;
+        if until
+            .range((i64::MIN, 0)..=(now.0.saturating_add(horizon_secs), u64::MAX))?
+            .next()
+            .is_some()
+        {
+            return Ok(true);
+        }
+        let suspended = self.txn.open_table(SUSPENDED)?;
+        for row in suspended.iter()? {
+            if row?.1.value() <= now.0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    pub fn node_status(&self, node: NodeId) -> Result<NodeStatus> {
+        let t = self.txn.open_table(NODE_STATUS)?;
+        let v = t.get(node.0)?;
+        v.map_or_else(
+            || Ok(NodeStatus::default()),
+            |v| decode_json("node_status", v.value()),
+        )
+    }
+
+    pub fn usage(&self, user: UserId) -> Result<Usage> {
+        let t = self.txn.open_table(USAGE)?;
+        let v = t.get(user.0)?;
+        v.map_or_else(|| Ok(Usage::default()), |v| decode("usage", v.value()))
+    }
+
+    /// A peer's accounted (rx, tx) totals.
+    pub fn peer_traffic(&self, peer: PeerId) -> Result<(u64, u64)> {
+        let t = self.txn.open_table(PEER_TRAFFIC)?;
+        Ok(t.get(peer.0)?.map_or((0, 0), |v| {
+            let (_, _, rx, tx) = v.value();
+            (rx, tx)
+        }))
+    }
+
+    pub fn cursor(&self, key: &'static str) -> Result<u64> {
+        let t = self.txn.open_table(META)?;
+        Ok(t.get(key)?.map_or(0, |v| v.value()))
+    }
+
+    pub fn notifications_after(&self, after: u64, limit: usize) -> Result<Vec<Notification>> {
+        let t = self.txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for row in t.range(after.saturating_add(1)..)?.take(limit) {
+            out.push(decode_json("outbox", row?.1.value())?);
+        }
         Ok(out)
     }
 }

@@ -136,6 +136,10 @@ pub struct NodeReport {
     pub strays_removed: Vec<PublicKey>,
     pub errors: Vec<String>,
     pub at: Timestamp,
+    /// TCP port of the node daemon's health/metrics listener, which the control
+    /// plane probes at the node's endpoint host; `None` when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_port: Option<u16>,
 }
 
 /// A peer as the API lists it for a user, with where it lives.

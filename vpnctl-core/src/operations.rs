@@ -1,0 +1,650 @@
+//! The service's self-running side: reports turned into traffic totals and node
+//! status, the periodic sweep (expiry, reminders, quota resets), health judgement
+//! with alerts, node evacuation and the notification outbox.
+//!
+//! The control plane calls [`Vpnctl::record_report`] for every node report and
+//! [`Vpnctl::sweep`] plus [`Vpnctl::observe_health`] on a timer; frontends drain the
+//! outbox with [`Vpnctl::notifications`] and [`Vpnctl::ack_notifications`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use tracing::instrument;
+
+use crate::error::{Error, Result};
+use crate::lifecycle::{
+    self, Consumer, Health, HealthChange, Message, NodeStatus, Notification, Probe,
+    QUOTA_WARN_PERCENT, QuotaPeriod, Recipient, Traffic, Usage,
+};
+use crate::model::{EventKind, Node, NodeId, NodeState, PeerId, Severity, User, UserId};
+use crate::service::{FreshKeys, IssuePeer, Vpnctl, issue_in, revoke_in, sync_user_peers};
+use crate::store::Tx;
+use crate::time::{DAY, Timestamp};
+use crate::wire::NodeReport;
+
+/// A peer counts as connected with a handshake this recent (WireGuard re-keys every
+/// two minutes while traffic flows).
+pub const CONNECTED_WITHIN_SECS: i64 = 180;
+
+/// What one [`Vpnctl::sweep`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    pub expired: Vec<UserId>,
+    pub reminded: Vec<UserId>,
+    pub restored: Vec<UserId>,
+}
+
+impl SweepOutcome {
+    pub fn is_empty(&self) -> bool {
+        self.expired.is_empty() && self.reminded.is_empty() && self.restored.is_empty()
+    }
+}
+
+/// Where [`Vpnctl::evacuate`] may put devices.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "value")]
+pub enum EvacuateTo {
+    /// Healthy nodes, same region first, least loaded first.
+    #[default]
+    Auto,
+    /// Healthy nodes of this region code.
+    Region(String),
+    /// Exactly this node (even if its health is unknown).
+    Node(NodeId),
+}
+
+/// One device moved by an evacuation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    pub user: UserId,
+    pub device: String,
+    pub old_peer: PeerId,
+    pub new_peer: PeerId,
+    pub to: NodeId,
+}
+
+/// The result of [`Vpnctl::evacuate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evacuation {
+    pub node: NodeId,
+    pub moved: Vec<Moved>,
+    /// Devices that stayed, and why (no capacity anywhere, …).
+    pub failed: Vec<(PeerId, String)>,
+}
+
+/// A user's traffic as shown to them and to admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageView {
+    pub total: Traffic,
+    pub period_bytes: u64,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    pub quota: Option<lifecycle::Quota>,
+    pub suspended: bool,
+}
+
+/// Queues `message` for `user` unless it was queued before for `anchor`; users
+/// without a Telegram id have nobody to tell.
+pub(crate) fn notify_user_once(
+    tx: &mut Tx<'_>,
+    user: &User,
+    what: &str,
+    anchor: i64,
+    message: Message,
+) -> Result<bool> {
+    let Some(telegram_id) = user.telegram_id else {
+        return Ok(false);
+    };
+    if !tx.mark_sent(user.id, what, anchor)? {
+        return Ok(false);
+    }
+    tx.notify(
+        Recipient::User {
+            user: user.id,
+            telegram_id,
+            locale: user.locale,
+        },
+        message,
+    )?;
+    Ok(true)
+}
+
+fn period_of(user: &User) -> QuotaPeriod {
+    user.quota.map_or(QuotaPeriod::Monthly, |q| q.period)
+}
+
+/// The usage with its period rolled forward to the one containing `now`.
+fn current_usage(tx: &Tx<'_>, user: &User) -> Result<Usage> {
+    let mut usage = tx.usage(user.id)?;
+    let (start, _) = period_of(user).bounds(tx.now);
+    if usage.period_start != start {
+        usage.period_start = start;
+        usage.period_bytes = 0;
+    }
+    Ok(usage)
+}
+
+/// Re-judges `user.suspended` after a quota change; the caller writes the user.
+pub(crate) fn recheck_quota(tx: &mut Tx<'_>, user: &mut User) -> Result<()> {
+    let usage = current_usage(tx, user)?;
+    let (_, end) = period_of(user).bounds(tx.now);
+    let over = user.quota.is_some_and(|q| usage.period_bytes >= q.bytes);
+    user.suspended = over;
+    tx.set_suspended(user.id, over.then_some(end))?;
+    Ok(())
+}
+
+/// Adds `bytes` to the user's period and checks the quota.
+fn charge(tx: &mut Tx<'_>, id: UserId, add: Traffic) -> Result<()> {
+    let old = tx.user(id)?;
+    let mut usage = current_usage(tx, &old)?;
+    usage.total = usage.total.plus(add);
+    usage.period_bytes = usage.period_bytes.saturating_add(add.total());
+    tx.put_usage(id, &usage)?;
+    let Some(quota) = old.quota else {
+        return Ok(());
+    };
+    let (start, end) = quota.period.bounds(tx.now);
+    if !old.suspended && usage.period_bytes >= quota.bytes {
+        let mut user = old.clone();
+        user.suspended = true;
+        tx.put_user(Some(&old), &user)?;
+        tx.set_suspended(id, Some(end))?;
+        sync_user_peers(tx, &user)?;
+        tx.event(EventKind::QuotaExceeded {
+            user: id,
+            until: end,
+        })?;
+        notify_user_once(
+            tx,
+            &user,
+            "quota-100",
+            start.seconds(),
+            Message::QuotaExceeded {
+                used: usage.period_bytes,
+                limit: quota.bytes,
+                resets_at: end,
+            },
+        )?;
+    } else if !old.suspended
+        && u128::from(usage.period_bytes) * 100
+            >= u128::from(quota.bytes) * u128::from(QUOTA_WARN_PERCENT)
+    {
+        notify_user_once(
+            tx,
+            &old,
+            "quota-80",
+            start.seconds(),
+            Message::QuotaWarning {
+                used: usage.period_bytes,
+                limit: quota.bytes,
+                resets_at: end,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+impl Vpnctl {
+    /// Takes in a node's report: the node's status (persisted), traffic per peer,
+    /// user and node that survives counter resets, quotas, and drift alerts.
+    pub fn record_report(&self, node: NodeId, report: &NodeReport) -> Result<NodeStatus> {
+        let policy = self.policy().health.clone();
+        self.write(|tx| {
+            let n = tx.node(node)?;
+            let now = tx.now;
+            let mut status = tx.node_status(node)?;
+            let desired = tx.desired_revision(node)?;
+            status.last_report_at = Some(now);
+            status.applied_revision = report.applied_revision;
+            status.behind_since = if report.applied_revision < desired {
+                status.behind_since.or(Some(now))
+            } else {
+                None
+            };
+            status.interface_up = report.interface_up;
+            status.errors.clone_from(&report.errors);
+            let connected = report
+                .peers
+                .iter()
+                .filter(|p| {
+                    p.last_handshake.is_some_and(|h| {
+                        report.at.seconds().saturating_sub(h.seconds()) <= CONNECTED_WITHIN_SECS
+                    })
+                })
+                .count();
+            status.peers_connected = u32::try_from(connected).unwrap_or(u32::MAX);
+
+            let mut per_user: BTreeMap<UserId, Traffic> = BTreeMap::new();
+            for stats in &report.peers {
+                let Some(peer) = tx.peer_id_by_key(node, &stats.public_key)? else {
+                    continue;
+                };
+                let (rx, txb) = tx.account_peer(peer, stats.rx_bytes, stats.tx_bytes)?;
+                if rx == 0 && txb == 0 {
+                    continue;
+                }
+                let add = Traffic { rx, tx: txb };
+                status.traffic = status.traffic.plus(add);
+                let user = tx.peer(peer)?.peer.user;
+                let t = per_user.entry(user).or_default();
+                *t = t.plus(add);
+            }
+            for (user, add) in per_user {
+                charge(tx, user, add)?;
+            }
+
+            if !report.strays_removed.is_empty() {
+                let removed = report.strays_removed.len();
+                let keys: Vec<String> = report
+                    .strays_removed
+                    .iter()
+                    .take(8)
+                    .map(ToString::to_string)
+                    .collect();
+                let more = removed.saturating_sub(keys.len());
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                tx.event(EventKind::Notice {
+                    severity: Severity::Warning,
+                    node: Some(node),
+                    message: format!(
+                        "removed {removed} peer(s) that were not in the desired state: {}{tail}",
+                        keys.join(", ")
+                    ),
+                })?;
+                let quiet = status
+                    .last_drift_alert
+                    .is_some_and(|t| now.seconds() - t.seconds() < policy.drift_alert_every_secs);
+                if !quiet {
+                    status.last_drift_alert = Some(now);
+                    tx.notify(
+                        Recipient::Admins,
+                        Message::NodeDrift {
+                            node,
+                            name: n.name.clone(),
+                            removed: u32::try_from(removed).unwrap_or(u32::MAX),
+                        },
+                    )?;
+                }
+            }
+            tx.put_node_status(node, &status)?;
+            Ok(status)
+        })
+    }
+
+    /// Expires access that ended, reminds users whose access ends soon, and lifts
+    /// quota suspensions whose period is over. Every notice is queued once.
+    #[instrument(skip(self))]
+    pub fn sweep(&self) -> Result<SweepOutcome> {
+        let reminders = self.policy().reminders.clone();
+        let now = self.now();
+        // Most sweeps find nothing: look first, so an idle system does not write.
+        let busy = self.read(|rx| rx.sweep_due(now, i64::from(reminders.max()) * DAY))?;
+        let mut out = SweepOutcome::default();
+        if !busy {
+            return Ok(out);
+        }
+        out.expired = self.expire_due()?;
+        let (reminded, restored) = self.write(|tx| {
+            let mut reminded = Vec::new();
+            let horizon = tx.now.plus_days(i64::from(reminders.max()));
+            for (id, until) in tx.users_ending(tx.now, horizon)? {
+                let Some(days) = reminders.due(until, tx.now) else {
+                    continue;
+                };
+                let user = tx.user(id)?;
+                if !user.has_access() || user.telegram_id.is_none() {
+                    continue;
+                }
+                if tx.was_sent(id, &format!("remind-{days}"), until.seconds())? {
+                    continue;
+                }
+                // A later window covers the earlier ones: one message, all marked.
+                for &d in reminders.0.iter().filter(|&&d| d >= days) {
+                    tx.mark_sent(id, &format!("remind-{d}"), until.seconds())?;
+                }
+                let left = until.seconds() - tx.now.seconds();
+                let days_left = u32::try_from((left + DAY - 1) / DAY).unwrap_or(u32::MAX);
+                let telegram_id = user.telegram_id.unwrap_or_default();
+                tx.notify(
+                    Recipient::User {
+                        user: id,
+                        telegram_id,
+                        locale: user.locale,
+                    },
+                    Message::AccessEndsSoon { until, days_left },
+                )?;
+                reminded.push(id);
+            }
+            let mut restored = Vec::new();
+            for id in tx.suspensions_over(tx.now)? {
+                let old = tx.user(id)?;
+                let mut user = old.clone();
+                recheck_quota(tx, &mut user)?;
+                if user.suspended {
+                    continue;
+                }
+                tx.put_user(Some(&old), &user)?;
+                sync_user_peers(tx, &user)?;
+                tx.event(EventKind::QuotaRestored { user: id })?;
+                if let Some(telegram_id) = user.telegram_id {
+                    tx.notify(
+                        Recipient::User {
+                            user: id,
+                            telegram_id,
+                            locale: user.locale,
+                        },
+                        Message::QuotaRestored,
+                    )?;
+                }
+                restored.push(id);
+            }
+            Ok((reminded, restored))
+        })?;
+        out.reminded = reminded;
+        out.restored = restored;
+        Ok(out)
+    }
+
+    /// Judges every node from its status and the latest `probes`, through the
+    /// hysteresis; confirmed changes are logged, and alerts queued for the admins.
+    pub fn observe_health(&self, probes: &[(NodeId, Probe)]) -> Result<Vec<HealthChange>> {
+        let policy = self.policy().health.clone();
+        let probes: HashMap<NodeId, &Probe> = probes.iter().map(|(n, p)| (*n, p)).collect();
+        self.write(|tx| {
+            let mut changes = Vec::new();
+            for node in tx.node_ids()? {
+                let n = tx.node(node)?;
+                let mut status = tx.node_status(node)?;
+                if let Some(p) = probes.get(&node) {
+                    status.probe_failures = if p.rtt_ms.is_some() {
+                        0
+                    } else {
+                        status.probe_failures.saturating_add(1)
+                    };
+                    status.probe = Some((*p).clone());
+                }
+                let desired = tx.desired_revision(node)?;
+                let (seen, reason) = lifecycle::assess(&status, desired, tx.now, &policy);
+                let before = status.clone();
+                let change = status.observe(node, seen, reason, tx.now, &policy);
+                if status != before {
+                    tx.put_node_status(node, &status)?;
+                }
+                let Some(change) = change else { continue };
+                tx.event(EventKind::NodeHealthChanged {
+                    node,
+                    from: change.from,
+                    to: change.to,
+                    reason: change.reason.clone(),
+                })?;
+                if lifecycle::is_alert(&change) && n.state != NodeState::Disabled {
+                    tx.notify(
+                        Recipient::Admins,
+                        Message::NodeHealth {
+                            node,
+                            name: n.name.clone(),
+                            from: change.from,
+                            to: change.to,
+                            reason: change.reason.clone(),
+                        },
+                    )?;
+                }
+                changes.push(change);
+            }
+            Ok(changes)
+        })
+    }
+
+    pub fn node_status(&self, node: NodeId) -> Result<NodeStatus> {
+        self.read(|rx| {
+            rx.node(node)?;
+            rx.node_status(node)
+        })
+    }
+
+    /// A user's traffic in the current period and overall.
+    pub fn usage(&self, user: UserId) -> Result<UsageView> {
+        let now = self.now();
+        self.read(|rx| {
+            let u = rx.user(user)?;
+            let mut usage = rx.usage(user)?;
+            let (start, end) = period_of(&u).bounds(now);
+            if usage.period_start != start {
+                usage.period_bytes = 0;
+            }
+            Ok(UsageView {
+                total: usage.total,
+                period_bytes: usage.period_bytes,
+                period_start: start,
+                period_end: end,
+                quota: u.quota,
+                suspended: u.suspended,
+            })
+        })
+    }
+
+    /// A peer's accounted traffic.
+    pub fn peer_traffic(&self, peer: PeerId) -> Result<Traffic> {
+        self.read(|rx| {
+            rx.peer(peer)?;
+            let (rx_b, tx_b) = rx.peer_traffic(peer)?;
+            Ok(Traffic { rx: rx_b, tx: tx_b })
+        })
+    }
+
+    /// Notifications `consumer` has not acknowledged yet, oldest first.
+    pub fn notifications(&self, consumer: Consumer, limit: usize) -> Result<Vec<Notification>> {
+        self.read(|rx| {
+            let after = rx.cursor(consumer.cursor_key())?;
+            rx.notifications_after(after, limit.clamp(1, 1000))
+        })
+    }
+
+    /// Marks everything up to `upto` as handled by `consumer`; returns its cursor.
+    /// An `upto` beyond the newest notification is refused: it would silently swallow
+    /// notifications that do not exist yet.
+    pub fn ack_notifications(&self, consumer: Consumer, upto: u64) -> Result<u64> {
+        self.write(|tx| {
+            let newest = tx.cursor("next_notification")?.saturating_sub(1);
+            if upto > newest {
+                return Err(Error::invalid(
+                    "upto",
+                    format!("{upto} is beyond the newest notification ({newest})"),
+                ));
+            }
+            tx.advance_cursor(
+                consumer.cursor_key(),
+                upto,
+                &[Consumer::Bot.cursor_key(), Consumer::Webhook.cursor_key()],
+            )
+        })
+    }
+
+    /// Moves every device off `node`: each is re-issued on a healthy node (new keys
+    /// when we made the old ones, the same public key when the user brought it), the
+    /// old peer is revoked, the node is set to draining, and each user is told.
+    /// Devices that fit nowhere stay and are listed in `failed`.
+    #[instrument(skip(self), fields(actor = %self.actor()))]
+    pub fn evacuate(&self, node: NodeId, to: &EvacuateTo) -> Result<Evacuation> {
+        let count = self.read(|rx| rx.node_peers(node))?.len();
+        let mut keys: Vec<FreshKeys> = (0..count).map(|_| FreshKeys::new(None)).collect();
+        let store_private = self.policy().store_private_keys;
+        self.write(|tx| {
+            let source = tx.node(node)?;
+            let mut targets = candidates(tx, &source, to)?;
+            if targets.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "no healthy active node to move the devices of {} to",
+                    source.name
+                )));
+            }
+            let mut out = Evacuation {
+                node,
+                moved: Vec::new(),
+                failed: Vec::new(),
+            };
+            for peer_id in tx.node_peer_ids(node)? {
+                let rec = tx.peer(peer_id)?;
+                let user = tx.user(rec.peer.user)?;
+                let own_key = !rec.peer.has_private_key && rec.private_key_sealed.is_none();
+                let fresh = if own_key {
+                    FreshKeys::new(Some(rec.peer.public_key))
+                } else {
+                    keys.pop().unwrap_or_else(|| FreshKeys::new(None))
+                };
+                // Least loaded first; capacity is checked by `issue_in`.
+                targets.sort_by_key(|(t, load)| (t.region.code != source.region.code, *load, t.id));
+                let mut placed = None;
+                let mut last_error = String::from("no target");
+                for (target, load) in &mut targets {
+                    let device = free_device_name(tx, user.id, target.id, &rec.peer.device)?;
+                    let req = IssuePeer {
+                        user: user.id,
+                        node: target.id,
+                        device: device.clone(),
+                        public_key: own_key.then_some(rec.peer.public_key),
+                    };
+                    // Access and the device limit are not re-judged: the device
+                    // exists already and only changes node.
+                    match issue_in(tx, &req, &device, &fresh, target, store_private, false) {
+                        Ok(issued) => {
+                            *load += 1;
+                            placed = Some((issued.peer, target.clone()));
+                            break;
+                        }
+                        Err(e) => last_error = e.to_string(),
+                    }
+                }
+                let Some((new_peer, target)) = placed else {
+                    out.failed.push((peer_id, last_error));
+                    continue;
+                };
+                revoke_in(tx, peer_id)?;
+                tx.notify_user_moved(&user, &rec.peer.device, &new_peer, &source, &target)?;
+                out.moved.push(Moved {
+                    user: user.id,
+                    device: new_peer.device.clone(),
+                    old_peer: peer_id,
+                    new_peer: new_peer.id,
+                    to: target.id,
+                });
+            }
+            if source.state == NodeState::Active {
+                let mut drained = source.clone();
+                drained.state = NodeState::Draining;
+                tx.put_node(&drained)?;
+                tx.event(EventKind::NodeStateChanged {
+                    node,
+                    state: NodeState::Draining,
+                })?;
+            }
+            let moved = u32::try_from(out.moved.len()).unwrap_or(u32::MAX);
+            let failed = u32::try_from(out.failed.len()).unwrap_or(u32::MAX);
+            tx.event(EventKind::NodeEvacuated {
+                node,
+                moved,
+                failed,
+            })?;
+            tx.notify(
+                Recipient::Admins,
+                Message::NodeEvacuated {
+                    node,
+                    name: source.name.clone(),
+                    moved,
+                    failed,
+                },
+            )?;
+            Ok(out)
+        })
+    }
+}
+
+/// Nodes that may take devices, with their current load.
+fn candidates(tx: &Tx<'_>, source: &Node, to: &EvacuateTo) -> Result<Vec<(Node, u64)>> {
+    let mut out = Vec::new();
+    for id in tx.node_ids()? {
+        if id == source.id {
+            continue;
+        }
+        let n = tx.node(id)?;
+        if n.state != NodeState::Active || n.public_key.is_none() {
+            continue;
+        }
+        let healthy = tx.node_status(id)?.health == Health::Up;
+        let wanted = match to {
+            EvacuateTo::Auto => healthy,
+            EvacuateTo::Region(code) => healthy && &n.region.code == code,
+            EvacuateTo::Node(target) => *target == id,
+        };
+        if wanted {
+            let load = tx.node_peer_count(id)?;
+            out.push((n, load));
+        }
+    }
+    if let EvacuateTo::Node(target) = to
+        && out.is_empty()
+    {
+        let n = tx.node(*target)?;
+        return Err(Error::Conflict(format!(
+            "node {} cannot take devices: it is {} or has not enrolled",
+            n.name, n.state
+        )));
+    }
+    Ok(out)
+}
+
+/// `device`, or `device-2`, `device-3`… if the user already has that name there.
+fn free_device_name(tx: &Tx<'_>, user: UserId, node: NodeId, device: &str) -> Result<String> {
+    if !tx.device_taken(user, node, device)? {
+        return Ok(device.to_owned());
+    }
+    for i in 2..100 {
+        let suffix = format!("-{i}");
+        let base: String = device
+            .chars()
+            .take(crate::model::MAX_DEVICE_NAME - suffix.len())
+            .collect();
+        let name = format!("{base}{suffix}");
+        if !tx.device_taken(user, node, &name)? {
+            return Ok(name);
+        }
+    }
+    Err(Error::Conflict(format!(
+        "user {user} has too many devices named {device:?} on node {node}"
+    )))
+}
+
+impl Tx<'_> {
+    fn notify_user_moved(
+        &mut self,
+        user: &User,
+        device: &str,
+        new_peer: &crate::model::Peer,
+        from: &Node,
+        to: &Node,
+    ) -> Result<()> {
+        let Some(telegram_id) = user.telegram_id else {
+            return Ok(());
+        };
+        self.notify(
+            Recipient::User {
+                user: user.id,
+                telegram_id,
+                locale: user.locale,
+            },
+            Message::DeviceMoved {
+                device: device.to_owned(),
+                new_peer: new_peer.id,
+                from_node: from.name.clone(),
+                to_node: to.name.clone(),
+                to_region: to.region.name.clone(),
+            },
+        )?;
+        Ok(())
+    }
+}
