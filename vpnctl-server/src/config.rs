@@ -1,5 +1,10 @@
 //! vpnctld's settings: one struct read from flags, `VPNCTLD_*` environment variables
 //! and an optional TOML file (`--config`); flags and environment win over the file.
+//!
+//! Health thresholds come from the file's `[health]` table (see
+//! [`vpnctl_core::HealthPolicy`]); `expiry_interval_secs` and `node_stale_secs` are
+//! still accepted as old names (of `sweep_interval_secs` and
+//! `[health] report_down_secs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,13 +12,20 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
+use vpnctl_core::{HealthPolicy, Policy, ReminderDays};
 
 use crate::ServerError;
+pub use crate::webhook::WebhookUrl;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
 pub const DEFAULT_DATA: &str = "/var/lib/vpnctl";
 /// Name of the TOML file `vpnctld init` writes into the data directory.
 pub const CONFIG_FILE: &str = "vpnctld.toml";
+pub const DEFAULT_SWEEP_INTERVAL_SECS: u64 = 10;
+/// Expiry must be enforced within a minute, so the sweep never runs less often.
+pub const MAX_SWEEP_INTERVAL_SECS: u64 = 60;
+pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 2000;
+pub const MAX_PROBE_TIMEOUT_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Default, Parser, Deserialize)]
 #[command(
@@ -52,23 +64,74 @@ pub struct Config {
     #[arg(long, env = "VPNCTLD_BOT_USERNAME", global = true, value_name = "NAME")]
     pub bot_username: Option<String>,
 
-    /// Seconds between access-expiry sweeps [default: 10].
+    /// Seconds between lifecycle runs: expiry, reminders, quota resets, node probes,
+    /// health judgement, webhook delivery [default: 10; clamped to 1..=60 so that
+    /// access ends within a minute]. `expiry_interval_secs` is the old name.
+    #[arg(
+        long,
+        env = "VPNCTLD_SWEEP_INTERVAL_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    #[serde(alias = "expiry_interval_secs")]
+    pub sweep_interval_secs: Option<u64>,
+
+    /// Deprecated: the old name of `--sweep-interval-secs`.
     #[arg(
         long,
         env = "VPNCTLD_EXPIRY_INTERVAL_SECS",
         global = true,
-        value_name = "SECS"
+        value_name = "SECS",
+        hide = true
     )]
+    #[serde(skip)]
     pub expiry_interval_secs: Option<u64>,
 
-    /// A node whose last report is older than this many seconds is stale [default: 90].
+    /// Deprecated: sets `[health] report_down_secs` (a node whose last report is older
+    /// is down).
     #[arg(
         long,
         env = "VPNCTLD_NODE_STALE_SECS",
         global = true,
-        value_name = "SECS"
+        value_name = "SECS",
+        hide = true
     )]
     pub node_stale_secs: Option<u64>,
+
+    /// Milliseconds a TCP probe of a node's health port may take [default: 2000].
+    #[arg(
+        long,
+        env = "VPNCTLD_PROBE_TIMEOUT_MS",
+        global = true,
+        value_name = "MS"
+    )]
+    pub probe_timeout_ms: Option<u64>,
+
+    /// Days before the end of access on which users are reminded, comma-separated
+    /// [default: 3,1].
+    #[arg(
+        long,
+        env = "VPNCTLD_REMINDER_DAYS",
+        global = true,
+        value_name = "DAYS",
+        value_delimiter = ','
+    )]
+    pub reminder_days: Option<Vec<u32>>,
+
+    /// URL that receives admin alerts as JSON POSTs. It may carry a token: only its
+    /// host is ever logged.
+    #[arg(
+        long,
+        env = "VPNCTLD_ALERT_WEBHOOK_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub alert_webhook_url: Option<WebhookUrl>,
+
+    /// Node health thresholds: the `[health]` table of the config file only.
+    #[arg(skip)]
+    pub health: Option<HealthPolicy>,
 
     /// Log filter (tracing `EnvFilter` syntax) [default: info; RUST_LOG also works].
     #[arg(long, env = "VPNCTLD_LOG", global = true, value_name = "FILTER")]
@@ -111,34 +174,86 @@ impl Config {
             public_url: self.public_url.or(file.public_url),
             tls: self.tls.or(file.tls),
             bot_username: self.bot_username.or(file.bot_username),
-            expiry_interval_secs: self.expiry_interval_secs.or(file.expiry_interval_secs),
+            sweep_interval_secs: self
+                .sweep_interval_secs
+                .or(self.expiry_interval_secs)
+                .or(file.sweep_interval_secs),
+            expiry_interval_secs: None,
             node_stale_secs: self.node_stale_secs.or(file.node_stale_secs),
+            probe_timeout_ms: self.probe_timeout_ms.or(file.probe_timeout_ms),
+            reminder_days: self.reminder_days.or(file.reminder_days),
+            alert_webhook_url: self.alert_webhook_url.or(file.alert_webhook_url),
+            health: self.health.or(file.health),
             log: self.log.or(file.log),
         }
     }
 
-    /// The settings `vpnctld run` serves with, defaults filled in.
+    /// The settings `vpnctld run` serves with, defaults filled in and checked.
     pub fn server(&self) -> Result<ServerConfig, ServerError> {
         let listen = match self.listen {
             Some(addr) => addr,
             None => DEFAULT_LISTEN.parse().expect("valid default"),
         };
-        let interval = self.expiry_interval_secs.unwrap_or(10);
-        if interval == 0 {
-            return Err(ServerError::Config(
-                "expiry_interval_secs must be > 0".into(),
-            ));
+        let asked = self
+            .sweep_interval_secs
+            .or(self.expiry_interval_secs)
+            .unwrap_or(DEFAULT_SWEEP_INTERVAL_SECS);
+        let interval = asked.clamp(1, MAX_SWEEP_INTERVAL_SECS);
+        if interval != asked {
+            tracing::warn!(
+                asked,
+                using = interval,
+                "sweep_interval_secs must be 1..={MAX_SWEEP_INTERVAL_SECS}"
+            );
         }
+        let probe_ms = self.probe_timeout_ms.unwrap_or(DEFAULT_PROBE_TIMEOUT_MS);
+        if !(1..=MAX_PROBE_TIMEOUT_MS).contains(&probe_ms) {
+            return Err(ServerError::Config(format!(
+                "probe_timeout_ms must be 1..={MAX_PROBE_TIMEOUT_MS}"
+            )));
+        }
+        let mut health = self.health.clone().unwrap_or_default();
+        if let Some(stale) = self.node_stale_secs {
+            tracing::warn!("node_stale_secs is deprecated; set [health] report_down_secs");
+            health.report_down_secs = i64::try_from(stale).unwrap_or(i64::MAX);
+            health.report_late_secs = health.report_late_secs.min(health.report_down_secs);
+        }
+        health
+            .validate()
+            .map_err(|e| ServerError::Config(format!("[health]: {e}")))?;
+        let reminders = match &self.reminder_days {
+            Some(days) => reminder_days(days)?,
+            None => ReminderDays::default(),
+        };
         Ok(ServerConfig {
             data: self.data.clone().unwrap_or_else(|| DEFAULT_DATA.into()),
             listen,
             public_url: self.public_url.clone(),
             tls: self.tls.unwrap_or(true),
             bot_username: self.bot_username.clone(),
-            expiry_interval: Duration::from_secs(interval),
-            node_stale_after: Duration::from_secs(self.node_stale_secs.unwrap_or(90)),
+            sweep_interval: Duration::from_secs(interval),
+            probe_timeout: Duration::from_millis(probe_ms),
+            alert_webhook: self.alert_webhook_url.clone(),
+            policy: Policy {
+                health,
+                reminders,
+                ..Policy::default()
+            },
         })
     }
+}
+
+/// Checks and orders reminder days: each 1..=365, at most 10, largest first.
+fn reminder_days(days: &[u32]) -> Result<ReminderDays, ServerError> {
+    if days.len() > 10 || days.iter().any(|d| !(1..=365).contains(d)) {
+        return Err(ServerError::Config(
+            "reminder_days: at most 10 values, each 1..=365".into(),
+        ));
+    }
+    let mut days = days.to_vec();
+    days.sort_unstable_by(|a, b| b.cmp(a));
+    days.dedup();
+    Ok(ReminderDays(days))
 }
 
 /// Resolved settings of a running server.
@@ -151,8 +266,16 @@ pub struct ServerConfig {
     /// Plain HTTP is refused on a non-loopback address.
     pub tls: bool,
     pub bot_username: Option<String>,
-    pub expiry_interval: Duration,
-    pub node_stale_after: Duration,
+    /// How often the lifecycle loop runs (sweep, probes, health, webhook); at most
+    /// 60 s. Tests may go below a second.
+    pub sweep_interval: Duration,
+    /// How long a TCP probe of a node's health port may take.
+    pub probe_timeout: Duration,
+    /// Where admin alerts are POSTed; `None`: nowhere.
+    pub alert_webhook: Option<WebhookUrl>,
+    /// The policy [`crate::Server::bind`] opens the store with (health thresholds,
+    /// reminder days). [`crate::Server::bind_with`] uses the given service's own.
+    pub policy: Policy,
 }
 
 impl ServerConfig {
@@ -164,8 +287,10 @@ impl ServerConfig {
             public_url: None,
             tls: true,
             bot_username: None,
-            expiry_interval: Duration::from_secs(10),
-            node_stale_after: Duration::from_secs(90),
+            sweep_interval: Duration::from_secs(DEFAULT_SWEEP_INTERVAL_SECS),
+            probe_timeout: Duration::from_millis(DEFAULT_PROBE_TIMEOUT_MS),
+            alert_webhook: None,
+            policy: Policy::default(),
         }
     }
 }
@@ -195,5 +320,78 @@ mod tests {
         assert_eq!(merged.bot_username.as_deref(), Some("my_bot"));
         assert!(merged.tls);
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn lifecycle_settings_and_their_defaults() {
+        let none = Config::parse_from(["vpnctld"]).server().unwrap();
+        assert_eq!(none.sweep_interval, Duration::from_secs(10));
+        assert_eq!(none.probe_timeout, Duration::from_millis(2000));
+        assert!(none.alert_webhook.is_none());
+        assert_eq!(none.policy.health, HealthPolicy::default());
+        assert_eq!(none.policy.reminders, ReminderDays(vec![3, 1]));
+
+        let file: Config = toml::from_str(
+            r#"
+sweep_interval_secs = 5
+probe_timeout_ms = 500
+reminder_days = [1, 7, 3]
+alert_webhook_url = "https://hooks.example.com/T0K3N"
+
+[health]
+report_late_secs = 30
+report_down_secs = 120
+worse_after = 4
+"#,
+        )
+        .unwrap();
+        let s = Config::parse_from(["vpnctld"]).over(file).server().unwrap();
+        assert_eq!(s.sweep_interval, Duration::from_secs(5));
+        assert_eq!(s.probe_timeout, Duration::from_millis(500));
+        assert_eq!(s.policy.reminders, ReminderDays(vec![7, 3, 1]));
+        assert_eq!(s.policy.health.report_down_secs, 120);
+        assert_eq!(s.policy.health.worse_after, 4);
+        assert_eq!(
+            s.policy.health.better_after,
+            HealthPolicy::default().better_after
+        );
+        assert!(!format!("{s:?}").contains("T0K3N"));
+        assert_eq!(s.alert_webhook.unwrap().host(), "hooks.example.com");
+
+        // Old names still work; the interval is clamped to 1..=60.
+        let old: Config =
+            toml::from_str("expiry_interval_secs = 600\nnode_stale_secs = 20").unwrap();
+        let s = old.server().unwrap();
+        assert_eq!(s.sweep_interval, Duration::from_secs(60));
+        assert_eq!(s.policy.health.report_down_secs, 20);
+        assert!(s.policy.health.report_late_secs <= 20);
+        let flags = Config::parse_from(["vpnctld", "--expiry-interval-secs", "0"]);
+        assert_eq!(
+            flags.server().unwrap().sweep_interval,
+            Duration::from_secs(1)
+        );
+        let flags = Config::parse_from(["vpnctld", "--reminder-days", "5,2"]);
+        assert_eq!(
+            flags.server().unwrap().policy.reminders,
+            ReminderDays(vec![5, 2])
+        );
+
+        // Bad values are refused with the key named.
+        for bad in [
+            "[health]\nreport_late_secs = 100\nreport_down_secs = 50",
+            "[health]\nworse_after = 0",
+            "reminder_days = [0]",
+            "probe_timeout_ms = 0",
+        ] {
+            let c: Config = toml::from_str(bad).unwrap();
+            assert!(c.server().is_err(), "{bad}");
+        }
+        for bad in [
+            "[health]\nnonsense = 1",
+            "alert_webhook_url = \"ftp://x\"",
+            "alert_webhook_url = \"not a url\"",
+        ] {
+            assert!(toml::from_str::<Config>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! vpnctld, the vpnctl control plane: a versioned HTTP/JSON API over
 //! [`vpnctl_core::Vpnctl`] for the Telegram bot, the admin TUI and the node daemons,
-//! the node long-poll feed, and the access-expiry scheduler.
+//! the node long-poll feed, the outbox long-poll for the bot, `/metrics`, and the
+//! lifecycle loop (expiry, reminders, quota resets, node probes and health, alert
+//! webhook; see [`scheduler`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), vpnctl_server::ServerError> {
@@ -13,9 +15,12 @@
 pub mod config;
 mod error;
 mod extract;
+pub mod metrics;
 pub mod routes;
+pub mod scheduler;
 mod state;
 pub mod tls;
+pub mod webhook;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +35,7 @@ use vpnctl_core::{Scope, Secret, Vpnctl};
 pub use config::{Command, Config, ServerConfig};
 pub use error::ApiFailure;
 pub use state::{AppState, PublicInfo};
+pub use webhook::WebhookUrl;
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +57,11 @@ pub enum ServerError {
     AlreadyInitialised(PathBuf),
 }
 
+/// Bounds of the lifecycle loop's interval: expiry is enforced within a minute;
+/// tests may run it every few milliseconds.
+const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(10);
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(config::MAX_SWEEP_INTERVAL_SECS);
+
 enum Bound {
     Plain(TcpListener),
     Tls(tls::TlsListener),
@@ -63,7 +74,9 @@ pub struct Server {
     local_addr: SocketAddr,
     state: AppState,
     shutdown: watch::Sender<bool>,
-    expiry_interval: Duration,
+    sweep_interval: Duration,
+    probe_timeout: Duration,
+    webhook: Option<webhook::Webhook>,
 }
 
 impl std::fmt::Debug for Server {
@@ -76,21 +89,32 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Opens the store in `config.data` and binds the listener.
+    /// Opens the store in `config.data` with `config.policy` and binds the listener.
     pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
         let dir = config.data.clone();
-        let vpn = tokio::task::spawn_blocking(move || Vpnctl::open_dir(&dir))
+        let policy = config.policy.clone();
+        let vpn = tokio::task::spawn_blocking(move || Vpnctl::open_dir_with(&dir, policy))
             .await
             .map_err(|e| ServerError::Io(e.to_string()))??;
         Self::bind_with(config, vpn).await
     }
 
     /// Binds over an already open service (embedding, the demo, tests with a
-    /// manual clock). TLS material is still read from `config.data`.
+    /// manual clock): the service's own policy applies, not `config.policy`. TLS
+    /// material is still read from `config.data`.
     pub async fn bind_with(config: ServerConfig, vpn: Vpnctl) -> Result<Self, ServerError> {
         if !config.tls && !config.listen.ip().is_loopback() {
             return Err(ServerError::PlainHttpOffHost(config.listen));
         }
+        let sweep_interval = config
+            .sweep_interval
+            .clamp(MIN_SWEEP_INTERVAL, MAX_SWEEP_INTERVAL);
+        let webhook = config
+            .alert_webhook
+            .clone()
+            .map(|url| webhook::Webhook::new(url, sweep_interval))
+            .transpose()
+            .map_err(ServerError::Config)?;
         let tls = if config.tls {
             Some(tls::load(&config.data)?)
         } else {
@@ -127,7 +151,6 @@ impl Server {
                 fingerprint,
                 bot_username: config.bot_username.clone(),
             },
-            config.node_stale_after,
             shutdown_rx,
         );
         Ok(Self {
@@ -135,7 +158,9 @@ impl Server {
             local_addr,
             state,
             shutdown,
-            expiry_interval: config.expiry_interval,
+            sweep_interval,
+            probe_timeout: config.probe_timeout,
+            webhook,
         })
     }
 
@@ -167,16 +192,28 @@ impl Server {
             local_addr,
             state,
             shutdown: shutdown_tx,
-            expiry_interval,
+            sweep_interval,
+            probe_timeout,
+            webhook,
         } = self;
-        let expiry = tokio::spawn(expiry_loop(state.clone(), expiry_interval));
-        let app = routes::router(state.clone());
         tracing::info!(
             addr = %local_addr,
             url = %state.public().url,
             tls = state.public().fingerprint.is_some(),
+            sweep_interval_ms = u64::try_from(sweep_interval.as_millis()).unwrap_or(u64::MAX),
+            alert_webhook = webhook.as_ref().map(webhook::Webhook::host),
             "vpnctld serving"
         );
+        let lifecycle = tokio::spawn(
+            scheduler::Lifecycle {
+                state: state.clone(),
+                interval: sweep_interval,
+                probe_timeout,
+                webhook,
+            }
+            .run(),
+        );
+        let app = routes::router(state.clone());
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down");
@@ -196,7 +233,7 @@ impl Server {
                     .await
             }
         };
-        expiry.abort();
+        lifecycle.abort();
         tracing::info!("vpnctld stopped serving");
         served.map_err(|e| ServerError::Io(format!("serving: {e}")))
     }
@@ -208,27 +245,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     Server::bind(config).await?.serve(shutdown).await
-}
-
-/// Takes users whose access ended off the nodes, every `interval`.
-async fn expiry_loop(state: AppState, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = state.shutting_down() => return,
-        }
-        let vpn = state.vpn().clone();
-        match tokio::task::spawn_blocking(move || vpn.expire_due()).await {
-            Ok(Ok(lapsed)) if !lapsed.is_empty() => {
-                tracing::info!(users = lapsed.len(), "access expired");
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed"),
-            Err(e) => tracing::error!(error = %e, "expiry sweep panicked"),
-        }
-    }
 }
 
 /// What `vpnctld init` sets up.

@@ -1,9 +1,11 @@
 //! The `/v1` routes. Each handler authenticates (except enrollment and `/healthz`),
 //! checks the caller's scope, runs one blocking core call, and shapes the answer.
 //!
-//! Scopes: admin may do everything; the bot may read users and nodes, redeem
-//! invites and manage peers (issue, configs, rotate, revoke); a node token may only
-//! long-poll its own desired state and post its own report.
+//! Scopes: admin may do everything; the bot may read users and nodes, usage and
+//! traffic, redeem invites, manage peers (issue, configs, rotate, revoke) and read
+//! and acknowledge the outbox (`/v1/notifications`, the bot consumer's queue); a node
+//! token may only long-poll its own desired state and post its own report.
+//! `/metrics` takes an admin token.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -20,18 +22,19 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast::error::RecvError;
 use vpnctl_client::JoinToken;
 use vpnctl_client::api::{
-    CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite, CreatedJoinToken,
-    CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse, EventQuery,
-    ExtendAccess, HealthStatus, IssuePeerRequest, IssuedPeerView, NodeHealth, NodeView, PatchNode,
-    PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess,
-    SetUserState, StoredReport, UserQuery,
+    AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
+    CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse,
+    EvacuateRequest, EventQuery, ExtendAccess, IssuePeerRequest, IssuedPeerView, NodeHealth,
+    NodeView, NotificationQuery, PatchNode, PatchUser, PeerQuery, RedeemInvite, Redeemed,
+    RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport, UserQuery,
 };
 use vpnctl_core::auth::{ApiToken, TokenId};
 use vpnctl_core::wire::{DesiredUpdate, NodeReport};
 use vpnctl_core::{
-    Endpoint, Event, Invite, InviteId, IssuePeer, IssuedPeer, NewInvite, NewNode, NewUser, Node,
-    NodeId, NodePatch, NodeState, Peer, PeerFilter, PeerId, PublicKey, Redeemer, Timestamp, User,
-    UserId, UserPatch, Vpnctl,
+    Consumer, Endpoint, EvacuateTo, Evacuation, Event, Invite, InviteId, IssuePeer, IssuedPeer,
+    NewInvite, NewNode, NewUser, Node, NodeId, NodePatch, NodeState, NodeStatus, Notification,
+    Peer, PeerFilter, PeerId, PublicKey, Redeemer, Traffic, UsageView, User, UserId, UserPatch,
+    Vpnctl,
 };
 
 use crate::error::{ApiFailure, blocking};
@@ -48,6 +51,11 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub const REPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 const DEFAULT_JOIN_VALIDITY_SECS: i64 = 86_400;
 const MAX_EVENTS: usize = 1000;
+/// Notifications per answer: default and most.
+pub const DEFAULT_NOTIFICATIONS: usize = 100;
+pub const MAX_NOTIFICATIONS: usize = 1000;
+/// Longest outbox long-poll.
+pub const MAX_NOTIFICATION_WAIT_SECS: u64 = 30;
 const QR_PIXELS: u32 = 512;
 
 /// The whole API.
@@ -61,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{id}/state", axum::routing::put(set_user_state))
         .route("/users/{id}/access", axum::routing::put(set_access))
         .route("/users/{id}/access/extend", post(extend_access))
+        .route("/users/{id}/usage", get(user_usage))
         .route("/invites", get(list_invites).post(create_invite))
         .route("/invites/redeem", post(redeem_invite))
         .route("/invites/{id}", get(get_invite))
@@ -71,6 +80,7 @@ pub fn router(state: AppState) -> Router {
             get(get_node).patch(patch_node).delete(delete_node),
         )
         .route("/nodes/{id}/drain", post(drain_node))
+        .route("/nodes/{id}/evacuate", post(evacuate_node))
         .route("/nodes/{id}/disable", post(disable_node))
         .route("/nodes/{id}/activate", post(activate_node))
         .route("/nodes/{id}/join-token", post(create_join_token))
@@ -86,6 +96,9 @@ pub fn router(state: AppState) -> Router {
         .route("/peers/{id}/config", get(peer_config))
         .route("/peers/{id}/qr", get(peer_qr))
         .route("/peers/{id}/rotate", post(rotate_peer))
+        .route("/peers/{id}/traffic", get(peer_traffic))
+        .route("/notifications", get(notifications))
+        .route("/notifications/ack", post(ack_notifications))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/events", get(list_events))
@@ -93,28 +106,31 @@ pub fn router(state: AppState) -> Router {
         .route("/enroll", post(enroll));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .nest("/v1", v1)
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 
-async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    // The path only: queries and bodies are never logged.
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = std::time::Instant::now();
-    let response = next.run(req).await;
-    tracing::debug!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_millis(),
-        "request"
-    );
-    response
+/// Prometheus exposition; Prometheus sends the admin token as a bearer token
+/// (`authorization: {credentials_file: ...}` in its scrape config).
+async fn metrics(_: Admin, State(st): State<AppState>) -> ApiResult<Response> {
+    let state = st.clone();
+    let text = blocking(move || crate::metrics::render(&state)).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(vpnctl_core::prom::CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn healthz() -> &'static str {
@@ -201,6 +217,14 @@ async fn patch_user(
     Path(id): Path<UserId>,
     Json(body): Json<PatchUser>,
 ) -> ApiResult<Json<User>> {
+    if let Some(Some(quota)) = body.quota
+        && quota.bytes == 0
+    {
+        return Err(ApiFailure::bad_request(
+            "invalid_quota",
+            "quota.bytes must be at least 1 (send \"quota\": null to remove the quota)",
+        ));
+    }
     let vpn = caller.vpn(&st);
     let patch = UserPatch {
         name: body.name,
@@ -208,6 +232,7 @@ async fn patch_user(
         role: body.role,
         device_limit: body.device_limit,
         locale: body.locale,
+        quota: body.quota,
     };
     Ok(Json(blocking(move || vpn.update_user(id, patch)).await?))
 }
@@ -246,6 +271,15 @@ async fn extend_access(
     Ok(Json(
         blocking(move || vpn.extend_access(id, body.days)).await?,
     ))
+}
+
+async fn user_usage(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<UserId>,
+) -> ApiResult<Json<UsageView>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.usage(id)).await?))
 }
 
 async fn delete_user(
@@ -334,64 +368,26 @@ async fn redeem_invite(
 
 // ---------------------------------------------------------------- nodes
 
-fn health(st: &AppState, desired_revision: u64, report: Option<&StoredReport>) -> NodeHealth {
-    let now = Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-    );
-    let Some(stored) = report else {
-        return NodeHealth {
-            status: HealthStatus::Unknown,
-            desired_revision,
-            applied_revision: None,
-            in_sync: false,
-            last_report_at: None,
-            peers_connected: 0,
-            interface_up: None,
-            report_errors: 0,
-        };
-    };
-    let stale = i64::try_from(st.node_stale_after().as_secs()).unwrap_or(i64::MAX);
-    let r = &stored.report;
-    let connected = r
-        .peers
-        .iter()
-        .filter(|p| {
-            p.last_handshake
-                .is_some_and(|h| r.at.seconds().saturating_sub(h.seconds()) <= 180)
-        })
-        .count();
-    NodeHealth {
-        status: if now.seconds().saturating_sub(stored.received_at.seconds()) <= stale {
-            HealthStatus::Online
-        } else {
-            HealthStatus::Stale
-        },
-        desired_revision,
-        applied_revision: Some(r.applied_revision),
-        in_sync: r.applied_revision == desired_revision,
-        last_report_at: Some(stored.received_at),
-        peers_connected: u32::try_from(connected).unwrap_or(u32::MAX),
-        interface_up: Some(r.interface_up),
-        report_errors: u32::try_from(r.errors.len()).unwrap_or(u32::MAX),
-    }
-}
-
-fn node_view(st: &AppState, node: Node, peers: u64, revision: u64) -> NodeView {
-    let report = st.report(node.id);
+fn node_view(
+    st: &AppState,
+    node: Node,
+    peers: u64,
+    revision: u64,
+    status: &NodeStatus,
+) -> NodeView {
     NodeView {
-        health: health(st, revision, report.as_ref()),
+        health: NodeHealth::from_status(status, revision),
+        report: st.report(node.id),
         node,
         peers,
-        report,
     }
 }
 
-fn node_facts(vpn: &Vpnctl, node: Node) -> vpnctl_core::Result<(Node, u64, u64)> {
+fn node_facts(vpn: &Vpnctl, node: Node) -> vpnctl_core::Result<(Node, u64, u64, NodeStatus)> {
     let peers = vpn.node_peer_count(node.id)?;
     let revision = vpn.node_revision(node.id)?;
-    Ok((node, peers, revision))
+    let status = vpn.node_status(node.id)?;
+    Ok((node, peers, revision, status))
 }
 
 async fn list_nodes(_: Staff, State(st): State<AppState>) -> ApiResult<Json<Vec<NodeView>>> {
@@ -406,7 +402,7 @@ async fn list_nodes(_: Staff, State(st): State<AppState>) -> ApiResult<Json<Vec<
     Ok(Json(
         nodes
             .into_iter()
-            .map(|(n, p, r)| node_view(&st, n, p, r))
+            .map(|(n, p, r, s)| node_view(&st, n, p, r, &s))
             .collect(),
     ))
 }
@@ -417,8 +413,8 @@ async fn get_node(
     Path(id): Path<NodeId>,
 ) -> ApiResult<Json<NodeView>> {
     let vpn = st.vpn().clone();
-    let (n, p, r) = blocking(move || node_facts(&vpn, vpn.node(id)?)).await?;
-    Ok(Json(node_view(&st, n, p, r)))
+    let (n, p, r, s) = blocking(move || node_facts(&vpn, vpn.node(id)?)).await?;
+    Ok(Json(node_view(&st, n, p, r, &s)))
 }
 
 async fn register_node(
@@ -494,6 +490,30 @@ async fn drain_node(
     Path(id): Path<NodeId>,
 ) -> ApiResult<Json<Node>> {
     node_state(&caller, &st, id, NodeState::Draining).await
+}
+
+/// Moves every device off the node (re-issued on healthy nodes; users with a
+/// Telegram id are told) and sets it draining. 409 when no node can take them.
+async fn evacuate_node(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<NodeId>,
+    body: Bytes,
+) -> ApiResult<Json<Evacuation>> {
+    let body: EvacuateRequest = optional_body(&body)?;
+    if let EvacuateTo::Region(code) = &body.to
+        && code.trim().is_empty()
+    {
+        return Err(ApiFailure::bad_request(
+            "invalid_target",
+            "evacuate to a region needs a region code",
+        ));
+    }
+    let vpn = caller.vpn(&st);
+    let to = body.to;
+    let done = blocking(move || vpn.evacuate(id, &to)).await?;
+    tracing::info!(node = %id, moved = done.moved.len(), failed = done.failed.len(), "node evacuated");
+    Ok(Json(done))
 }
 
 async fn disable_node(
@@ -582,31 +602,11 @@ async fn post_report(
     Json(report): Json<NodeReport>,
 ) -> ApiResult<StatusCode> {
     let vpn = st.vpn().clone();
-    let strays = report.strays_removed.clone();
-    let received_at = blocking(move || {
-        vpn.node(id)?;
-        // Reports replace each other; a correction the node made is a fact worth
-        // keeping, so it goes to the event log.
-        if !strays.is_empty() {
-            let keys: Vec<String> = strays.iter().take(8).map(ToString::to_string).collect();
-            let more = strays.len().saturating_sub(keys.len());
-            let message = format!(
-                "removed {} peer(s) that were not in the desired state: {}{}",
-                strays.len(),
-                keys.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
-            );
-            vpn.acting_as(vpnctl_core::Actor::Node(id)).notice(
-                vpnctl_core::Severity::Warning,
-                Some(id),
-                &message,
-            )?;
-        }
-        Ok(vpn.now())
+    let (report, received_at) = blocking(move || {
+        // Status, traffic accounting, quotas and drift alerts all live in core.
+        vpn.acting_as(vpnctl_core::Actor::Node(id))
+            .record_report(id, &report)?;
+        Ok((report, vpn.now()))
     })
     .await?;
     tracing::debug!(node = %id, applied = report.applied_revision, peers = report.peers.len(), "node report");
@@ -771,6 +771,99 @@ async fn revoke_peer(
 ) -> ApiResult<Json<Peer>> {
     let vpn = caller.vpn(&st);
     Ok(Json(blocking(move || vpn.revoke_peer(id)).await?))
+}
+
+async fn peer_traffic(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<PeerId>,
+) -> ApiResult<Json<Traffic>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.peer_traffic(id)).await?))
+}
+
+// ---------------------------------------------------------------- notifications
+
+/// The bot consumer's unacknowledged notifications, oldest first (admins read the
+/// same queue). With `wait_secs`, an empty answer waits until one is queued, the
+/// wait ends (at most [`MAX_NOTIFICATION_WAIT_SECS`]) or the server shuts down.
+async fn notifications(
+    _: Staff,
+    State(st): State<AppState>,
+    Query(q): Query<NotificationQuery>,
+) -> ApiResult<Json<Vec<Notification>>> {
+    let limit = match q.limit {
+        Some(0) => {
+            return Err(ApiFailure::bad_request(
+                "bad_query",
+                format!("limit must be 1..={MAX_NOTIFICATIONS}"),
+            ));
+        }
+        Some(n) => n.min(MAX_NOTIFICATIONS),
+        None => DEFAULT_NOTIFICATIONS,
+    };
+    let wait = Duration::from_secs(q.wait_secs.unwrap_or(0).min(MAX_NOTIFICATION_WAIT_SECS));
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribe before reading so that a notification queued in between still
+    // wakes us.
+    let mut queued = st.feed().watch_notifications();
+    loop {
+        queued.borrow_and_update();
+        let vpn = st.vpn().clone();
+        let found = blocking(move || vpn.notifications(Consumer::Bot, limit)).await?;
+        if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(found));
+        }
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, queued.changed()) => {
+                // Timed out, or the service is gone: answer with what there is.
+                if !matches!(changed, Ok(Ok(()))) {
+                    let vpn = st.vpn().clone();
+                    return Ok(Json(blocking(move || vpn.notifications(Consumer::Bot, limit)).await?));
+                }
+            }
+            () = st.shutting_down() => return Ok(Json(Vec::new())),
+        }
+    }
+}
+
+/// Marks the bot consumer's notifications up to `upto` as handled. `upto` may not
+/// pass the newest notification: that would silently drop those queued later.
+async fn ack_notifications(
+    _: Staff,
+    State(st): State<AppState>,
+    Json(body): Json<AckNotifications>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let vpn = st.vpn().clone();
+    let upto = body.upto;
+    // Ok(cursor) or Err(newest acknowledgeable id).
+    let outcome = blocking(move || {
+        // A client only ever sees the page after the cursor, so the end of that page
+        // (or, with nothing pending, the cursor itself) is as far as it may ack.
+        let pending = vpn.notifications(Consumer::Bot, MAX_NOTIFICATIONS)?;
+        if let Some(last) = pending.last() {
+            if upto > last.id {
+                return Ok(Err(last.id));
+            }
+            return vpn.ack_notifications(Consumer::Bot, upto).map(Ok);
+        }
+        // Moving the cursor by 0 reads it.
+        let cursor = vpn.ack_notifications(Consumer::Bot, 0)?;
+        Ok(if upto > cursor {
+            Err(cursor)
+        } else {
+            Ok(cursor)
+        })
+    })
+    .await?;
+    match outcome {
+        Ok(cursor) => Ok(Json(serde_json::json!({ "cursor": cursor }))),
+        Err(newest) => Err(ApiFailure::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ack_beyond_newest",
+            format!("upto {upto} is beyond the newest notification delivered ({newest})"),
+        )),
+    }
 }
 
 // ---------------------------------------------------------------- tokens

@@ -1,14 +1,19 @@
 //! Shared server state: the service, the per-node revision feed that wakes
-//! long-polls, the live event fan-out, and the nodes' latest reports.
+//! long-polls, the notification counter that wakes outbox long-polls, the live event
+//! fan-out, the nodes' latest reports (kept in memory for `GET .../report` and the
+//! health port to probe; everything else from a report is persisted by core), and
+//! the HTTP metrics.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 use vpnctl_client::Fingerprint;
 use vpnctl_client::api::StoredReport;
 use vpnctl_core::{Commit, Event, NodeId, Vpnctl};
+
+use crate::metrics::HttpMetrics;
 
 /// How many live events a slow SSE subscriber may fall behind before it re-reads
 /// from the store.
@@ -19,6 +24,8 @@ const EVENT_BUFFER: usize = 1024;
 pub struct Feed {
     nodes: Mutex<HashMap<NodeId, watch::Sender<u64>>>,
     events: broadcast::Sender<Event>,
+    /// Counts commits that queued notifications.
+    notified: watch::Sender<u64>,
 }
 
 impl Default for Feed {
@@ -26,6 +33,7 @@ impl Default for Feed {
         Self {
             nodes: Mutex::new(HashMap::new()),
             events: broadcast::channel(EVENT_BUFFER).0,
+            notified: watch::channel(0).0,
         }
     }
 }
@@ -55,6 +63,15 @@ impl Feed {
             // No subscriber is fine.
             let _ = self.events.send(event.clone());
         }
+        if commit.notified > 0 {
+            self.notified.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Changes whenever notifications were queued. Subscribe *before* reading the
+    /// outbox so that none queued in between is missed.
+    pub fn watch_notifications(&self) -> watch::Receiver<u64> {
+        self.notified.subscribe()
     }
 
     /// The node's latest committed revision, to wait on. Subscribe *before* reading
@@ -85,8 +102,16 @@ struct Shared {
     feed: Arc<Feed>,
     reports: Mutex<HashMap<NodeId, StoredReport>>,
     public: PublicInfo,
-    node_stale_after: Duration,
+    metrics: HttpMetrics,
+    webhook: WebhookStats,
     shutdown: watch::Receiver<bool>,
+}
+
+/// Outcomes of alert webhook POSTs, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WebhookStats {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -95,12 +120,7 @@ pub struct AppState(Arc<Shared>);
 
 impl AppState {
     /// Wires the state to `vpn`'s commits.
-    pub fn new(
-        vpn: Vpnctl,
-        public: PublicInfo,
-        node_stale_after: Duration,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    pub fn new(vpn: Vpnctl, public: PublicInfo, shutdown: watch::Receiver<bool>) -> Self {
         let feed = Arc::new(Feed::default());
         let listener_feed = Arc::clone(&feed);
         vpn.subscribe(Arc::new(move |commit: &Commit| {
@@ -111,7 +131,8 @@ impl AppState {
             feed,
             reports: Mutex::new(HashMap::new()),
             public,
-            node_stale_after,
+            metrics: HttpMetrics::default(),
+            webhook: WebhookStats::default(),
             shutdown,
         }))
     }
@@ -128,8 +149,12 @@ impl AppState {
         &self.0.public
     }
 
-    pub fn node_stale_after(&self) -> Duration {
-        self.0.node_stale_after
+    pub fn metrics(&self) -> &HttpMetrics {
+        &self.0.metrics
+    }
+
+    pub fn webhook_stats(&self) -> &WebhookStats {
+        &self.0.webhook
     }
 
     /// Resolves once the server is shutting down.
@@ -154,6 +179,17 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&node)
             .cloned()
+    }
+
+    /// The health ports the nodes announced in their latest reports.
+    pub fn health_ports(&self) -> HashMap<NodeId, u16> {
+        self.0
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(id, r)| r.report.health_port.map(|port| (*id, port)))
+            .collect()
     }
 
     pub fn forget_report(&self, node: NodeId) {

@@ -10,9 +10,9 @@ use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode};
 use support::{TestServer, register};
 use vpnctl_client::ClientError;
-use vpnctl_client::api::{CreateInvite, CreateUser, HealthStatus, IssuePeerRequest, PeerQuery};
+use vpnctl_client::api::{CreateInvite, CreateUser, IssuePeerRequest, PeerQuery};
 use vpnctl_core::wire::{ApiError, DesiredUpdate, NodeReport, SystemStats};
-use vpnctl_core::{EventKind, KeyPair, NodeState, Scope, Secret};
+use vpnctl_core::{EventKind, Health, KeyPair, NodeState, Scope, Secret};
 
 fn report(applied: u64) -> NodeReport {
     NodeReport {
@@ -25,6 +25,7 @@ fn report(applied: u64) -> NodeReport {
         strays_removed: Vec::new(),
         errors: Vec::new(),
         at: vpnctl_core::Timestamp(0),
+        health_port: None,
     }
 }
 
@@ -105,8 +106,10 @@ async fn admin_bot_and_node_flow() {
         .report(node.id, &report(snapshot.revision))
         .await
         .unwrap();
+    // Health is judged by the scheduler; judge once now instead of waiting for it.
+    srv.vpn.observe_health(&[]).unwrap();
     let view = admin.node(node.id).await.unwrap();
-    assert_eq!(view.health.status, HealthStatus::Online);
+    assert_eq!(view.health.status, Health::Up);
     assert!(view.health.in_sync);
     assert_eq!(view.peers, 1);
     assert_eq!(
@@ -272,6 +275,12 @@ fn routes() -> Vec<(Method, &'static str, Option<&'static str>)> {
         (Method::DELETE, "/v1/tokens/1", None),
         (Method::GET, "/v1/events", None),
         (Method::GET, "/v1/events/stream", None),
+        (Method::GET, "/v1/users/1/usage", None),
+        (Method::POST, "/v1/nodes/1/evacuate", j),
+        (Method::GET, "/v1/peers/1/traffic", None),
+        (Method::GET, "/v1/notifications", None),
+        (Method::POST, "/v1/notifications/ack", Some(r#"{"upto":0}"#)),
+        (Method::GET, "/metrics", None),
     ]
 }
 
@@ -435,6 +444,8 @@ async fn scopes_are_enforced_on_every_route() {
         (Method::DELETE, "/v1/tokens/1"),
         (Method::GET, "/v1/events"),
         (Method::GET, "/v1/events/stream"),
+        (Method::POST, "/v1/nodes/1/evacuate"),
+        (Method::GET, "/metrics"),
     ];
     for (method, path) in admin_only {
         let body = routes()
@@ -543,6 +554,54 @@ async fn malformed_requests_get_json_4xx() {
             422,
         ),
         (Method::DELETE, "/v1/tokens/999", None, 404),
+        (
+            Method::PATCH,
+            "/v1/users/1",
+            Some(r#"{"quota":{"bytes":0,"period":"monthly"}}"#),
+            400,
+        ),
+        (
+            Method::PATCH,
+            "/v1/users/1",
+            Some(r#"{"quota":{"bytes":5,"period":"yearly"}}"#),
+            422,
+        ),
+        (Method::GET, "/v1/users/999/usage", None, 404),
+        (Method::GET, "/v1/peers/999/traffic", None, 404),
+        (Method::POST, "/v1/nodes/999/evacuate", Some("{}"), 404),
+        (
+            Method::POST,
+            "/v1/nodes/1/evacuate",
+            Some(r#"{"to":{"type":"mars"}}"#),
+            422,
+        ),
+        (
+            Method::POST,
+            "/v1/nodes/1/evacuate",
+            Some(r#"{"to":{"type":"region","value":" "}}"#),
+            400,
+        ),
+        (Method::GET, "/v1/notifications?limit=0", None, 400),
+        (Method::GET, "/v1/notifications?wait_secs=soon", None, 400),
+        (Method::POST, "/v1/notifications/ack", Some("{nope"), 400),
+        (
+            Method::POST,
+            "/v1/notifications/ack",
+            Some(r#"{"upto":"all"}"#),
+            422,
+        ),
+        (
+            Method::POST,
+            "/v1/notifications/ack",
+            Some(r#"{"upto":-1}"#),
+            422,
+        ),
+        (
+            Method::POST,
+            "/v1/notifications/ack",
+            Some(r#"{"upto":99}"#),
+            422,
+        ),
         (Method::GET, "/v1/nothing", None, 404),
         (Method::PUT, "/v1/users", None, 405),
     ];

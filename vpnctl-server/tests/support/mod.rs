@@ -1,13 +1,15 @@
 //! Test support: a real vpnctld on 127.0.0.1:0 over a real redb store in a temp dir.
 #![allow(dead_code, clippy::missing_panics_doc)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use vpnctl_client::api::RegisterNode;
 use vpnctl_client::{ApiClient, Fingerprint};
-use vpnctl_core::{KeyPair, Node, Region, Scope, Secret, Vpnctl};
+use vpnctl_core::service::{DB_FILE, VAULT_FILE};
+use vpnctl_core::{KeyPair, ManualClock, Node, Policy, Region, Scope, Secret, Vault, Vpnctl};
 use vpnctl_server::{InitOptions, Server, ServerConfig, ServerError};
 
 pub struct TestServer {
@@ -50,6 +52,36 @@ impl TestServer {
         let mut config = ServerConfig::new(data, listen);
         config.tls = tls;
         config.bot_username = Some("test_bot".into());
+        Self::serve(dir, vpn, admin_token, config).await
+    }
+
+    /// Plain HTTP on loopback over a store on `clock` with `policy`; the lifecycle
+    /// loop runs every 50 ms unless `configure` says otherwise.
+    pub async fn start_clocked(
+        clock: &ManualClock,
+        policy: Policy,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let vault = Vault::open_or_create(&data.join(VAULT_FILE)).unwrap();
+        let vpn =
+            Vpnctl::open(&data.join(DB_FILE), vault, Arc::new(clock.clone()), policy).unwrap();
+        let admin_token = vpn.create_token(Scope::Admin, "test admin").unwrap().1;
+        let mut config = ServerConfig::new(data, "127.0.0.1:0".parse().unwrap());
+        config.tls = false;
+        config.sweep_interval = Duration::from_millis(50);
+        configure(&mut config);
+        Self::serve(dir, vpn, admin_token, config).await
+    }
+
+    async fn serve(
+        dir: tempfile::TempDir,
+        vpn: Vpnctl,
+        admin_token: Secret,
+        config: ServerConfig,
+    ) -> Self {
         let server = Server::bind_with(config, vpn.clone()).await.unwrap();
         let url = server.base_url().to_owned();
         let fingerprint = server.fingerprint();
@@ -93,8 +125,15 @@ impl TestServer {
     /// Registers a node and enrolls it over the API; returns it and a client holding
     /// its node token.
     pub async fn enrolled_node(&self, name: &str) -> (Node, ApiClient) {
+        self.enrolled_node_at(name, "vpn.example.com:51820").await
+    }
+
+    /// [`Self::enrolled_node`] with the endpoint clients (and probes) use.
+    pub async fn enrolled_node_at(&self, name: &str, endpoint: &str) -> (Node, ApiClient) {
         let admin = self.admin();
-        let node = admin.register_node(&register(name)).await.unwrap();
+        let mut new = register(name);
+        new.endpoint = endpoint.into();
+        let node = admin.register_node(&new).await.unwrap();
         let (join, _) = admin.create_join_token(node.id, None).await.unwrap();
         let joiner = ApiClient::for_join_token(&join).unwrap();
         let public = KeyPair::generate().public;
