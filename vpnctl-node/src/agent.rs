@@ -18,6 +18,10 @@
 //! - the shutdown future: the interface stays up unless
 //!   [`AgentConfig::teardown_on_exit`] says otherwise.
 //!
+//! With [`Agent::with_metrics_listener`] it also serves `/healthz` and `/metrics`
+//! ([`crate::metrics`]) for as long as it runs, and announces the listener's port in
+//! every report. The loop writes [`NodeMetrics`] as it goes; the handlers only read.
+//!
 //! Control-plane failures never touch the interface: the poll is retried with
 //! exponential backoff and jitter, and the log gets one line per change of state, not
 //! one per retry.
@@ -36,6 +40,7 @@ use vpnctl_core::time::Timestamp;
 use vpnctl_core::wire::{self, DesiredUpdate, NodeDesired, NodeReport, PeerDelta};
 
 use crate::backend::{self, BackendError, DeviceState, WgBackend};
+use crate::metrics::{MetricsListener, NodeMetrics};
 use crate::netconf::{ExitConfig, ExitNetwork};
 use crate::reconciler::{self, Cache, ReconcileError, ReconcileOutcome};
 use crate::sysstats::SystemSampler;
@@ -192,6 +197,11 @@ pub struct Agent<C, B, N> {
     need_snapshot: bool,
     link: Link,
     sampler: SystemSampler,
+    metrics: Arc<NodeMetrics>,
+    /// Served while [`Agent::run`] runs.
+    metrics_listener: Option<MetricsListener>,
+    /// The bound port of the metrics listener, announced in every report.
+    health_port: Option<u16>,
 }
 
 impl<C, B, N> fmt::Debug for Agent<C, B, N> {
@@ -234,7 +244,24 @@ where
             need_snapshot: false,
             link: Link::Unknown,
             sampler: SystemSampler::default(),
+            metrics: Arc::new(NodeMetrics::new()),
+            metrics_listener: None,
+            health_port: None,
         }
+    }
+
+    /// Serves `/healthz` and `/metrics` on `listener` while the agent runs, and puts
+    /// its port into every report ([`NodeReport::health_port`]).
+    #[must_use]
+    pub fn with_metrics_listener(mut self, listener: MetricsListener) -> Self {
+        self.health_port = Some(listener.local_addr().port());
+        self.metrics_listener = Some(listener);
+        self
+    }
+
+    /// What `/metrics` and `/healthz` show; kept up to date with or without a listener.
+    pub fn metrics(&self) -> Arc<NodeMetrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// The backend, for looking at it while the agent runs (tests, `vpnctl demo`).
@@ -253,6 +280,11 @@ where
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), AgentError> {
         tokio::pin!(shutdown);
+        // Up before the restore, so that a slow start answers 503 rather than nothing.
+        let server = self
+            .metrics_listener
+            .take()
+            .map(|listener| listener.serve(Arc::clone(&self.metrics)));
         self.restore().await;
 
         let mut failures = 0u32;
@@ -325,6 +357,7 @@ where
                 result = async { sending.as_mut().expect("guarded").await }, if sending.is_some() => {
                     sending = None;
                     let (strays, errors) = std::mem::take(&mut carried);
+                    self.metrics.count_report(result.is_ok());
                     match result {
                         Ok(()) => self.control_plane_ok(),
                         Err(error) => {
@@ -339,6 +372,9 @@ where
                     }
                 }
             }
+        }
+        if let Some(server) = server {
+            server.stop().await;
         }
         self.stop().await
     }
@@ -370,6 +406,7 @@ where
     }
 
     fn control_plane_ok(&mut self) {
+        self.metrics.set_control_plane(true, SystemTime::now());
         match self.link {
             Link::Up => {}
             Link::Unknown => tracing::info!("connected to the control plane"),
@@ -379,6 +416,7 @@ where
     }
 
     fn control_plane_failed(&mut self, error: &CpError) {
+        self.metrics.set_control_plane(false, SystemTime::now());
         let state = Link::state_of(error);
         if self.link != Link::Down(state.clone()) {
             tracing::warn!(
@@ -391,6 +429,7 @@ where
     }
 
     fn record_error(&mut self, error: String) {
+        self.metrics.count_error();
         if self.last_logged_error.as_deref() != Some(error.as_str()) {
             tracing::warn!(%error, "reconcile error");
             self.last_logged_error = Some(error.clone());
@@ -426,6 +465,16 @@ where
         if self.desired.is_some() {
             self.full_reconcile().await;
         }
+        self.publish_state();
+    }
+
+    /// Revision and peer counts for `/metrics`: after anything that may change them.
+    fn publish_state(&self) {
+        self.metrics.set_state(
+            self.applied_revision(),
+            self.effective_peers().len(),
+            self.device.len(),
+        );
     }
 
     /// `ensure` with the node key and listen port, then the exit network for the
@@ -442,9 +491,11 @@ where
         let shared = Arc::clone(&self.backend);
         if let Err(e) = blocking(move || lock(&shared).ensure(&identity)).await {
             self.brought_up = None;
+            self.metrics.set_interface(Err(e.to_string()));
             self.record_error(e.to_string());
             return false;
         }
+        self.metrics.set_interface(Ok(()));
         if let Some(spec) = &spec {
             let exit = ExitConfig {
                 iface: lock(&self.backend).iface().clone(),
@@ -457,9 +508,11 @@ where
             if let Err(e) = blocking(move || lock(&network).up(&exit)).await {
                 // The peers can still be applied; the next drift check tries again.
                 self.brought_up = None;
+                self.metrics.set_network(Err(e.to_string()));
                 self.record_error(e.to_string());
                 return true;
             }
+            self.metrics.set_network(Ok(()));
         }
         self.brought_up = Some(spec);
         true
@@ -472,10 +525,22 @@ where
         }
     }
 
-    /// Handles one answer of the control plane; true when it changed what is applied.
     /// Applies an update; true when the desired state changed (the caller then writes
     /// the cache and reports).
     async fn on_update(&mut self, update: DesiredUpdate) -> bool {
+        if matches!(update, DesiredUpdate::UpToDate { .. }) {
+            return false;
+        }
+        let started = std::time::Instant::now();
+        let changed = self.apply_update(update).await;
+        if changed {
+            self.metrics.observe_apply(started.elapsed());
+            self.publish_state();
+        }
+        changed
+    }
+
+    async fn apply_update(&mut self, update: DesiredUpdate) -> bool {
         match update {
             DesiredUpdate::UpToDate { .. } => false,
             DesiredUpdate::Delta { from, to, changes } => {
@@ -536,10 +601,17 @@ where
         }
         let shared = Arc::clone(&self.backend);
         match blocking(move || reconciler::apply_changes(&mut *lock(&shared), changes)).await {
-            Ok(outcome) => self.absorb(&outcome),
+            Ok(outcome) => {
+                self.metrics.set_reconcile(outcome_status(&outcome));
+                self.absorb(&outcome);
+            }
             Err(e) => {
                 // Most likely the interface vanished: the drift check re-creates it.
                 self.brought_up = None;
+                if let ReconcileError::Apply(BackendError::NotRunning(_)) = &e {
+                    self.metrics.set_interface(Err(e.to_string()));
+                }
+                self.metrics.set_reconcile(Err(e.to_string()));
                 self.record_error(e.to_string());
             }
         }
@@ -569,16 +641,23 @@ where
         let wanted = desired.clone();
         let mut result =
             blocking(move || reconciler::reconcile(&mut *lock(&shared), &wanted)).await;
+        // Whether the interface state is already known from a failed `bring_up`.
+        let mut interface_known = false;
         if let Err(ReconcileError::Read(BackendError::NotRunning(_))) = &result {
             tracing::warn!("WireGuard interface is gone: bringing it up again");
             if self.bring_up().await {
                 let shared = Arc::clone(&self.backend);
                 result =
                     blocking(move || reconciler::reconcile(&mut *lock(&shared), &desired)).await;
+            } else {
+                interface_known = true;
             }
         }
         match result {
             Ok(outcome) => {
+                self.metrics.set_interface(Ok(()));
+                self.metrics.set_reconcile(outcome_status(&outcome));
+                self.metrics.set_device(&outcome.live, SystemTime::now());
                 let mut live = outcome.live.clone();
                 let mut specs = live.specs();
                 vpnctl_core::reconcile::apply(&mut specs, &outcome.applied);
@@ -591,6 +670,7 @@ where
                 if !strays.is_empty() {
                     let keys: Vec<String> = strays.iter().map(PublicKey::to_base64).collect();
                     tracing::warn!(strays = ?keys, "removed peers that are not in the desired state");
+                    self.metrics.count_strays(strays.len());
                     self.strays.extend(strays);
                 }
                 for failed in &outcome.failed {
@@ -605,6 +685,12 @@ where
             Err(e) => {
                 self.brought_up = None;
                 self.live = None;
+                if let ReconcileError::Read(read) = &e
+                    && !interface_known
+                {
+                    self.metrics.set_interface(Err(read.to_string()));
+                }
+                self.metrics.set_reconcile(Err(e.to_string()));
                 self.record_error(e.to_string());
                 false
             }
@@ -621,7 +707,9 @@ where
             // Nothing known to reconcile to: never wipe peers on a guess.
             return false;
         }
-        self.full_reconcile().await
+        let changed = self.full_reconcile().await;
+        self.publish_state();
+        changed
     }
 
     async fn store_cache(&mut self) {
@@ -638,9 +726,14 @@ where
         if fresh || self.live.is_none() {
             let shared = Arc::clone(&self.backend);
             match blocking(move || lock(&shared).read()).await {
-                Ok(state) => self.live = Some(state),
+                Ok(state) => {
+                    self.metrics.set_interface(Ok(()));
+                    self.metrics.set_device(&state, SystemTime::now());
+                    self.live = Some(state);
+                }
                 Err(e) => {
                     self.live = None;
+                    self.metrics.set_interface(Err(e.to_string()));
                     if !matches!(e, BackendError::NotRunning(_)) {
                         self.record_error(e.to_string());
                     }
@@ -666,16 +759,19 @@ where
                 }
             })
             .collect();
+        let system = self.sampler.sample();
+        self.metrics.set_system(&system);
         NodeReport {
             applied_revision: self.applied_revision(),
             interface_up: live.is_some(),
             listen_port: live.and_then(|l| l.listen_port),
             public_key: live.and_then(|l| l.public_key).or(Some(self.public_key)),
             peers,
-            system: self.sampler.sample(),
+            system,
             strays_removed: std::mem::take(&mut self.strays),
             errors: std::mem::take(&mut self.errors).into(),
             at: timestamp(SystemTime::now()),
+            health_port: self.health_port,
         }
     }
 
@@ -717,6 +813,20 @@ fn delta_changes(device: &HashMap<PublicKey, PeerSpec>, deltas: &[PeerDelta]) ->
         }
     }
     plan(&wanted, &actual)
+}
+
+/// The health of the last apply for `/healthz`: how many changes the device refused
+/// and the first reason, but no peer's key (the endpoint is unauthenticated).
+fn outcome_status(outcome: &ReconcileOutcome) -> Result<(), String> {
+    match outcome.failed.first() {
+        None => Ok(()),
+        Some(first) => Err(format!(
+            "{} of {} changes refused, first: {}",
+            outcome.failed.len(),
+            outcome.failed.len() + outcome.applied.len(),
+            first.error
+        )),
+    }
 }
 
 fn timestamp(at: SystemTime) -> Timestamp {

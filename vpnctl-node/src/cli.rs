@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,12 +23,15 @@ use crate::backend::{
     BackendError, BackendKind, KernelBackend, SimBackend, UserspaceBackend, WgBackend,
 };
 use crate::iface::IfaceName;
+use crate::metrics::{MetricsError, MetricsListener};
 use crate::netconf::{ExitNetwork, HostNetwork, NoNetwork};
 use crate::state_dir::{Credentials, StateDir, StateError, Token};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/vpnctl-node";
 pub const DEFAULT_INTERFACE: &str = "wg-vpnctl";
 pub const DEFAULT_LISTEN_PORT: u16 = 51820;
+/// The port to use for `--metrics-listen` when there is no reason to pick another.
+pub const SUGGESTED_METRICS_PORT: u16 = 9586;
 
 /// Enrollment with the control plane: the seam where `join` meets the HTTP client.
 pub trait Enroller: Send + Sync {
@@ -104,6 +108,20 @@ pub struct Config {
     )]
     pub report_interval: Interval,
 
+    /// Serve plain-HTTP /healthz and Prometheus /metrics on IP:PORT (e.g. 0.0.0.0:9586;
+    /// default: off). No authentication: firewall the port so that only the control
+    /// plane and Prometheus reach it (or bind a private address they can reach). The
+    /// control plane measures the node with a TCP connect to this port at the node's
+    /// endpoint host.
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_METRICS_LISTEN",
+        value_name = "IP:PORT",
+        value_parser = parse_listen_addr
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+
     #[command(subcommand)]
     #[serde(skip)]
     pub command: Command,
@@ -145,6 +163,7 @@ impl Default for Config {
             nat: true,
             reconcile_interval: Interval(crate::agent::DEFAULT_RECONCILE_INTERVAL),
             report_interval: Interval(crate::agent::DEFAULT_REPORT_INTERVAL),
+            metrics_listen: None,
             command: Command::default(),
         }
     }
@@ -204,7 +223,8 @@ impl Config {
             listen_port,
             nat,
             reconcile_interval,
-            report_interval
+            report_interval,
+            metrics_listen
         );
         self.config = cli.config;
         self.command = cli.command;
@@ -236,6 +256,16 @@ impl Config {
             BackendKind::Sim => Box::new(SimBackend::new(iface)),
         }
     }
+}
+
+/// `--metrics-listen`: an IP address and a port (`[::1]:9586` for IPv6); no host names,
+/// since the listener binds exactly one address.
+fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "expected IP:PORT, e.g. 127.0.0.1:{SUGGESTED_METRICS_PORT} or [::1]:{SUGGESTED_METRICS_PORT}"
+        )
+    })
 }
 
 /// A duration setting: `500ms`, `10s`, `5m`, `1h` or plain seconds.
@@ -305,6 +335,8 @@ pub enum CliError {
     Connect(#[source] CpError),
     #[error(transparent)]
     Agent(#[from] AgentError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     #[error("taking the interface down: {0}")]
     Down(String),
     #[error("writing output: {0}")]
@@ -382,6 +414,11 @@ pub async fn run<C: ControlPlane>(
     let state = config.state_dir();
     state.create()?;
     let private_key = state.load_key()?.ok_or(CliError::NotJoined)?;
+    // Bound before anything touches the interface: a taken port is a start-up error.
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(MetricsListener::bind(addr).await?),
+        None => None,
+    };
     let mut agent_config = AgentConfig::new(private_key, config.listen_port);
     agent_config.nat = config.nat;
     agent_config.reconcile_interval = config.reconcile_interval.0;
@@ -397,6 +434,7 @@ pub async fn run<C: ControlPlane>(
             NoNetwork,
             state,
             agent_config,
+            metrics,
             shutdown,
         )
         .await
@@ -407,6 +445,7 @@ pub async fn run<C: ControlPlane>(
             HostNetwork,
             state,
             agent_config,
+            metrics,
             shutdown,
         )
         .await
@@ -419,9 +458,13 @@ async fn run_agent<C: ControlPlane, N: ExitNetwork>(
     network: N,
     state: StateDir,
     config: AgentConfig,
+    metrics: Option<MetricsListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), CliError> {
-    let agent = Agent::new(control_plane, backend, network, state.cache(), config);
+    let mut agent = Agent::new(control_plane, backend, network, state.cache(), config);
+    if let Some(listener) = metrics {
+        agent = agent.with_metrics_listener(listener);
+    }
     agent.run(shutdown).await?;
     Ok(())
 }
@@ -540,6 +583,7 @@ mod tests {
         assert_eq!(parsed.nat, default.nat);
         assert_eq!(parsed.reconcile_interval, default.reconcile_interval);
         assert_eq!(parsed.report_interval, default.report_interval);
+        assert_eq!(parsed.metrics_listen, default.metrics_listen);
     }
 
     #[test]
@@ -549,7 +593,8 @@ mod tests {
         std::fs::write(
             &path,
             "state_dir = \"/srv/node\"\ninterface = \"wg-file\"\nlisten_port = 4000\n\
-             backend = \"userspace\"\nreconcile_interval = \"2s\"\nreport_interval = 30\nnat = false\n",
+             backend = \"userspace\"\nreconcile_interval = \"2s\"\nreport_interval = 30\nnat = false\n\
+             metrics_listen = \"127.0.0.1:9586\"\n",
         )
         .unwrap();
         let config = Config::try_load_from([
@@ -568,6 +613,10 @@ mod tests {
         assert_eq!(config.reconcile_interval.0, Duration::from_secs(2));
         assert_eq!(config.report_interval.0, Duration::from_secs(30));
         assert!(!config.nat);
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9586".parse().unwrap())
+        );
         assert_eq!(
             config.command,
             Command::Run {

@@ -8,6 +8,8 @@
 //!   the on-disk cache of the last applied desired state.
 //! - [`agent`]: the daemon loop over a [`agent::ControlPlane`]: restore from the cache,
 //!   long-poll, apply deltas, drift checks, reports ([`sysstats`] for host load).
+//! - [`metrics`]: the optional plain-HTTP `/healthz` and Prometheus `/metrics`
+//!   listener the agent serves and writes to.
 //! - [`cli`]: configuration and the `join` / `run` / `down` / `status` subcommands of
 //!   the `vpnctl-node` binary, over the files of the [`state_dir`]; [`http`] is where
 //!   the HTTP control plane client plugs in.
@@ -21,6 +23,7 @@ pub mod backend;
 pub mod cli;
 pub mod http;
 pub mod iface;
+pub mod metrics;
 pub mod netconf;
 pub mod reconciler;
 pub mod state_dir;

@@ -1,12 +1,15 @@
 //! The agent loop over an in-process control plane and the simulated backend, in
 //! tokio's paused time: snapshots and deltas, an unreachable control plane, restore
-//! from the cache, drift, reports and shutdown.
+//! from the cache, drift, reports and shutdown; and, in real time over loopback HTTP,
+//! the `/metrics` and `/healthz` listener.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use vpnctl_core::keys::{KeyPair, PresharedKey, PrivateKey, PublicKey};
@@ -16,6 +19,7 @@ use vpnctl_core::wire::{DesiredUpdate, InterfaceSpec, NodeDesired, NodeReport, P
 use vpnctl_node::agent::{Agent, AgentConfig, AgentError, ControlPlane, CpError, SharedBackend};
 use vpnctl_node::backend::{self, BackendError, DeviceState, SimBackend, WgBackend};
 use vpnctl_node::iface::IfaceName;
+use vpnctl_node::metrics::MetricsListener;
 use vpnctl_node::netconf::{ExitConfig, ExitNetwork, NetconfError};
 use vpnctl_node::reconciler::Cache;
 
@@ -166,6 +170,10 @@ struct CountingSim {
     sim: SimBackend,
     reads: AtomicUsize,
     ensured_ports: Vec<u16>,
+    /// Makes `ensure` fail, like a wireguard-go that does not come up.
+    refuse_ensure: bool,
+    /// Makes the device reject every removal.
+    refuse_removals: bool,
 }
 
 impl WgBackend for CountingSim {
@@ -174,6 +182,9 @@ impl WgBackend for CountingSim {
     }
     fn ensure(&mut self, spec: &backend::InterfaceSpec) -> Result<(), BackendError> {
         self.ensured_ports.push(spec.listen_port);
+        if self.refuse_ensure {
+            return Err(BackendError::SocketTimeout(self.sim.iface().clone()));
+        }
         self.sim.ensure(spec)
     }
     fn read(&self) -> Result<DeviceState, BackendError> {
@@ -181,6 +192,13 @@ impl WgBackend for CountingSim {
         self.sim.read()
     }
     fn apply(&mut self, changes: &[PeerChange]) -> Result<(), BackendError> {
+        if self.refuse_removals && changes.iter().any(|c| matches!(c, PeerChange::Remove(_))) {
+            return Err(BackendError::Rejected {
+                iface: self.sim.iface().clone(),
+                op: "peer removal",
+                source: std::io::Error::other("peer is pinned"),
+            });
+        }
         self.sim.apply(changes)
     }
     fn teardown(&mut self) -> Result<(), BackendError> {
@@ -272,6 +290,15 @@ impl Running {
 }
 
 fn start_with(cp: FakeCp, tune: impl FnOnce(&mut AgentConfig), dir: tempfile::TempDir) -> Running {
+    launch(cp, tune, dir, None)
+}
+
+fn launch(
+    cp: FakeCp,
+    tune: impl FnOnce(&mut AgentConfig),
+    dir: tempfile::TempDir,
+    metrics: Option<MetricsListener>,
+) -> Running {
     let private = PrivateKey::generate();
     let public_key = private.public_key();
     let mut config = AgentConfig::new(private, 51820);
@@ -282,10 +309,15 @@ fn start_with(cp: FakeCp, tune: impl FnOnce(&mut AgentConfig), dir: tempfile::Te
         sim: SimBackend::new(IfaceName::new("sim0").unwrap()),
         reads: AtomicUsize::new(0),
         ensured_ports: Vec::new(),
+        refuse_ensure: false,
+        refuse_removals: false,
     };
     let network = RecordingNetwork::default();
     let cache = Cache::new(dir.path().join("cache.json"));
-    let agent = Agent::new(cp, backend, network.clone(), cache.clone(), config);
+    let mut agent = Agent::new(cp, backend, network.clone(), cache.clone(), config);
+    if let Some(listener) = metrics {
+        agent = agent.with_metrics_listener(listener);
+    }
     let backend = agent.backend();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(agent.run(async move {
@@ -338,6 +370,10 @@ async fn applies_a_snapshot_then_deltas_without_reading_the_device() {
     assert_eq!(first.listen_port, Some(51820));
     assert_eq!(first.public_key, Some(node.public_key));
     assert_eq!(first.peers.len(), 2);
+    assert_eq!(
+        first.health_port, None,
+        "no metrics listener, no health port"
+    );
     assert_eq!(
         node.network.log(),
         vec!["up sim0 10.8.0.1/16 mtu 1420 nat true"]
@@ -567,5 +603,202 @@ async fn periodic_reports_carry_stats_and_system_load() {
     }
     assert!(report.system.mem_total_bytes > 0);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+    node.stop().await;
+}
+
+// ---- /metrics and /healthz over real HTTP, in real time ----------------------------
+
+/// A GET over a fresh loopback connection: status, headers and body.
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("no end of headers");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("no status");
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// GETs `path` until `pred` holds for status and body, for up to 10 s.
+async fn get_until(
+    addr: SocketAddr,
+    path: &str,
+    pred: impl Fn(u16, &str) -> bool,
+) -> (u16, String, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, head, body) = http_get(addr, path).await;
+        if pred(status, &body) {
+            return (status, head, body);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "GET {path} never matched; last {status}:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of an unlabelled sample in an exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
+}
+
+async fn serving(cp: FakeCp, tune: impl FnOnce(&mut AgentConfig)) -> (Running, SocketAddr) {
+    let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    assert_ne!(addr.port(), 0);
+    let node = launch(cp, tune, tempfile::tempdir().unwrap(), Some(listener));
+    (node, addr)
+}
+
+#[tokio::test]
+async fn metrics_show_the_applied_state_and_reports_carry_the_health_port() {
+    let peers: Vec<PeerSpec> = (2..5).map(peer).collect();
+    let (cp, mut reports) = FakeCp::new(Some(desired(1, peers.clone())));
+    let (node, addr) = serving(cp.clone(), |_| {}).await;
+
+    let applied = report_where(&mut reports, |r| r.applied_revision == 1).await;
+    assert_eq!(applied.health_port, Some(addr.port()));
+
+    let (status, head, text) = get_until(addr, "/metrics", |_, body| {
+        sample(body, "vpnctl_node_reports_total").is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert_eq!(sample(&text, "vpnctl_node_peers"), Some(3.0), "{text}");
+    assert_eq!(sample(&text, "vpnctl_node_peers_desired"), Some(3.0));
+    assert_eq!(sample(&text, "vpnctl_node_applied_revision"), Some(1.0));
+    assert_eq!(sample(&text, "vpnctl_node_interface_up"), Some(1.0));
+    assert_eq!(
+        sample(&text, "vpnctl_node_control_plane_reachable"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "vpnctl_node_reconcile_errors_total"),
+        Some(0.0)
+    );
+    assert!(sample(&text, "vpnctl_node_last_sync_timestamp_seconds").unwrap() > 1.6e9);
+    assert!(text.contains("# TYPE vpnctl_node_apply_duration_seconds histogram\n"));
+    let applies = sample(&text, "vpnctl_node_apply_duration_seconds_count").unwrap();
+    assert!(applies >= 1.0, "{text}");
+    assert!(text.contains("vpnctl_node_apply_duration_seconds_bucket{le=\"+Inf\"} "));
+    assert!(sample(&text, "vpnctl_node_memory_total_bytes").unwrap() > 0.0);
+    // No key of a peer or of the node is exposed.
+    assert!(!text.contains(&node.public_key.to_base64()));
+    assert!(
+        !peers
+            .iter()
+            .any(|p| text.contains(&p.public_key.to_base64()))
+    );
+
+    let (status, _, body) = http_get(addr, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+    // A delta: the gauges and the histogram follow.
+    let more: Vec<PeerSpec> = peers.iter().cloned().chain([peer(5), peer(6)]).collect();
+    cp.publish(desired(2, more));
+    let report = report_where(&mut reports, |r| r.applied_revision == 2).await;
+    assert_eq!(report.health_port, Some(addr.port()));
+    let (_, _, text) = get_until(addr, "/metrics", |_, body| {
+        sample(body, "vpnctl_node_applied_revision") == Some(2.0)
+    })
+    .await;
+    assert_eq!(sample(&text, "vpnctl_node_peers"), Some(5.0), "{text}");
+    assert!(sample(&text, "vpnctl_node_apply_duration_seconds_count").unwrap() > applies);
+
+    let (status, _, _) = http_get(addr, "/nothing-here").await;
+    assert_eq!(status, 404);
+
+    // The listener stops with the agent.
+    node.stop().await;
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(refused.is_err(), "still listening after the agent stopped");
+}
+
+#[tokio::test]
+async fn healthz_fails_while_the_interface_is_down_and_recovers() {
+    let (cp, mut reports) = FakeCp::new(Some(desired(1, vec![peer(2), peer(3)])));
+    let (node, addr) = serving(cp, |c| {
+        c.reconcile_interval = Duration::from_millis(100);
+    })
+    .await;
+    report_where(&mut reports, |r| r.applied_revision == 1).await;
+    get_until(addr, "/healthz", |status, _| status == 200).await;
+
+    // The interface vanishes and cannot be brought back.
+    {
+        let mut backend = node.backend.lock().unwrap();
+        backend.refuse_ensure = true;
+        backend.sim.teardown().unwrap();
+    }
+    let (_, _, body) = get_until(addr, "/healthz", |status, _| status == 503).await;
+    assert!(body.starts_with("interface down: "), "{body}");
+    assert!(body.contains("sim0"), "{body}");
+    assert_eq!(body.trim_end().lines().count(), 1, "{body}");
+    let (_, _, text) = http_get(addr, "/metrics").await;
+    assert_eq!(
+        sample(&text, "vpnctl_node_interface_up"),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(sample(&text, "vpnctl_node_reconcile_errors_total").unwrap() >= 1.0);
+
+    // The next drift check brings it back with its peers.
+    node.backend.lock().unwrap().refuse_ensure = false;
+    let (_, _, body) = get_until(addr, "/healthz", |status, _| status == 200).await;
+    assert_eq!(body, "ok\n");
+    assert_eq!(node.peers().len(), 2);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_names_a_refused_change() {
+    let (cp, mut reports) = FakeCp::new(Some(desired(1, vec![peer(2)])));
+    let (node, addr) = serving(cp, |c| {
+        c.reconcile_interval = Duration::from_millis(100);
+    })
+    .await;
+    report_where(&mut reports, |r| r.applied_revision == 1).await;
+    get_until(addr, "/healthz", |status, _| status == 200).await;
+
+    // A peer someone added by hand that the device will not let go of is drift the
+    // agent cannot fix: its reconcile fails, the interface stays up.
+    let stuck = peer(9);
+    let stuck_key = stuck.public_key;
+    node.backend
+        .lock()
+        .unwrap()
+        .sim
+        .apply(&[PeerChange::Add(stuck)])
+        .unwrap();
+    node.backend.lock().unwrap().refuse_removals = true;
+    let (_, _, body) = get_until(addr, "/healthz", |status, _| status == 503).await;
+    assert!(
+        body.starts_with("last reconcile failed: 1 of 1 changes refused, first: "),
+        "{body}"
+    );
+    assert!(body.contains("peer is pinned"), "{body}");
+    assert!(
+        !body.contains(&stuck_key.to_base64()),
+        "an unauthenticated endpoint names no peer: {body}"
+    );
+    node.backend.lock().unwrap().refuse_removals = false;
+    get_until(addr, "/healthz", |status, _| status == 200).await;
     node.stop().await;
 }

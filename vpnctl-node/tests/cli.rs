@@ -215,3 +215,70 @@ async fn run_without_join_says_so() {
     .await;
     assert!(matches!(result, Err(CliError::NotJoined)), "{result:?}");
 }
+
+#[test]
+fn a_bad_metrics_listen_address_is_a_clear_usage_error() {
+    for bad in ["localhost:9586", "9586", "127.0.0.1", "127.0.0.1:99999"] {
+        let err =
+            Config::try_load_from(["vpnctl-node", "--metrics-listen", bad, "run"]).expect_err(bad);
+        assert!(matches!(err, CliError::Usage(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("--metrics-listen") && text.contains("expected IP:PORT"),
+            "{text}"
+        );
+    }
+    let ok = Config::try_load_from(["vpnctl-node", "--metrics-listen", "[::1]:9586", "run"]);
+    assert_eq!(
+        ok.unwrap().metrics_listen,
+        Some("[::1]:9586".parse().unwrap())
+    );
+    let off = Config::try_load_from(["vpnctl-node", "run"]).unwrap();
+    assert_eq!(off.metrics_listen, None, "off by default");
+}
+
+/// A control plane that never answers: `run` must fail before it is asked anything.
+struct SilentCp;
+
+impl vpnctl_node::ControlPlane for SilentCp {
+    async fn desired(
+        &self,
+        _after: u64,
+        _wait: std::time::Duration,
+    ) -> Result<vpnctl_core::wire::DesiredUpdate, CpError> {
+        std::future::pending().await
+    }
+    async fn report(&self, _report: vpnctl_core::wire::NodeReport) -> Result<(), CpError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn run_fails_at_start_when_the_metrics_port_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    exec(
+        config(dir.path(), &["join", JOIN_TOKEN]),
+        &FakeEnroller::default(),
+    )
+    .await
+    .0
+    .unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+
+    let run = config(dir.path(), &["--metrics-listen", &addr, "run"]);
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        cli::run(&run, SilentCp, false, std::future::pending()),
+    )
+    .await
+    .expect("run must fail at once, not start serving");
+    let err = result.unwrap_err();
+    assert!(matches!(err, CliError::Metrics(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("cannot listen on {addr} for metrics: ")),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("in use"), "{text}");
+}

@@ -15,15 +15,14 @@
 //! zero loss during churn of 1,000 other peers, fail-static with the control plane
 //! down (including a "reboot" of the node daemon), catch-up, and stray removal.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod system;
+
 use std::time::{Duration, Instant};
 
-use vpnctl_client::ApiClient;
+use system::{ControlPlane, NodeDaemon, RootLink, WG_PORT, block, issue, wait_for, wg_peers};
 use vpnctl_client::api::{CreateUser, IssuePeerRequest, RegisterNode};
-use vpnctl_core::{EventKind, KeyPair, NodeId, PeerId, Region, UserId, Vpnctl};
-use vpnctl_server::{InitOptions, Server, ServerConfig};
-use vpnctl_testbed::{ChildGuard, ContinuousPing, Names, Netns, WgQuick, ping, veth};
+use vpnctl_core::{EventKind, KeyPair, Policy, Region};
+use vpnctl_testbed::{ContinuousPing, Names, Netns, WgQuick, ping, veth};
 
 const CP_ROOT: &str = "192.0.2.65";
 const CP_NODE: &str = "192.0.2.66";
@@ -33,207 +32,6 @@ const CLIENT_UNDERLAY: &str = "192.0.2.2";
 /// do not fit a /24 documentation range.
 const GATEWAY: &str = "198.18.0.1";
 const INET_HOST: &str = "203.0.113.1";
-const WG_PORT: u16 = 51820;
-
-/// The control plane, restartable on the same address and store.
-struct ControlPlane {
-    vpn: Vpnctl,
-    config: ServerConfig,
-    url: String,
-    fingerprint: vpnctl_client::Fingerprint,
-    admin: vpnctl_core::Secret,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), vpnctl_server::ServerError>>>,
-}
-
-impl ControlPlane {
-    async fn start(data: &Path) -> Self {
-        let listen = format!("{CP_ROOT}:0").parse().unwrap();
-        let init = vpnctl_server::init(&InitOptions {
-            data: data.to_owned(),
-            listen,
-            public_url: None,
-        })
-        .expect("vpnctld init");
-        let vpn = Vpnctl::open_dir(data).expect("open store");
-        let mut config = ServerConfig::new(data.to_owned(), listen);
-        config.tls = true;
-        let mut cp = Self {
-            vpn,
-            config,
-            url: String::new(),
-            fingerprint: init.fingerprint,
-            admin: init.admin_token,
-            stop: None,
-            task: None,
-        };
-        cp.serve().await;
-        cp
-    }
-
-    async fn serve(&mut self) {
-        let server = Server::bind_with(self.config.clone(), self.vpn.clone())
-            .await
-            .expect("bind vpnctld");
-        // Restarts come back on the same port: the node's credentials name it.
-        self.config.listen = server.local_addr();
-        self.url = server.base_url().to_owned();
-        assert_eq!(server.fingerprint(), Some(self.fingerprint));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        self.stop = Some(tx);
-        self.task = Some(tokio::spawn(server.serve(async move {
-            let _ = rx.await;
-        })));
-    }
-
-    async fn kill(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await
-                .expect("server task")
-                .expect("server stopped cleanly");
-        }
-    }
-
-    fn admin(&self) -> ApiClient {
-        ApiClient::new(&self.url, Some(self.admin.clone()), Some(self.fingerprint)).unwrap()
-    }
-}
-
-/// A veth pair between the root namespace (this test, where vpnctld listens) and the
-/// node namespace. Deleting the namespace destroys both ends; Drop also deletes the
-/// root end in case the namespace outlives us.
-struct RootLink {
-    root_end: String,
-}
-
-impl RootLink {
-    fn new(names: &Names, ns: &Netns) -> Self {
-        let root_end = names.iface("cpr");
-        let ns_end = names.iface("cpn");
-        vpnctl_testbed::run_ok(
-            "ip",
-            &[
-                "link",
-                "add",
-                &root_end,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &ns_end,
-                "netns",
-                ns.name(),
-            ],
-        );
-        let link = Self { root_end };
-        vpnctl_testbed::run_ok(
-            "ip",
-            &[
-                "addr",
-                "add",
-                &format!("{CP_ROOT}/30"),
-                "dev",
-                &link.root_end,
-            ],
-        );
-        vpnctl_testbed::run_ok("ip", &["link", "set", &link.root_end, "up"]);
-        ns.ip(&["addr", "add", &format!("{CP_NODE}/30"), "dev", &ns_end]);
-        ns.ip(&["link", "set", &ns_end, "up"]);
-        link
-    }
-}
-
-impl Drop for RootLink {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.root_end])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// The real `vpnctl-node` binary inside the node namespace.
-struct NodeDaemon {
-    ns: String,
-    state: PathBuf,
-    iface: String,
-}
-
-impl NodeDaemon {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, env!("CARGO_BIN_EXE_vpnctl-node")])
-            .args(["--state-dir", self.state.to_str().unwrap()])
-            .args(["--interface", &self.iface, "--backend", "userspace"])
-            .args(["--listen-port", &WG_PORT.to_string()])
-            .args(["--reconcile-interval", "1s", "--report-interval", "1s"])
-            .args(args)
-            .env("RUST_LOG", "vpnctl_node=info")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn join(&self, token: &str) {
-        let out = self
-            .command(&["join"])
-            .env("VPNCTL_NODE_JOIN_TOKEN", token)
-            .output()
-            .expect("run vpnctl-node join");
-        assert!(
-            out.status.success(),
-            "join failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn run(&self) -> ChildGuard {
-        let log = std::fs::File::create(self.state.with_extension("log")).unwrap();
-        ChildGuard::spawn(self.command(&["run"]).stdout(Stdio::null()).stderr(log))
-            .expect("spawn vpnctl-node run")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.state.with_extension("log")).unwrap_or_default()
-    }
-}
-
-fn wg_peers(iface: &str) -> Vec<String> {
-    let out = vpnctl_testbed::run("wg", &["show", iface, "peers"]).expect("wg show");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-async fn issue(admin: &ApiClient, user: UserId, node: NodeId, device: &str) -> (PeerId, String) {
-    let issued = admin
-        .issue_peer(&IssuePeerRequest {
-            user,
-            node,
-            device: device.into(),
-            public_key: None,
-        })
-        .await
-        .expect("issue peer");
-    (
-        issued.peer.id,
-        issued.config.expect("config of a generated key"),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_daemon_end_to_end() {
@@ -257,11 +55,12 @@ async fn node_daemon_end_to_end() {
         &inet_ns,
         &format!("{INET_HOST}/24"),
     );
-    let _link = RootLink::new(&names, &node_ns);
+    let _link = RootLink::new(&names, "cp", &node_ns, CP_ROOT, CP_NODE);
     let dir = tempfile::tempdir().unwrap();
 
     // ---- control plane, node registered and enrolled by the real binary
-    let mut cp = ControlPlane::start(&dir.path().join("cp")).await;
+    let mut cp =
+        ControlPlane::start(&dir.path().join("cp"), CP_ROOT, Policy::default(), |_| {}).await;
     let admin = cp.admin();
     let node = admin
         .register_node(&RegisterNode {
@@ -291,6 +90,7 @@ async fn node_daemon_end_to_end() {
         ns: node_ns.name().to_owned(),
         state: dir.path().join("node-state"),
         iface: names.iface("wg"),
+        run_args: Vec::new(),
     };
     daemon.join(&join.encode());
     let key_mode = std::fs::metadata(daemon.state.join("node.key")).map(|m| {
@@ -336,7 +136,7 @@ async fn node_daemon_end_to_end() {
         "a report with the handshake and bytes",
         Duration::from_secs(15),
         || {
-            let report = futures_block(admin.node_report(node.id));
+            let report = block(admin.node_report(node.id));
             report.ok().flatten().is_some_and(|r| {
                 r.report.peers.iter().any(|p| {
                     p.public_key == key
@@ -411,26 +211,8 @@ async fn node_daemon_end_to_end() {
         ping(&client_ns, GATEWAY, 3),
         "tunnel broke when the control plane stopped"
     );
-    running.signal("KILL");
-    drop(running);
     // A "reboot": the interface and its wireguard-go are gone too.
-    for pid in node_ns.pids() {
-        if std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|c| c.trim() == "wireguard-go")
-        {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
-    }
-    wait_for(
-        "the interface to disappear",
-        Duration::from_secs(10),
-        || !vpnctl_testbed::run("wg", &["show", &daemon.iface]).is_ok_and(|o| o.status.success()),
-    );
-    let _ = std::fs::remove_file(format!(
-        "{}/{}.sock",
-        vpnctl_testbed::UAPI_DIR,
-        daemon.iface
-    ));
+    daemon.crash(running, &node_ns);
     let running = daemon.run();
     wait_for(
         "the tunnel restored from the cache",
@@ -502,9 +284,4 @@ async fn node_daemon_end_to_end() {
     drop(running);
     drop(client);
     cp.kill().await;
-}
-
-/// Runs a future to completion from synchronous test code on the multi-thread runtime.
-fn futures_block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }

@@ -1,0 +1,556 @@
+//! The node daemon's optional plain-HTTP listener: `GET /healthz` and Prometheus
+//! `GET /metrics` (`--metrics-listen`).
+//!
+//! The agent loop owns a [`NodeMetrics`] and writes to it as it goes (atomics and a
+//! small mutex-guarded health record, nothing that blocks); the HTTP handlers only
+//! read it. Gauges that come from the device (peers connected, byte counters) reflect
+//! the last read of the device: every drift check and every periodic report.
+//!
+//! - `/healthz` answers `200 ok` when the WireGuard interface is up, the last
+//!   reconcile (delta, snapshot or drift check) succeeded and the exit network is set
+//!   up; otherwise `503` and a one-line reason. An unreachable control plane does not
+//!   make a node unhealthy: it keeps serving its last desired state.
+//! - `/metrics` is the text exposition of the `vpnctl_node_*` series (see
+//!   [`NodeMetrics::render`]).
+//!
+//! Neither needs authentication and neither shows a key or an address of a peer, but
+//! they do tell who looks how busy the node is: bind the listener to a private address
+//! or firewall it. The control plane only needs to reach the TCP port: its health
+//! probe measures how long a TCP connect to `{endpoint host}:{port}` takes, and the
+//! agent announces the port in every report (`NodeReport::health_port`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::oneshot;
+use vpnctl_core::prom::{CONTENT_TYPE, Exposition, Histogram, Kind, LATENCY_BUCKETS};
+use vpnctl_core::wire::SystemStats;
+
+use crate::backend::DeviceState;
+
+/// A peer counts as connected while its last handshake is at most this old
+/// (WireGuard re-handshakes every 2 minutes while traffic flows, and gives up on a
+/// session after 3).
+pub const CONNECTED_WITHIN: Duration = Duration::from_secs(180);
+
+/// How long the listener waits for open requests when the agent stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The metrics listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot listen on {addr} for metrics: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A bound, not yet serving, metrics listener: binding happens at start-up so that a
+/// taken port is a start-up error, and the bound port (also for `:0`) is known before
+/// the first report.
+#[derive(Debug)]
+pub struct MetricsListener {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl MetricsListener {
+    pub async fn bind(addr: SocketAddr) -> Result<Self, MetricsError> {
+        let bind_error = |source| MetricsError::Bind { addr, source };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        Ok(Self {
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The address actually bound (the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves `/healthz` and `/metrics` from `metrics` until [`MetricsServer::stop`]
+    /// or until the returned handle is dropped.
+    pub fn serve(self, metrics: Arc<NodeMetrics>) -> MetricsServer {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(metrics);
+        let local_addr = self.local_addr;
+        let task = tokio::spawn(async move {
+            let served = axum::serve(self.listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(%error, "metrics listener failed");
+            }
+        });
+        tracing::info!(addr = %local_addr, "serving /metrics and /healthz");
+        MetricsServer {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+/// A running metrics listener. Dropping it aborts the listener at once.
+#[derive(Debug)]
+pub struct MetricsServer {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Stops accepting connections and waits briefly for requests in flight.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.as_mut()
+            && tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_ok()
+        {
+            self.task = None;
+        }
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// The routes of the listener, for serving them elsewhere.
+pub fn router(metrics: Arc<NodeMetrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus))
+        .with_state(metrics)
+}
+
+async fn healthz(State(metrics): State<Arc<NodeMetrics>>) -> Response {
+    match metrics.health() {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+async fn prometheus(State(metrics): State<Arc<NodeMetrics>>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render()).into_response()
+}
+
+/// What the agent has last seen, for `/healthz` and `/metrics`. Written only by the
+/// agent loop; reading never waits for it.
+#[derive(Debug)]
+pub struct NodeMetrics {
+    peers: AtomicU64,
+    peers_desired: AtomicU64,
+    peers_connected: AtomicU64,
+    received_bytes: AtomicU64,
+    sent_bytes: AtomicU64,
+    applied_revision: AtomicU64,
+    apply_duration: Histogram,
+    reconcile_errors: AtomicU64,
+    drift_removed: AtomicU64,
+    control_plane_reachable: AtomicBool,
+    /// Unix seconds of the last answer of the control plane; 0: never.
+    last_sync: AtomicI64,
+    reports: AtomicU64,
+    report_failures: AtomicU64,
+    system: Mutex<Option<SystemStats>>,
+    health: Mutex<Health>,
+}
+
+#[derive(Debug)]
+struct Health {
+    /// `Err(reason)` while the WireGuard interface is down or unreadable.
+    interface: Result<(), String>,
+    /// The last apply or reconcile; `None` before the first one.
+    reconcile: Option<Result<(), String>>,
+    /// Addresses, forwarding and NAT of the exit.
+    network: Result<(), String>,
+}
+
+impl Default for NodeMetrics {
+    fn default() -> Self {
+        Self {
+            peers: AtomicU64::new(0),
+            peers_desired: AtomicU64::new(0),
+            peers_connected: AtomicU64::new(0),
+            received_bytes: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            applied_revision: AtomicU64::new(0),
+            apply_duration: Histogram::new(LATENCY_BUCKETS),
+            reconcile_errors: AtomicU64::new(0),
+            drift_removed: AtomicU64::new(0),
+            control_plane_reachable: AtomicBool::new(false),
+            last_sync: AtomicI64::new(0),
+            reports: AtomicU64::new(0),
+            report_failures: AtomicU64::new(0),
+            system: Mutex::new(None),
+            health: Mutex::new(Health {
+                interface: Err("the interface is not up yet".into()),
+                reconcile: None,
+                network: Ok(()),
+            }),
+        }
+    }
+}
+
+impl NodeMetrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `Ok` when the node serves its desired state, else why not (one line).
+    pub fn health(&self) -> Result<(), String> {
+        let health = lock(&self.health);
+        if let Err(reason) = &health.interface {
+            return Err(format!("interface down: {reason}"));
+        }
+        match &health.reconcile {
+            None => return Err("no desired state applied yet".into()),
+            Some(Err(reason)) => return Err(format!("last reconcile failed: {reason}")),
+            Some(Ok(())) => {}
+        }
+        if let Err(reason) = &health.network {
+            return Err(format!("exit network setup failed: {reason}"));
+        }
+        Ok(())
+    }
+
+    pub fn interface_up(&self) -> bool {
+        lock(&self.health).interface.is_ok()
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed) as f64;
+        let flag = |v: bool| if v { 1.0 } else { 0.0 };
+        let mut e = Exposition::new();
+        e.single(
+            "vpnctl_node_peers",
+            Kind::Gauge,
+            "Peers the agent has put on the WireGuard interface.",
+            load(&self.peers),
+        );
+        e.single(
+            "vpnctl_node_peers_desired",
+            Kind::Gauge,
+            "Peers in the applied desired state (0 while the node is disabled).",
+            load(&self.peers_desired),
+        );
+        e.single(
+            "vpnctl_node_peers_connected",
+            Kind::Gauge,
+            "Peers with a handshake in the last 180 seconds, as of the last device read.",
+            load(&self.peers_connected),
+        );
+        e.single(
+            "vpnctl_node_received_bytes_total",
+            Kind::Counter,
+            "Bytes received from all peers on the interface (drops when a peer is removed).",
+            load(&self.received_bytes),
+        );
+        e.single(
+            "vpnctl_node_sent_bytes_total",
+            Kind::Counter,
+            "Bytes sent to all peers on the interface (drops when a peer is removed).",
+            load(&self.sent_bytes),
+        );
+        e.single(
+            "vpnctl_node_applied_revision",
+            Kind::Gauge,
+            "Revision of the desired state the node has applied.",
+            load(&self.applied_revision),
+        );
+        e.single(
+            "vpnctl_node_interface_up",
+            Kind::Gauge,
+            "Whether the WireGuard interface is up.",
+            flag(self.interface_up()),
+        );
+        e.family(
+            "vpnctl_node_apply_duration_seconds",
+            Kind::Histogram,
+            "Time to apply a desired-state update (delta or snapshot) to the interface.",
+        );
+        e.histogram(
+            "vpnctl_node_apply_duration_seconds",
+            &[],
+            &self.apply_duration.snapshot(),
+        );
+        e.single(
+            "vpnctl_node_reconcile_errors_total",
+            Kind::Counter,
+            "Errors while applying, reconciling or caching the desired state.",
+            load(&self.reconcile_errors),
+        );
+        e.single(
+            "vpnctl_node_drift_removed_total",
+            Kind::Counter,
+            "Peers found on the interface that nobody asked for, and removed.",
+            load(&self.drift_removed),
+        );
+        e.single(
+            "vpnctl_node_control_plane_reachable",
+            Kind::Gauge,
+            "Whether the last request to the control plane (poll or report) succeeded.",
+            flag(self.control_plane_reachable.load(Ordering::Relaxed)),
+        );
+        e.single(
+            "vpnctl_node_last_sync_timestamp_seconds",
+            Kind::Gauge,
+            "Unix time of the last successful request to the control plane (0: never).",
+            self.last_sync.load(Ordering::Relaxed) as f64,
+        );
+        e.single(
+            "vpnctl_node_reports_total",
+            Kind::Counter,
+            "Reports the control plane accepted.",
+            load(&self.reports),
+        );
+        e.single(
+            "vpnctl_node_report_failures_total",
+            Kind::Counter,
+            "Reports that did not reach the control plane.",
+            load(&self.report_failures),
+        );
+        if let Some(system) = lock(&self.system).clone() {
+            e.single(
+                "vpnctl_node_load1",
+                Kind::Gauge,
+                "One-minute load average of the host.",
+                system.load1,
+            );
+            e.single(
+                "vpnctl_node_memory_used_bytes",
+                Kind::Gauge,
+                "Memory in use on the host (total minus available).",
+                system.mem_used_bytes as f64,
+            );
+            e.single(
+                "vpnctl_node_memory_total_bytes",
+                Kind::Gauge,
+                "Memory of the host.",
+                system.mem_total_bytes as f64,
+            );
+        }
+        e.finish()
+    }
+
+    // ---- written by the agent ------------------------------------------------------
+
+    pub(crate) fn set_state(&self, revision: u64, desired: usize, on_device: usize) {
+        self.applied_revision.store(revision, Ordering::Relaxed);
+        self.peers_desired.store(count(desired), Ordering::Relaxed);
+        self.peers.store(count(on_device), Ordering::Relaxed);
+    }
+
+    /// Peers connected and traffic totals from a read of the device.
+    pub(crate) fn set_device(&self, live: &DeviceState, now: SystemTime) {
+        let (mut connected, mut rx, mut tx) = (0usize, 0u64, 0u64);
+        for peer in &live.peers {
+            let stats = &peer.stats;
+            // A handshake "in the future" (clock step) counts as recent.
+            if stats.last_handshake.is_some_and(|at| {
+                now.duration_since(at)
+                    .map_or(true, |d| d <= CONNECTED_WITHIN)
+            }) {
+                connected += 1;
+            }
+            rx = rx.saturating_add(stats.rx_bytes);
+            tx = tx.saturating_add(stats.tx_bytes);
+        }
+        self.peers_connected
+            .store(count(connected), Ordering::Relaxed);
+        self.received_bytes.store(rx, Ordering::Relaxed);
+        self.sent_bytes.store(tx, Ordering::Relaxed);
+    }
+
+    pub(crate) fn observe_apply(&self, took: Duration) {
+        self.apply_duration.observe(took);
+    }
+
+    pub(crate) fn count_error(&self) {
+        self.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_strays(&self, n: usize) {
+        self.drift_removed.fetch_add(count(n), Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_control_plane(&self, reachable: bool, at: SystemTime) {
+        self.control_plane_reachable
+            .store(reachable, Ordering::Relaxed);
+        if reachable {
+            let secs = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            self.last_sync
+                .store(i64::try_from(secs).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn count_report(&self, delivered: bool) {
+        let counter = if delivered {
+            &self.reports
+        } else {
+            &self.report_failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_system(&self, stats: &SystemStats) {
+        *lock(&self.system) = Some(stats.clone());
+    }
+
+    pub(crate) fn set_interface(&self, status: Result<(), String>) {
+        lock(&self.health).interface = status.map_err(one_line);
+    }
+
+    pub(crate) fn set_reconcile(&self, status: Result<(), String>) {
+        lock(&self.health).reconcile = Some(status.map_err(one_line));
+    }
+
+    pub(crate) fn set_network(&self, status: Result<(), String>) {
+        lock(&self.health).network = status.map_err(one_line);
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+fn one_line(text: String) -> String {
+    if text.contains(['\n', '\r']) {
+        text.split(['\n', '\r'])
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        text
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{LivePeer, PeerStats};
+    use vpnctl_core::keys::KeyPair;
+    use vpnctl_core::reconcile::PeerSpec;
+
+    fn live_peer(handshake: Option<SystemTime>, rx: u64, tx: u64) -> LivePeer {
+        LivePeer {
+            spec: PeerSpec::new(
+                KeyPair::generate().public,
+                None,
+                ["10.8.0.2/32".parse().unwrap()],
+                None,
+            ),
+            stats: PeerStats {
+                last_handshake: handshake,
+                rx_bytes: rx,
+                tx_bytes: tx,
+                ..PeerStats::default()
+            },
+        }
+    }
+
+    #[test]
+    fn health_names_the_first_problem() {
+        let m = NodeMetrics::new();
+        assert_eq!(
+            m.health().unwrap_err(),
+            "interface down: the interface is not up yet"
+        );
+        m.set_interface(Ok(()));
+        assert_eq!(m.health().unwrap_err(), "no desired state applied yet");
+        m.set_reconcile(Err("applying changes:\nrefused".into()));
+        assert_eq!(
+            m.health().unwrap_err(),
+            "last reconcile failed: applying changes: refused"
+        );
+        m.set_reconcile(Ok(()));
+        assert_eq!(m.health(), Ok(()));
+        m.set_network(Err("nft: not found".into()));
+        assert_eq!(
+            m.health().unwrap_err(),
+            "exit network setup failed: nft: not found"
+        );
+        m.set_network(Ok(()));
+        m.set_interface(Err("WireGuard interface wg0 is not running".into()));
+        assert_eq!(
+            m.health().unwrap_err(),
+            "interface down: WireGuard interface wg0 is not running"
+        );
+    }
+
+    #[test]
+    fn device_read_counts_connected_peers_and_sums_traffic() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let live = DeviceState {
+            public_key: None,
+            listen_port: Some(51820),
+            peers: vec![
+                live_peer(Some(now - Duration::from_secs(30)), 100, 1000),
+                live_peer(Some(now - Duration::from_secs(181)), 10, 20),
+                live_peer(Some(now + Duration::from_secs(5)), 1, 2),
+                live_peer(None, 0, 0),
+            ],
+        };
+        let m = NodeMetrics::new();
+        m.set_device(&live, now);
+        m.set_state(7, 5, 4);
+        m.observe_apply(Duration::from_millis(3));
+        let text = m.render();
+        for line in [
+            "vpnctl_node_peers 4\n",
+            "vpnctl_node_peers_desired 5\n",
+            "vpnctl_node_peers_connected 2\n",
+            "vpnctl_node_received_bytes_total 111\n",
+            "vpnctl_node_sent_bytes_total 1022\n",
+            "vpnctl_node_applied_revision 7\n",
+            "vpnctl_node_interface_up 0\n",
+            "# TYPE vpnctl_node_sent_bytes_total counter\n",
+            "vpnctl_node_apply_duration_seconds_bucket{le=\"0.005\"} 1\n",
+            "vpnctl_node_apply_duration_seconds_count 1\n",
+            "vpnctl_node_last_sync_timestamp_seconds 0\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("vpnctl_node_load1"), "no sample yet");
+        m.set_system(&SystemStats {
+            load1: 0.5,
+            mem_total_bytes: 1 << 30,
+            ..SystemStats::default()
+        });
+        m.set_control_plane(true, now);
+        let text = m.render();
+        assert!(text.contains("vpnctl_node_load1 0.5\n"), "{text}");
+        assert!(text.contains("vpnctl_node_memory_total_bytes 1073741824\n"));
+        assert!(text.contains("vpnctl_node_last_sync_timestamp_seconds 1700000000\n"));
+        assert!(text.contains("vpnctl_node_control_plane_reachable 1\n"));
+    }
+}

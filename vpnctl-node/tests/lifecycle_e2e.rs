@@ -1,0 +1,304 @@
+//! Lifecycle automation on real WireGuard: two nodes (real `vpnctl-node` binaries with
+//! wireguard-go, each in its namespace), an in-process `vpnctld` that probes them, and
+//! a client namespace running the official `wg-quick`.
+//!
+//! ```text
+//!  root ns: vpnctld 192.0.2.65 ─ veth ─ 192.0.2.66 node A (wg 198.18.0.1/24)
+//!                   192.0.2.69 ─ veth ─ 192.0.2.70 node B (wg 198.18.1.1/24)
+//!  client ns: 192.0.2.2 ─ veth ─ 192.0.2.1 A:51820
+//!             192.0.2.6 ─ veth ─ 192.0.2.5 B:51820
+//! ```
+//!
+//! The control plane reaches each node's endpoint address (where it probes the
+//! daemon's health port) over the root links. One test walks the phases in order:
+//! health with probes and metrics, a crashed node daemon ("down" alert, then
+//! recovery), traffic totals that survive the WireGuard counter reset of that crash,
+//! and evacuation of a node with the client moving to its new config.
+
+mod system;
+
+use std::time::{Duration, Instant};
+
+use system::{ControlPlane, NodeDaemon, RootLink, WG_PORT, block, issue, wait_for, wg_peers};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vpnctl_client::ApiClient;
+use vpnctl_client::api::{CreateUser, RegisterNode};
+use vpnctl_core::{
+    EvacuateTo, Health, HealthPolicy, Message, NodeId, NodeState, Notification, Policy, Region,
+    Scope,
+};
+use vpnctl_testbed::{Names, Netns, WgQuick, ping, veth};
+
+const A_ENDPOINT: &str = "192.0.2.1";
+const B_ENDPOINT: &str = "192.0.2.5";
+const A_GATEWAY: &str = "198.18.0.1";
+const B_GATEWAY: &str = "198.18.1.1";
+const METRICS_PORT: u16 = 9586;
+
+async fn register(
+    admin: &ApiClient,
+    name: &str,
+    region: &str,
+    endpoint: &str,
+    pool: &str,
+) -> NodeId {
+    admin
+        .register_node(&RegisterNode {
+            name: name.into(),
+            region: Region {
+                code: region.into(),
+                name: region.to_uppercase(),
+            },
+            endpoint: format!("{endpoint}:{WG_PORT}"),
+            ipv4_pool: pool.parse().unwrap(),
+            listen_port: None,
+            public_key: None,
+            ipv6_pool: None,
+            dns: None,
+            mtu: None,
+            capacity: None,
+            client_allowed_ips: None,
+            persistent_keepalive: Some(1),
+        })
+        .await
+        .expect("register node")
+        .id
+}
+
+/// A plain HTTP GET from the root namespace.
+async fn http_get(addr: &str, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+fn health(admin: &ApiClient, node: NodeId) -> Health {
+    block(admin.node(node)).map_or(Health::Unknown, |v| v.health.status)
+}
+
+/// Everything the bot would be told, acknowledged as it is read.
+struct Inbox {
+    bot: ApiClient,
+    seen: Vec<Notification>,
+}
+
+impl Inbox {
+    fn poll(&mut self) {
+        let got = block(self.bot.notifications(Some(100), None)).expect("notifications");
+        if let Some(last) = got.last() {
+            block(self.bot.ack_notifications(last.id)).expect("ack");
+        }
+        self.seen.extend(got);
+    }
+
+    fn wait(&mut self, what: &str, timeout: Duration, ok: impl Fn(&Message) -> bool) -> Message {
+        let start = Instant::now();
+        loop {
+            self.poll();
+            if let Some(n) = self.seen.iter().find(|n| ok(&n.message)) {
+                return n.message.clone();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no notification {what} after {timeout:?}; got {:?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn count(&self, ok: impl Fn(&Message) -> bool) -> usize {
+        self.seen.iter().filter(|n| ok(&n.message)).count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_on_real_wireguard() {
+    vpnctl_testbed::require_root_and_tools();
+    let _serial = vpnctl_testbed::serial();
+    let names = Names::new();
+    let a_ns = Netns::new(&names.netns("a"));
+    let b_ns = Netns::new(&names.netns("b"));
+    let client_ns = Netns::new(&names.netns("cli"));
+    veth(
+        "ua",
+        &a_ns,
+        &format!("{A_ENDPOINT}/30"),
+        &client_ns,
+        "192.0.2.2/30",
+    );
+    veth(
+        "ub",
+        &b_ns,
+        &format!("{B_ENDPOINT}/30"),
+        &client_ns,
+        "192.0.2.6/30",
+    );
+    let link_a = RootLink::new(&names, "ca", &a_ns, "192.0.2.65", "192.0.2.66");
+    let link_b = RootLink::new(&names, "cb", &b_ns, "192.0.2.69", "192.0.2.70");
+    // Node B reaches the control plane's address over its own link.
+    b_ns.ip(&["route", "add", "192.0.2.65/32", "via", "192.0.2.69"]);
+    link_a.route(A_ENDPOINT, "192.0.2.66");
+    link_b.route(B_ENDPOINT, "192.0.2.70");
+    let dir = tempfile::tempdir().unwrap();
+
+    // Tight thresholds so the test runs in seconds; the hysteresis stays on.
+    let policy = Policy {
+        health: HealthPolicy {
+            report_late_secs: 3,
+            report_down_secs: 6,
+            lag_secs: 10,
+            probe_failures_down: 2,
+            worse_after: 2,
+            better_after: 2,
+            ..HealthPolicy::default()
+        },
+        ..Policy::default()
+    };
+    let mut cp = ControlPlane::start(&dir.path().join("cp"), "192.0.2.65", policy, |c| {
+        c.sweep_interval = Duration::from_secs(1);
+    })
+    .await;
+    let admin = cp.admin();
+    let mut inbox = Inbox {
+        bot: cp.client(Scope::Bot),
+        seen: Vec::new(),
+    };
+    let a = register(&admin, "node-a", "eu-a", A_ENDPOINT, "198.18.0.0/24").await;
+    let b = register(&admin, "node-b", "eu-b", B_ENDPOINT, "198.18.1.0/24").await;
+    let daemon = |tag: &str, ns: &Netns| NodeDaemon {
+        ns: ns.name().to_owned(),
+        state: dir.path().join(format!("node-{tag}")),
+        iface: names.iface(&format!("wg{tag}")),
+        run_args: vec!["--metrics-listen".into(), format!("0.0.0.0:{METRICS_PORT}")],
+    };
+    let (daemon_a, daemon_b) = (daemon("a", &a_ns), daemon("b", &b_ns));
+    for (d, id) in [(&daemon_a, a), (&daemon_b, b)] {
+        let (join, _) = admin.create_join_token(id, Some(600)).await.unwrap();
+        d.join(&join.encode());
+    }
+    let running_a = daemon_a.run();
+    let _running_b = daemon_b.run();
+
+    // ---- 1. both nodes come up: reports plus a successful probe of each endpoint
+    wait_for("both nodes up", Duration::from_secs(30), || {
+        health(&admin, a) == Health::Up && health(&admin, b) == Health::Up
+    });
+    let view = admin.node(a).await.unwrap();
+    let probe = view.health.probe.expect("the control plane probed node A");
+    assert!(probe.rtt_ms.is_some(), "probe failed: {probe:?}");
+    let metrics = http_get(&format!("192.0.2.66:{METRICS_PORT}"), "/metrics").await;
+    assert!(metrics.contains("vpnctl_node_interface_up 1"), "{metrics}");
+    let cp_metrics = admin.metrics().await.unwrap();
+    assert!(cp_metrics.contains("node-a"), "{cp_metrics}");
+
+    // ---- 2. a user's device on node A carries traffic, which is accounted
+    let user = admin
+        .create_user(&CreateUser {
+            name: "mover".into(),
+            telegram_id: Some(1001),
+            role: None,
+            until: None,
+            device_limit: Some(3),
+            locale: None,
+        })
+        .await
+        .unwrap();
+    let (peer, config) = issue(&admin, user.id, a, "phone").await;
+    let client_if = names.iface("c");
+    let mut client = Some(WgQuick::up(&client_ns, &client_if, &config));
+    wait_for("the client's first ping", Duration::from_secs(15), || {
+        ping(&client_ns, A_GATEWAY, 1)
+    });
+    assert!(ping(&client_ns, A_GATEWAY, 5));
+    let mut last = 0;
+    wait_for("traffic accounted", Duration::from_secs(15), || {
+        last = block(admin.peer_traffic(peer)).unwrap().total();
+        last > 0
+    });
+
+    // ---- 3. the node daemon dies with its interface: "down" once, then recovery,
+    // and the totals survive the counters starting again from zero
+    daemon_a.crash(running_a, &a_ns);
+    let down = inbox.wait(
+        "node A down",
+        Duration::from_secs(30),
+        |m| matches!(m, Message::NodeHealth { node, to: Health::Down, .. } if *node == a),
+    );
+    let Message::NodeHealth { reason, .. } = down else {
+        unreachable!()
+    };
+    assert!(!reason.is_empty());
+    assert_eq!(health(&admin, b), Health::Up, "node B is unaffected");
+    let running_a = daemon_a.run();
+    wait_for("the tunnel restored", Duration::from_secs(20), || {
+        ping(&client_ns, A_GATEWAY, 1)
+    });
+    inbox.wait(
+        "node A recovered",
+        Duration::from_secs(30),
+        |m| matches!(m, Message::NodeHealth { node, to: Health::Up, .. } if *node == a),
+    );
+    assert_eq!(
+        inbox.count(
+            |m| matches!(m, Message::NodeHealth { node, to: Health::Down, .. } if *node == a)
+        ),
+        1,
+        "one down alert: {:?}",
+        inbox.seen
+    );
+    let before_reset = last;
+    assert!(ping(&client_ns, A_GATEWAY, 5));
+    wait_for(
+        "traffic after the counter reset",
+        Duration::from_secs(15),
+        || {
+            let now = block(admin.peer_traffic(peer)).unwrap().total();
+            assert!(now >= last, "total dropped from {last} to {now}");
+            last = now;
+            now > before_reset
+        },
+    );
+
+    // ---- 4. evacuation: the device moves to node B, the user is told, and the
+    // new config carries traffic
+    let evac = admin.evacuate_node(a, EvacuateTo::Auto).await.unwrap();
+    assert!(evac.failed.is_empty(), "{:?}", evac.failed);
+    assert_eq!(evac.moved.len(), 1);
+    assert_eq!(evac.moved[0].to, b);
+    let moved = inbox.wait("device moved", Duration::from_secs(5), |m| {
+        matches!(m, Message::DeviceMoved { .. })
+    });
+    let Message::DeviceMoved {
+        new_peer, to_node, ..
+    } = moved
+    else {
+        unreachable!()
+    };
+    assert_eq!(new_peer, evac.moved[0].new_peer);
+    assert_eq!(to_node, "node-b");
+    let new_config = inbox.bot.peer_config(new_peer).await.expect("new config");
+    assert!(
+        new_config.contains(&format!("Endpoint = {B_ENDPOINT}:{WG_PORT}")),
+        "{new_config}"
+    );
+    wait_for("node A to drop the device", Duration::from_secs(5), || {
+        wg_peers(&daemon_a.iface).is_empty()
+    });
+    assert!(!ping(&client_ns, A_GATEWAY, 1), "old config still works");
+    drop(client.take());
+    client = Some(WgQuick::up(&client_ns, &client_if, &new_config));
+    wait_for("traffic on node B", Duration::from_secs(15), || {
+        ping(&client_ns, B_GATEWAY, 1)
+    });
+    assert_eq!(admin.node(a).await.unwrap().node.state, NodeState::Draining);
+
+    running_a.signal("TERM");
+    drop(running_a);
+    drop(client);
+    cp.kill().await;
+}
