@@ -1,4 +1,5 @@
-//! Alerts to the admin chats: the entry point the control plane side calls.
+//! Alerts to the admin chats: node health, drift and evacuations from the
+//! notification outbox (see [`crate::notifications`]), or any text an embedder sends.
 
 use teloxide::prelude::*;
 use teloxide::types::ChatId;
@@ -23,16 +24,27 @@ impl Alerts {
         }
     }
 
+    /// The admin chats alerts go to.
+    pub fn chats(&self) -> &[ChatId] {
+        &self.admins
+    }
+
     /// Sends `text` to each admin chat; returns how many got it.
     pub async fn send(&self, text: &str, locale: Locale) -> usize {
         let message = Text::Alert { text }.render(locale);
         let mut delivered = 0;
         for chat in &self.admins {
-            match self.bot.send_message(*chat, message.clone()).await {
-                Ok(_) => delivered += 1,
+            match self.send_to(*chat, message.clone()).await {
+                Ok(()) => delivered += 1,
                 Err(e) => warn!(error = %e, chat = chat.0, "alert not delivered"),
             }
         }
         delivered
+    }
+
+    /// Sends an already worded alert to one admin chat.
+    pub async fn send_to(&self, chat: ChatId, text: String) -> Result<(), teloxide::RequestError> {
+        self.bot.send_message(chat, text).await?;
+        Ok(())
     }
 }

@@ -12,14 +12,17 @@ use teloxide::utils::command::BotCommands;
 use tracing::{info, warn};
 use vpnctl_client::ClientError;
 use vpnctl_client::api::{
-    CreateInvite, HealthStatus, IssuePeerRequest, NodeView, PatchUser, PeerQuery, RedeemInvite,
+    CreateInvite, IssuePeerRequest, NodeView, PatchUser, PeerQuery, RedeemInvite,
 };
 use vpnctl_core::{
-    Grant, Locale, NodeId, NodeState, Peer, PeerId, Role, Timestamp, User, UserState,
+    Grant, Health, Locale, NodeId, NodeState, Peer, PeerId, QuotaPeriod, Role, Timestamp, User,
+    UserState,
 };
 
 use crate::callback::Action;
-use crate::i18n::{DeviceLine, ServerLine, Text, admin_nodes, admin_users};
+use crate::i18n::{
+    Availability, DeviceLine, ServerLine, Text, UsageLine, admin_nodes, admin_users,
+};
 use crate::services::{Api, Limits, Session, Settings, telegram_id};
 use crate::{BotError, TgBot};
 
@@ -142,6 +145,8 @@ async fn say(bot: &TgBot, chat: ChatId, text: Text<'_>, l: Locale) -> HandlerRes
 fn api_failure(e: &ClientError) -> Text<'static> {
     match e.code() {
         Some("access_expired") => Text::AccessEnded,
+        // The error body carries no date; /status shows when the quota resets.
+        Some("quota_exhausted") => Text::QuotaUsedUp { until: None },
         Some("user_disabled") => Text::AccountDisabled,
         Some("private_key_unavailable") => Text::NoPrivateKey,
         Some("invite_not_found" | "invite_revoked" | "invalid") => Text::InviteInvalid,
@@ -179,6 +184,12 @@ fn access_problem(user: &User) -> Option<Text<'static>> {
         Some(Text::AccountDisabled)
     } else if user.is_expired_at(now()) {
         Some(Text::AccessEnded)
+    } else if user.suspended {
+        let period = user.quota.map_or(QuotaPeriod::Monthly, |q| q.period);
+        let (_, resets) = period.bounds(now());
+        Some(Text::QuotaUsedUp {
+            until: Some(resets.to_date()),
+        })
     } else {
         None
     }
@@ -200,19 +211,29 @@ fn server_line(v: &NodeView) -> ServerLine {
         name: v.node.name.clone(),
         region: v.node.region.name.clone(),
         load_percent: load,
-        available: takes_new_peers(v),
+        availability: availability(v),
     }
 }
 
-/// Healthy, active (not draining) and ready: may get new devices.
-fn takes_new_peers(v: &NodeView) -> bool {
-    v.node.state == NodeState::Active
-        && v.health.status == HealthStatus::Online
+/// Whether a node may get new devices: active (not draining), enrolled, not full,
+/// and up, or degraded (still serving: offered with a mark, after the healthy ones).
+/// Down nodes and nodes that never reported are offered to nobody.
+fn availability(v: &NodeView) -> Availability {
+    let ready = v.node.state == NodeState::Active
         && v.node.public_key.is_some()
-        && v.peers < u64::from(v.node.capacity)
+        && v.peers < u64::from(v.node.capacity);
+    match v.health.status {
+        Health::Up if ready => Availability::Available,
+        Health::Degraded if ready => Availability::Degraded,
+        _ => Availability::Unavailable,
+    }
 }
 
-fn tunnel_file_name(tunnel: Option<&str>, node: &str, device: &str) -> String {
+fn takes_new_peers(v: &NodeView) -> bool {
+    availability(v) != Availability::Unavailable
+}
+
+pub(crate) fn tunnel_file_name(tunnel: Option<&str>, node: &str, device: &str) -> String {
     let name = tunnel
         .filter(|t| vpnctl_core::render::is_valid_tunnel_name(t))
         .map_or_else(
@@ -232,7 +253,7 @@ fn next_device_name(peers: &[Peer]) -> String {
 
 /// Sends the config file and its QR code, protected, and schedules their deletion.
 #[allow(clippy::too_many_arguments)]
-async fn send_config(
+pub(crate) async fn send_config(
     bot: &TgBot,
     chat: ChatId,
     settings: &Settings,
@@ -548,7 +569,10 @@ async fn get_config(bot: &TgBot, msg: &Message, l: Locale, api: &Api) -> Handler
             )]);
         }
     }
-    for node in nodes.iter().filter(|n| takes_new_peers(n)).take(MAX_ROWS) {
+    // Healthy servers first, then the degraded ones (marked); down ones not at all.
+    let mut offered: Vec<&NodeView> = nodes.iter().filter(|n| takes_new_peers(n)).collect();
+    offered.sort_by_key(|n| availability(n));
+    for node in offered.into_iter().take(MAX_ROWS) {
         let line = server_line(node);
         rows.push(vec![InlineKeyboardButton::callback(
             format!(
@@ -656,10 +680,26 @@ async fn status(bot: &TgBot, msg: &Message, l: Locale, api: &Api) -> HandlerResu
         let secs = u.seconds().saturating_sub(now.seconds());
         (secs.max(0) + 86_399) / 86_400
     });
+    // Traffic is extra: without it /status still answers.
+    let usage = match api.bot.usage(user.id).await {
+        Ok(u) => Some(UsageLine {
+            period: u.quota.map_or(QuotaPeriod::Monthly, |q| q.period),
+            period_bytes: u.period_bytes,
+            total_bytes: u.total.total(),
+            limit: u.quota.map(|q| q.bytes),
+            resets: u.period_end.to_date(),
+            suspended: u.suspended,
+        }),
+        Err(e) => {
+            warn!(error = %e, "could not read the user's traffic");
+            None
+        }
+    };
     let text = Text::Status {
         active,
         until: user.until.map(Timestamp::to_date),
         days_left,
+        usage: usage.as_ref(),
         devices: &devices,
     };
     say(bot, chat, text, l).await

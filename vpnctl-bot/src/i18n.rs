@@ -1,7 +1,7 @@
 //! Every text the bot sends, in English and Russian. Nothing user-visible is
 //! written inline in the handlers.
 
-use vpnctl_core::Locale;
+use vpnctl_core::{Health, Locale, QuotaPeriod};
 
 /// One device line of `/status`.
 #[derive(Debug, Clone)]
@@ -20,7 +20,32 @@ pub struct ServerLine {
     pub name: String,
     pub region: String,
     pub load_percent: u32,
-    pub available: bool,
+    pub availability: Availability,
+}
+
+/// Whether a server takes new devices, as a user sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Availability {
+    /// Healthy and taking new devices.
+    Available,
+    /// Taking new devices, but the control plane sees a problem (shown with a mark).
+    Degraded,
+    /// Down, unknown, draining or full: offered to nobody.
+    Unavailable,
+}
+
+/// The traffic lines of `/status`.
+#[derive(Debug, Clone)]
+pub struct UsageLine {
+    /// The period `period_bytes` counts (calendar month without a quota).
+    pub period: QuotaPeriod,
+    pub period_bytes: u64,
+    pub total_bytes: u64,
+    /// The quota in bytes, if the user has one.
+    pub limit: Option<u64>,
+    /// When the period (and the quota) resets, as a date.
+    pub resets: String,
+    pub suspended: bool,
 }
 
 /// A message (or button label) to show; [`Text::render`] picks the language.
@@ -78,6 +103,7 @@ pub enum Text<'a> {
         active: bool,
         until: Option<String>,
         days_left: Option<i64>,
+        usage: Option<&'a UsageLine>,
         devices: &'a [DeviceLine],
     },
     Servers {
@@ -107,17 +133,122 @@ pub enum Text<'a> {
     Alert {
         text: &'a str,
     },
+    /// The traffic quota is used up (an API refusal); `until` when known.
+    QuotaUsedUp {
+        until: Option<String>,
+    },
+    // Notifications to users.
+    AccessEndsSoon {
+        until: String,
+        days_left: u32,
+    },
+    AccessEndedOn {
+        until: String,
+    },
+    QuotaWarning {
+        used: u64,
+        limit: u64,
+        resets: String,
+    },
+    QuotaExceeded {
+        used: u64,
+        limit: u64,
+        resets: String,
+    },
+    QuotaRestored,
+    /// A device was moved to another server; `config_follows` when the new config
+    /// is sent right after, else the user is pointed to /get_config.
+    DeviceMoved {
+        device: &'a str,
+        from: &'a str,
+        to: &'a str,
+        region: &'a str,
+        config_follows: bool,
+    },
+    // Notifications to admins.
+    NodeHealthChanged {
+        name: &'a str,
+        from: Health,
+        to: Health,
+        reason: &'a str,
+    },
+    NodeDrift {
+        name: &'a str,
+        removed: u32,
+    },
+    NodeEvacuated {
+        name: &'a str,
+        moved: u32,
+        failed: u32,
+    },
 }
 
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n;
-    let mut unit = 0;
-    while value >= 1024 * 10 && unit + 1 < UNITS.len() {
-        value /= 1024;
+/// A human size in decimal units with one decimal: `8.0 GB`, `8,0 ГБ`.
+pub fn size(n: u64, l: Locale) -> String {
+    const EN: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    const RU: [&str; 5] = ["Б", "КБ", "МБ", "ГБ", "ТБ"];
+    let units = match l {
+        Locale::En => EN,
+        Locale::Ru => RU,
+    };
+    if n < 1000 {
+        return format!("{n} {}", units[0]);
+    }
+    // Tenths of the unit, in integers: no float rounding surprises.
+    let mut unit = 1;
+    let mut scale: u128 = 1000;
+    while unit + 1 < units.len() && u128::from(n) >= scale * 1000 {
+        scale *= 1000;
         unit += 1;
     }
-    format!("{value} {}", UNITS[unit])
+    let mut tenths = (u128::from(n) * 10 + scale / 2) / scale;
+    // 999.96 MB rounds to 1000.0 MB: say 1.0 GB instead.
+    if tenths >= 10_000 && unit + 1 < units.len() {
+        scale *= 1000;
+        unit += 1;
+        tenths = (u128::from(n) * 10 + scale / 2) / scale;
+    }
+    let sep = match l {
+        Locale::En => '.',
+        Locale::Ru => ',',
+    };
+    format!("{}{sep}{} {}", tenths / 10, tenths % 10, units[unit])
+}
+
+/// "1 день", "2 дня", "5 дней".
+fn days_ru(n: u32) -> String {
+    let word = match (n % 10, n % 100) {
+        (1, m) if m != 11 => "день",
+        (2..=4, m) if !(12..=14).contains(&m) => "дня",
+        _ => "дней",
+    };
+    format!("{n} {word}")
+}
+
+fn days_en(n: u32) -> String {
+    if n == 1 {
+        "1 day".into()
+    } else {
+        format!("{n} days")
+    }
+}
+
+fn health_en(h: Health) -> &'static str {
+    match h {
+        Health::Unknown => "unknown",
+        Health::Up => "up",
+        Health::Degraded => "degraded",
+        Health::Down => "down",
+    }
+}
+
+fn health_ru(h: Health) -> &'static str {
+    match h {
+        Health::Unknown => "неизвестно",
+        Health::Up => "работает",
+        Health::Degraded => "работает с перебоями",
+        Health::Down => "не работает",
+    }
 }
 
 fn ago(secs: Option<i64>, l: Locale) -> String {
@@ -225,7 +356,7 @@ impl Text<'_> {
             (Self::Rotated, Ru) => "Ключ заменён. Импортируйте новую конфигурацию ниже; старая больше не работает.".into(),
             (Self::RateLimited { minutes }, En) => format!("Too many requests. Try again in {minutes} min."),
             (Self::RateLimited { minutes }, Ru) => format!("Слишком много запросов. Попробуйте через {minutes} мин."),
-            (Self::Status { active, until, days_left, devices }, l) => status(*active, until.as_deref(), *days_left, devices, l),
+            (Self::Status { active, until, days_left, usage, devices }, l) => status(*active, until.as_deref(), *days_left, *usage, devices, l),
             (Self::Servers { servers }, En) => {
                 if servers.is_empty() {
                     return "No servers yet.".into();
@@ -235,7 +366,11 @@ impl Text<'_> {
                     s.push_str(&format!(
                         "\n• {} ({}) — load {}%{}",
                         srv.name, srv.region, srv.load_percent,
-                        if srv.available { "" } else { ", not available" }
+                        match srv.availability {
+                            Availability::Available => "",
+                            Availability::Degraded => ", ⚠️ unstable",
+                            Availability::Unavailable => ", not available",
+                        }
                     ));
                 }
                 s
@@ -249,19 +384,33 @@ impl Text<'_> {
                     s.push_str(&format!(
                         "\n• {} ({}) — загрузка {}%{}",
                         srv.name, srv.region, srv.load_percent,
-                        if srv.available { "" } else { ", недоступен" }
+                        match srv.availability {
+                            Availability::Available => "",
+                            Availability::Degraded => ", ⚠️ работает с перебоями",
+                            Availability::Unavailable => ", недоступен",
+                        }
                     ));
                 }
                 s
             }
             (Self::ServerButton { server, yours }, En) => format!(
-                "{} · {} · {}%{}",
+                "{} · {} · {}%{}{}",
                 server.region, server.name, server.load_percent,
+                match server.availability {
+                    Availability::Available => "",
+                    Availability::Degraded => " · ⚠️ unstable",
+                    Availability::Unavailable => " · not available",
+                },
                 if *yours { " · your device" } else { "" }
             ),
             (Self::ServerButton { server, yours }, Ru) => format!(
-                "{} · {} · {}%{}",
+                "{} · {} · {}%{}{}",
                 server.region, server.name, server.load_percent,
+                match server.availability {
+                    Availability::Available => "",
+                    Availability::Degraded => " · ⚠️ с перебоями",
+                    Availability::Unavailable => " · недоступен",
+                },
                 if *yours { " · ваше устройство" } else { "" }
             ),
             (Self::ChooseLanguage, _) => "Choose your language / Выберите язык:".into(),
@@ -297,6 +446,84 @@ impl Text<'_> {
             ),
             (Self::Alert { text }, En) => format!("⚠️ Alert: {text}"),
             (Self::Alert { text }, Ru) => format!("⚠️ Оповещение: {text}"),
+            (Self::QuotaUsedUp { until: Some(u) }, En) => format!("Your traffic quota is used up. VPN access resumes on {u}, when the quota resets."),
+            (Self::QuotaUsedUp { until: Some(u) }, Ru) => format!("Ваша квота трафика исчерпана. Доступ к VPN возобновится {u}, когда квота обновится."),
+            (Self::QuotaUsedUp { until: None }, En) => "Your traffic quota is used up. VPN access resumes when the quota resets; /status shows when.".into(),
+            (Self::QuotaUsedUp { until: None }, Ru) => "Ваша квота трафика исчерпана. Доступ к VPN возобновится, когда квота обновится; /status покажет когда.".into(),
+            (Self::AccessEndsSoon { until, days_left }, En) => format!(
+                "⏳ Your VPN access ends in {}, on {until}. Ask the administrator to extend it.",
+                days_en(*days_left)
+            ),
+            (Self::AccessEndsSoon { until, days_left }, Ru) => format!(
+                "⏳ Ваш доступ к VPN закончится через {}, {until}. Попросите администратора продлить его.",
+                days_ru(*days_left)
+            ),
+            (Self::AccessEndedOn { until }, En) => format!("Your VPN access ended on {until}; your devices no longer connect. Ask the administrator to extend it."),
+            (Self::AccessEndedOn { until }, Ru) => format!("Ваш доступ к VPN закончился {until}; устройства больше не подключаются. Попросите администратора продлить его."),
+            (Self::QuotaWarning { used, limit, resets }, En) => format!(
+                "You have used {} of your {} traffic quota. It resets on {resets}.",
+                size(*used, En), size(*limit, En)
+            ),
+            (Self::QuotaWarning { used, limit, resets }, Ru) => format!(
+                "Вы использовали {} из {} вашей квоты трафика. Квота обновится {resets}.",
+                size(*used, Ru), size(*limit, Ru)
+            ),
+            (Self::QuotaExceeded { used, limit, resets }, En) => format!(
+                "Your traffic quota of {} is used up ({} used). VPN access is suspended until {resets}, when the quota resets.",
+                size(*limit, En), size(*used, En)
+            ),
+            (Self::QuotaExceeded { used, limit, resets }, Ru) => format!(
+                "Ваша квота трафика {} исчерпана (использовано {}). Доступ к VPN приостановлен до {resets}, когда квота обновится.",
+                size(*limit, Ru), size(*used, Ru)
+            ),
+            (Self::QuotaRestored, En) => "Your traffic quota has been reset: VPN access works again.".into(),
+            (Self::QuotaRestored, Ru) => "Ваша квота трафика обновилась: доступ к VPN снова работает.".into(),
+            (Self::DeviceMoved { device, from, to, region, config_follows }, En) => format!(
+                "Server {from} was taken out of service, so your device {device} was moved to server {to} ({region}). The old config no longer works. {}",
+                if *config_follows {
+                    "Import the new config below."
+                } else {
+                    "Send /get_config to get the new one."
+                }
+            ),
+            (Self::DeviceMoved { device, from, to, region, config_follows }, Ru) => format!(
+                "Сервер {from} выведен из работы, поэтому ваше устройство {device} перенесено на сервер {to} ({region}). Старая конфигурация больше не работает. {}",
+                if *config_follows {
+                    "Импортируйте новую конфигурацию ниже."
+                } else {
+                    "Отправьте /get_config, чтобы получить новую."
+                }
+            ),
+            (Self::NodeHealthChanged { name, from, to, reason }, En) => {
+                let (mark, what) = match to {
+                    Health::Up => ("🟢", "recovered".to_owned()),
+                    Health::Degraded => ("🟠", "is degraded".to_owned()),
+                    Health::Down => ("🔴", "is down".to_owned()),
+                    Health::Unknown => ("⚪", "is in an unknown state".to_owned()),
+                };
+                format!("{mark} Node {name} {what} (was {}): {reason}", health_en(*from))
+            }
+            (Self::NodeHealthChanged { name, from, to, reason }, Ru) => format!(
+                "{} Узел {name}: {} (было: {}): {reason}",
+                match to {
+                    Health::Up => "🟢",
+                    Health::Degraded => "🟠",
+                    Health::Down => "🔴",
+                    Health::Unknown => "⚪",
+                },
+                health_ru(*to),
+                health_ru(*from)
+            ),
+            (Self::NodeDrift { name, removed }, En) => format!("⚠️ Node {name}: removed {removed} peer(s) from its interface that were not in the desired state (drift)."),
+            (Self::NodeDrift { name, removed }, Ru) => format!("⚠️ Узел {name}: с интерфейса удалено пиров не из желаемого состояния: {removed} (расхождение)."),
+            (Self::NodeEvacuated { name, moved, failed }, En) => format!(
+                "🚚 Node {name} evacuated: {moved} device(s) moved{}; the node is now draining.",
+                if *failed > 0 { format!(", {failed} could not be moved") } else { String::new() }
+            ),
+            (Self::NodeEvacuated { name, moved, failed }, Ru) => format!(
+                "🚚 Узел {name} освобождён: перенесено устройств: {moved}{}; узел больше не принимает новые.",
+                if *failed > 0 { format!(", не удалось перенести: {failed}") } else { String::new() }
+            ),
         }
     }
 }
@@ -305,6 +532,7 @@ fn status(
     active: bool,
     until: Option<&str>,
     days_left: Option<i64>,
+    usage: Option<&UsageLine>,
     devices: &[DeviceLine],
     l: Locale,
 ) -> String {
@@ -323,6 +551,9 @@ fn status(
         }
         (Locale::En, _, _) => s.push_str("\nUntil: unlimited"),
         (Locale::Ru, _, _) => s.push_str("\nДо: бессрочно"),
+    }
+    if let Some(u) = usage {
+        s.push_str(&usage_lines(u, l));
     }
     if devices.is_empty() {
         s.push_str(match l {
@@ -345,10 +576,47 @@ fn status(
                 d.server,
                 ago(d.handshake_ago, l),
                 // The node's rx is what the device sent; show the device's view.
-                bytes(d.tx_bytes),
-                bytes(d.rx_bytes),
+                size(d.tx_bytes, l),
+                size(d.rx_bytes, l),
             ));
         }
+    }
+    s
+}
+
+fn usage_lines(u: &UsageLine, l: Locale) -> String {
+    let mut s = String::new();
+    let period = match (l, u.period) {
+        (Locale::En, QuotaPeriod::Daily) => "today",
+        (Locale::En, QuotaPeriod::Weekly) => "this week",
+        (Locale::En, QuotaPeriod::Monthly) => "this month",
+        (Locale::Ru, QuotaPeriod::Daily) => "за сегодня",
+        (Locale::Ru, QuotaPeriod::Weekly) => "за эту неделю",
+        (Locale::Ru, QuotaPeriod::Monthly) => "за этот месяц",
+    };
+    let used = size(u.period_bytes, l);
+    let resets = &u.resets;
+    s.push_str(&match (l, u.limit) {
+        (Locale::En, Some(limit)) => format!(
+            "\nTraffic {period}: {used} of {} (resets on {resets})",
+            size(limit, l)
+        ),
+        (Locale::Ru, Some(limit)) => format!(
+            "\nТрафик {period}: {used} из {} (обновится {resets})",
+            size(limit, l)
+        ),
+        (Locale::En, None) => format!("\nTraffic {period}: {used}"),
+        (Locale::Ru, None) => format!("\nТрафик {period}: {used}"),
+    });
+    s.push_str(&match l {
+        Locale::En => format!("\nTraffic in total: {}", size(u.total_bytes, l)),
+        Locale::Ru => format!("\nТрафик за всё время: {}", size(u.total_bytes, l)),
+    });
+    if u.suspended {
+        s.push_str(&match l {
+            Locale::En => format!("\nSuspended: traffic quota used up until {resets}"),
+            Locale::Ru => format!("\nПриостановлен: квота трафика исчерпана до {resets}"),
+        });
     }
     s
 }
@@ -361,12 +629,16 @@ pub fn admin_nodes(nodes: &[vpnctl_client::api::NodeView], l: Locale) -> String 
     };
     for n in nodes {
         s.push_str(&format!(
-            "\n• {} [{}] {} — {}, {:?}, peers {}/{}, connected {}",
+            "\n• {} [{}] {} — {}, {}, peers {}/{}, connected {}",
             n.node.name,
             n.node.id,
             n.node.region.code,
             n.node.state,
-            n.health.status,
+            if n.health.status == Health::Up || n.health.reason.is_empty() {
+                n.health.status.to_string()
+            } else {
+                format!("{} ({})", n.health.status, n.health.reason)
+            },
             n.peers,
             n.node.capacity,
             n.health.peers_connected,
@@ -435,12 +707,110 @@ mod tests {
             active: true,
             until: Some("2030-01-01".into()),
             days_left: Some(12),
+            usage: None,
             devices: &devices,
         }
         .render(Locale::En);
         assert!(text.contains("12 days left"), "{text}");
         assert!(text.contains("phone — fra-1"), "{text}");
         assert!(text.contains("30 s ago"), "{text}");
-        assert!(text.contains("↓50 MiB"), "{text}");
+        assert!(text.contains("↓52.4 MB"), "{text}");
+        assert!(!text.contains("Traffic"), "{text}");
+    }
+
+    #[test]
+    fn sizes_are_human_in_both_languages() {
+        assert_eq!(size(0, Locale::En), "0 B");
+        assert_eq!(size(999, Locale::Ru), "999 Б");
+        assert_eq!(size(1000, Locale::En), "1.0 KB");
+        assert_eq!(size(8_000_000_000, Locale::En), "8.0 GB");
+        assert_eq!(size(8_000_000_000, Locale::Ru), "8,0 ГБ");
+        assert_eq!(size(1_250_000, Locale::En), "1.3 MB");
+        assert_eq!(size(999_960_000, Locale::En), "1.0 GB");
+        assert_eq!(size(999_940_000, Locale::En), "999.9 MB");
+        assert_eq!(size(u64::MAX, Locale::En), "18446744.1 TB");
+    }
+
+    #[test]
+    fn russian_day_counts_agree() {
+        let cases = [
+            (1, "1 день"),
+            (2, "2 дня"),
+            (5, "5 дней"),
+            (11, "11 дней"),
+            (21, "21 день"),
+            (24, "24 дня"),
+            (112, "112 дней"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(days_ru(n), want);
+        }
+    }
+
+    #[test]
+    fn status_shows_usage_quota_and_suspension() {
+        let usage = UsageLine {
+            period: QuotaPeriod::Monthly,
+            period_bytes: 8_000_000_000,
+            total_bytes: 12_500_000_000,
+            limit: Some(10_000_000_000),
+            resets: "2030-02-01".into(),
+            suspended: true,
+        };
+        let status = |l| {
+            Text::Status {
+                active: true,
+                until: None,
+                days_left: None,
+                usage: Some(&usage),
+                devices: &[],
+            }
+            .render(l)
+        };
+        let en = status(Locale::En);
+        assert!(
+            en.contains("Traffic this month: 8.0 GB of 10.0 GB (resets on 2030-02-01)"),
+            "{en}"
+        );
+        assert!(en.contains("Traffic in total: 12.5 GB"), "{en}");
+        assert!(
+            en.contains("Suspended: traffic quota used up until 2030-02-01"),
+            "{en}"
+        );
+        let ru = status(Locale::Ru);
+        assert!(ru.contains("8,0 ГБ из 10,0 ГБ"), "{ru}");
+        assert!(ru.contains("до 2030-02-01"), "{ru}");
+    }
+
+    #[test]
+    fn notifications_are_worded_per_language() {
+        let soon = Text::AccessEndsSoon {
+            until: "2030-01-03".into(),
+            days_left: 2,
+        };
+        assert!(
+            soon.render(Locale::En)
+                .contains("ends in 2 days, on 2030-01-03")
+        );
+        assert!(soon.render(Locale::Ru).contains("через 2 дня, 2030-01-03"));
+        let down = Text::NodeHealthChanged {
+            name: "fra1",
+            from: Health::Up,
+            to: Health::Down,
+            reason: "no report for 95 s",
+        }
+        .render(Locale::En);
+        assert!(
+            down.contains("fra1 is down") && down.contains("no report for 95 s"),
+            "{down}"
+        );
+        let up = Text::NodeHealthChanged {
+            name: "fra1",
+            from: Health::Down,
+            to: Health::Up,
+            reason: "ok",
+        }
+        .render(Locale::En);
+        assert!(up.contains("fra1 recovered (was down)"), "{up}");
     }
 }

@@ -5,7 +5,8 @@
 //! from vpnctld through [`vpnctl_client::ApiClient`].
 //!
 //! [`schema`] is the dptree handler tree; [`BotApp`] wires the Telegram client
-//! (teloxide's `Throttle` innermost), the services and the update listener.
+//! (teloxide's `Throttle` innermost), the services, the update listener and the
+//! [`notifications::Courier`] that delivers the control plane's notifications.
 
 pub mod alerts;
 pub mod callback;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod handlers;
 pub mod i18n;
 mod listener;
+pub mod notifications;
 pub mod ratelimit;
 pub mod services;
 
@@ -20,6 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use teloxide::adaptors::Throttle;
 use teloxide::adaptors::throttle::{Limits as TgLimits, Settings as ThrottleSettings};
 use teloxide::error_handlers::ErrorHandler;
@@ -117,7 +120,8 @@ impl BotApp {
         Alerts::new(self.bot.clone(), &self.config.admin_ids)
     }
 
-    /// Registers the command lists, then handles updates until `shutdown` resolves.
+    /// Registers the command lists, then handles updates and delivers notifications
+    /// until `shutdown` resolves.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -130,6 +134,20 @@ impl BotApp {
             limits,
             session,
         } = self;
+        let shutdown = shutdown.boxed().shared();
+        // The courier stops with the bot, or when the dispatcher ends on its own.
+        let (dispatched, dispatcher_ended) = tokio::sync::oneshot::channel::<()>();
+        let courier_stop = futures_util::future::select(shutdown.clone(), dispatcher_ended)
+            .map(|_| ())
+            .boxed()
+            .shared();
+        let courier = notifications::Courier::new(
+            bot.clone(),
+            api.bot.clone(),
+            Alerts::new(bot.clone(), &config.admin_ids),
+            settings.clone(),
+        );
+        let mut courier = tokio::spawn(courier.run(courier_stop));
         register_commands(&bot).await;
         let mut dispatcher = Dispatcher::builder(bot.clone(), schema())
             .dependencies(dptree::deps![api, settings, limits, session])
@@ -172,10 +190,21 @@ impl BotApp {
                     .await;
             }
         }
+        drop(dispatched);
+        // A delivery in flight may finish; whatever it did not acknowledge comes again.
+        if tokio::time::timeout(COURIER_GRACE, &mut courier)
+            .await
+            .is_err()
+        {
+            courier.abort();
+        }
         info!("vpnctl-bot stopped");
         Ok(())
     }
 }
+
+/// How long a notification delivery in flight may take to finish at shutdown.
+const COURIER_GRACE: Duration = Duration::from_secs(3);
 
 /// Builds the bot from `config` and runs it until `shutdown` resolves.
 pub async fn run(

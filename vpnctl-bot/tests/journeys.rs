@@ -5,10 +5,12 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Harness, decode_qr, now, report};
-use vpnctl_client::api::PeerQuery;
+use support::{
+    Harness, SWEEP, decode_qr, enrolled_node_at, now, report, report_errors, wait_health,
+};
+use vpnctl_client::api::{IssuePeerRequest, PatchUser, PeerQuery};
 use vpnctl_core::wire::PeerStats;
-use vpnctl_core::{Timestamp, User};
+use vpnctl_core::{EvacuateTo, Health, HealthPolicy, KeyPair, Quota, QuotaPeriod, Timestamp, User};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -82,9 +84,11 @@ async fn invite_get_config_status_regen() {
     assert!(status.contains("days left"), "{status}");
     assert!(status.contains("device1 — fra1"), "{status}");
     assert!(
-        status.contains("s ago") && status.contains("↓300 MiB"),
+        status.contains("s ago") && status.contains("↓314.6 MB"),
         "{status}"
     );
+    // The control plane accounted the report: 1 MiB + 300 MiB this month.
+    assert!(status.contains("Traffic this month: 315.6 MB"), "{status}");
     assert!(h.desired_keys().await.contains(&old_key));
 
     // /regen → device → confirm → new config; the old key leaves the node.
@@ -735,4 +739,465 @@ async fn stops_promptly_right_after_start_and_mid_update() {
             started.elapsed()
         );
     }
+}
+
+/// Messages sent to `chat` whose text contains `needle`.
+fn sent_to(h: &Harness, chat: i64, needle: &str) -> Vec<String> {
+    h.tg.calls()
+        .into_iter()
+        .filter(|c| c.chat_id == Some(chat) && c.method == "sendmessage")
+        .map(|c| c.text())
+        .filter(|t| t.contains(needle))
+        .collect()
+}
+
+/// Waits until the bot has acknowledged every notification.
+async fn all_acknowledged(h: &Harness) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !h.unacknowledged().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still unacknowledged: {:?}",
+            h.unacknowledged()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The first day of next month (UTC), as the bot prints dates: when a monthly
+/// quota resets. Computed with the `time` crate, not with vpnctl's own calendar.
+fn next_month() -> String {
+    let today = time::OffsetDateTime::now_utc().date();
+    let (year, month) = if today.month() == time::Month::December {
+        (today.year() + 1, time::Month::January)
+    } else {
+        (today.year(), today.month().next())
+    };
+    let first = time::Date::from_calendar_date(year, month, 1).unwrap();
+    format!("{year:04}-{:02}-01", u8::from(first.month()))
+}
+
+/// Signs `user` up with an invite of `days` days, speaking `lang` in Telegram.
+async fn signed_up_for(h: &Harness, user: i64, days: u32, lang: &str) {
+    let code = h.invite(Some(days), 2).await;
+    let mark = h.tg.mark();
+    h.tg.text_in(user, user, &format!("/start {code}"), lang);
+    let welcome = h.tg.reply(mark, user, "sendMessage").await.text();
+    assert!(
+        welcome.contains("Welcome") || welcome.contains("Добро пожаловать"),
+        "{welcome}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_reminder_arrives_once_in_each_users_language() {
+    let h = Harness::start().await;
+    let (ru, en) = (11_001, 11_002);
+    signed_up_for(&h, ru, 2, "ru").await;
+    signed_up_for(&h, en, 2, "en").await;
+    // Access ends in two days: the control plane's sweep queues the 3-day reminder.
+    let until_ru = user_of(&h, ru).await.until.unwrap().to_date();
+    let until_en = user_of(&h, en).await.until.unwrap().to_date();
+    let got_ru =
+        h.tg.wait_after(0, WAIT, |c| {
+            c.chat_id == Some(ru) && c.method == "sendmessage" && c.text().contains("закончится")
+        })
+        .await
+        .text();
+    assert!(
+        got_ru.contains(&format!("через 2 дня, {until_ru}")) && got_ru.contains("продлить"),
+        "{got_ru}"
+    );
+    let got_en =
+        h.tg.wait_after(0, WAIT, |c| {
+            c.chat_id == Some(en) && c.method == "sendmessage" && c.text().contains("ends in")
+        })
+        .await
+        .text();
+    assert!(
+        got_en.contains(&format!("ends in 2 days, on {until_en}")) && got_en.contains("extend"),
+        "{got_en}"
+    );
+    // Acknowledged, and not sent again however many sweeps run.
+    all_acknowledged(&h).await;
+    tokio::time::sleep(SWEEP * 12).await;
+    assert_eq!(sent_to(&h, ru, "закончится").len(), 1);
+    assert_eq!(sent_to(&h, en, "ends in").len(), 1);
+    assert!(
+        sent_to(&h, ru, "ends in").is_empty(),
+        "no English for the ru user"
+    );
+    assert!(sent_to(&h, en, "закончится").is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_users_are_skipped_and_passing_failures_retried() {
+    let h = Harness::start().await;
+    let (blocked, flaky) = (11_101, 11_102);
+    h.signed_up(blocked, 1).await;
+    h.signed_up(flaky, 1).await;
+    h.tg.block(blocked);
+    // Telegram fails twice with a 500 before it works again.
+    h.tg.fail("sendMessage", 2);
+    let soon = Timestamp(now().seconds() + 2 * 86_400 - 60);
+    for tg in [blocked, flaky] {
+        let u = user_of(&h, tg).await;
+        h.admin.set_access(u.id, Some(soon)).await.unwrap();
+    }
+    h.tg.wait_after(0, Duration::from_secs(20), |c| {
+        c.chat_id == Some(flaky) && c.text().contains("ends in 2 days")
+    })
+    .await;
+    all_acknowledged(&h).await;
+    assert_eq!(h.tg.failed(), 2, "both 500s were met and retried");
+    assert_eq!(
+        h.tg.blocked_attempts(blocked),
+        1,
+        "a blocked user is tried once, then skipped"
+    );
+    tokio::time::sleep(SWEEP * 8).await;
+    assert_eq!(sent_to(&h, flaky, "ends in").len(), 1);
+    assert_eq!(h.tg.blocked_attempts(blocked), 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_hear_when_a_node_goes_down_and_recovers() {
+    let admin = 9_301;
+    let user = 11_201;
+    let h = Harness::start_full(
+        |sc| {
+            sc.policy.health = HealthPolicy {
+                report_late_secs: 1,
+                report_down_secs: 2,
+                worse_after: 1,
+                better_after: 1,
+                ..HealthPolicy::default()
+            };
+        },
+        |c| c.admin_ids = vec![admin],
+    )
+    .await;
+    h.signed_up(user, 1).await;
+    // The node stops reporting.
+    let down =
+        h.tg.wait_after(0, WAIT, |c| {
+            c.chat_id == Some(admin) && c.text().contains("fra1 is down")
+        })
+        .await
+        .text();
+    assert!(down.contains("no report for"), "{down}");
+    assert!(
+        h.ask(user, "/get_config")
+            .await
+            .text()
+            .contains("No server is available"),
+        "a down node is offered to nobody"
+    );
+    let servers = h.ask(user, "/servers").await.text();
+    assert!(
+        servers.contains("fra1 (Frankfurt)") && servers.contains("not available"),
+        "{servers}"
+    );
+    assert!(
+        sent_to(&h, user, "is down").is_empty(),
+        "users get no admin alerts"
+    );
+
+    // It reports again.
+    let mark = h.tg.mark();
+    report(&h.node_client, &h.node, &[]).await;
+    let up =
+        h.tg.wait_after(mark, WAIT, |c| {
+            c.chat_id == Some(admin) && c.text().contains("fra1 recovered")
+        })
+        .await
+        .text();
+    assert!(up.contains("was down"), "{up}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn degraded_nodes_are_marked_and_unreported_ones_unavailable() {
+    let admin = 9_401;
+    let user = 11_301;
+    let h = Harness::start_full(
+        |sc| {
+            sc.policy.health = HealthPolicy {
+                worse_after: 1,
+                ..HealthPolicy::default()
+            };
+        },
+        |c| c.admin_ids = vec![admin],
+    )
+    .await;
+    // A second node that never reports: its health stays unknown.
+    let (silent, _) = enrolled_node_at(
+        &h.admin,
+        "ams1",
+        "b.example.net:51820",
+        ("nl-ams", "Amsterdam"),
+    )
+    .await;
+    report_errors(&h.node_client, &h.node, &[], &["wg: set peer failed"]).await;
+    wait_health(&h.admin, &h.node, Health::Degraded).await;
+    let alert =
+        h.tg.wait_after(0, WAIT, |c| {
+            c.chat_id == Some(admin) && c.text().contains("fra1 is degraded")
+        })
+        .await
+        .text();
+    assert!(alert.contains("wg: set peer failed"), "{alert}");
+
+    h.signed_up(user, 2).await;
+    let servers = h.ask(user, "/servers").await.text();
+    let line = |name: &str| {
+        servers
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no {name} in {servers}"))
+            .to_owned()
+    };
+    assert!(line("fra1").contains("unstable"), "{servers}");
+    assert!(line("ams1").contains("not available"), "{servers}");
+    let keyboard = h.ask(user, "/get_config").await;
+    let buttons = keyboard.buttons();
+    assert!(
+        buttons
+            .iter()
+            .any(|(label, data)| data == &format!("n:{}", h.node.id) && label.contains("unstable")),
+        "{buttons:?}"
+    );
+    assert!(
+        !buttons
+            .iter()
+            .any(|(_, data)| data == &format!("n:{}", silent.id)),
+        "a node that never reported is not offered: {buttons:?}"
+    );
+    // A degraded node still serves: the config comes.
+    let (doc, _) = h.get_config(user, &format!("n:{}", h.node.id)).await;
+    assert!(
+        String::from_utf8(doc.files[0].2.clone())
+            .unwrap()
+            .contains("[Peer]")
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evacuated_devices_get_their_new_config() {
+    let admin = 9_501;
+    let h = Harness::start_with(|c| c.admin_ids = vec![admin]).await;
+    let (b, b_client) = enrolled_node_at(
+        &h.admin,
+        "ams1",
+        "b.example.net:51820",
+        ("nl-ams", "Amsterdam"),
+    )
+    .await;
+    report(&b_client, &b, &[]).await;
+    wait_health(&h.admin, &b, Health::Up).await;
+
+    // One user with a config from the bot, one who brought their own key.
+    let user = 11_401;
+    h.signed_up(user, 2).await;
+    let (old_doc, _) = h.get_config(user, &format!("n:{}", h.node.id)).await;
+    let old_text = String::from_utf8(old_doc.files[0].2.clone()).unwrap();
+    assert!(
+        old_text.contains("Endpoint = vpn.example.com:51820"),
+        "{old_text}"
+    );
+    let own = 11_402;
+    h.signed_up(own, 2).await;
+    let own_user = user_of(&h, own).await;
+    h.admin
+        .issue_peer(&IssuePeerRequest {
+            user: own_user.id,
+            node: h.node.id,
+            device: "laptop".into(),
+            public_key: Some(KeyPair::generate().public),
+        })
+        .await
+        .unwrap();
+
+    let mark = h.tg.mark();
+    let evacuation = h
+        .admin
+        .evacuate_node(h.node.id, EvacuateTo::Auto)
+        .await
+        .unwrap();
+    assert_eq!(evacuation.moved.len(), 2, "{evacuation:?}");
+    assert!(evacuation.moved.iter().all(|m| m.to == b.id));
+
+    let explain = h.tg.reply(mark, user, "sendMessage").await.text();
+    assert!(
+        explain.contains("fra1") && explain.contains("ams1") && explain.contains("Amsterdam"),
+        "{explain}"
+    );
+    let doc = h.tg.reply(mark, user, "sendDocument").await;
+    let photo = h.tg.reply(mark, user, "sendPhoto").await;
+    let (_, file_name, bytes) = &doc.files[0];
+    let file_name = file_name.clone().unwrap();
+    assert!(
+        vpnctl_core::render::is_valid_tunnel_name(file_name.strip_suffix(".conf").unwrap()),
+        "{file_name}"
+    );
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.contains("Endpoint = b.example.net:51820"), "{text}");
+    assert_ne!(text, old_text);
+    assert_eq!(
+        decode_qr(&photo.files[0].2),
+        text,
+        "the QR code holds the new config"
+    );
+    assert!(doc.protected() && photo.protected());
+    let peers = h
+        .admin
+        .peers(PeerQuery {
+            user: Some(user_of(&h, user).await.id),
+            node: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].node, b.id);
+
+    // Their own key: no config to send, so the text points to /get_config.
+    let told = h.tg.reply(mark, own, "sendMessage").await.text();
+    assert!(
+        told.contains("ams1") && told.contains("/get_config"),
+        "{told}"
+    );
+    let alert =
+        h.tg.wait_after(mark, WAIT, |c| {
+            c.chat_id == Some(admin) && c.text().contains("evacuated")
+        })
+        .await
+        .text();
+    assert!(
+        alert.contains("fra1") && alert.contains("2 device(s) moved"),
+        "{alert}"
+    );
+    all_acknowledged(&h).await;
+    assert!(
+        !h.tg.calls()[mark..]
+            .iter()
+            .any(|c| c.chat_id == Some(own) && c.method == "senddocument")
+    );
+    assert_eq!(
+        h.tg.calls()[mark..]
+            .iter()
+            .filter(|c| c.chat_id == Some(user) && c.method == "senddocument")
+            .count(),
+        1
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_traffic_quota_and_suspension() {
+    let h = Harness::start().await;
+    let user = 11_501;
+    h.signed_up(user, 2).await;
+    h.get_config(user, "n:").await;
+    let u = user_of(&h, user).await;
+    h.admin
+        .update_user(
+            u.id,
+            &PatchUser {
+                quota: Some(Some(Quota {
+                    bytes: 4_000_000_000,
+                    period: QuotaPeriod::Monthly,
+                })),
+                ..PatchUser::default()
+            },
+        )
+        .await
+        .unwrap();
+    let key = h
+        .admin
+        .peers(PeerQuery {
+            user: Some(u.id),
+            node: None,
+        })
+        .await
+        .unwrap()[0]
+        .public_key;
+    let counters = |rx: u64, tx: u64| {
+        [PeerStats {
+            public_key: key,
+            endpoint: None,
+            last_handshake: Some(Timestamp(now().seconds() - 30)),
+            rx_bytes: rx,
+            tx_bytes: tx,
+        }]
+    };
+    let resets = next_month();
+
+    report(&h.node_client, &h.node, &counters(400_000_000, 600_000_000)).await;
+    let status = h.ask(user, "/status").await.text();
+    assert!(
+        status.contains(&format!(
+            "Traffic this month: 1.0 GB of 4.0 GB (resets on {resets})"
+        )),
+        "{status}"
+    );
+    assert!(status.contains("Traffic in total: 1.0 GB"), "{status}");
+    assert!(!status.contains("Suspended"), "{status}");
+
+    // 85 % of the quota: a warning.
+    report(
+        &h.node_client,
+        &h.node,
+        &counters(1_400_000_000, 2_000_000_000),
+    )
+    .await;
+    let warning =
+        h.tg.wait_after(0, WAIT, |c| {
+            c.chat_id == Some(user) && c.text().contains("You have used")
+        })
+        .await
+        .text();
+    assert!(
+        warning.contains("3.4 GB of your 4.0 GB") && warning.contains(&resets),
+        "{warning}"
+    );
+
+    // Over it: suspended, told so, and /status and /get_config say until when.
+    report(
+        &h.node_client,
+        &h.node,
+        &counters(2_000_000_000, 3_000_000_000),
+    )
+    .await;
+    let exceeded =
+        h.tg.wait_after(0, WAIT, |c| {
+            c.chat_id == Some(user) && c.text().contains("is used up")
+        })
+        .await
+        .text();
+    assert!(
+        exceeded.contains("4.0 GB") && exceeded.contains(&format!("suspended until {resets}")),
+        "{exceeded}"
+    );
+    let status = h.ask(user, "/status").await.text();
+    assert!(
+        status.contains("Traffic this month: 5.0 GB of 4.0 GB"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("Suspended: traffic quota used up until {resets}")),
+        "{status}"
+    );
+    let refused = h.ask(user, "/get_config").await.text();
+    assert!(
+        refused.contains("quota is used up") && refused.contains(&resets),
+        "{refused}"
+    );
+    assert!(
+        !h.desired_keys().await.contains(&key),
+        "a suspended device leaves the node"
+    );
+    h.stop().await;
 }

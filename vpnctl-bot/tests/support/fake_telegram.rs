@@ -1,6 +1,8 @@
 //! A hand-written fake Telegram Bot API on 127.0.0.1: queues updates for
 //! `getUpdates` (honouring `offset`), records every call (multipart files
-//! included), answers like Telegram does, and never answers 5xx.
+//! included), and answers like Telegram does. Failures only on request: 429s
+//! ([`FakeTelegram::throttle`]), 500s ([`FakeTelegram::fail`]) and chats whose user
+//! blocked the bot ([`FakeTelegram::block`]); refused calls are counted, not recorded.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
@@ -81,6 +83,11 @@ struct Inner {
     /// method → retry_after answers still to give.
     throttle: Mutex<HashMap<String, u32>>,
     refused: AtomicI32,
+    /// method → 500 answers still to give.
+    failing: Mutex<HashMap<String, u32>>,
+    failed: AtomicI32,
+    /// Chats whose user blocked the bot, and how often they were written to.
+    blocked: Mutex<HashMap<i64, u32>>,
 }
 
 #[derive(Clone)]
@@ -209,6 +216,36 @@ impl FakeTelegram {
 
     pub fn refused(&self) -> i32 {
         self.inner.refused.load(Ordering::SeqCst)
+    }
+
+    /// The next `n` answers to `method` are 500 Internal Server Error.
+    pub fn fail(&self, method: &str, n: u32) {
+        self.inner
+            .failing
+            .lock()
+            .unwrap()
+            .insert(method.to_lowercase(), n);
+    }
+
+    /// How many calls were answered with a 500.
+    pub fn failed(&self) -> i32 {
+        self.inner.failed.load(Ordering::SeqCst)
+    }
+
+    /// From now on, sends to `chat` get 403 "bot was blocked by the user".
+    pub fn block(&self, chat: i64) {
+        self.inner.blocked.lock().unwrap().insert(chat, 0);
+    }
+
+    /// How many sends to the blocked `chat` were refused.
+    pub fn blocked_attempts(&self, chat: i64) -> u32 {
+        self.inner
+            .blocked
+            .lock()
+            .unwrap()
+            .get(&chat)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn mark(&self) -> usize {
@@ -385,10 +422,33 @@ async fn handle(
         }
     }
 
+    {
+        let mut failing = inner.failing.lock().unwrap();
+        if let Some(n) = failing.get_mut(&method)
+            && *n > 0
+        {
+            *n -= 1;
+            inner.failed.fetch_add(1, Ordering::SeqCst);
+            return Json(json!({
+                "ok": false, "error_code": 500, "description": "Internal Server Error"
+            }));
+        }
+    }
+
     let chat_id = params.get("chat_id").and_then(|v| {
         v.as_i64()
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
     });
+    if let Some(chat) = chat_id
+        && method.starts_with("send")
+        && let Some(n) = inner.blocked.lock().unwrap().get_mut(&chat)
+    {
+        *n += 1;
+        return Json(json!({
+            "ok": false, "error_code": 403,
+            "description": "Forbidden: bot was blocked by the user"
+        }));
+    }
     let bot = json!({"id": BOT_ID, "is_bot": true, "first_name": "vpnctl", "username": "test_bot"});
     let mut message_id = None;
     let result = match method.as_str() {

@@ -1,5 +1,6 @@
-//! Test support: a real vpnctld (redb in a temp dir) with one enrolled, reporting
-//! node; a fake Telegram Bot API; and the real bot dispatcher between them.
+//! Test support: a real vpnctld (redb in a temp dir, its lifecycle loop on a short
+//! interval) with one enrolled, reporting, healthy node; a fake Telegram Bot API;
+//! and the real bot (dispatcher and notification courier) between them.
 #![allow(dead_code, clippy::missing_panics_doc)]
 
 pub mod fake_telegram;
@@ -11,6 +12,7 @@ use tokio::task::JoinHandle;
 use vpnctl_bot::{BotApp, Config};
 use vpnctl_client::ApiClient;
 use vpnctl_client::api::{CreateInvite, RegisterNode};
+use vpnctl_core::Health;
 use vpnctl_core::wire::{DesiredUpdate, NodeReport, PeerStats, SystemStats};
 use vpnctl_core::{
     Grant, KeyPair, Node, PublicKey, Region, Role, Scope, Secret, Timestamp, Vpnctl,
@@ -44,6 +46,9 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
+/// How often the test control plane runs its lifecycle loop (sweep, health).
+pub const SWEEP: Duration = Duration::from_millis(250);
+
 /// Settings tests start from: fast limits so that tests measure the bot, not waits.
 pub fn test_config(tg: &FakeTelegram, api_url: &str, bot_token: &Secret) -> Config {
     let mut config = Config::new("123456:TEST", api_url, bot_token.expose());
@@ -60,18 +65,28 @@ impl Harness {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_full(|_| {}, tweak).await
+    }
+
+    /// Starts with the control plane's settings (policy, sweep interval) tweaked too.
+    pub async fn start_full(
+        server_tweak: impl FnOnce(&mut ServerConfig),
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "vpnctl_bot=warn".into()))
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let vpn = Vpnctl::open_dir(&data).unwrap();
-        let admin_token = vpn.create_token(Scope::Admin, "test admin").unwrap().1;
-        let bot_token = vpn.create_token(Scope::Bot, "test bot").unwrap().1;
-        let mut sc = ServerConfig::new(data, "127.0.0.1:0".parse().unwrap());
+        let mut sc = ServerConfig::new(data.clone(), "127.0.0.1:0".parse().unwrap());
         sc.tls = false;
         sc.bot_username = Some("test_bot".into());
+        sc.sweep_interval = SWEEP;
+        server_tweak(&mut sc);
+        let vpn = Vpnctl::open_dir_with(&data, sc.policy.clone()).unwrap();
+        let admin_token = vpn.create_token(Scope::Admin, "test admin").unwrap().1;
+        let bot_token = vpn.create_token(Scope::Bot, "test bot").unwrap().1;
         let server = Server::bind_with(sc, vpn.clone()).await.unwrap();
         let api_url = server.base_url().to_owned();
         let (server_stop, rx) = oneshot::channel::<()>();
@@ -81,6 +96,7 @@ impl Harness {
         let admin = ApiClient::new(&api_url, Some(admin_token.clone()), None).unwrap();
         let (node, node_client) = enrolled_node(&admin, "fra1").await;
         report(&node_client, &node, &[]).await;
+        wait_health(&admin, &node, Health::Up).await;
 
         let tg = FakeTelegram::start().await;
         let mut config = test_config(&tg, &api_url, &bot_token);
@@ -167,14 +183,14 @@ impl Harness {
 
     /// Keeps the node reporting (as its daemon would), so it stays healthy.
     pub fn keep_reporting(&self) -> JoinHandle<()> {
-        let client = self.node_client.clone();
-        let node = self.node.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                report(&client, &node, &[]).await;
-            }
-        })
+        keep_reporting(&self.node_client, &self.node, Duration::from_secs(5))
+    }
+
+    /// Notifications the bot has not acknowledged yet (read from the store).
+    pub fn unacknowledged(&self) -> Vec<vpnctl_core::Notification> {
+        self.vpn
+            .notifications(vpnctl_core::Consumer::Bot, 1000)
+            .unwrap()
     }
 
     /// The public keys in the node's desired state.
@@ -213,15 +229,62 @@ impl Harness {
     }
 }
 
+/// Reports for `node` every `period` until the handle is aborted.
+pub fn keep_reporting(client: &ApiClient, node: &Node, period: Duration) -> JoinHandle<()> {
+    let client = client.clone();
+    let node = node.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            report(&client, &node, &[]).await;
+        }
+    })
+}
+
+/// Waits until the control plane judges `node` to be `health`.
+pub async fn wait_health(admin: &ApiClient, node: &Node, health: Health) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let view = admin.node(node.id).await.unwrap();
+        if view.health.status == health {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {} stays {:?} ({}), expected {health:?}",
+            node.name,
+            view.health.status,
+            view.health.reason
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn enrolled_node(admin: &ApiClient, name: &str) -> (Node, ApiClient) {
+    enrolled_node_at(
+        admin,
+        name,
+        "vpn.example.com:51820",
+        ("de-fra", "Frankfurt"),
+    )
+    .await
+}
+
+/// Registers and enrolls a node with its own endpoint and region.
+pub async fn enrolled_node_at(
+    admin: &ApiClient,
+    name: &str,
+    endpoint: &str,
+    (region_code, region_name): (&str, &str),
+) -> (Node, ApiClient) {
     let node = admin
         .register_node(&RegisterNode {
             name: name.into(),
             region: Region {
-                code: "de-fra".into(),
-                name: "Frankfurt".into(),
+                code: region_code.into(),
+                name: region_name.into(),
             },
-            endpoint: "vpn.example.com:51820".into(),
+            endpoint: endpoint.into(),
             ipv4_pool: "10.8.0.0/16".parse().unwrap(),
             listen_port: None,
             public_key: None,
@@ -243,6 +306,11 @@ pub async fn enrolled_node(admin: &ApiClient, name: &str) -> (Node, ApiClient) {
 
 /// Posts a node report (so that the node counts as healthy) with peer stats.
 pub async fn report(client: &ApiClient, node: &Node, peers: &[PeerStats]) {
+    report_errors(client, node, peers, &[]).await;
+}
+
+/// Posts a node report with reconcile errors (which make the node degraded).
+pub async fn report_errors(client: &ApiClient, node: &Node, peers: &[PeerStats], errors: &[&str]) {
     let revision = client
         .desired(node.id, 0, Duration::ZERO)
         .await
@@ -259,8 +327,9 @@ pub async fn report(client: &ApiClient, node: &Node, peers: &[PeerStats]) {
                 peers: peers.to_vec(),
                 system: SystemStats::default(),
                 strays_removed: Vec::new(),
-                errors: Vec::new(),
+                errors: errors.iter().map(|e| (*e).to_owned()).collect(),
                 at: now(),
+                health_port: None,
             },
         )
         .await
