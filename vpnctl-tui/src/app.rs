@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use vpnctl_client::api::{HealthStatus, NodeView};
+use vpnctl_client::api::NodeView;
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
     Event, Invite, NodeId, NodeState, Peer, PeerId, PublicKey, Timestamp, User, UserId, UserState,
@@ -54,7 +54,7 @@ impl Tab {
     /// The columns this tab sorts by, in the order `s` cycles through them.
     pub fn sort_keys(self) -> &'static [&'static str] {
         match self {
-            Self::Nodes => &["name", "region", "peers", "state"],
+            Self::Nodes => &["name", "region", "peers", "state", "health"],
             Self::Peers => &["id", "user", "node", "device", "handshake", "traffic"],
             Self::Users => &["id", "name", "state", "until", "devices"],
             Self::Invites => &["id", "label", "uses left", "expires"],
@@ -63,49 +63,55 @@ impl Tab {
     }
 }
 
-/// How a node is doing, from the age of its last report and its revision lag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    Up,
-    Degraded,
-    Down,
+/// How a node is doing: the control plane's judgement (with hysteresis), not ours.
+pub use vpnctl_core::Health;
+
+pub fn health(view: &NodeView) -> Health {
+    view.health.status
 }
 
-impl Health {
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Up => "up",
-            Self::Degraded => "degraded",
-            Self::Down => "down",
+/// Worst first, for sorting the Nodes tab by health.
+fn health_rank(h: Health) -> u8 {
+    match h {
+        Health::Down => 0,
+        Health::Degraded => 1,
+        Health::Unknown => 2,
+        Health::Up => 3,
+    }
+}
+
+/// A user's state as admins think of it; the first that applies wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum UserStatus {
+    /// Turned off by an admin.
+    Disabled,
+    /// Access ran out.
+    Expired,
+    /// The quota of this period is used up; back when the period resets.
+    Suspended,
+    Active,
+}
+
+impl UserStatus {
+    pub fn of(user: &User, now: Timestamp) -> Self {
+        if user.state == UserState::Disabled {
+            Self::Disabled
+        } else if user.is_expired_at(now) {
+            Self::Expired
+        } else if user.suspended {
+            Self::Suspended
+        } else {
+            Self::Active
         }
     }
-}
 
-/// A report older than this makes a node degraded…
-pub const DEGRADED_AFTER_SECS: i64 = 30;
-/// …and older than this, down.
-pub const DOWN_AFTER_SECS: i64 = 90;
-
-pub fn health(view: &NodeView, now: Timestamp) -> Health {
-    let Some(at) = view.health.last_report_at else {
-        return Health::Down;
-    };
-    let age = now.seconds() - at.seconds();
-    if view.health.status != HealthStatus::Online || age > DOWN_AFTER_SECS {
-        return Health::Down;
-    }
-    let lagging = view
-        .health
-        .applied_revision
-        .is_none_or(|a| a < view.health.desired_revision);
-    if age > DEGRADED_AFTER_SECS
-        || lagging
-        || view.health.interface_up == Some(false)
-        || view.health.report_errors > 0
-    {
-        Health::Degraded
-    } else {
-        Health::Up
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Expired => "expired",
+            Self::Suspended => "suspended",
+            Self::Active => "active",
+        }
     }
 }
 
@@ -158,6 +164,13 @@ pub enum Command {
     RevokePeer(PeerId),
     SetNodeState(NodeId, NodeState),
     JoinCommand(NodeId),
+    /// Move every device off a node to healthy nodes (`EvacuateTo::Auto`); the name
+    /// and device count are for the question.
+    Evacuate {
+        node: NodeId,
+        name: String,
+        devices: u64,
+    },
 }
 
 impl Command {
@@ -174,6 +187,9 @@ impl Command {
             Self::JoinCommand(id) => {
                 format!("Create a join token for node n{id} and show its join command?")
             }
+            Self::Evacuate { name, devices, .. } => format!(
+                "Move all {devices} devices off {name} to healthy nodes? Users get new configs from the bot."
+            ),
         }
     }
 }
@@ -469,6 +485,14 @@ impl App {
             KeyCode::Char('J') => {
                 Action::Request(Command::JoinCommand(self.selected_node()?.node.id))
             }
+            KeyCode::Char('E') => {
+                let view = self.selected_node()?;
+                Action::Request(Command::Evacuate {
+                    node: view.node.id,
+                    name: view.node.name.clone(),
+                    devices: view.peers,
+                })
+            }
             _ => return None,
         };
         Some(action)
@@ -492,6 +516,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("r", "Peers: revoke peer"),
     ("d / D / a", "Nodes: drain / disable / activate"),
     ("J", "Nodes: show join command"),
+    ("E", "Nodes: evacuate (move all devices)"),
     ("R", "refresh now"),
     ("y / n", "confirm / cancel a dialog"),
     ("?", "this help"),
@@ -661,8 +686,14 @@ pub fn refilter(app: &mut App, tab: Tab) {
             .filter(|&i| {
                 let n = &app.nodes[i].node;
                 keep(format!(
-                    "n{} {} {} {} {} {}",
-                    n.id, n.name, n.region.code, n.region.name, n.endpoint, n.state
+                    "n{} {} {} {} {} {} {}",
+                    n.id,
+                    n.name,
+                    n.region.code,
+                    n.region.name,
+                    n.endpoint,
+                    n.state,
+                    app.nodes[i].health.status
                 ))
             })
             .collect(),
@@ -682,7 +713,12 @@ pub fn refilter(app: &mut App, tab: Tab) {
         Tab::Users => (0..app.users.len())
             .filter(|&i| {
                 let u = &app.users[i];
-                keep(format!("u{} {} {:?}", u.id, u.name, u.state))
+                keep(format!(
+                    "u{} {} {}",
+                    u.id,
+                    u.name,
+                    UserStatus::of(u, app.now).label()
+                ))
             })
             .collect(),
         Tab::Invites => (0..app.invites.len())
@@ -716,6 +752,10 @@ fn sort_view(app: &App, tab: Tab, sort: usize, view: &mut [usize]) {
         }),
         (Tab::Nodes, 2) => view.sort_by_key(|&i| std::cmp::Reverse(app.nodes[i].peers)),
         (Tab::Nodes, 3) => view.sort_by_key(|&i| app.nodes[i].node.state.to_string()),
+        (Tab::Nodes, 4) => view.sort_by(|&a, &b| {
+            let key = |i: usize| (health_rank(health(&app.nodes[i])), &app.nodes[i].node.name);
+            key(a).cmp(&key(b))
+        }),
         (Tab::Nodes, _) => {
             view.sort_by(|&a, &b| app.nodes[a].node.name.cmp(&app.nodes[b].node.name));
         }
@@ -739,7 +779,7 @@ fn sort_view(app: &App, tab: Tab, sort: usize, view: &mut [usize]) {
         }),
         (Tab::Peers, _) => view.sort_by_key(|&i| app.peers[i].id),
         (Tab::Users, 1) => view.sort_by(|&a, &b| app.users[a].name.cmp(&app.users[b].name)),
-        (Tab::Users, 2) => view.sort_by_key(|&i| app.users[i].state == UserState::Active),
+        (Tab::Users, 2) => view.sort_by_key(|&i| UserStatus::of(&app.users[i], app.now)),
         (Tab::Users, 3) => view.sort_by_key(|&i| app.users[i].until.map_or(i64::MAX, |t| t.0)),
         (Tab::Users, 4) => view.sort_by_key(|&i| {
             std::cmp::Reverse(app.devices.get(&app.users[i].id).copied().unwrap_or(0))
@@ -861,6 +901,33 @@ mod tests {
             Action::CommandDone(Err("HTTP 401: bad token".into())),
         );
         assert_eq!(app.modal, Some(Modal::Error("HTTP 401: bad token".into())));
+    }
+
+    #[test]
+    fn user_status_disabled_beats_expired_beats_suspended() {
+        let now = Timestamp(1_000_000);
+        let mut user = User {
+            id: UserId(1),
+            telegram_id: None,
+            name: "u".into(),
+            role: vpnctl_core::Role::User,
+            state: UserState::Active,
+            until: None,
+            lapsed: false,
+            device_limit: 1,
+            locale: vpnctl_core::Locale::En,
+            created_at: Timestamp(0),
+            quota: None,
+            suspended: false,
+        };
+        assert_eq!(UserStatus::of(&user, now), UserStatus::Active);
+        user.suspended = true;
+        assert_eq!(UserStatus::of(&user, now), UserStatus::Suspended);
+        user.until = Some(Timestamp(now.0 - 1));
+        assert_eq!(UserStatus::of(&user, now), UserStatus::Expired);
+        user.state = UserState::Disabled;
+        assert_eq!(UserStatus::of(&user, now), UserStatus::Disabled);
+        assert_eq!(UserStatus::Suspended.label(), "suspended");
     }
 
     #[test]

@@ -2,19 +2,24 @@
 //! subcommands, and [`run`] which carries them out. Output goes to the writer it is
 //! given (stdout in the binary), so tests read exactly what a script would.
 
-use std::io::Write;
+use std::io::{BufRead as _, IsTerminal as _, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use serde::Serialize;
-use vpnctl_client::api::{CreateInvite, CreateUser, PeerQuery, RegisterNode};
+use vpnctl_client::api::{CreateInvite, CreateUser, NodeView, PatchUser, PeerQuery, RegisterNode};
 use vpnctl_client::{ApiClient, ClientError, ConnectionString, Fingerprint};
-use vpnctl_core::{Grant, NodeId, PeerId, Region, Role, Secret, Timestamp, UserId, UserState};
+use vpnctl_core::{
+    EvacuateTo, Evacuation, Grant, Health, Node, NodeId, PeerId, Quota, QuotaPeriod, Region, Role,
+    Secret, Timestamp, User, UserId, UserState,
+};
 
+use crate::app::UserStatus;
 use crate::demo::{Demo, DemoError, DemoOptions};
 use crate::runtime::{self, describe};
+use crate::size::{self, SizeError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,13 +72,13 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         peers: usize,
     },
-    /// Users: list, add, extend, disable, enable.
+    /// Users: list, add, extend, disable, enable, quota.
     #[command(subcommand)]
     Users(UsersCommand),
     /// Invites: create, list.
     #[command(subcommand)]
     Invites(InvitesCommand),
-    /// Nodes: list, add, drain, disable, activate, join-token.
+    /// Nodes: list, add, drain, disable, activate, evacuate, join-token.
     #[command(subcommand)]
     Nodes(NodesCommand),
     /// Peers: list, config.
@@ -108,6 +113,37 @@ pub enum UsersCommand {
     Enable {
         id: UserId,
     },
+    /// Set or remove a traffic quota (both directions together, per period). A user
+    /// over it is suspended until the period resets.
+    Quota {
+        /// User name or id (`alice`, `u12`, `12`).
+        user: String,
+        /// `50GB`, `500MiB`, `1.5TB` (kB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB
+        /// of 1024), or `none` to remove the quota.
+        #[arg(allow_hyphen_values = true, value_parser = parse_quota_size)]
+        size: QuotaSize,
+        /// How often it resets: daily, weekly or monthly (calendar months, UTC)
+        /// [default: the user's current period, else monthly].
+        #[arg(long)]
+        period: Option<QuotaPeriod>,
+    },
+}
+
+/// The `size` of `vpnctl users quota`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaSize {
+    /// Remove the quota.
+    None,
+    Bytes(u64),
+}
+
+/// `none`, or a size for [`size::parse`].
+pub fn parse_quota_size(text: &str) -> Result<QuotaSize, SizeError> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        Ok(QuotaSize::None)
+    } else {
+        size::parse(text).map(QuotaSize::Bytes)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +194,19 @@ pub enum NodesCommand {
     Activate {
         id: NodeId,
     },
+    /// Move every device off the node (new peers elsewhere; each user gets the new
+    /// config from the bot) and set it to draining. Asks first: pass --yes in scripts.
+    Evacuate {
+        /// Node name or id (`fra-1`, `n2`, `2`).
+        node: String,
+        /// Where to: a node (name or id), else a region code [default: healthy nodes,
+        /// same region first, least loaded first].
+        #[arg(long, value_name = "NODE|REGION")]
+        to: Option<String>,
+        /// Do not ask. Without it, evacuate refuses unless it can ask at a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// A single-use join token and the command that enrolls the node (shown once).
     JoinToken {
         id: NodeId,
@@ -189,6 +238,15 @@ pub enum CliError {
     NoConnection,
     #[error("{0}")]
     Usage(String),
+    /// A name or id that matches nothing the API lists (like the API's 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The admin answered no.
+    #[error("aborted: nothing changed")]
+    Aborted,
+    /// The command ran but did not do everything (what it did is printed).
+    #[error("{0}")]
+    Incomplete(String),
     #[error("{}", describe(.0))]
     Api(#[from] ClientError),
     #[error("{0}")]
@@ -198,13 +256,15 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// 2: bad usage or settings; 3: the API is unreachable; 4: the API said no; 1: other.
+    /// 2: bad usage or settings; 3: the API is unreachable; 4: the API said no (or the
+    /// name given matches nothing); 1: other, also a command that did only part of its
+    /// work or that the admin declined.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::NoConnection | Self::Usage(_) => 2,
             Self::Api(ClientError::Config(_) | ClientError::Token(_)) => 2,
             Self::Api(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => 3,
-            Self::Api(ClientError::Api { .. }) => 4,
+            Self::Api(ClientError::Api { .. }) | Self::NotFound(_) => 4,
             _ => 1,
         }
     }
@@ -251,8 +311,33 @@ fn date(t: Option<Timestamp>, none: &str) -> String {
     t.map_or_else(|| none.to_owned(), Timestamp::to_date)
 }
 
-/// Runs what the command line asks for. Dashboard and demo take over the terminal.
+/// Asks the admin a yes/no question; `None` when nobody can be asked.
+pub type Ask<'a> = dyn FnMut(&str) -> Option<bool> + Send + 'a;
+
+/// Asks on stderr and reads the answer from stdin, if stdin is a terminal.
+pub fn ask_on_terminal(question: &str) -> Option<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return None;
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer).ok()?;
+    Some(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+/// Runs what the command line asks for. Dashboard and demo take over the terminal;
+/// destructive subcommands ask on the terminal (see [`run_with`]).
 pub async fn run(config: Config, out: &mut dyn Write) -> Result<(), CliError> {
+    run_with(config, out, &mut ask_on_terminal).await
+}
+
+/// [`run`], with `ask` answering the confirmation questions (tests answer for the admin).
+pub async fn run_with(
+    config: Config,
+    out: &mut dyn Write,
+    ask: &mut Ask<'_>,
+) -> Result<(), CliError> {
     let as_json = config.json;
     match config.command {
         None | Some(Command::Dashboard) => {
@@ -279,21 +364,51 @@ pub async fn run(config: Config, out: &mut dyn Write) -> Result<(), CliError> {
         Some(Command::Invites(cmd)) => {
             invites(&config.connection.client()?, cmd, as_json, out).await
         }
-        Some(Command::Nodes(cmd)) => nodes(&config.connection.client()?, cmd, as_json, out).await,
+        Some(Command::Nodes(cmd)) => {
+            nodes(&config.connection.client()?, cmd, as_json, out, ask).await
+        }
         Some(Command::Peers(cmd)) => peers(&config.connection.client()?, cmd, as_json, out).await,
     }
 }
 
-fn print_user(out: &mut dyn Write, u: &vpnctl_core::User) -> std::io::Result<()> {
+fn print_user(out: &mut dyn Write, u: &User) -> std::io::Result<()> {
     writeln!(
         out,
-        "u{:<5} {:<20} {:<6} {:<8} until {}",
-        u.id,
+        "{:<6} {:<20} {:<6} {:<9} until {:<10} quota {}",
+        format!("u{}", u.id),
         u.name,
         format!("{:?}", u.role).to_lowercase(),
-        format!("{:?}", u.state).to_lowercase(),
-        date(u.until, "unlimited")
+        UserStatus::of(u, runtime::now()).label(),
+        date(u.until, "unlimited"),
+        u.quota.map_or_else(
+            || "none".into(),
+            |q| format!("{} {}", size::display(q.bytes), q.period)
+        )
     )
+}
+
+/// The one user `text` names: an id (`u12`, `12`) or an exact name.
+async fn resolve_user(api: &ApiClient, text: &str) -> Result<User, CliError> {
+    let id = text.parse::<UserId>().ok();
+    let users = api.users().await?;
+    let mut found: Vec<User> = users
+        .into_iter()
+        .filter(|u| u.name == text || Some(u.id) == id)
+        .collect();
+    match found.len() {
+        0 => Err(CliError::NotFound(format!(
+            "no user named or numbered {text:?}; `vpnctl users list` shows them"
+        ))),
+        1 => Ok(found.remove(0)),
+        _ => Err(CliError::Usage(format!(
+            "{text:?} matches several users ({}): give the id",
+            found
+                .iter()
+                .map(|u| format!("u{} {}", u.id, u.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 async fn users(
@@ -334,6 +449,31 @@ async fn users(
         UsersCommand::Extend { id, days } => api.extend_access(id, days).await?,
         UsersCommand::Disable { id } => api.set_user_state(id, UserState::Disabled).await?,
         UsersCommand::Enable { id } => api.set_user_state(id, UserState::Active).await?,
+        UsersCommand::Quota { user, size, period } => {
+            let user = resolve_user(api, &user).await?;
+            let quota = match size {
+                QuotaSize::None if period.is_some() => {
+                    return Err(CliError::Usage(
+                        "--period goes with a size; `none` removes the quota".into(),
+                    ));
+                }
+                QuotaSize::None => None,
+                QuotaSize::Bytes(bytes) => Some(Quota {
+                    bytes,
+                    period: period
+                        .or(user.quota.map(|q| q.period))
+                        .unwrap_or(QuotaPeriod::Monthly),
+                }),
+            };
+            api.update_user(
+                user.id,
+                &PatchUser {
+                    quota: Some(quota),
+                    ..PatchUser::default()
+                },
+            )
+            .await?
+        }
     };
     if as_json {
         json(out, &user)
@@ -357,8 +497,8 @@ async fn invites(
             for i in &invites {
                 writeln!(
                     out,
-                    "i{:<5} {:<20} uses {}/{} expires {}{}",
-                    i.id,
+                    "{:<6} {:<20} uses {}/{} expires {}{}",
+                    format!("i{}", i.id),
                     i.label,
                     i.uses_left,
                     i.uses_total,
@@ -423,6 +563,7 @@ async fn nodes(
     cmd: NodesCommand,
     as_json: bool,
     out: &mut dyn Write,
+    ask: &mut Ask<'_>,
 ) -> Result<(), CliError> {
     let node = match cmd {
         NodesCommand::List => {
@@ -430,22 +571,26 @@ async fn nodes(
             if as_json {
                 return json(out, &nodes);
             }
-            let now = runtime::now();
             for v in &nodes {
                 writeln!(
                     out,
-                    "n{:<4} {:<12} {:<8} {:<8} {:<9} peers {:<5} rev {}/{} {}",
-                    v.node.id,
+                    "{:<5} {:<12} {:<8} {:<8} {:<9} peers {:<5} rev {}/{} {}{}",
+                    format!("n{}", v.node.id),
                     v.node.name,
                     v.node.region.code,
-                    v.node.state,
-                    crate::app::health(v, now).label(),
+                    v.node.state.to_string(),
+                    crate::app::health(v).as_str(),
                     v.peers,
                     v.health
                         .applied_revision
                         .map_or_else(|| "-".into(), |r| r.to_string()),
                     v.health.desired_revision,
                     v.node.endpoint,
+                    if v.health.status == Health::Up || v.health.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", v.health.reason)
+                    }
                 )?;
             }
             return Ok(());
@@ -482,6 +627,9 @@ async fn nodes(
         NodesCommand::Drain { id } => api.drain_node(id).await?,
         NodesCommand::Disable { id } => api.disable_node(id).await?,
         NodesCommand::Activate { id } => api.activate_node(id).await?,
+        NodesCommand::Evacuate { node, to, yes } => {
+            return evacuate(api, &node, to.as_deref(), yes, as_json, out, ask).await;
+        }
         NodesCommand::JoinToken { id } => {
             let (token, expires) = api.create_join_token(id, None).await?;
             let command = format!("vpnctl-node join {}", token.encode());
@@ -522,6 +670,158 @@ async fn nodes(
     }
 }
 
+/// The nodes `text` names: an id (`n2`, `2`) or an exact name.
+fn matching_nodes<'a>(nodes: &'a [NodeView], text: &str) -> Vec<&'a Node> {
+    let id = text.parse::<NodeId>().ok();
+    nodes
+        .iter()
+        .map(|v| &v.node)
+        .filter(|n| n.name == text || Some(n.id) == id)
+        .collect()
+}
+
+fn ambiguous(text: &str, found: &[&Node]) -> CliError {
+    CliError::Usage(format!(
+        "{text:?} matches several nodes ({}): give the id",
+        found
+            .iter()
+            .map(|n| format!("n{} {}", n.id, n.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Where `--to` points: a node (name or id) first, else a region code.
+fn evacuate_target(nodes: &[NodeView], source: &Node, text: &str) -> Result<EvacuateTo, CliError> {
+    match matching_nodes(nodes, text).as_slice() {
+        [n] if n.id == source.id => Err(CliError::Usage(format!(
+            "--to {text:?} is the node being evacuated"
+        ))),
+        [n] => Ok(EvacuateTo::Node(n.id)),
+        [] if nodes.iter().any(|v| v.node.region.code == text) => {
+            Ok(EvacuateTo::Region(text.to_owned()))
+        }
+        [] => {
+            let mut regions: Vec<&str> =
+                nodes.iter().map(|v| v.node.region.code.as_str()).collect();
+            regions.sort_unstable();
+            regions.dedup();
+            Err(CliError::NotFound(format!(
+                "--to {text:?} is neither a node (name or id) nor a region code (regions: {})",
+                regions.join(", ")
+            )))
+        }
+        found => Err(ambiguous(text, found)),
+    }
+}
+
+async fn evacuate(
+    api: &ApiClient,
+    node: &str,
+    to: Option<&str>,
+    yes: bool,
+    as_json: bool,
+    out: &mut dyn Write,
+    ask: &mut Ask<'_>,
+) -> Result<(), CliError> {
+    let nodes = api.nodes().await?;
+    let source = match matching_nodes(&nodes, node).as_slice() {
+        [n] => (*n).clone(),
+        [] => {
+            return Err(CliError::NotFound(format!(
+                "no node named or numbered {node:?}; `vpnctl nodes list` shows them"
+            )));
+        }
+        found => return Err(ambiguous(node, found)),
+    };
+    let target = match to {
+        Some(text) => evacuate_target(&nodes, &source, text)?,
+        None => EvacuateTo::Auto,
+    };
+    let name_of = |id: NodeId| {
+        nodes
+            .iter()
+            .find(|v| v.node.id == id)
+            .map_or_else(|| format!("n{id}"), |v| v.node.name.clone())
+    };
+    let (peers, users) = tokio::try_join!(
+        api.peers(PeerQuery {
+            user: None,
+            node: Some(source.id),
+        }),
+        api.users()
+    )?;
+    if !yes {
+        let whereto = match &target {
+            EvacuateTo::Auto => "healthy nodes".to_owned(),
+            EvacuateTo::Region(code) => format!("healthy nodes in {code}"),
+            EvacuateTo::Node(id) => name_of(*id),
+        };
+        let question = format!(
+            "Move all {} devices off {} to {whereto}? Users get new configs from the bot.",
+            peers.len(),
+            source.name
+        );
+        match ask(&question) {
+            Some(true) => {}
+            Some(false) => return Err(CliError::Aborted),
+            None => {
+                return Err(CliError::Usage(format!(
+                    "refusing to evacuate {} without --yes: it moves all {} devices to other nodes and each of their users gets a new config; confirm at a terminal or pass --yes",
+                    source.name,
+                    peers.len()
+                )));
+            }
+        }
+    }
+    let done: Evacuation = api.evacuate_node(source.id, target).await?;
+    if as_json {
+        json(out, &done)?;
+    } else {
+        let user_name = |id: UserId| {
+            users
+                .iter()
+                .find(|u| u.id == id)
+                .map_or("?", |u| u.name.as_str())
+        };
+        writeln!(out, "{}", runtime::evacuation_summary(&source.name, &done))?;
+        for m in &done.moved {
+            writeln!(
+                out,
+                "  moved  {:<7} {:<20} {:<16} -> {:<12} (p{} was p{})",
+                format!("u{}", m.user),
+                user_name(m.user),
+                m.device,
+                name_of(m.to),
+                m.new_peer,
+                m.old_peer
+            )?;
+        }
+        for (peer, why) in &done.failed {
+            let (user, device) = peers.iter().find(|p| p.id == *peer).map_or_else(
+                || (String::from("?"), String::from("?")),
+                |p| {
+                    (
+                        format!("u{} {}", p.user, user_name(p.user)),
+                        p.device.clone(),
+                    )
+                },
+            );
+            writeln!(out, "  FAILED p{peer} {user} {device}: {why}")?;
+        }
+    }
+    if done.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Incomplete(format!(
+            "{} of {} devices could not be moved off {}",
+            done.failed.len(),
+            done.failed.len() + done.moved.len(),
+            source.name
+        )))
+    }
+}
+
 async fn peers(
     api: &ApiClient,
     cmd: PeersCommand,
@@ -537,8 +837,12 @@ async fn peers(
             for p in &peers {
                 writeln!(
                     out,
-                    "p{:<6} u{:<5} n{:<4} {:<12} {}",
-                    p.id, p.user, p.node, p.device, p.ipv4
+                    "{:<7} {:<6} {:<5} {:<12} {}",
+                    format!("p{}", p.id),
+                    format!("u{}", p.user),
+                    format!("n{}", p.node),
+                    p.device,
+                    p.ipv4
                 )?;
             }
             Ok(())

@@ -25,6 +25,8 @@ use vpnctl_node::http::Http;
 
 /// The bot name put into invite deep links in the demo.
 pub const DEMO_BOT: &str = "vpnctl_demo_bot";
+/// How often the embedded control plane sweeps (expiry, quotas, node health).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Default)]
 pub struct DemoOptions {
@@ -201,6 +203,9 @@ impl Demo {
         let mut config = ServerConfig::new(data.clone(), ([127, 0, 0, 1], 0).into());
         config.tls = false;
         config.bot_username = Some(DEMO_BOT.into());
+        // Health is judged by the control plane's lifecycle loop: run it often, so
+        // the nodes show `up` a second after their first report, not ten.
+        config.sweep_interval = SWEEP_INTERVAL;
         let server = Server::bind_with(config, vpn.clone()).await?;
         let url = server.base_url().to_owned();
         let (shutdown, shutdown_rx) = watch::channel(false);

@@ -1,11 +1,12 @@
 //! A fixed, deterministic dashboard state for snapshot tests and the draw benchmark.
 //! Not part of the API.
 
-use vpnctl_client::api::{HealthStatus, NodeHealth, NodeView, StoredReport};
+use vpnctl_client::api::{NodeHealth, NodeView, StoredReport};
 use vpnctl_core::wire::{NodeReport, PeerStats, SystemStats};
 use vpnctl_core::{
-    Actor, Endpoint, Event, EventKind, Grant, Invite, InviteId, Node, NodeId, NodeState, Peer,
-    PeerId, PublicKey, Region, Role, Timestamp, User, UserId, UserState,
+    Actor, Endpoint, Event, EventKind, Grant, Health, Invite, InviteId, Node, NodeId, NodeState,
+    Peer, PeerId, Probe, PublicKey, Quota, QuotaPeriod, Region, Role, Timestamp, Traffic, User,
+    UserId, UserState,
 };
 
 use crate::app::{Action, App, Snapshot, update};
@@ -68,6 +69,12 @@ fn user(id: u64, name: &str) -> User {
         device_limit: 3,
         locale: vpnctl_core::Locale::En,
         created_at: Timestamp(NOW.0 - 86_400),
+        // u3 and u6 have quotas; u6 (unlimited time, active) used it up.
+        quota: (id == 3 || id == 6).then_some(Quota {
+            bytes: if id == 3 { 50_000_000_000 } else { 500 << 20 },
+            period: QuotaPeriod::Monthly,
+        }),
+        suspended: id == 6,
     }
 }
 
@@ -154,26 +161,47 @@ pub fn app(peers: usize) -> App {
             strays_removed: Vec::new(),
             errors: Vec::new(),
             at,
+            health_port: None,
         }
     };
-    // (node, age of the last report, applied revision, desired revision, status)
+    // (node, age of the last report, applied revision, desired revision, health, why,
+    // probe round trip or error)
     let health = [
-        (0usize, 2i64, 12u64, 12u64, HealthStatus::Online),
-        (1, 5, 11, 12, HealthStatus::Online),
-        (2, 400, 9, 12, HealthStatus::Stale),
+        (0usize, 2i64, 12u64, 12u64, Health::Up, "ok", Ok(23)),
+        (
+            1,
+            5,
+            11,
+            12,
+            Health::Degraded,
+            "applied revision 11 trails 12 for 75 s",
+            Ok(180),
+        ),
+        (
+            2,
+            400,
+            9,
+            12,
+            Health::Down,
+            "no report for 400 s",
+            Err("connection refused"),
+        ),
     ];
     let views = |scale: u64, shift: i64| -> Vec<NodeView> {
         health
             .iter()
-            .map(|&(i, age, applied, desired, status)| {
+            .map(|&(i, age, applied, desired, status, reason, probe)| {
                 let n = &nodes[i];
                 let at = Timestamp(NOW.0 - age - shift);
+                let id = n.id.0;
                 NodeView {
                     node: n.clone(),
                     peers: u64::try_from(peer_list.iter().filter(|p| p.node == n.id).count())
                         .unwrap_or(0),
                     health: NodeHealth {
                         status,
+                        reason: reason.into(),
+                        since: Some(Timestamp(NOW.0 - 3_600 * i64::try_from(id).unwrap_or(1))),
                         desired_revision: desired,
                         applied_revision: Some(applied),
                         in_sync: applied == desired,
@@ -184,6 +212,15 @@ pub fn app(peers: usize) -> App {
                         .unwrap_or(0),
                         interface_up: Some(true),
                         report_errors: 0,
+                        probe: Some(Probe {
+                            at: Timestamp(NOW.0 - 4),
+                            rtt_ms: probe.ok(),
+                            error: probe.err().map(str::to_owned),
+                        }),
+                        traffic: Traffic {
+                            rx: (id * 3) << 30,
+                            tx: (id * 11) << 30,
+                        },
                     },
                     report: Some(StoredReport {
                         received_at: at,

@@ -14,7 +14,7 @@ use ratatui::crossterm::event::{self, Event as TermEvent};
 use tokio::sync::{Notify, mpsc};
 use vpnctl_client::api::{CreateInvite, PeerQuery};
 use vpnctl_client::{ApiClient, ClientError};
-use vpnctl_core::{Timestamp, UserState};
+use vpnctl_core::{EvacuateTo, Evacuation, Timestamp, UserState};
 
 use crate::app::{Action, App, Command, Outcome, Snapshot, update};
 
@@ -82,6 +82,15 @@ pub fn qr_lines(text: &str) -> String {
         .join("\n")
 }
 
+/// The status line after an evacuation: `evacuated fra-1: moved 12, failed 1`.
+pub fn evacuation_summary(name: &str, done: &Evacuation) -> String {
+    format!(
+        "evacuated {name}: moved {}, failed {}",
+        done.moved.len(),
+        done.failed.len()
+    )
+}
+
 /// Carries out one confirmed command.
 pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, ClientError> {
     Ok(match command {
@@ -127,6 +136,10 @@ pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, Clie
                 vpnctl_core::NodeState::Disabled => api.disable_node(*id).await?,
             };
             Outcome::Done(format!("{} is now {}", node.name, node.state))
+        }
+        Command::Evacuate { node, name, .. } => {
+            let done = api.evacuate_node(*node, EvacuateTo::Auto).await?;
+            Outcome::Done(evacuation_summary(name, &done))
         }
         Command::JoinCommand(id) => {
             let (token, expires) = api.create_join_token(*id, None).await?;

@@ -8,9 +8,10 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{
     Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, Tabs, Widget, Wrap,
 };
-use vpnctl_core::{Event, EventKind, NodeState, Timestamp, UserState};
+use vpnctl_core::{Event, EventKind, NodeState, Timestamp};
 
-use crate::app::{App, Connection, Health, KEYS, Modal, Outcome, Tab, health};
+use crate::app::{App, Connection, Health, KEYS, Modal, Outcome, Tab, UserStatus, health};
+use crate::size;
 
 /// Below this the layout does not fit: a hint is drawn instead.
 pub const MIN_WIDTH: u16 = 60;
@@ -42,22 +43,28 @@ impl Widget for &App {
         draw_header(self, header, buf);
         draw_footer(self, footer, buf);
 
-        let (table_area, detail_area) = if self.show_detail {
-            if area.width >= SIDE_DETAIL_WIDTH {
+        let detail = self.show_detail.then(|| detail(self));
+        let (table_area, detail_area) = match &detail {
+            Some(_) if area.width >= SIDE_DETAIL_WIDTH => {
                 let [t, d] =
                     Layout::horizontal([Constraint::Min(60), Constraint::Length(56)]).areas(body);
                 (t, Some(d))
-            } else {
+            }
+            Some(detail) => {
+                // Below the table: as tall as the text (at least 9, at most half).
+                let rows = wrapped_rows(&detail.lines, usize::from(body.width.saturating_sub(2)));
+                let height = u16::try_from(rows + 2)
+                    .unwrap_or(u16::MAX)
+                    .clamp(9, (body.height / 2).max(9));
                 let [t, d] =
-                    Layout::vertical([Constraint::Min(5), Constraint::Length(9)]).areas(body);
+                    Layout::vertical([Constraint::Min(5), Constraint::Length(height)]).areas(body);
                 (t, Some(d))
             }
-        } else {
-            (body, None)
+            None => (body, None),
         };
         draw_table(self, table_area, buf);
-        if let Some(d) = detail_area {
-            draw_detail(self, d, buf);
+        if let (Some(detail), Some(d)) = (detail, detail_area) {
+            draw_detail(detail, d, buf);
         }
         if let Some(modal) = &self.modal {
             draw_modal(modal, area, buf);
@@ -215,6 +222,7 @@ fn health_style(h: Health) -> Style {
         Health::Up => Style::new().fg(Color::Green),
         Health::Degraded => Style::new().fg(Color::Yellow),
         Health::Down => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Health::Unknown => Style::new().add_modifier(Modifier::DIM),
     }
 }
 
@@ -247,12 +255,12 @@ fn nodes_table(app: &App, rows: impl Iterator<Item = usize>, wide: bool) -> Tabl
     let rows = rows
         .filter_map(|i| app.nodes.get(i))
         .map(|v| {
-            let h = health(v, app.now);
+            let h = health(v);
             let traffic = app.traffic.get(&v.node.id);
             let rx = traffic.map_or(0, |t| t.rx_rate);
             let tx = traffic.map_or(0, |t| t.tx_rate);
             let mut cells = vec![
-                Cell::from(h.label()).style(health_style(h)),
+                Cell::from(h.as_str()).style(health_style(h)),
                 Cell::from(v.node.name.clone()),
                 Cell::from(v.node.region.code.clone()),
                 Cell::from(v.peers.to_string()),
@@ -363,18 +371,12 @@ fn users_table(app: &App, rows: impl Iterator<Item = usize>) -> TableParts<'_> {
     let rows = rows
         .filter_map(|i| app.users.get(i))
         .map(|u| {
-            let (state, style) = if u.state == UserState::Disabled {
-                ("disabled", Style::new().fg(Color::Red))
-            } else if u.is_expired_at(app.now) {
-                ("expired", Style::new().fg(Color::Yellow))
-            } else {
-                ("active", Style::new().fg(Color::Green))
-            };
+            let status = UserStatus::of(u, app.now);
             vec![
                 Cell::from(format!("u{}", u.id)),
                 Cell::from(u.name.clone()),
                 Cell::from(format!("{:?}", u.role).to_lowercase()),
-                Cell::from(state).style(style),
+                Cell::from(status.label()).style(user_status_style(status)),
                 Cell::from(
                     u.until
                         .map_or_else(|| "unlimited".into(), Timestamp::to_date),
@@ -388,6 +390,15 @@ fn users_table(app: &App, rows: impl Iterator<Item = usize>) -> TableParts<'_> {
         })
         .collect();
     (header, widths, rows)
+}
+
+fn user_status_style(status: UserStatus) -> Style {
+    match status {
+        UserStatus::Disabled => Style::new().fg(Color::Red),
+        UserStatus::Expired => Style::new().fg(Color::Yellow),
+        UserStatus::Suspended => Style::new().fg(Color::Magenta),
+        UserStatus::Active => Style::new().fg(Color::Green),
+    }
 }
 
 fn invites_table(app: &App, rows: impl Iterator<Item = usize>) -> TableParts<'_> {
@@ -452,9 +463,16 @@ fn events_table(app: &App, rows: impl Iterator<Item = usize>) -> TableParts<'_> 
                     vpnctl_core::Severity::Warning => Style::new().fg(Color::Yellow),
                     vpnctl_core::Severity::Critical => Style::new().fg(Color::Red),
                 },
+                EventKind::NodeHealthChanged { to, .. } => match to {
+                    Health::Up => Style::new().fg(Color::Green),
+                    Health::Down => Style::new().fg(Color::Red),
+                    Health::Degraded | Health::Unknown => Style::new().fg(Color::Yellow),
+                },
                 EventKind::PeerRevoked { .. }
                 | EventKind::UserDisabled { .. }
-                | EventKind::AccessExpired { .. } => Style::new().fg(Color::Yellow),
+                | EventKind::AccessExpired { .. }
+                | EventKind::QuotaExceeded { .. }
+                | EventKind::NodeEvacuated { .. } => Style::new().fg(Color::Yellow),
                 _ => Style::new(),
             };
             vec![
@@ -501,31 +519,82 @@ pub fn event_text(e: &Event) -> String {
         } => format!("{severity:?}: {message}").to_lowercase(),
         EventKind::TokenCreated { token, scope } => format!("{scope} token t{token} created"),
         EventKind::TokenRevoked { token } => format!("token t{token} revoked"),
+        EventKind::NodeHealthChanged {
+            node,
+            from,
+            to,
+            reason,
+        } => format!("node n{node} {from} → {to}: {reason}"),
+        EventKind::QuotaExceeded { user, until } => format!(
+            "u{user} used up the quota, suspended until {}",
+            until.to_date()
+        ),
+        EventKind::QuotaRestored { user } => format!("u{user} is back within the quota"),
+        EventKind::NodeEvacuated {
+            node,
+            moved,
+            failed,
+        } => format!("node n{node} evacuated: moved {moved}, failed {failed}"),
     }
 }
 
-fn draw_detail(app: &App, area: Rect, buf: &mut Buffer) {
-    let block = Block::new().borders(Borders::ALL).title(" Detail ");
-    let inner = block.inner(area);
-    block.render(area, buf);
+/// What the detail pane shows for the selected row.
+struct Detail<'a> {
+    lines: Vec<Line<'a>>,
+    /// Traffic history, drawn under the text when there is room.
+    spark: Option<Vec<u64>>,
+}
+
+fn detail(app: &App) -> Detail<'_> {
     let mut lines: Vec<Line<'_>> = Vec::new();
     let mut spark: Option<Vec<u64>> = None;
     match app.tab {
         Tab::Nodes => {
             if let Some(v) = app.selected_node() {
                 let n = &v.node;
-                let h = health(v, app.now);
+                let h = health(v);
                 lines.push(Line::from(vec![
                     Span::from(format!("n{} {} ", n.id, n.name)).bold(),
-                    Span::styled(h.label(), health_style(h)),
+                    Span::styled(h.as_str(), health_style(h)),
                     Span::from(format!(" · {}", n.state)),
                 ]));
+                let since = v
+                    .health
+                    .since
+                    .map(|at| format!(" (for {})", age(app.now, at)))
+                    .unwrap_or_default();
+                let reason = if v.health.reason.is_empty() {
+                    "-"
+                } else {
+                    v.health.reason.as_str()
+                };
+                lines.push(Line::styled(
+                    format!("why      {reason}{since}"),
+                    if h == Health::Up {
+                        Style::new()
+                    } else {
+                        health_style(h)
+                    },
+                ));
                 lines.push(Line::from(format!(
-                    "region   {} ({})",
-                    n.region.name, n.region.code
+                    "probe    {}",
+                    v.health.probe.as_ref().map_or_else(
+                        || "-".into(),
+                        |p| match (p.rtt_ms, &p.error) {
+                            (Some(ms), _) => format!("{ms} ms, {} ago", age(app.now, p.at)),
+                            (None, error) => format!(
+                                "failed {} ago: {}",
+                                age(app.now, p.at),
+                                error.as_deref().unwrap_or("no answer")
+                            ),
+                        }
+                    )
                 )));
-                lines.push(Line::from(format!("endpoint {}", n.endpoint)));
-                lines.push(Line::from(format!("pool     {}", n.ipv4_pool)));
+                lines.push(Line::from(format!(
+                    "traffic  rx {} · tx {} in total",
+                    bytes(v.health.traffic.rx),
+                    bytes(v.health.traffic.tx)
+                )));
                 lines.push(Line::from(format!(
                     "peers    {} ({} handshook in 3 min)",
                     v.peers, v.health.peers_connected
@@ -538,6 +607,12 @@ fn draw_detail(app: &App, area: Rect, buf: &mut Buffer) {
                         r.report.errors.len()
                     )));
                 }
+                lines.push(Line::from(format!(
+                    "region   {} ({})",
+                    n.region.name, n.region.code
+                )));
+                lines.push(Line::from(format!("endpoint {}", n.endpoint)));
+                lines.push(Line::from(format!("pool     {}", n.ipv4_pool)));
                 spark = app
                     .traffic
                     .get(&n.id)
@@ -575,12 +650,29 @@ fn draw_detail(app: &App, area: Rect, buf: &mut Buffer) {
         }
         Tab::Users => {
             if let Some(u) = app.selected_user() {
-                lines.push(Line::from(format!("u{} {}", u.id, u.name)).bold());
-                lines.push(Line::from(format!("state    {:?}", u.state).to_lowercase()));
+                let status = UserStatus::of(u, app.now);
+                lines.push(Line::from(vec![
+                    Span::from(format!("u{} {} ", u.id, u.name)).bold(),
+                    Span::styled(status.label(), user_status_style(status)),
+                ]));
                 lines.push(Line::from(format!(
                     "until    {}",
                     u.until
                         .map_or_else(|| "unlimited".into(), Timestamp::to_rfc3339)
+                )));
+                lines.push(Line::from(format!(
+                    "quota    {}",
+                    u.quota.map_or_else(
+                        || "unlimited".into(),
+                        |q| {
+                            let mut text = format!("{} {}", size::display(q.bytes), q.period);
+                            if u.suspended {
+                                let (_, next) = q.period.bounds(app.now);
+                                text.push_str(&format!(" · used up, resets {}", next.to_date()));
+                            }
+                            text
+                        }
+                    )
                 )));
                 lines.push(Line::from(format!(
                     "telegram {}",
@@ -625,7 +717,17 @@ fn draw_detail(app: &App, area: Rect, buf: &mut Buffer) {
     if lines.is_empty() {
         lines.push(Line::from("nothing selected").dim());
     }
-    let text_height = u16::try_from(lines.len()).unwrap_or(u16::MAX);
+    Detail { lines, spark }
+}
+
+fn draw_detail(detail: Detail<'_>, area: Rect, buf: &mut Buffer) {
+    let block = Block::new().borders(Borders::ALL).title(" Detail ");
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let Detail { lines, spark } = detail;
+    // Rows after wrapping, so the sparkline goes below the text, not over it.
+    let rows = wrapped_rows(&lines, usize::from(inner.width));
+    let text_height = u16::try_from(rows).unwrap_or(u16::MAX);
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .render(inner, buf);
@@ -723,14 +825,47 @@ fn draw_modal(modal: &Modal, area: Rect, buf: &mut Buffer) {
         .max()
         .unwrap_or(20)
         .clamp(30, usize::from(area.width.saturating_sub(2)));
+    let rows = wrapped_rows(&text.lines, width);
     let width = u16::try_from(width).unwrap_or(area.width) + 2;
-    let height = u16::try_from(text.lines.len()).unwrap_or(area.height) + 2;
+    let height = u16::try_from(rows).unwrap_or(area.height).saturating_add(2);
     let rect = centered(area, width, height);
     Clear.render(rect, buf);
     Paragraph::new(text)
         .wrap(Wrap { trim: false })
         .block(Block::bordered().title(title).border_style(style))
         .render(rect, buf);
+}
+
+/// How many rows `lines` take when word-wrapped to `width` columns (greedy, as
+/// `Paragraph` with `Wrap` does; a word longer than a row is broken).
+fn wrapped_rows(lines: &[Line<'_>], width: usize) -> usize {
+    let width = width.max(1);
+    lines
+        .iter()
+        .map(|line| {
+            let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+            let mut rows = 1;
+            let mut used = 0;
+            for word in text.split(' ') {
+                let len = word.chars().count();
+                let need = if used == 0 { len } else { used + 1 + len };
+                if need <= width {
+                    used = need;
+                } else if len <= width {
+                    rows += 1;
+                    used = len;
+                } else {
+                    // Broken across rows, starting on a fresh one unless this is empty.
+                    if used > 0 {
+                        rows += 1;
+                    }
+                    rows += (len - 1) / width;
+                    used = (len - 1) % width + 1;
+                }
+            }
+            rows
+        })
+        .sum()
 }
 
 /// `12s`, `5m`, `3h`, `2d` since `at`.

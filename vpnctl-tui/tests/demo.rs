@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use vpnctl_client::ApiClient;
+use vpnctl_core::{Evacuation, NodeState};
 use vpnctl_core::{Scope, Secret};
-use vpnctl_tui::app::{Action, App, Command, Connection, Health, Outcome, health, update};
-use vpnctl_tui::cli::{Config, run};
+use vpnctl_tui::app::{
+    Action, App, Command, Connection, Health, Outcome, UserStatus, health, update,
+};
+use vpnctl_tui::cli::{Config, run, run_with};
 use vpnctl_tui::demo::{DEMO_BOT, Demo, DemoOptions};
 use vpnctl_tui::runtime::{self, spawn_worker};
 
@@ -43,7 +46,7 @@ async fn demo_nodes_report_and_admin_commands_work() {
     // Three nodes up and in sync, their peers handshaking.
     until(&mut app, &mut rx, |app| {
         app.nodes.len() == 3
-            && app.nodes.iter().all(|v| health(v, app.now) == Health::Up)
+            && app.nodes.iter().all(|v| health(v) == Health::Up)
             && app.nodes.iter().all(|v| v.health.peers_connected > 0)
     })
     .await;
@@ -151,6 +154,67 @@ async fn demo_nodes_report_and_admin_commands_work() {
         .unwrap();
     assert!(String::from_utf8(out).unwrap().contains("?start="));
 
+    // Quotas: sizes as admins type them, strict about anything else.
+    let mut out = Vec::new();
+    run(
+        cli(&[
+            "users", "quota", "carol", "1.5TB", "--period", "weekly", "--json",
+        ]),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let carol: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(carol["quota"]["bytes"], 1_500_000_000_000u64);
+    assert_eq!(carol["quota"]["period"], "weekly");
+    let carol_id = format!("u{}", carol["id"]);
+    let mut out = Vec::new();
+    run(cli(&["users", "quota", &carol_id, "500MiB"]), &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("quota 500 MiB weekly"),
+        "the period stays: {text}"
+    );
+    for (args, code) in [
+        (
+            &["users", "quota", "carol", "none", "--period", "daily"][..],
+            2,
+        ),
+        (&["users", "quota", "nobody-at-all", "1GB"][..], 4),
+    ] {
+        let err = run(cli(args), &mut Vec::new()).await.unwrap_err();
+        assert_eq!(err.exit_code(), code, "{args:?}: {err}");
+    }
+    for (size, why) in [("50XB", "unknown unit"), ("-1", "negative"), ("0", "none")] {
+        use clap::Parser as _;
+        let err = Config::try_parse_from(["vpnctl", "users", "quota", "carol", size]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains(why), "{size}: {err}");
+    }
+    // A tiny quota is used up by the simulated traffic: suspended, in the dashboard too.
+    run(cli(&["users", "quota", "carol", "1kB"]), &mut Vec::new())
+        .await
+        .unwrap();
+    let suspended = |app: &App| {
+        app.users
+            .iter()
+            .find(|u| u.name == "carol")
+            .map(|u| UserStatus::of(u, app.now))
+    };
+    until(&mut app, &mut rx, |app| {
+        suspended(app) == Some(UserStatus::Suspended)
+    })
+    .await;
+    run(cli(&["users", "quota", "carol", "none"]), &mut Vec::new())
+        .await
+        .unwrap();
+    until(&mut app, &mut rx, |app| {
+        suspended(app) == Some(UserStatus::Active)
+    })
+    .await;
+
     let mut out = Vec::new();
     run(cli(&["nodes", "list", "--json"]), &mut out)
         .await
@@ -193,6 +257,229 @@ async fn demo_nodes_report_and_admin_commands_work() {
     assert!(matches!(&app.connection, Connection::Failed(m) if m.contains("401")));
     assert!(app.running);
 
+    demo.stop().await;
+}
+
+/// Waits until every node of the demo is `up` (the control plane's judgement).
+async fn all_up(api: &ApiClient) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = api.nodes().await.unwrap();
+        if nodes.len() == 3 && nodes.iter().all(|v| health(v) == Health::Up) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nodes not up within 30 s: {:?}",
+            nodes
+                .iter()
+                .map(|v| (&v.node.name, v.health.status, &v.health.reason))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evacuating_a_demo_node_moves_every_device() {
+    let demo = Demo::start(DemoOptions {
+        report_secs: Some(1),
+        ..DemoOptions::default()
+    })
+    .await
+    .unwrap();
+    all_up(&demo.api).await;
+    let (_, token) = demo.vpn.create_token(Scope::Admin, "cli test").unwrap();
+    let cli = |args: &[&str]| {
+        let mut argv = vec![
+            "vpnctl",
+            "--api",
+            demo.url.as_str(),
+            "--token",
+            token.expose(),
+        ];
+        argv.extend_from_slice(args);
+        use clap::Parser as _;
+        Config::try_parse_from(argv).unwrap()
+    };
+    let nodes = demo.api.nodes().await.unwrap();
+    let id_of = |name: &str| {
+        nodes
+            .iter()
+            .find(|v| v.node.name == name)
+            .map(|v| v.node.id)
+            .unwrap()
+    };
+    let (fra, ams, nyc) = (id_of("fra-1"), id_of("ams-1"), id_of("nyc-1"));
+    let on = |node| vpnctl_client::api::PeerQuery {
+        user: None,
+        node: Some(node),
+    };
+    let before = demo.api.peers(on(fra)).await.unwrap();
+    assert!(!before.is_empty());
+
+    // Destructive: without --yes it asks, and refuses when nobody can answer.
+    let mut asked = Vec::new();
+    let err = run_with(
+        cli(&["nodes", "evacuate", "fra-1"]),
+        &mut Vec::new(),
+        &mut |q: &str| {
+            asked.push(q.to_owned());
+            None
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("--yes"), "{err}");
+    assert_eq!(
+        asked,
+        [format!(
+            "Move all {} devices off fra-1 to healthy nodes? Users get new configs from the bot.",
+            before.len()
+        )]
+    );
+    let err = run_with(
+        cli(&["nodes", "evacuate", "fra-1"]),
+        &mut Vec::new(),
+        &mut |_| Some(false),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{err}");
+    for (args, code) in [
+        (&["nodes", "evacuate", "nowhere-1", "--yes"][..], 4),
+        (
+            &["nodes", "evacuate", "fra-1", "--to", "xx-nowhere", "--yes"][..],
+            4,
+        ),
+        (
+            &["nodes", "evacuate", "fra-1", "--to", "fra-1", "--yes"][..],
+            2,
+        ),
+    ] {
+        let err = run(cli(args), &mut Vec::new()).await.unwrap_err();
+        assert_eq!(err.exit_code(), code, "{args:?}: {err}");
+    }
+    assert_eq!(
+        demo.api.peers(on(fra)).await.unwrap(),
+        before,
+        "nothing moved yet"
+    );
+
+    // Auto, by name, as JSON: every device moves to a healthy node, fra-1 drains.
+    let mut out = Vec::new();
+    run(
+        cli(&["nodes", "evacuate", "fra-1", "--yes", "--json"]),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let done: Evacuation = serde_json::from_slice(&out).unwrap();
+    assert_eq!(done.node, fra);
+    assert!(done.failed.is_empty(), "{:?}", done.failed);
+    assert_eq!(done.moved.len(), before.len());
+    assert!(done.moved.iter().all(|m| m.to == ams || m.to == nyc));
+    for m in &done.moved {
+        assert!(
+            before
+                .iter()
+                .any(|p| p.id == m.old_peer && p.user == m.user),
+            "{m:?}"
+        );
+    }
+    let fra_view = demo.api.node(fra).await.unwrap();
+    assert_eq!(fra_view.node.state, NodeState::Draining);
+    assert_eq!(fra_view.peers, 0);
+    assert!(demo.api.peers(on(fra)).await.unwrap().is_empty());
+
+    // To a region, by id, as text: one line per device.
+    let on_ams = demo.api.peers(on(ams)).await.unwrap();
+    let mut out = Vec::new();
+    run(
+        cli(&[
+            "nodes",
+            "evacuate",
+            &format!("n{ams}"),
+            "--to",
+            "us-nyc",
+            "--yes",
+        ]),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "evacuated ams-1: moved {}, failed 0\n",
+            on_ams.len()
+        )),
+        "{text}"
+    );
+    assert_eq!(text.matches("-> nyc-1").count(), on_ams.len(), "{text}");
+    assert!(demo.api.peers(on(ams)).await.unwrap().is_empty());
+
+    // A draining node takes nothing: the API says no.
+    let err = run(
+        cli(&["nodes", "evacuate", "nyc-1", "--to", "fra-1", "--yes"]),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+
+    // From the dashboard: E on nyc-1 after fra-1 is active again.
+    demo.api.activate_node(fra).await.unwrap();
+    let devices = demo.api.node(nyc).await.unwrap().peers;
+    let outcome = vpnctl_tui::runtime::execute(
+        &demo.api,
+        &Command::Evacuate {
+            node: nyc,
+            name: "nyc-1".into(),
+            devices,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Done(format!("evacuated nyc-1: moved {devices}, failed 0"))
+    );
+
+    // End to end: fra-1 now holds every device, and its (simulated) interface has
+    // exactly the keys of those whose users have access once it caught up.
+    let all = demo.api.peers(on(fra)).await.unwrap();
+    assert_eq!(
+        u64::try_from(all.len()).unwrap(),
+        demo.api.node(fra).await.unwrap().peers
+    );
+    let users = demo.api.users().await.unwrap();
+    let want: std::collections::BTreeSet<_> = all
+        .iter()
+        .filter(|p| users.iter().any(|u| u.id == p.user && u.has_access()))
+        .map(|p| p.public_key)
+        .collect();
+    assert!(want.len() < all.len(), "mallory is disabled");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = demo.api.node(fra).await.unwrap();
+        let have: std::collections::BTreeSet<_> = view
+            .report
+            .iter()
+            .flat_map(|r| r.report.peers.iter().map(|p| p.public_key))
+            .collect();
+        if view.health.in_sync && have == want {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fra-1 did not apply the moved peers: {} of {}",
+            have.intersection(&want).count(),
+            want.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     demo.stop().await;
 }
 

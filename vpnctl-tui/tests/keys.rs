@@ -2,9 +2,9 @@
 //! confirmation first and targets the selected row.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use vpnctl_core::{NodeId, NodeState, PeerId, UserId, UserState};
-use vpnctl_tui::app::{Action, App, Command, EXTEND_DAYS, Modal, Tab, update};
-use vpnctl_tui::fixture;
+use vpnctl_core::{Evacuation, Moved, NodeId, NodeState, PeerId, UserId, UserState};
+use vpnctl_tui::app::{Action, App, Command, EXTEND_DAYS, Modal, Outcome, Tab, update};
+use vpnctl_tui::{fixture, runtime};
 
 fn press(app: &mut App, code: KeyCode) {
     update(app, Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
@@ -96,4 +96,108 @@ fn paging_sorting_and_filter_keep_selection_in_range() {
     assert!(app.show_help);
     press(&mut app, KeyCode::Char('x'));
     assert!(!app.show_help);
+}
+
+#[test]
+fn evacuate_asks_with_the_device_count_and_reports_the_counts() {
+    let mut app = fixture::app(30);
+    // Nodes sort by name: ams-1 (n2) first, with 10 of the 30 peers.
+    let evacuate = Command::Evacuate {
+        node: NodeId(2),
+        name: "ams-1".into(),
+        devices: 10,
+    };
+    asks(&mut app, 'E', evacuate.clone());
+    assert_eq!(
+        evacuate.describe(),
+        "Move all 10 devices off ams-1 to healthy nodes? Users get new configs from the bot."
+    );
+    // Esc cancels too.
+    press(&mut app, KeyCode::Char('E'));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.modal, None);
+    assert!(app.outbox.is_empty());
+
+    press(&mut app, KeyCode::Char('E'));
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.outbox, vec![evacuate]);
+    assert!(matches!(app.modal, Some(Modal::Busy(_))));
+    // Keys wait while the command runs.
+    press(&mut app, KeyCode::Char('q'));
+    assert!(app.running);
+    app.outbox.clear();
+
+    let done = Evacuation {
+        node: NodeId(2),
+        moved: (0..9)
+            .map(|i| Moved {
+                user: UserId(i + 1),
+                device: "phone".into(),
+                old_peer: PeerId(3 * i + 2),
+                new_peer: PeerId(100 + i),
+                to: NodeId(1),
+            })
+            .collect(),
+        failed: vec![(PeerId(29), "no capacity".into())],
+    };
+    update(
+        &mut app,
+        Action::CommandDone(Ok(Outcome::Done(runtime::evacuation_summary(
+            "ams-1", &done,
+        )))),
+    );
+    assert_eq!(app.modal, None);
+    assert_eq!(
+        app.status.as_deref(),
+        Some("evacuated ams-1: moved 9, failed 1")
+    );
+    assert_eq!(
+        app.outbox,
+        vec![Command::Refresh],
+        "the lists refresh at once"
+    );
+
+    // Only on the Nodes tab.
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('E'));
+    assert_eq!(app.modal, None);
+}
+
+#[test]
+fn nodes_sort_by_health_and_filter_by_it() {
+    let mut app = fixture::app(30);
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Char('s'));
+    }
+    // Worst first: nyc-1 down, ams-1 degraded, fra-1 up.
+    let order: Vec<&str> = app
+        .view(Tab::Nodes)
+        .iter()
+        .map(|&i| app.nodes[i].node.name.as_str())
+        .collect();
+    assert_eq!(order, ["nyc-1", "ams-1", "fra-1"]);
+    press(&mut app, KeyCode::Char('/'));
+    for c in "degraded".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    assert_eq!(app.view(Tab::Nodes).len(), 1);
+    assert_eq!(app.selected_node().map(|v| v.node.id), Some(NodeId(2)));
+}
+
+#[test]
+fn users_filter_and_sort_by_status() {
+    let mut app = fixture::app(30);
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('/'));
+    for c in "suspended".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    // u6 used up its quota.
+    assert_eq!(app.view(Tab::Users).len(), 1);
+    assert_eq!(app.selected_user().map(|u| u.id), Some(UserId(6)));
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('s'));
+    press(&mut app, KeyCode::Char('s'));
+    // Disabled first, active last.
+    assert_eq!(app.selected_user().map(|u| u.id), Some(UserId(4)));
 }

@@ -53,7 +53,56 @@ fn nodes_with_detail_pane() {
     let mut app = fixture::app(30);
     update(&mut app, Action::Down);
     update(&mut app, Action::ToggleDetail);
+    let screen = render(&app, 80, 24);
+    for text in [
+        "n1 fra-1 up",
+        "why      ok (for 1h)",
+        "probe    23 ms, 4s ago",
+        "traffic  rx 3072 MiB · tx 11 GiB in total",
+        "pool     10.10.0.0/16",
+    ] {
+        assert!(screen.contains(text), "{text} missing:\n{screen}");
+    }
     both("nodes_detail", &app);
+    // The down node says why, and that its probe failed.
+    update(&mut app, Action::Down);
+    let screen = render(&app, 200, 60);
+    for text in [
+        "n3 nyc-1 down",
+        "why      no report for 400 s (for 3h)",
+        "probe    failed 4s ago: connection refused",
+    ] {
+        assert!(screen.contains(text), "{text} missing:\n{screen}");
+    }
+}
+
+#[test]
+fn users_detail_shows_quota_and_suspension() {
+    let mut app = fixture::app(30);
+    update(&mut app, Action::SelectTab(Tab::Users));
+    keys(&mut app, "jjjjj");
+    update(&mut app, Action::ToggleDetail);
+    let screen = render(&app, 80, 24);
+    for text in [
+        "u6 frank suspended",
+        "quota    500 MiB monthly · used up, resets",
+    ] {
+        assert!(screen.contains(text), "{text} missing:\n{screen}");
+    }
+    both("users_detail", &app);
+}
+
+#[test]
+fn evacuate_confirmation_fits() {
+    let mut app = fixture::app(30);
+    keys(&mut app, "E");
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("Move all 10 devices off ams-1"), "{screen}");
+    assert!(
+        screen.contains("[y] yes"),
+        "the question wraps, the keys stay:\n{screen}"
+    );
+    both("confirm_evacuate", &app);
 }
 
 #[test]

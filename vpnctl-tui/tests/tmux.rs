@@ -69,6 +69,12 @@ impl Tmux {
     }
 }
 
+/// The line the shell prints after vpnctl exits (the typed command contains
+/// `VPNCTL_EXIT=$?` too, so match the start of a line).
+fn exited(screen: &str) -> bool {
+    screen.lines().any(|l| l.starts_with("VPNCTL_EXIT="))
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -103,12 +109,16 @@ fn demo_runs_in_a_real_terminal_and_restores_it() {
     let screen = tmux.wait_for("the filter", |s| s.contains("filter:alice"));
     assert!(screen.contains("alice"), "{screen}");
     assert!(!screen.contains(" bob "), "{screen}");
+    // Each Escape is seen before the next key: an Escape followed at once by a key
+    // reads as Alt+key.
     tmux.send(&["Escape"]);
+    tmux.wait_for("the filter cleared", |s| !s.contains("filter:alice"));
 
     // Help overlay.
     tmux.send(&["?"]);
     tmux.wait_for("the help", |s| s.contains("Keys (any key closes)"));
     tmux.send(&["Escape"]);
+    tmux.wait_for("the help closed", |s| !s.contains("Keys (any key closes)"));
 
     // An invite: confirm, then the deep link and its QR.
     tmux.send(&["i"]);
@@ -119,14 +129,27 @@ fn demo_runs_in_a_real_terminal_and_restores_it() {
     });
     assert!(screen.contains("██"), "QR drawn:\n{screen}");
     tmux.send(&["Escape"]);
+    tmux.wait_for("the invite closed", |s| {
+        !s.contains("https://t.me/vpnctl_demo_bot?start=")
+    });
 
     // The invite is listed.
     tmux.send(&["4"]);
     tmux.wait_for("the new invite", |s| s.contains("from the dashboard"));
 
+    // Evacuating a node asks first; `n` leaves everything as it was.
+    tmux.send(&["1"]);
+    tmux.wait_for("the nodes table", |s| s.contains("health"));
+    tmux.send(&["E"]);
+    tmux.wait_for("the evacuate question", |s| {
+        s.contains("Move all") && s.contains("healthy nodes")
+    });
+    tmux.send(&["n"]);
+    tmux.wait_for("the question closed", |s| !s.contains("Move all"));
+
     // Quit: the shell is back, the alternate screen gone.
     tmux.send(&["q"]);
-    let screen = tmux.wait_for("the exit", |s| s.contains("VPNCTL_EXIT="));
+    let screen = tmux.wait_for("the exit", exited);
     assert!(screen.contains("VPNCTL_EXIT=0"), "{screen}");
     assert_eq!(
         tmux.tmux(&["display", "-p", "-t", "smoke", "#{alternate_on}"])
@@ -149,7 +172,7 @@ fn ctrl_c_quits_and_restores_the_terminal() {
         s.contains("● live") && s.contains("fra-1")
     });
     tmux.send(&["C-c"]);
-    let screen = tmux.wait_for("the exit", |s| s.contains("VPNCTL_EXIT="));
+    let screen = tmux.wait_for("the exit", exited);
     assert!(screen.contains("VPNCTL_EXIT=0"), "{screen}");
     assert_eq!(
         tmux.tmux(&["display", "-p", "-t", "smoke", "#{alternate_on}"])
