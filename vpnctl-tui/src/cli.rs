@@ -84,6 +84,36 @@ pub enum Command {
     /// Peers: list, config.
     #[command(subcommand)]
     Peers(PeersCommand),
+    /// API tokens: list, create, revoke.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Every token (never its secret).
+    List,
+    /// A new token; its secret is printed this once.
+    Create {
+        /// What it may do: `admin` (everything) or `bot` (what the Telegram bot needs).
+        #[arg(long, value_enum)]
+        scope: TokenScope,
+        /// Who or what holds it, e.g. `alice` or `telegram-bot`.
+        #[arg(long)]
+        label: String,
+    },
+    /// Revokes a token at once: requests with it get 401.
+    Revoke {
+        /// The token's id (`vpnctl tokens list`).
+        id: u64,
+    },
+}
+
+/// The scopes an admin hands out; node tokens come from enrollment.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TokenScope {
+    Admin,
+    Bot,
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +240,18 @@ pub enum NodesCommand {
     /// A single-use join token and the command that enrolls the node (shown once).
     JoinToken {
         id: NodeId,
+    },
+    /// Deletes a node. With peers on it only with --force, which revokes them (their
+    /// configs stop working: evacuate first to move them).
+    Delete {
+        /// Node name or id (`fra-1`, `n2`, `2`).
+        node: String,
+        /// Also revoke the node's peers.
+        #[arg(long)]
+        force: bool,
+        /// Do not ask. Without it, delete refuses unless it can ask at a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -368,7 +410,70 @@ pub async fn run_with(
             nodes(&config.connection.client()?, cmd, as_json, out, ask).await
         }
         Some(Command::Peers(cmd)) => peers(&config.connection.client()?, cmd, as_json, out).await,
+        Some(Command::Tokens(cmd)) => tokens(&config.connection.client()?, cmd, as_json, out).await,
     }
+}
+
+async fn tokens(
+    api: &ApiClient,
+    cmd: TokensCommand,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let print = |out: &mut dyn Write, t: &vpnctl_core::ApiToken| {
+        writeln!(
+            out,
+            "{:<5} {:<8} {:<24} created {}",
+            t.id,
+            t.scope.to_string(),
+            t.label,
+            t.created_at.to_date()
+        )
+    };
+    match cmd {
+        TokensCommand::List => {
+            let list = api.tokens().await?;
+            if as_json {
+                return json(out, &list);
+            }
+            for t in &list {
+                print(out, t)?;
+            }
+        }
+        TokensCommand::Create { scope, label } => {
+            let scope = match scope {
+                TokenScope::Admin => vpnctl_core::Scope::Admin,
+                TokenScope::Bot => vpnctl_core::Scope::Bot,
+            };
+            let (token, secret) = api.create_token(scope, &label).await?;
+            if as_json {
+                #[derive(Serialize)]
+                struct Out<'a> {
+                    token: &'a vpnctl_core::ApiToken,
+                    secret: &'a str,
+                }
+                return json(
+                    out,
+                    &Out {
+                        token: &token,
+                        secret: secret.expose(),
+                    },
+                );
+            }
+            print(out, &token)?;
+            writeln!(out, "secret (shown once, store it like a password):")?;
+            writeln!(out, "{}", secret.expose())?;
+        }
+        TokensCommand::Revoke { id } => {
+            let token = api.revoke_token(vpnctl_core::TokenId(id)).await?;
+            if as_json {
+                return json(out, &token);
+            }
+            write!(out, "revoked ")?;
+            print(out, &token)?;
+        }
+    }
+    Ok(())
 }
 
 fn print_user(out: &mut dyn Write, u: &User) -> std::io::Result<()> {
@@ -629,6 +734,50 @@ async fn nodes(
         NodesCommand::Activate { id } => api.activate_node(id).await?,
         NodesCommand::Evacuate { node, to, yes } => {
             return evacuate(api, &node, to.as_deref(), yes, as_json, out, ask).await;
+        }
+        NodesCommand::Delete { node, force, yes } => {
+            let nodes = api.nodes().await?;
+            let (target, peers) = match matching_nodes(&nodes, &node).as_slice() {
+                [n] => {
+                    let peers = nodes
+                        .iter()
+                        .find(|v| v.node.id == n.id)
+                        .map_or(0, |v| v.peers);
+                    ((*n).clone(), peers)
+                }
+                [] => {
+                    return Err(CliError::NotFound(format!(
+                        "no node named or numbered {node:?}; `vpnctl nodes list` shows them"
+                    )));
+                }
+                found => return Err(ambiguous(&node, found)),
+            };
+            if !yes {
+                let question = if force && peers > 0 {
+                    format!(
+                        "Delete {} and revoke its {peers} devices? Their configs stop working.",
+                        target.name
+                    )
+                } else {
+                    format!("Delete {}?", target.name)
+                };
+                match ask(&question) {
+                    Some(true) => {}
+                    Some(false) => return Err(CliError::Aborted),
+                    None => {
+                        return Err(CliError::Usage(format!(
+                            "refusing to delete {} without --yes; confirm at a terminal or pass --yes",
+                            target.name
+                        )));
+                    }
+                }
+            }
+            api.delete_node(target.id, force).await?;
+            if as_json {
+                return json(out, &serde_json::json!({ "deleted": target.id }));
+            }
+            writeln!(out, "deleted n{} {}", target.id, target.name)?;
+            return Ok(());
         }
         NodesCommand::JoinToken { id } => {
             let (token, expires) = api.create_join_token(id, None).await?;

@@ -518,3 +518,111 @@ async fn unreachable_api_is_a_message_not_a_crash() {
     let err = run(config, &mut Vec::new()).await.unwrap_err();
     assert_eq!(err.exit_code(), 3, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_rotate_and_nodes_delete_from_the_cli() {
+    let demo = Demo::start(DemoOptions::default()).await.unwrap();
+    let (_, token) = demo.vpn.create_token(Scope::Admin, "cli test").unwrap();
+    let cli = |token: &str, args: &[&str]| {
+        let mut argv = vec!["vpnctl", "--api", demo.url.as_str(), "--token", token];
+        argv.extend_from_slice(args);
+        use clap::Parser as _;
+        Config::try_parse_from(argv).unwrap()
+    };
+    // A new admin token works; the old one stops working once revoked.
+    let mut out = Vec::new();
+    run(
+        cli(
+            token.expose(),
+            &[
+                "tokens", "create", "--scope", "admin", "--label", "alice", "--json",
+            ],
+        ),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert_eq!(created["token"]["label"], "alice");
+    let mut out = Vec::new();
+    run(cli(&secret, &["tokens", "list"]), &mut out)
+        .await
+        .unwrap();
+    let list = String::from_utf8(out).unwrap();
+    assert!(
+        list.contains("alice") && list.contains("cli test"),
+        "{list}"
+    );
+    assert!(!list.contains(&secret), "a listing never shows secrets");
+    let old_id = demo
+        .vpn
+        .tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.label == "cli test")
+        .unwrap()
+        .id;
+    run(
+        cli(&secret, &["tokens", "revoke", &old_id.to_string()]),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    let err = run(cli(token.expose(), &["nodes", "list"]), &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+    let err = {
+        use clap::Parser as _;
+        Config::try_parse_from([
+            "vpnctl", "tokens", "create", "--scope", "node", "--label", "x",
+        ])
+    };
+    assert!(err.is_err(), "node tokens come from enrollment only");
+
+    // Delete: a node with devices needs --force, and asks first.
+    let nodes = demo.api.nodes().await.unwrap();
+    let fra = nodes.iter().find(|v| v.node.name == "fra-1").unwrap();
+    assert!(fra.peers > 0);
+    let err = run_with(
+        cli(&secret, &["nodes", "delete", "fra-1"]),
+        &mut Vec::new(),
+        &mut |_| None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let err = run(
+        cli(&secret, &["nodes", "delete", "fra-1", "--yes"]),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 4, "devices on it: {err}");
+    let mut asked = Vec::new();
+    run_with(
+        cli(&secret, &["nodes", "delete", "fra-1", "--force"]),
+        &mut Vec::new(),
+        &mut |q: &str| {
+            asked.push(q.to_owned());
+            Some(true)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        asked[0].contains(&format!("revoke its {} devices", fra.peers)),
+        "{asked:?}"
+    );
+    assert!(
+        !demo
+            .api
+            .nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|v| v.node.name == "fra-1")
+    );
+    demo.stop().await;
+}
