@@ -1,6 +1,7 @@
 //! Lifecycle automation on real WireGuard: two nodes (real `vpnctl-node` binaries with
-//! wireguard-go, each in its namespace), an in-process `vpnctld` that probes them, and
-//! a client namespace running the official `wg-quick`.
+//! wireguard-go, each in its namespace), an in-process `vpnctld` that probes them, the
+//! real Telegram bot talking to a fake Bot API on loopback, and a client namespace
+//! running the official `wg-quick` with the configs the bot sends.
 //!
 //! ```text
 //!  root ns: vpnctld 192.0.2.65 ─ veth ─ 192.0.2.66 node A (wg 198.18.0.1/24)
@@ -11,22 +12,21 @@
 //!
 //! The control plane reaches each node's endpoint address (where it probes the
 //! daemon's health port) over the root links. One test walks the phases in order:
-//! health with probes and metrics, a crashed node daemon ("down" alert, then
-//! recovery), traffic totals that survive the WireGuard counter reset of that crash,
-//! and evacuation of a node with the client moving to its new config.
+//! health with probes and metrics, a crashed node daemon ("down" alert in the admin
+//! chat, then the recovery notice), traffic totals that survive the WireGuard counter
+//! reset of that crash, and evacuation of a node: the user receives the new config
+//! from the bot, and that very file carries traffic.
 
 mod system;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use system::{ControlPlane, NodeDaemon, RootLink, WG_PORT, block, issue, wait_for, wg_peers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vpnctl_client::ApiClient;
 use vpnctl_client::api::{CreateUser, RegisterNode};
-use vpnctl_core::{
-    EvacuateTo, Health, HealthPolicy, Message, NodeId, NodeState, Notification, Policy, Region,
-    Scope,
-};
+use vpnctl_core::{EvacuateTo, Health, HealthPolicy, NodeId, NodeState, Policy, Region, Scope};
+use vpnctl_testbed::telegram::FakeTelegram;
 use vpnctl_testbed::{Names, Netns, WgQuick, ping, veth};
 
 const A_ENDPOINT: &str = "192.0.2.1";
@@ -80,40 +80,20 @@ fn health(admin: &ApiClient, node: NodeId) -> Health {
     block(admin.node(node)).map_or(Health::Unknown, |v| v.health.status)
 }
 
-/// Everything the bot would be told, acknowledged as it is read.
-struct Inbox {
-    bot: ApiClient,
-    seen: Vec<Notification>,
-}
+const ADMIN_CHAT: i64 = 777;
+const USER_CHAT: i64 = 1001;
 
-impl Inbox {
-    fn poll(&mut self) {
-        let got = block(self.bot.notifications(Some(100), None)).expect("notifications");
-        if let Some(last) = got.last() {
-            block(self.bot.ack_notifications(last.id)).expect("ack");
-        }
-        self.seen.extend(got);
-    }
-
-    fn wait(&mut self, what: &str, timeout: Duration, ok: impl Fn(&Message) -> bool) -> Message {
-        let start = Instant::now();
-        loop {
-            self.poll();
-            if let Some(n) = self.seen.iter().find(|n| ok(&n.message)) {
-                return n.message.clone();
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "no notification {what} after {timeout:?}; got {:?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn count(&self, ok: impl Fn(&Message) -> bool) -> usize {
-        self.seen.iter().filter(|n| ok(&n.message)).count()
-    }
+/// The admin chat's messages about `name` whose text contains `what`.
+fn admin_says(tg: &FakeTelegram, name: &str, what: &str) -> usize {
+    tg.calls()
+        .iter()
+        .filter(|c| {
+            c.method == "sendmessage"
+                && c.chat_id == Some(ADMIN_CHAT)
+                && c.text().contains(name)
+                && c.text().contains(what)
+        })
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,10 +144,19 @@ async fn lifecycle_on_real_wireguard() {
     })
     .await;
     let admin = cp.admin();
-    let mut inbox = Inbox {
-        bot: cp.client(Scope::Bot),
-        seen: Vec::new(),
-    };
+
+    // The real bot, its admin chat and users behind a fake Telegram on loopback.
+    let tg = FakeTelegram::start().await;
+    let (_, bot_token) = cp.vpn.create_token(Scope::Bot, "bot").unwrap();
+    let mut bot_config = vpnctl_bot::Config::new("123456:TEST", &cp.url, bot_token.expose());
+    bot_config.telegram_api_url = Some(tg.url.clone());
+    bot_config.api_fingerprint = Some(cp.fingerprint.to_string());
+    bot_config.admin_ids = vec![ADMIN_CHAT];
+    let bot = vpnctl_bot::BotApp::new(bot_config).expect("bot settings");
+    let (bot_stop, bot_stopped) = tokio::sync::oneshot::channel::<()>();
+    let bot_task = tokio::spawn(bot.run(async move {
+        let _ = bot_stopped.await;
+    }));
     let a = register(&admin, "node-a", "eu-a", A_ENDPOINT, "198.18.0.0/24").await;
     let b = register(&admin, "node-b", "eu-b", B_ENDPOINT, "198.18.1.0/24").await;
     let daemon = |tag: &str, ns: &Netns| NodeDaemon {
@@ -200,7 +189,7 @@ async fn lifecycle_on_real_wireguard() {
     let user = admin
         .create_user(&CreateUser {
             name: "mover".into(),
-            telegram_id: Some(1001),
+            telegram_id: Some(USER_CHAT),
             role: None,
             until: None,
             device_limit: Some(3),
@@ -224,33 +213,27 @@ async fn lifecycle_on_real_wireguard() {
     // ---- 3. the node daemon dies with its interface: "down" once, then recovery,
     // and the totals survive the counters starting again from zero
     daemon_a.crash(running_a, &a_ns);
-    let down = inbox.wait(
-        "node A down",
-        Duration::from_secs(30),
-        |m| matches!(m, Message::NodeHealth { node, to: Health::Down, .. } if *node == a),
+    let down = tg
+        .wait_after(0, Duration::from_secs(40), |c| {
+            c.chat_id == Some(ADMIN_CHAT) && c.text().contains("node-a is down")
+        })
+        .await;
+    assert!(
+        down.text().contains("no report") || down.text().contains("unreachable"),
+        "{}",
+        down.text()
     );
-    let Message::NodeHealth { reason, .. } = down else {
-        unreachable!()
-    };
-    assert!(!reason.is_empty());
     assert_eq!(health(&admin, b), Health::Up, "node B is unaffected");
     let running_a = daemon_a.run();
     wait_for("the tunnel restored", Duration::from_secs(20), || {
         ping(&client_ns, A_GATEWAY, 1)
     });
-    inbox.wait(
-        "node A recovered",
-        Duration::from_secs(30),
-        |m| matches!(m, Message::NodeHealth { node, to: Health::Up, .. } if *node == a),
-    );
-    assert_eq!(
-        inbox.count(
-            |m| matches!(m, Message::NodeHealth { node, to: Health::Down, .. } if *node == a)
-        ),
-        1,
-        "one down alert: {:?}",
-        inbox.seen
-    );
+    tg.wait_after(0, Duration::from_secs(40), |c| {
+        c.chat_id == Some(ADMIN_CHAT) && c.text().contains("node-a recovered")
+    })
+    .await;
+    assert_eq!(admin_says(&tg, "node-a", "is down"), 1, "one down alert");
+    assert_eq!(admin_says(&tg, "node-b", ""), 0, "nothing about node B");
     let before_reset = last;
     assert!(ping(&client_ns, A_GATEWAY, 5));
     wait_for(
@@ -270,21 +253,28 @@ async fn lifecycle_on_real_wireguard() {
     assert!(evac.failed.is_empty(), "{:?}", evac.failed);
     assert_eq!(evac.moved.len(), 1);
     assert_eq!(evac.moved[0].to, b);
-    let moved = inbox.wait("device moved", Duration::from_secs(5), |m| {
-        matches!(m, Message::DeviceMoved { .. })
-    });
-    let Message::DeviceMoved {
-        new_peer, to_node, ..
-    } = moved
-    else {
-        unreachable!()
-    };
-    assert_eq!(new_peer, evac.moved[0].new_peer);
-    assert_eq!(to_node, "node-b");
-    let new_config = inbox.bot.peer_config(new_peer).await.expect("new config");
+    // The user is told, and gets the new config as a document from the bot.
+    let doc = tg
+        .wait_after(0, Duration::from_secs(20), |c| {
+            c.method == "senddocument" && c.chat_id == Some(USER_CHAT)
+        })
+        .await;
+    assert!(doc.protected(), "configs are sent protected");
+    let new_config = String::from_utf8(doc.files[0].2.clone()).unwrap();
     assert!(
         new_config.contains(&format!("Endpoint = {B_ENDPOINT}:{WG_PORT}")),
         "{new_config}"
+    );
+    assert_eq!(
+        new_config,
+        admin.peer_config(evac.moved[0].new_peer).await.unwrap(),
+        "the bot sent the new peer's config"
+    );
+    assert!(
+        tg.calls()
+            .iter()
+            .any(|c| c.chat_id == Some(USER_CHAT) && c.text().contains("node-b")),
+        "the user is told where the device went"
     );
     wait_for("node A to drop the device", Duration::from_secs(5), || {
         wg_peers(&daemon_a.iface).is_empty()
@@ -300,5 +290,11 @@ async fn lifecycle_on_real_wireguard() {
     running_a.signal("TERM");
     drop(running_a);
     drop(client);
+    let _ = bot_stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), bot_task)
+        .await
+        .expect("the bot stops")
+        .unwrap()
+        .unwrap();
     cp.kill().await;
 }

@@ -11,6 +11,9 @@
 //! which lets [`require_root_and_tools`] sweep what a killed earlier run left behind.
 //! Heavy tests that measure time can serialize with [`serial`].
 //!
+//! [`telegram::FakeTelegram`] is a fake Telegram Bot API on loopback, for the bot's
+//! own tests and for whole-system tests that run the real bot.
+//!
 //! Commands are always built from argument arrays (`std::process::Command`), never
 //! from a shell string.
 //!
@@ -21,6 +24,7 @@ mod names;
 mod netns;
 mod ping;
 mod process;
+pub mod telegram;
 mod wgquick;
 
 pub use names::Names;

@@ -3,8 +3,6 @@
 //! and the real bot (dispatcher and notification courier) between them.
 #![allow(dead_code, clippy::missing_panics_doc)]
 
-pub mod fake_telegram;
-
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -19,7 +17,7 @@ use vpnctl_core::{
 };
 use vpnctl_server::{Server, ServerConfig};
 
-pub use fake_telegram::{Call, FakeTelegram};
+pub use vpnctl_testbed::telegram::{Call, FakeTelegram};
 
 pub fn now() -> Timestamp {
     Timestamp(

@@ -92,9 +92,16 @@ struct Inner {
 
 #[derive(Clone)]
 pub struct FakeTelegram {
+    /// The base URL to give the bot as its Bot API server.
     pub url: String,
     inner: Arc<Inner>,
     _stop: Arc<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for FakeTelegram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeTelegram").field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 pub const BOT_ID: i64 = 7_000_000;
