@@ -245,6 +245,47 @@ fn desired_state(c: &mut Criterion) {
     });
 }
 
+/// The lifecycle sweep on 10,000 users whose access ends over the next 30 days (some
+/// inside the 3-day reminder window): an idle pass only reads, and a pass that finds
+/// one new reminder writes once.
+fn lifecycle(c: &mut Criterion) {
+    let bed = new_bed();
+    let now = bed.vpn.now();
+    let reqs: Vec<NewUser> = (0..10_000)
+        .map(|i| NewUser {
+            name: format!("user{i}"),
+            telegram_id: Some(1_000_000 + i64::from(i)),
+            until: Some(now.plus_seconds(3600 + i64::from(i) * 259)),
+            ..NewUser::default()
+        })
+        .collect();
+    for new in reqs {
+        bed.vpn.create_user(new).unwrap();
+    }
+    bed.vpn.sweep().unwrap();
+    c.bench_function("sweep_idle_10k_users", |b| {
+        b.iter(|| black_box(bed.vpn.sweep().unwrap()));
+    });
+    let mut i = 0_i64;
+    c.bench_function("sweep_with_one_new_reminder_10k_users", |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                bed.vpn
+                    .create_user(NewUser {
+                        name: format!("late{i}"),
+                        telegram_id: Some(2_000_000 + i),
+                        until: Some(now.plus_days(2)),
+                        ..NewUser::default()
+                    })
+                    .unwrap()
+            },
+            |_| black_box(bed.vpn.sweep().unwrap()),
+            BatchSize::PerIteration,
+        );
+    });
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -259,6 +300,6 @@ fn percentiles(_: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = keys, qr, issue, percentiles, allocation, planning, desired_state
+    targets = keys, qr, issue, percentiles, allocation, planning, desired_state, lifecycle
 }
 criterion_main!(benches);

@@ -283,12 +283,14 @@ impl Vpnctl {
         let reminders = self.policy().reminders.clone();
         let now = self.now();
         // Most sweeps find nothing: look first, so an idle system does not write.
-        let busy = self.read(|rx| rx.sweep_due(now, i64::from(reminders.max()) * DAY))?;
+        let (expire, remind, restore) = self.read(|rx| rx.sweep_work(now, &reminders))?;
         let mut out = SweepOutcome::default();
-        if !busy {
+        if expire {
+            out.expired = self.expire_due()?;
+        }
+        if !remind && !restore {
             return Ok(out);
         }
-        out.expired = self.expire_due()?;
         let (reminded, restored) = self.write(|tx| {
             let mut reminded = Vec::new();
             let horizon = tx.now.plus_days(i64::from(reminders.max()));
@@ -296,16 +298,17 @@ impl Vpnctl {
                 let Some(days) = reminders.due(until, tx.now) else {
                     continue;
                 };
-                let user = tx.user(id)?;
-                if !user.has_access() || user.telegram_id.is_none() {
-                    continue;
-                }
                 if tx.was_sent(id, &format!("remind-{days}"), until.seconds())? {
                     continue;
                 }
                 // A later window covers the earlier ones: one message, all marked.
+                // Users nobody can tell are marked too, so no sweep looks at them again.
                 for &d in reminders.0.iter().filter(|&&d| d >= days) {
                     tx.mark_sent(id, &format!("remind-{d}"), until.seconds())?;
+                }
+                let user = tx.user(id)?;
+                if !user.has_access() || user.telegram_id.is_none() {
+                    continue;
                 }
                 let left = until.seconds() - tx.now.seconds();
                 let days_left = u32::try_from((left + DAY - 1) / DAY).unwrap_or(u32::MAX);

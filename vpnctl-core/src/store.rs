@@ -1317,24 +1317,41 @@ impl Tx<'_> {
 }
 
 impl Rx<'_> {
-    /// Whether a sweep has anything to do: access ending within `horizon_secs`
-    /// (reminders, expiry) or a quota suspension that is over.
-    pub fn sweep_due(&self, now: Timestamp, horizon_secs: i64) -> Result<bool> {
+    /// What a sweep at `now` has to do, found without writing: (access ended,
+    /// a reminder not yet queued, a quota suspension that is over).
+    pub fn sweep_work(
+        &self,
+        now: Timestamp,
+        reminders: &crate::lifecycle::ReminderDays,
+    ) -> Result<(bool, bool, bool)> {
         let until = self.txn.open_table(USERS_BY_UNTIL)?;
-        if until
-            .range((i64::MIN, 0)..=(now.0.saturating_add(horizon_secs), u64::MAX))?
+        let expire = until
+            .range((i64::MIN, 0)..=(now.0, u64::MAX))?
             .next()
-            .is_some()
-        {
-            return Ok(true);
-        }
-        let suspended = self.txn.open_table(SUSPENDED)?;
-        for row in suspended.iter()? {
-            if row?.1.value() <= now.0 {
-                return Ok(true);
+            .is_some();
+        let horizon = now.plus_days(i64::from(reminders.max()));
+        let sent = self.txn.open_table(SENT_ONCE)?;
+        let mut remind = false;
+        for row in until.range((now.0, u64::MAX)..=(horizon.0, u64::MAX))? {
+            let (t, user) = row?.0.value();
+            if let Some(d) = reminders.due(Timestamp(t), now)
+                && sent
+                    .get((user, format!("remind-{d}").as_str(), t))?
+                    .is_none()
+            {
+                remind = true;
+                break;
             }
         }
-        Ok(false)
+        let suspended = self.txn.open_table(SUSPENDED)?;
+        let mut restore = false;
+        for row in suspended.iter()? {
+            if row?.1.value() <= now.0 {
+                restore = true;
+                break;
+            }
+        }
+        Ok((expire, remind, restore))
     }
 
     pub fn node_status(&self, node: NodeId) -> Result<NodeStatus> {

@@ -100,7 +100,9 @@ pub struct FakeTelegram {
 
 impl std::fmt::Debug for FakeTelegram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeTelegram").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("FakeTelegram")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
