@@ -139,6 +139,7 @@ impl Traffic {
 /// What the control plane knows of a node between its reports; persisted, so health
 /// and totals survive a control plane restart.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NodeStatus {
     pub health: Health,
     /// When `health` last changed.
@@ -158,6 +159,9 @@ pub struct NodeStatus {
     pub probe_failures: u32,
     pub traffic: Traffic,
     pub last_drift_alert: Option<Timestamp>,
+    /// The node's own time of the newest report taken into account (older ones
+    /// arriving late are not accounted again).
+    pub report_sent_at: Option<Timestamp>,
 }
 
 /// A confirmed change of a node's health.
@@ -255,13 +259,16 @@ impl NodeStatus {
             self.reason = reason;
             return None;
         }
+        // Consecutive observations on the same side (worse or better) count
+        // together: Degraded, Down, Degraded from Up is three bad readings in a row.
+        let worse = rank(seen) > rank(self.health);
         let count = match self.pending {
-            Some((h, n)) if h == seen => n + 1,
+            Some((h, n)) if (rank(h) > rank(self.health)) == worse => n + 1,
             _ => 1,
         };
         let needed = if self.health == Health::Unknown {
             1
-        } else if rank(seen) > rank(self.health) {
+        } else if worse {
             policy.worse_after
         } else {
             policy.better_after

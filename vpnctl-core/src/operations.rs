@@ -125,12 +125,31 @@ fn current_usage(tx: &Tx<'_>, user: &User) -> Result<Usage> {
 }
 
 /// Re-judges `user.suspended` after a quota change; the caller writes the user.
+/// When that suspends a user who was not, the user is told, as when traffic does.
 pub(crate) fn recheck_quota(tx: &mut Tx<'_>, user: &mut User) -> Result<()> {
     let usage = current_usage(tx, user)?;
-    let (_, end) = period_of(user).bounds(tx.now);
+    let (start, end) = period_of(user).bounds(tx.now);
     let over = user.quota.is_some_and(|q| usage.period_bytes >= q.bytes);
+    let newly = over && !user.suspended;
     user.suspended = over;
     tx.set_suspended(user.id, over.then_some(end))?;
+    if let (true, Some(quota)) = (newly, user.quota) {
+        tx.event(EventKind::QuotaExceeded {
+            user: user.id,
+            until: end,
+        })?;
+        notify_user_once(
+            tx,
+            user,
+            "quota-100",
+            start.seconds(),
+            Message::QuotaExceeded {
+                used: usage.period_bytes,
+                limit: quota.bytes,
+                resets_at: end,
+            },
+        )?;
+    }
     Ok(())
 }
 
@@ -195,6 +214,18 @@ impl Vpnctl {
             let now = tx.now;
             let mut status = tx.node_status(node)?;
             let desired = tx.desired_revision(node)?;
+            // A report that arrives after a newer one (a retry whose first attempt
+            // did commit, a slow request) still proves the node lives, but its
+            // counters are old: accounting them again would count traffic twice.
+            let fresh = status.report_sent_at.is_none_or(|last| report.at >= last);
+            if fresh {
+                status.report_sent_at = Some(report.at);
+            }
+            if report.health_port.is_none() {
+                // No probe target any more: old probe failures must not linger.
+                status.probe = None;
+                status.probe_failures = 0;
+            }
             status.last_report_at = Some(now);
             status.applied_revision = report.applied_revision;
             status.behind_since = if report.applied_revision < desired {
@@ -216,7 +247,11 @@ impl Vpnctl {
             status.peers_connected = u32::try_from(connected).unwrap_or(u32::MAX);
 
             let mut per_user: BTreeMap<UserId, Traffic> = BTreeMap::new();
-            for stats in &report.peers {
+            let mut seen = std::collections::HashSet::new();
+            for stats in report.peers.iter().filter(|_| fresh) {
+                if !seen.insert(stats.public_key) {
+                    continue; // a key listed twice is counted once
+                }
                 let Some(peer) = tx.peer_id_by_key(node, &stats.public_key)? else {
                     continue;
                 };
@@ -307,7 +342,11 @@ impl Vpnctl {
                     tx.mark_sent(id, &format!("remind-{d}"), until.seconds())?;
                 }
                 let user = tx.user(id)?;
-                if !user.has_access() || user.telegram_id.is_none() {
+                // A user suspended for quota still wants to know their access ends.
+                if user.state != crate::model::UserState::Active
+                    || user.lapsed
+                    || user.telegram_id.is_none()
+                {
                     continue;
                 }
                 let left = until.seconds() - tx.now.seconds();
@@ -358,6 +397,7 @@ impl Vpnctl {
     pub fn observe_health(&self, probes: &[(NodeId, Probe)]) -> Result<Vec<HealthChange>> {
         let policy = self.policy().health.clone();
         let probes: HashMap<NodeId, &Probe> = probes.iter().map(|(n, p)| (*n, p)).collect();
+        let opened_at = self.opened_at();
         self.write(|tx| {
             let mut changes = Vec::new();
             for node in tx.node_ids()? {
@@ -372,7 +412,11 @@ impl Vpnctl {
                     status.probe = Some((*p).clone());
                 }
                 let desired = tx.desired_revision(node)?;
-                let (seen, reason) = lifecycle::assess(&status, desired, tx.now, &policy);
+                // While the control plane was down nobody received reports: their
+                // age counts from its start, so a restart alerts nobody.
+                let mut judged = status.clone();
+                judged.last_report_at = judged.last_report_at.map(|t| t.max(opened_at));
+                let (seen, reason) = lifecycle::assess(&judged, desired, tx.now, &policy);
                 let before = status.clone();
                 let change = status.observe(node, seen, reason, tx.now, &policy);
                 if status != before {
@@ -494,9 +538,17 @@ impl Vpnctl {
             for peer_id in tx.node_peer_ids(node)? {
                 let rec = tx.peer(peer_id)?;
                 let user = tx.user(rec.peer.user)?;
-                let own_key = !rec.peer.has_private_key && rec.private_key_sealed.is_none();
-                let fresh = if own_key {
-                    FreshKeys::new(Some(rec.peer.public_key))
+                // Without a stored private key (the user's own key, or a policy that
+                // never stores them) the device keeps its keys, preshared key
+                // included: its owner only needs the new endpoint, address and
+                // server key. Otherwise it gets fresh keys and a config from the bot.
+                let keep = rec.private_key_sealed.is_none();
+                let fresh = if keep {
+                    let bound = rec.peer.public_key.as_bytes();
+                    let psk = crate::keys::PresharedKey::from_bytes(
+                        *tx.vault.open(&rec.preshared_key_sealed, bound)?,
+                    );
+                    FreshKeys::keep(rec.peer.public_key, psk)
                 } else {
                     keys.pop().unwrap_or_else(|| FreshKeys::new(None))
                 };
@@ -510,7 +562,7 @@ impl Vpnctl {
                         user: user.id,
                         node: target.id,
                         device: device.clone(),
-                        public_key: own_key.then_some(rec.peer.public_key),
+                        public_key: keep.then_some(rec.peer.public_key),
                     };
                     // Access and the device limit are not re-judged: the device
                     // exists already and only changes node.
@@ -520,7 +572,16 @@ impl Vpnctl {
                             placed = Some((issued.peer, target.clone()));
                             break;
                         }
-                        Err(e) => last_error = e.to_string(),
+                        // Only "this node cannot take it" moves on to the next
+                        // target; these are all found before anything is written.
+                        Err(
+                            e @ (Error::PoolExhausted { .. }
+                            | Error::NodeDraining { .. }
+                            | Error::NodeDisabled { .. }
+                            | Error::NodeNotReady { .. }
+                            | Error::Conflict(_)),
+                        ) => last_error = e.to_string(),
+                        Err(e) => return Err(e),
                     }
                 }
                 let Some((new_peer, target)) = placed else {

@@ -67,6 +67,9 @@ pub type Listener = Arc<dyn Fn(&Commit) + Send + Sync>;
 
 struct Inner {
     store: Store,
+    /// When this handle opened the store (the control plane's start): a node's
+    /// report age is not held against it before then.
+    opened_at: Timestamp,
     clock: Arc<dyn Clock>,
     policy: Policy,
     listeners: Mutex<Vec<Listener>>,
@@ -256,6 +259,15 @@ pub(crate) struct FreshKeys {
 }
 
 impl FreshKeys {
+    /// The keys a peer already has: the same public key and preshared key.
+    pub(crate) fn keep(public: PublicKey, psk: PresharedKey) -> Self {
+        Self {
+            private: None,
+            public,
+            psk,
+        }
+    }
+
     pub(crate) fn new(user_key: Option<PublicKey>) -> Self {
         let (private, public) = match user_key {
             Some(public) => (None, public),
@@ -304,6 +316,7 @@ impl Vpnctl {
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
+                opened_at: clock.now(),
                 clock,
                 policy,
                 listeners: Mutex::new(Vec::new()),
@@ -331,6 +344,11 @@ impl Vpnctl {
 
     pub fn policy(&self) -> &Policy {
         &self.inner.policy
+    }
+
+    /// When the store was opened by this process.
+    pub fn opened_at(&self) -> Timestamp {
+        self.inner.opened_at
     }
 
     /// Registers a function called after every committed write (event stream,

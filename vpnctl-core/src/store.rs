@@ -706,49 +706,53 @@ impl<'t> Tx<'t> {
         Ok(self.peers_by_key.get((key.as_bytes(), node.0))?.is_some())
     }
 
-    /// Inserts a new peer with all its indexes. Its address must come from
-    /// [`Tx::allocate`]; the address tables refuse a duplicate.
+    /// Inserts a new peer with all its indexes; its address must come from
+    /// [`Tx::allocate`]. The caller has checked the device name and
+    /// key; a row that is taken anyway means the indexes or the allocator are broken,
+    /// which is reported as corruption (and aborts the transaction), never skipped.
     pub fn insert_peer(&mut self, rec: &PeerRecord) -> Result<()> {
         let p = &rec.peer;
         let (id, node) = (p.id.0, p.node.0);
-        if self
-            .addr_v4
-            .insert((node, u32::from(p.ipv4)), id)?
-            .is_some()
-        {
-            return Err(Error::Conflict(format!(
-                "address {} is taken on node {node}",
-                p.ipv4
-            )));
+        let device = p.device.to_lowercase();
+        let corrupt = |table: &'static str, what: String| -> Error {
+            StorageError::Corrupt {
+                table,
+                reason: format!("{what} is taken on node {node} (peer {id} not inserted)"),
+            }
+            .into()
+        };
+        if self.addr_v4.get((node, u32::from(p.ipv4)))?.is_some() {
+            return Err(corrupt("addresses_v4", format!("address {}", p.ipv4)));
         }
         if let Some(v6) = p.ipv6
-            && self.addr_v6.insert((node, u128::from(v6)), id)?.is_some()
+            && self.addr_v6.get((node, u128::from(v6)))?.is_some()
         {
-            return Err(Error::Conflict(format!(
-                "address {v6} is taken on node {node}"
-            )));
+            return Err(corrupt("addresses_v6", format!("address {v6}")));
         }
         if self
             .peers_by_key
-            .insert((p.public_key.as_bytes(), node), id)?
+            .get((p.public_key.as_bytes(), node))?
             .is_some()
         {
-            return Err(Error::Conflict(format!(
-                "public key {} is already used on node {node}",
-                p.public_key
-            )));
+            return Err(corrupt(
+                "peers_by_key",
+                format!("public key {}", p.public_key),
+            ));
         }
-        let device = p.device.to_lowercase();
         if self
             .devices
-            .insert((p.user.0, node, device.as_str()), id)?
+            .get((p.user.0, node, device.as_str()))?
             .is_some()
         {
-            return Err(Error::Conflict(format!(
-                "user {} already has a device named {:?} on node {node}",
-                p.user, p.device
-            )));
+            return Err(corrupt("devices", format!("device {:?}", p.device)));
         }
+        self.addr_v4.insert((node, u32::from(p.ipv4)), id)?;
+        if let Some(v6) = p.ipv6 {
+            self.addr_v6.insert((node, u128::from(v6)), id)?;
+        }
+        self.peers_by_key
+            .insert((p.public_key.as_bytes(), node), id)?;
+        self.devices.insert((p.user.0, node, device.as_str()), id)?;
         self.peers_by_user.insert((p.user.0, id), ())?;
         self.peers_by_node.insert((node, id), ())?;
         self.peers.insert(id, encode(rec).as_slice())?;

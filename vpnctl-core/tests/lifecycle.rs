@@ -628,3 +628,197 @@ fn acknowledging_the_future_is_refused() {
     f.vpn.sweep().unwrap();
     assert_eq!(f.vpn.ack_notifications(Consumer::Bot, 1).unwrap(), 1);
 }
+
+fn report_at(
+    vpn: &Vpnctl,
+    node: NodeId,
+    at: Timestamp,
+    port: Option<u16>,
+    peers: &[(PublicKey, u64, u64)],
+) {
+    let applied = vpn.node_revision(node).unwrap();
+    vpn.record_report(
+        node,
+        &NodeReport {
+            applied_revision: applied,
+            interface_up: true,
+            listen_port: Some(51820),
+            public_key: None,
+            peers: peers
+                .iter()
+                .map(|(k, rx, tx)| PeerStats {
+                    public_key: *k,
+                    endpoint: None,
+                    last_handshake: Some(at),
+                    rx_bytes: *rx,
+                    tx_bytes: *tx,
+                })
+                .collect(),
+            system: SystemStats::default(),
+            strays_removed: Vec::new(),
+            errors: Vec::new(),
+            at,
+            health_port: port,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_control_plane_restart_alerts_nobody() {
+    let f = fixture();
+    let n = node(&f.vpn, "n1", "10.8.0.0/24");
+    report(&f.vpn, n.id, &[]);
+    f.vpn.observe_health(&[]).unwrap();
+    drain(&f.vpn);
+    let path = f.dir.path().join("vpnctl.redb");
+    drop(f.vpn);
+    // Down for five minutes (a backup, an upgrade): reports went nowhere.
+    f.clock.advance(300);
+    let vault = vpnctl_core::Vault::open_or_create(&f.dir.path().join("vault.key")).unwrap();
+    let vpn = Vpnctl::open(
+        &path,
+        vault,
+        std::sync::Arc::new(f.clock.clone()),
+        Policy::default(),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        vpn.observe_health(&[]).unwrap();
+        f.clock.advance(10);
+    }
+    assert_eq!(vpn.node_status(n.id).unwrap().health, Health::Up);
+    assert!(admin_alerts(&vpn).is_empty());
+    // A node that stays silent after the restart is still found out.
+    for _ in 0..10 {
+        f.clock.advance(10);
+        vpn.observe_health(&[]).unwrap();
+    }
+    assert_eq!(vpn.node_status(n.id).unwrap().health, Health::Down);
+}
+
+#[test]
+fn probe_failures_clear_when_the_node_stops_offering_a_probe_port() {
+    let f = fixture_with(Policy {
+        health: HealthPolicy {
+            worse_after: 1,
+            better_after: 1,
+            ..HealthPolicy::default()
+        },
+        ..Policy::default()
+    });
+    let n = node(&f.vpn, "n1", "10.8.0.0/24");
+    report_at(&f.vpn, n.id, f.vpn.now(), Some(9586), &[]);
+    let bad = Probe {
+        at: f.vpn.now(),
+        rtt_ms: None,
+        error: Some("refused".into()),
+    };
+    for _ in 0..3 {
+        f.vpn.observe_health(&[(n.id, bad.clone())]).unwrap();
+    }
+    assert_eq!(f.vpn.node_status(n.id).unwrap().health, Health::Down);
+    // Restarted without a metrics listener: reports alone make it up again.
+    report_at(&f.vpn, n.id, f.vpn.now(), None, &[]);
+    f.vpn.observe_health(&[]).unwrap();
+    let status = f.vpn.node_status(n.id).unwrap();
+    assert_eq!(status.health, Health::Up, "{}", status.reason);
+    assert_eq!(status.probe_failures, 0);
+}
+
+#[test]
+fn late_and_repeated_readings_are_not_counted_twice() {
+    let f = fixture();
+    let n = node(&f.vpn, "n1", "10.8.0.0/24");
+    let u = tg_user(&f.vpn, "ann", 1, None);
+    let p = issue(&f.vpn, &u, &n, "phone");
+    let k = p.public_key;
+    let t = f.vpn.now();
+    report_at(&f.vpn, n.id, t.plus_seconds(20), None, &[(k, 500, 500)]);
+    // An older report arriving late would look like a counter restart.
+    report_at(&f.vpn, n.id, t.plus_seconds(10), None, &[(k, 300, 300)]);
+    assert_eq!(f.vpn.peer_traffic(p.id).unwrap().total(), 1000);
+    // The same report delivered again adds nothing; a key listed twice counts once.
+    report_at(&f.vpn, n.id, t.plus_seconds(20), None, &[(k, 500, 500)]);
+    report_at(
+        &f.vpn,
+        n.id,
+        t.plus_seconds(30),
+        None,
+        &[(k, 600, 600), (k, 600, 600)],
+    );
+    assert_eq!(f.vpn.peer_traffic(p.id).unwrap().total(), 1200);
+    assert_eq!(f.vpn.usage(u.id).unwrap().total.total(), 1200);
+}
+
+#[test]
+fn lowering_a_quota_below_usage_suspends_and_tells_the_user() {
+    let f = fixture();
+    let n = node(&f.vpn, "n1", "10.8.0.0/24");
+    let u = tg_user(&f.vpn, "ann", 5, Some(T0.plus_days(40)));
+    let p = issue(&f.vpn, &u, &n, "phone");
+    report(&f.vpn, n.id, &[(p.public_key, 600, 0)]);
+    let quota = |bytes| UserPatch {
+        quota: Some(Some(Quota {
+            bytes,
+            period: QuotaPeriod::Monthly,
+        })),
+        ..Default::default()
+    };
+    f.vpn.update_user(u.id, quota(500)).unwrap();
+    assert!(f.vpn.user(u.id).unwrap().suspended);
+    assert!(desired_keys(&f.vpn, n.id).is_empty());
+    let got = drain(&f.vpn);
+    assert!(
+        matches!(got.as_slice(), [n] if matches!(n.message, Message::QuotaExceeded { used: 600, limit: 500, .. })),
+        "{got:?}"
+    );
+    // Suspended users are still reminded that their access ends.
+    let until = f.vpn.user(u.id).unwrap().until.unwrap();
+    f.clock.set(until.plus_days(-2));
+    f.vpn.update_user(u.id, quota(500)).unwrap();
+    f.vpn.sweep().unwrap();
+    assert!(
+        drain(&f.vpn)
+            .iter()
+            .any(|n| matches!(n.message, Message::AccessEndsSoon { .. }))
+    );
+}
+
+#[test]
+fn evacuation_keeps_keys_that_are_not_stored() {
+    let f = fixture_with(Policy {
+        store_private_keys: false,
+        ..Policy::default()
+    });
+    let a = node(&f.vpn, "a", "10.8.0.0/24");
+    let dead = node(&f.vpn, "dead", "10.9.0.0/24");
+    report(&f.vpn, a.id, &[]);
+    f.vpn.observe_health(&[]).unwrap();
+    let u = tg_user(&f.vpn, "ann", 1, None);
+    let p = issue(&f.vpn, &u, &dead, "phone");
+    let before = f.vpn.node_desired(dead.id).unwrap().peers;
+    let e = f.vpn.evacuate(dead.id, &EvacuateTo::Auto).unwrap();
+    assert_eq!(e.moved.len(), 1);
+    let after = f.vpn.node_desired(a.id).unwrap().peers;
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        after[0].public_key, p.public_key,
+        "the client keeps its key"
+    );
+    assert_eq!(
+        after[0].preshared_key, before[0].preshared_key,
+        "and its preshared key"
+    );
+}
+
+#[test]
+fn alternating_bad_readings_still_count_as_bad() {
+    let p = HealthPolicy::default();
+    let (n, t) = (NodeId(1), Timestamp(0));
+    let mut s = vpnctl_core::NodeStatus::default();
+    s.observe(n, Health::Up, "ok".into(), t, &p);
+    assert!(s.observe(n, Health::Degraded, "x".into(), t, &p).is_none());
+    let c = s.observe(n, Health::Down, "y".into(), t, &p).unwrap();
+    assert_eq!((c.from, c.to), (Health::Up, Health::Down));
+}
