@@ -118,6 +118,8 @@ pub struct Delivered {
     pub sent: u32,
     /// User notifications passed over.
     pub skipped: u32,
+    /// Alerts the receiver rejected for good (a 4xx): logged and passed over.
+    pub refused: u32,
     pub failed: bool,
 }
 
@@ -191,7 +193,19 @@ impl Webhook {
                         self.failures = 0;
                         self.retry_at = None;
                     }
-                    Err(why) => {
+                    Err(Failure::Refused(why)) => {
+                        // The receiver will never take this one (400, 404, 413…):
+                        // retrying would hold back every later alert.
+                        tracing::warn!(
+                            host = %self.url.host(),
+                            notification = n.id,
+                            error = %why,
+                            "alert webhook refused an alert; skipping it"
+                        );
+                        out.refused += 1;
+                        handled = Some(n.id);
+                    }
+                    Err(Failure::Retry(why)) => {
                         self.failures = self.failures.saturating_add(1);
                         let wait = backoff(self.base_backoff, self.failures);
                         self.retry_at = Some(Instant::now() + wait);
@@ -209,8 +223,10 @@ impl Webhook {
                     }
                 }
             }
-            if let Some(upto) = handled {
-                ack(vpn, Consumer::Webhook, upto).await;
+            if let Some(upto) = handled
+                && !ack(vpn, Consumer::Webhook, upto).await
+            {
+                return out;
             }
             if stop || !full {
                 return out;
@@ -218,7 +234,7 @@ impl Webhook {
         }
     }
 
-    async fn post(&self, n: &Notification) -> Result<(), String> {
+    async fn post(&self, n: &Notification) -> Result<(), Failure> {
         let body = Alert {
             notification: n,
             text: alert_text(&n.message),
@@ -229,14 +245,27 @@ impl Webhook {
             .json(&body)
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(|e| Failure::Retry(e.without_url().to_string()))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
+        } else if status.is_client_error()
+            && status != reqwest::StatusCode::REQUEST_TIMEOUT
+            && status != reqwest::StatusCode::TOO_MANY_REQUESTS
+        {
+            Err(Failure::Refused(format!("answered {status}")))
         } else {
-            Err(format!("answered {status}"))
+            Err(Failure::Retry(format!("answered {status}")))
         }
     }
+}
+
+/// Why a POST did not land.
+enum Failure {
+    /// Worth another try later (network, 5xx, 408, 429).
+    Retry(String),
+    /// The receiver rejects this alert for good (other 4xx).
+    Refused(String),
 }
 
 /// `base`, doubled per failure after the first, at most [`MAX_BACKOFF`].
@@ -258,17 +287,22 @@ pub async fn discard(vpn: &Vpnctl) {
             }
         };
         let Some(last) = batch.last() else { return };
-        ack(vpn, Consumer::Webhook, last.id).await;
-        if batch.len() < 1000 {
+        if !ack(vpn, Consumer::Webhook, last.id).await || batch.len() < 1000 {
+            // A failed acknowledgement would read the same batch forever.
             return;
         }
     }
 }
 
-async fn ack(vpn: &Vpnctl, consumer: Consumer, upto: u64) {
+/// Whether the acknowledgement was stored.
+async fn ack(vpn: &Vpnctl, consumer: Consumer, upto: u64) -> bool {
     let writer = vpn.clone();
-    if let Err(e) = blocking(move || writer.ack_notifications(consumer, upto)).await {
-        tracing::error!(code = %e.code, ?consumer, "acknowledging notifications failed");
+    match blocking(move || writer.ack_notifications(consumer, upto)).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(code = %e.code, ?consumer, "acknowledging notifications failed");
+            false
+        }
     }
 }
 

@@ -464,17 +464,22 @@ struct Receiver {
 }
 
 async fn receiver(fail_first: u32) -> Receiver {
+    receiver_failing_with(fail_first, StatusCode::INTERNAL_SERVER_ERROR).await
+}
+
+/// A webhook receiver that answers its first `fail_first` requests with `status`.
+async fn receiver_failing_with(fail_first: u32, status: StatusCode) -> Receiver {
     use axum::extract::{Path, State};
-    type Shared = (Arc<Mutex<Vec<Value>>>, Arc<AtomicU32>, u32);
+    type Shared = (Arc<Mutex<Vec<Value>>>, Arc<AtomicU32>, u32, StatusCode);
     async fn hook(
-        State((bodies, hits, fail_first)): State<Shared>,
+        State((bodies, hits, fail_first, status)): State<Shared>,
         Path(secret): Path<String>,
         axum::Json(body): axum::Json<Value>,
     ) -> StatusCode {
         assert_eq!(secret, "s3cret");
         let n = hits.fetch_add(1, Ordering::SeqCst);
         if n < fail_first {
-            return StatusCode::INTERNAL_SERVER_ERROR;
+            return status;
         }
         bodies.lock().unwrap().push(body);
         StatusCode::NO_CONTENT
@@ -483,7 +488,7 @@ async fn receiver(fail_first: u32) -> Receiver {
     let hits = Arc::new(AtomicU32::new(0));
     let app = axum::Router::new()
         .route("/hook/{secret}", axum::routing::post(hook))
-        .with_state((Arc::clone(&bodies), Arc::clone(&hits), fail_first));
+        .with_state((Arc::clone(&bodies), Arc::clone(&hits), fail_first, status));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -637,6 +642,39 @@ async fn a_failing_webhook_gets_the_alert_again() {
         health_alerts(&pending, node.id),
         [(Health::Up, Health::Down)]
     );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_the_webhook_refuses_does_not_block_later_ones() {
+    let clock = ManualClock::new(START);
+    let hook = receiver_failing_with(1, StatusCode::BAD_REQUEST).await;
+    let url = hook.url.clone();
+    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |c| {
+        c.alert_webhook = Some(url.parse().unwrap());
+    })
+    .await;
+    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    bring_up(&srv, &clock, &node, &node_api).await;
+    clock.advance(120);
+    eventually("the webhook to refuse the down alert", || async {
+        (hook.hits.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+    some_rounds().await;
+    assert_eq!(hook.hits.load(Ordering::SeqCst), 1, "a 400 is not retried");
+    let (rev, _) = desired(&node_api, node.id).await;
+    node_api
+        .report(node.id, &report(rev, clock.now(), &[]))
+        .await
+        .unwrap();
+    eventually("the recovery to arrive", || async {
+        hook.bodies.lock().unwrap().first().cloned()
+    })
+    .await;
+    let bodies = hook.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["to"], "up");
     srv.stop().await;
 }
 
