@@ -3,11 +3,20 @@
 //! evacuations to the admin chats.
 //!
 //! Delivery is at least once. The [`Courier`] long-polls `GET /v1/notifications`,
-//! delivers in order, and acknowledges up to the last notification it is done with.
+//! delivers in order, and acknowledges each notification as soon as it is done with
+//! it, so that a restart (or the courier being cut off at shutdown) repeats at most
+//! the one notification that was in flight. It looks at the stop signal between
+//! notifications, never in the middle of one.
+//!
 //! "Done" includes chats that will never take a message (the user blocked the bot,
 //! the chat is gone): those are logged and skipped, not retried forever. A passing
-//! failure (network, Telegram 5xx, the control plane away) stops the batch there;
-//! that notification and the ones after it come again after a back-off.
+//! failure (Telegram 5xx, the control plane failing a request) stops the batch
+//! there; that notification and the ones after it come again after a back-off. One
+//! notification gets [`MAX_ATTEMPTS`] tries: the last delivers what it can (a moved
+//! device's explanation with a pointer to /get_config instead of the config), and
+//! then the notification is given up with a warning, so that one bad notification
+//! does not hold up everything behind it. Telegram being out of reach altogether
+//! (network errors, flood control) spends no attempt: nothing else could go either.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -31,6 +40,8 @@ use crate::{BotError, TgBot};
 pub const BATCH: usize = 50;
 /// How long one fetch waits on the server for something to arrive.
 pub const LONG_POLL: Duration = Duration::from_secs(25);
+/// Tries one notification gets before it is given up.
+pub const MAX_ATTEMPTS: u32 = 5;
 /// Back-off after a failure: doubles from the first to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 /// A fetch that comes back empty sooner than this (a server that does not hold
@@ -40,12 +51,16 @@ const MIN_ROUND: Duration = Duration::from_secs(1);
 /// Resolves when the courier should stop.
 pub type Stop = Shared<BoxFuture<'static, ()>>;
 
-/// What became of one notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What became of one notification (worst last, for [`Ord`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
-    /// Delivered, or undeliverable for good: acknowledge it.
+    /// Delivered, undeliverable for good, or given up: acknowledge it.
     Done,
-    /// A passing failure: try again later; acknowledge nothing from here on.
+    /// Telegram is out of reach: try again later without spending an attempt;
+    /// acknowledge nothing from here on.
+    Wait,
+    /// A failure of this notification: try again later, up to [`MAX_ATTEMPTS`] in
+    /// all; acknowledge nothing from here on.
     Retry,
 }
 
@@ -56,8 +71,10 @@ enum Failure {
     Gone,
     /// Telegram refused this message for good (a bad request); retrying won't help.
     Refused,
-    /// Network, Telegram's own errors, flood control: worth another try.
+    /// Telegram's own errors (5xx), odd answers: worth a few more tries.
     Passing,
+    /// Telegram out of reach (network) or flood control: nothing can go now.
+    Unreachable,
 }
 
 fn classify(e: &RequestError) -> Failure {
@@ -84,19 +101,21 @@ fn classify(e: &RequestError) -> Failure {
             }
         }
         RequestError::Api(_) | RequestError::MigrateToChatId(_) => Failure::Refused,
-        RequestError::RetryAfter(_)
-        | RequestError::Network(_)
-        | RequestError::InvalidJson { .. }
-        | RequestError::Io(_) => Failure::Passing,
+        RequestError::InvalidJson { .. } => Failure::Passing,
+        RequestError::RetryAfter(_) | RequestError::Network(_) | RequestError::Io(_) => {
+            Failure::Unreachable
+        }
     }
 }
 
-/// Steps of the notification being retried that already went out, so that a
-/// retry does not repeat them (to the admins that got an alert, or the
-/// explanation before a config that failed).
+/// The notification being retried: the attempts it failed, and the steps that
+/// already went out, so that a retry does not repeat them (to the admins that got
+/// an alert, or the explanation before a config that failed). Only the first
+/// notification not yet done can be retried, so one is all there is to track.
 #[derive(Debug, Default)]
 struct Progress {
     id: u64,
+    failed: u32,
     done: HashSet<(i64, Step)>,
 }
 
@@ -110,8 +129,20 @@ impl Progress {
     fn start(&mut self, id: u64) {
         if self.id != id {
             self.id = id;
+            self.failed = 0;
             self.done.clear();
         }
+    }
+
+    /// Whether the attempt under way is the notification's last.
+    fn last_attempt(&self) -> bool {
+        self.failed + 1 >= MAX_ATTEMPTS
+    }
+
+    /// Counts a failed attempt; true if that was the last one.
+    fn fail(&mut self) -> bool {
+        self.failed += 1;
+        self.failed >= MAX_ATTEMPTS
     }
 
     fn is_done(&self, chat: ChatId, step: Step) -> bool {
@@ -167,6 +198,11 @@ pub struct Courier {
     alerts: Alerts,
     settings: Settings,
     progress: Progress,
+    /// The last notification delivered (done with), and the last acknowledged.
+    /// They differ only while the control plane refuses acknowledgements; what
+    /// was delivered meanwhile is not delivered again when it comes back.
+    delivered: Option<u64>,
+    acked: Option<u64>,
 }
 
 impl Courier {
@@ -177,6 +213,8 @@ impl Courier {
             alerts,
             settings,
             progress: Progress::default(),
+            delivered: None,
+            acked: None,
         }
     }
 
@@ -207,25 +245,33 @@ impl Courier {
                 }
                 continue;
             }
-            let mut handled = None;
             let mut stalled = false;
             for n in &batch {
+                // Between notifications only: one in flight finishes (or is cut off
+                // by the bot's shutdown grace) and is the only one that comes again.
                 if stopped(&stop) {
                     break;
                 }
+                if self.delivered.is_some_and(|d| n.id <= d) {
+                    // Delivered before; only its acknowledgement failed.
+                    continue;
+                }
                 match self.deliver(n).await {
-                    Outcome::Done => handled = Some(n.id),
-                    Outcome::Retry => {
+                    Outcome::Done => {
+                        self.delivered = Some(n.id);
+                        if !self.acknowledge().await {
+                            stalled = true;
+                            break;
+                        }
+                    }
+                    Outcome::Retry | Outcome::Wait => {
                         stalled = true;
                         break;
                     }
                 }
             }
-            if let Some(upto) = handled
-                && let Err(e) = self.api.ack_notifications(upto).await
-            {
-                // Not fatal: what was delivered comes again and is sent twice.
-                warn!(error = %e, upto, "could not acknowledge notifications");
+            // Those skipped above as delivered before still need acknowledging.
+            if !self.acknowledge().await {
                 stalled = true;
             }
             if stalled {
@@ -240,30 +286,65 @@ impl Courier {
         }
     }
 
+    /// Acknowledges everything delivered so far, if not done yet; false if the
+    /// control plane did not take it (it is tried again with the next one).
+    async fn acknowledge(&mut self) -> bool {
+        let Some(upto) = self.delivered else {
+            return true;
+        };
+        if self.acked.is_some_and(|a| a >= upto) {
+            return true;
+        }
+        match self.api.ack_notifications(upto).await {
+            Ok(_) => {
+                self.acked = Some(upto);
+                true
+            }
+            Err(e) => {
+                // Not fatal: kept in memory, and what a restart meanwhile would
+                // repeat is at least once.
+                warn!(error = %e, upto, "could not acknowledge notifications");
+                false
+            }
+        }
+    }
+
+    /// One attempt at `n`; after the last failed one, `n` is given up.
     async fn deliver(&mut self, n: &Notification) -> Outcome {
         self.progress.start(n.id);
-        match &n.recipient {
+        let (outcome, to) = match &n.recipient {
             Recipient::User {
                 user,
                 telegram_id,
                 locale,
             } => {
                 let chat = ChatId(*telegram_id);
-                let outcome = self.tell_user(chat, *locale, &n.message).await;
-                match outcome {
+                let to = format!("user {user}");
+                match self.tell_user(chat, *locale, &n.message).await {
                     Ok(()) => {
                         debug!(id = n.id, %user, "notification delivered");
-                        Outcome::Done
+                        (Outcome::Done, to)
                     }
-                    Err(e) => self.failed(n.id, &e, &format!("user {user}")),
+                    Err(e) => (self.failed(n.id, &e, &to), to),
                 }
             }
-            Recipient::Admins => self.alert_admins(n).await,
+            Recipient::Admins => (self.alert_admins(n).await, "admins".to_owned()),
+        };
+        if outcome != Outcome::Retry || !self.progress.fail() {
+            return outcome;
         }
+        warn!(
+            id = n.id,
+            to,
+            attempts = MAX_ATTEMPTS,
+            "notification still not delivered; given up"
+        );
+        Outcome::Done
     }
 
     /// Logs a failure and decides whether to retry.
     fn failed(&self, id: u64, e: &BotError, to: &str) -> Outcome {
+        let attempt = self.progress.failed + 1;
         match e {
             BotError::Telegram(te) => match classify(te) {
                 Failure::Gone => {
@@ -275,12 +356,16 @@ impl Courier {
                     Outcome::Done
                 }
                 Failure::Passing => {
-                    warn!(id, to, error = %te, "notification not delivered; will retry");
+                    warn!(id, to, attempt, error = %te, "notification not delivered");
                     Outcome::Retry
+                }
+                Failure::Unreachable => {
+                    warn!(id, to, error = %te, "Telegram out of reach; notification waits");
+                    Outcome::Wait
                 }
             },
             BotError::Api(ae) => {
-                warn!(id, to, error = %ae, "control plane unavailable for a notification; will retry");
+                warn!(id, to, attempt, error = %ae, "control plane failed a notification's request");
                 Outcome::Retry
             }
             BotError::Config(ce) => {
@@ -350,31 +435,31 @@ impl Courier {
     }
 
     /// Explains the move, then sends the new config like /get_config does. When the
-    /// config cannot be fetched for good (the user's own key, the peer gone), the
-    /// explanation points to /get_config instead.
+    /// config cannot be fetched for good (the user's own key, the peer gone), or
+    /// still not on the last attempt, the explanation points to /get_config instead;
+    /// so does a second message when the config cannot be sent.
     async fn device_moved(
         &mut self,
         chat: ChatId,
         l: Locale,
         m: &Moved<'_>,
     ) -> Result<(), BotError> {
+        let last = self.progress.last_attempt();
         let fetched = match self.fetch(m.new_peer).await {
             Ok(config) => Some(config),
             Err(e) if e.status().is_some_and(|s| s < 500) => {
                 info!(peer = %m.new_peer, error = %e, "moved device's config not available; pointing to /get_config");
                 None
             }
+            Err(e) if last => {
+                warn!(peer = %m.new_peer, error = %e, "moved device's config still not available; pointing to /get_config");
+                None
+            }
             Err(e) => return Err(e.into()),
         };
         if !self.progress.is_done(chat, Step::Text) {
-            let text = Text::DeviceMoved {
-                device: m.device,
-                from: m.from,
-                to: m.to,
-                region: m.region,
-                config_follows: fetched.is_some(),
-            };
-            self.bot.send_message(chat, text.render(l)).await?;
+            let text = m.text(fetched.is_some()).render(l);
+            self.bot.send_message(chat, text).await?;
             self.progress.mark(chat, Step::Text);
         }
         let Some((config, qr)) = fetched else {
@@ -382,8 +467,20 @@ impl Courier {
         };
         if !self.progress.is_done(chat, Step::Config) {
             let file = tunnel_file_name(None, m.to, m.device);
-            send_config(&self.bot, chat, &self.settings, l, m.to, file, config, qr).await?;
-            self.progress.mark(chat, Step::Config);
+            let sent = send_config(&self.bot, chat, &self.settings, l, m.to, file, config, qr);
+            match sent.await {
+                Ok(()) => self.progress.mark(chat, Step::Config),
+                Err(BotError::Telegram(e))
+                    if classify(&e) == Failure::Refused
+                        || (last && classify(&e) == Failure::Passing) =>
+                {
+                    // The explanation promised a config that will not come.
+                    warn!(peer = %m.new_peer, error = %e, "moved device's config could not be sent; pointing to /get_config");
+                    self.bot.send_message(chat, m.text(false).render(l)).await?;
+                    self.progress.mark(chat, Step::Config);
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -451,9 +548,7 @@ impl Courier {
                 Ok(()) => self.progress.mark(chat, Step::Text),
                 Err(e) => {
                     let to = format!("admin chat {}", chat.0);
-                    if self.failed(n.id, &BotError::Telegram(e), &to) == Outcome::Retry {
-                        outcome = Outcome::Retry;
-                    }
+                    outcome = outcome.max(self.failed(n.id, &BotError::Telegram(e), &to));
                 }
             }
         }
@@ -470,6 +565,19 @@ struct Moved<'a> {
     region: &'a str,
 }
 
+impl Moved<'_> {
+    /// The explanation: "the config follows", or "send /get_config".
+    fn text(&self, config_follows: bool) -> Text<'_> {
+        Text::DeviceMoved {
+            device: self.device,
+            from: self.from,
+            to: self.to,
+            region: self.region,
+            config_follows,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -477,7 +585,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocked_and_missing_chats_are_gone_network_is_passing() {
+    fn blocked_and_missing_chats_are_gone_5xx_passing_network_unreachable() {
         for e in [
             ApiError::BotBlocked,
             ApiError::ChatNotFound,
@@ -494,7 +602,9 @@ mod tests {
             Failure::Refused
         );
         let io = RequestError::Io(Arc::new(std::io::Error::other("reset")));
-        assert_eq!(classify(&io), Failure::Passing);
+        assert_eq!(classify(&io), Failure::Unreachable);
+        let flood = RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(3));
+        assert_eq!(classify(&flood), Failure::Unreachable);
     }
 
     #[test]
@@ -516,5 +626,26 @@ mod tests {
         assert!(!p.is_done(ChatId(1), Step::Config));
         p.start(8);
         assert!(!p.is_done(ChatId(1), Step::Text));
+    }
+
+    #[test]
+    fn attempts_are_counted_per_notification() {
+        let mut p = Progress::default();
+        p.start(7);
+        for _ in 1..MAX_ATTEMPTS {
+            assert!(!p.last_attempt());
+            assert!(!p.fail());
+            p.start(7);
+        }
+        assert!(p.last_attempt());
+        assert!(p.fail(), "the last attempt failed: given up");
+        p.start(8);
+        assert!(!p.last_attempt(), "the next notification starts afresh");
+    }
+
+    #[test]
+    fn the_worst_outcome_wins() {
+        assert_eq!(Outcome::Done.max(Outcome::Wait), Outcome::Wait);
+        assert_eq!(Outcome::Retry.max(Outcome::Wait), Outcome::Retry);
     }
 }

@@ -3,14 +3,24 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use support::{
     Harness, SWEEP, decode_qr, enrolled_node_at, now, report, report_errors, wait_health,
 };
+use vpnctl_bot::notifications::MAX_ATTEMPTS;
 use vpnctl_client::api::{IssuePeerRequest, PatchUser, PeerQuery};
 use vpnctl_core::wire::PeerStats;
-use vpnctl_core::{EvacuateTo, Health, HealthPolicy, KeyPair, Quota, QuotaPeriod, Timestamp, User};
+use vpnctl_core::{
+    Consumer, EvacuateTo, Health, HealthPolicy, KeyPair, Message, Node, Notification, Quota,
+    QuotaPeriod, Recipient, Timestamp, User,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -1200,4 +1210,295 @@ async fn status_shows_traffic_quota_and_suspension() {
         "a suspended device leaves the node"
     );
     h.stop().await;
+}
+
+/// How long a notification that keeps failing takes to be given up: its attempts
+/// with the courier's back-off between them (1 + 2 + 4 + 8 s), and some slack.
+const GIVE_UP: Duration = Duration::from_secs(45);
+
+/// What [`ApiProxy`] does with peer-config fetches (`GET /v1/peers/{id}/config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Configs {
+    Pass,
+    /// Answered with a 500.
+    Fail,
+    /// The first one passes; the ones after it never get an answer.
+    HoldAfterFirst,
+}
+
+#[derive(Debug)]
+struct ProxyState {
+    upstream: OnceLock<String>,
+    configs: Mutex<Configs>,
+    /// Config fetches since `configs` was last set.
+    config_fetches: AtomicU32,
+    /// While set, notification fetches are answered at once with nothing, so that
+    /// what is queued meanwhile arrives in one batch once it is cleared.
+    hold_notifications: AtomicBool,
+    http: reqwest::Client,
+}
+
+/// A pass-through proxy between the bot and the control plane that fails or holds
+/// peer-config fetches on request.
+struct ApiProxy {
+    url: String,
+    state: Arc<ProxyState>,
+}
+
+impl ApiProxy {
+    async fn start() -> Self {
+        let state = Arc::new(ProxyState {
+            upstream: OnceLock::new(),
+            configs: Mutex::new(Configs::Pass),
+            config_fetches: AtomicU32::new(0),
+            hold_notifications: AtomicBool::new(false),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        });
+        let app = axum::Router::new()
+            .fallback(proxy_forward)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, state }
+    }
+
+    /// Points the bot at the proxy, and the proxy at the control plane.
+    fn insert(&self, c: &mut vpnctl_bot::Config) {
+        self.state.upstream.set(c.api_url.clone()).unwrap();
+        c.api_url.clone_from(&self.url);
+    }
+
+    fn configs(&self, mode: Configs) {
+        *self.state.configs.lock().unwrap() = mode;
+        self.state.config_fetches.store(0, Ordering::SeqCst);
+    }
+
+    fn config_fetches(&self) -> u32 {
+        self.state.config_fetches.load(Ordering::SeqCst)
+    }
+
+    fn hold_notifications(&self, hold: bool) {
+        self.state.hold_notifications.store(hold, Ordering::SeqCst);
+    }
+}
+
+async fn proxy_forward(
+    State(s): State<Arc<ProxyState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    if path == "/v1/notifications" && s.hold_notifications.load(Ordering::SeqCst) {
+        return axum::Json(serde_json::json!([])).into_response();
+    }
+    if path.starts_with("/v1/peers/") && path.ends_with("/config") {
+        let before = s.config_fetches.fetch_add(1, Ordering::SeqCst);
+        let mode = *s.configs.lock().unwrap();
+        match mode {
+            Configs::Fail => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
+            }
+            Configs::HoldAfterFirst if before > 0 => std::future::pending::<()>().await,
+            Configs::Pass | Configs::HoldAfterFirst => {}
+        }
+    }
+    let upstream = s.upstream.get().expect("the proxy was inserted");
+    let url = format!(
+        "{}{}",
+        upstream.trim_end_matches('/'),
+        uri.path_and_query().map_or(path, |p| p.as_str())
+    );
+    let mut request = s.http.request(method, url).body(body);
+    for (name, value) in &headers {
+        if name != header::HOST && name != header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    let Ok(answer) = request.send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
+            response = response.header(name, value);
+        }
+    }
+    let bytes = answer.bytes().await.unwrap_or_default();
+    response.body(Body::from(bytes)).unwrap()
+}
+
+/// A second node, healthy, for evacuations to move devices to.
+async fn second_node(h: &Harness) -> Node {
+    let (b, b_client) = enrolled_node_at(
+        &h.admin,
+        "ams1",
+        "b.example.net:51820",
+        ("nl-ams", "Amsterdam"),
+    )
+    .await;
+    report(&b_client, &b, &[]).await;
+    wait_health(&h.admin, &b, Health::Up).await;
+    b
+}
+
+fn addressed_to(n: &Notification) -> Option<i64> {
+    match n.recipient {
+        Recipient::User { telegram_id, .. } => Some(telegram_id),
+        Recipient::Admins => None,
+    }
+}
+
+/// Telegram fails every config sent for a moved device: after its attempts the user
+/// is pointed to /get_config, and the admin alert queued behind it goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_telegram_keeps_failing_gives_way_to_the_alert_behind_it() {
+    let admin = 9_601;
+    let h = Harness::start_with(|c| c.admin_ids = vec![admin]).await;
+    second_node(&h).await;
+    let user = 11_601;
+    h.signed_up(user, 2).await;
+    h.get_config(user, &format!("n:{}", h.node.id)).await;
+    h.tg.fail("sendDocument", 1000);
+    h.tg.fail("sendPhoto", 1000);
+
+    let mark = h.tg.mark();
+    h.admin
+        .evacuate_node(h.node.id, EvacuateTo::Auto)
+        .await
+        .unwrap();
+    let explain = h.tg.reply(mark, user, "sendMessage").await.text();
+    assert!(explain.contains("new config below"), "{explain}");
+    let hint =
+        h.tg.wait_after(mark, GIVE_UP, |c| {
+            c.chat_id == Some(user) && c.text().contains("/get_config")
+        })
+        .await
+        .text();
+    assert!(hint.contains("ams1"), "{hint}");
+    h.tg.wait_after(mark, WAIT, |c| {
+        c.chat_id == Some(admin) && c.text().contains("evacuated")
+    })
+    .await;
+    all_acknowledged(&h).await;
+    let failed = i32::try_from(2 * MAX_ATTEMPTS).unwrap();
+    assert_eq!(h.tg.failed(), failed, "document and QR, each attempt");
+    let texts: Vec<String> = h.tg.calls()[mark..]
+        .iter()
+        .filter(|c| c.chat_id == Some(user) && c.method == "sendmessage")
+        .map(support::Call::text)
+        .collect();
+    assert_eq!(
+        texts.len(),
+        2,
+        "the explanation once, then the pointer: {texts:?}"
+    );
+    h.stop().await;
+}
+
+/// The control plane fails every fetch of a moved device's config: after its
+/// attempts the explanation goes out with /get_config instead of the config, and
+/// the admin alert queued behind it goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moved_device_whose_config_keeps_failing_gets_the_get_config_hint() {
+    let admin = 9_701;
+    let proxy = ApiProxy::start().await;
+    let h = Harness::start_with(|c| {
+        c.admin_ids = vec![admin];
+        proxy.insert(c);
+    })
+    .await;
+    second_node(&h).await;
+    let user = 11_701;
+    h.signed_up(user, 2).await;
+    h.get_config(user, &format!("n:{}", h.node.id)).await;
+    proxy.configs(Configs::Fail);
+
+    let mark = h.tg.mark();
+    h.admin
+        .evacuate_node(h.node.id, EvacuateTo::Auto)
+        .await
+        .unwrap();
+    let told =
+        h.tg.wait_after(mark, GIVE_UP, |c| {
+            c.chat_id == Some(user) && c.method == "sendmessage"
+        })
+        .await
+        .text();
+    assert!(
+        told.contains("ams1") && told.contains("/get_config"),
+        "{told}"
+    );
+    h.tg.wait_after(mark, WAIT, |c| {
+        c.chat_id == Some(admin) && c.text().contains("evacuated")
+    })
+    .await;
+    all_acknowledged(&h).await;
+    assert_eq!(proxy.config_fetches(), MAX_ATTEMPTS, "bounded retries");
+    assert!(
+        !h.tg.calls()[mark..]
+            .iter()
+            .any(|c| c.chat_id == Some(user) && c.method == "senddocument")
+    );
+    assert_eq!(
+        sent_to(&h, user, "ams1").len(),
+        1,
+        "told once, after the last attempt"
+    );
+    h.stop().await;
+}
+
+/// Two moved devices and an alert arrive in one batch; the second device's config
+/// fetch hangs. The first was acknowledged as soon as it was delivered, so after
+/// the shutdown only the notification in flight (and what is behind it) comes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_leaves_only_the_notification_in_flight_unacknowledged() {
+    let proxy = ApiProxy::start().await;
+    proxy.hold_notifications(true);
+    let h = Harness::start_with(|c| proxy.insert(c)).await;
+    second_node(&h).await;
+    let users = [11_801, 11_802];
+    for user in users {
+        h.signed_up(user, 2).await;
+        h.get_config(user, &format!("n:{}", h.node.id)).await;
+    }
+    proxy.configs(Configs::HoldAfterFirst);
+    let mark = h.tg.mark();
+    let evacuation = h
+        .admin
+        .evacuate_node(h.node.id, EvacuateTo::Auto)
+        .await
+        .unwrap();
+    assert_eq!(evacuation.moved.len(), 2, "{evacuation:?}");
+    proxy.hold_notifications(false);
+
+    let doc =
+        h.tg.wait_after(mark, WAIT, |c| c.method == "senddocument")
+            .await;
+    let first = doc.chat_id.unwrap();
+    let second = users.into_iter().find(|u| *u != first).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while proxy.config_fetches() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second config was never fetched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The second delivery is in flight and will not finish.
+    let vpn = h.vpn.clone();
+    h.stop().await;
+    let left = vpn.notifications(Consumer::Bot, 1000).unwrap();
+    assert!(
+        !left.iter().any(|n| addressed_to(n) == Some(first)),
+        "delivered and acknowledged, so not sent again after a restart: {left:?}"
+    );
+    assert!(
+        left.iter()
+            .any(|n| addressed_to(n) == Some(second)
+                && matches!(n.message, Message::DeviceMoved { .. })),
+        "the one in flight comes again: {left:?}"
+    );
 }
