@@ -1,10 +1,13 @@
 //! The node daemon's optional plain-HTTP listener: `GET /healthz` and Prometheus
 //! `GET /metrics` (`--metrics-listen`).
 //!
-//! The agent loop owns a [`NodeMetrics`] and writes to it as it goes (atomics and a
-//! small mutex-guarded health record, nothing that blocks); the HTTP handlers only
-//! read it. Gauges that come from the device (peers connected, byte counters) reflect
-//! the last read of the device: every drift check and every periodic report.
+//! The agent loop owns a [`NodeMetrics`] and writes to it as it goes (atomics and
+//! small mutex-guarded records, nothing that blocks); the HTTP handlers only read
+//! it. What comes from the device is updated on every read of it (every drift
+//! check and every periodic report): the peers connected as of that read, and the
+//! byte counters, which add up what each peer's WireGuard counters grew by since the
+//! previous read, so that they never go down when a peer is removed or the interface
+//! is re-created.
 //!
 //! - `/healthz` answers `200 ok` when the WireGuard interface is up, the last
 //!   reconcile (delta, snapshot or drift check) succeeded and the exit network is set
@@ -19,6 +22,7 @@
 //! probe measures how long a TCP connect to `{endpoint host}:{port}` takes, and the
 //! agent announces the port in every report (`NodeReport::health_port`).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -31,6 +35,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::oneshot;
+use vpnctl_core::keys::PublicKey;
+use vpnctl_core::lifecycle::counter_delta;
 use vpnctl_core::prom::{CONTENT_TYPE, Exposition, Histogram, Kind, LATENCY_BUCKETS};
 use vpnctl_core::wire::SystemStats;
 
@@ -161,8 +167,11 @@ pub struct NodeMetrics {
     peers: AtomicU64,
     peers_desired: AtomicU64,
     peers_connected: AtomicU64,
+    /// Monotonic totals over every peer ever seen; see [`NodeMetrics::set_device`].
     received_bytes: AtomicU64,
     sent_bytes: AtomicU64,
+    /// The `(rx, tx)` counters of each peer on the interface as of the last read.
+    last_traffic: Mutex<HashMap<PublicKey, (u64, u64)>>,
     applied_revision: AtomicU64,
     apply_duration: Histogram,
     reconcile_errors: AtomicU64,
@@ -194,6 +203,7 @@ impl Default for NodeMetrics {
             peers_connected: AtomicU64::new(0),
             received_bytes: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
+            last_traffic: Mutex::new(HashMap::new()),
             applied_revision: AtomicU64::new(0),
             apply_duration: Histogram::new(LATENCY_BUCKETS),
             reconcile_errors: AtomicU64::new(0),
@@ -264,13 +274,13 @@ impl NodeMetrics {
         e.single(
             "vpnctl_node_received_bytes_total",
             Kind::Counter,
-            "Bytes received from all peers on the interface (drops when a peer is removed).",
+            "Bytes received from peers, over every peer the interface has had while the agent ran.",
             load(&self.received_bytes),
         );
         e.single(
             "vpnctl_node_sent_bytes_total",
             Kind::Counter,
-            "Bytes sent to all peers on the interface (drops when a peer is removed).",
+            "Bytes sent to peers, over every peer the interface has had while the agent ran.",
             load(&self.sent_bytes),
         );
         e.single(
@@ -363,8 +373,17 @@ impl NodeMetrics {
     }
 
     /// Peers connected and traffic totals from a read of the device.
+    ///
+    /// The byte totals are Prometheus counters, so they must never go down: each read
+    /// adds what every peer's counters grew by since the previous read
+    /// ([`counter_delta`]: a smaller reading means that peer's counter restarted, and
+    /// all of it is new). A peer that is gone from the interface is forgotten (its
+    /// bytes stay in the totals); if its key comes back, its counters count from its
+    /// new reading.
     pub(crate) fn set_device(&self, live: &DeviceState, now: SystemTime) {
         let (mut connected, mut rx, mut tx) = (0usize, 0u64, 0u64);
+        let mut last = lock(&self.last_traffic);
+        let mut seen = HashMap::with_capacity(live.peers.len());
         for peer in &live.peers {
             let stats = &peer.stats;
             // A handshake "in the future" (clock step) counts as recent.
@@ -374,13 +393,23 @@ impl NodeMetrics {
             }) {
                 connected += 1;
             }
-            rx = rx.saturating_add(stats.rx_bytes);
-            tx = tx.saturating_add(stats.tx_bytes);
+            let key = peer.spec.public_key;
+            let reading = (stats.rx_bytes, stats.tx_bytes);
+            // A key listed twice in one read counts against its first listing.
+            let (last_rx, last_tx) = seen
+                .get(&key)
+                .or_else(|| last.get(&key))
+                .copied()
+                .unwrap_or((0, 0));
+            rx = rx.saturating_add(counter_delta(last_rx, reading.0));
+            tx = tx.saturating_add(counter_delta(last_tx, reading.1));
+            seen.insert(key, reading);
         }
+        *last = seen;
         self.peers_connected
             .store(count(connected), Ordering::Relaxed);
-        self.received_bytes.store(rx, Ordering::Relaxed);
-        self.sent_bytes.store(tx, Ordering::Relaxed);
+        add_saturating(&self.received_bytes, rx);
+        add_saturating(&self.sent_bytes, tx);
     }
 
     pub(crate) fn observe_apply(&self, took: Duration) {
@@ -433,6 +462,13 @@ impl NodeMetrics {
     }
 }
 
+/// Adds to a counter that only the agent writes (under `last_traffic`), stopping at
+/// `u64::MAX` instead of wrapping to a small value.
+fn add_saturating(counter: &AtomicU64, n: u64) {
+    let total = counter.load(Ordering::Relaxed).saturating_add(n);
+    counter.store(total, Ordering::Relaxed);
+}
+
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
@@ -476,6 +512,77 @@ mod tests {
                 ..PeerStats::default()
             },
         }
+    }
+
+    fn keyed_peer(key: PublicKey, rx: u64, tx: u64) -> LivePeer {
+        let mut peer = live_peer(None, rx, tx);
+        peer.spec.public_key = key;
+        peer
+    }
+
+    fn device(peers: Vec<LivePeer>) -> DeviceState {
+        DeviceState {
+            public_key: None,
+            listen_port: Some(51820),
+            peers,
+        }
+    }
+
+    fn totals(m: &NodeMetrics) -> (u64, u64) {
+        (
+            m.received_bytes.load(Ordering::Relaxed),
+            m.sent_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    #[test]
+    fn traffic_totals_never_go_down() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let (a, b) = (KeyPair::generate().public, KeyPair::generate().public);
+        let m = NodeMetrics::new();
+        let mut previous = (0, 0);
+        let mut read = |peers: Vec<LivePeer>, expected: (u64, u64)| {
+            m.set_device(&device(peers), now);
+            let got = totals(&m);
+            assert_eq!(got, expected);
+            assert!(got.0 >= previous.0 && got.1 >= previous.1, "went down");
+            previous = got;
+        };
+
+        // Readings grow: the totals grow by the growth.
+        read(
+            vec![keyed_peer(a, 100, 1000), keyed_peer(b, 10, 20)],
+            (110, 1020),
+        );
+        read(
+            vec![keyed_peer(a, 150, 1500), keyed_peer(b, 10, 25)],
+            (160, 1525),
+        );
+        // An unchanged read adds nothing.
+        read(
+            vec![keyed_peer(a, 150, 1500), keyed_peer(b, 10, 25)],
+            (160, 1525),
+        );
+        // `a` is removed: its bytes stay counted, nothing drops.
+        read(vec![keyed_peer(b, 12, 30)], (162, 1530));
+        // `b`'s counters restarted (smaller reading): only the new reading is added.
+        read(vec![keyed_peer(b, 5, 4)], (167, 1534));
+        // `a` comes back: it counts from its new reading, not from its old one.
+        read(vec![keyed_peer(a, 7, 9), keyed_peer(b, 6, 4)], (175, 1543));
+        // The interface is re-created: every counter starts over.
+        read(vec![], (175, 1543));
+        read(vec![keyed_peer(a, 1, 2), keyed_peer(b, 3, 4)], (179, 1549));
+
+        let text = m.render();
+        assert!(
+            text.contains("vpnctl_node_received_bytes_total 179\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vpnctl_node_sent_bytes_total 1549\n"),
+            "{text}"
+        );
+        assert!(!text.contains("drops"), "{text}");
     }
 
     #[test]
