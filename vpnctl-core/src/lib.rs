@@ -37,7 +37,7 @@ pub use lifecycle::{
     QuotaPeriod, Recipient, ReminderDays, Traffic,
 };
 pub use model::*;
-pub use operations::{EvacuateTo, Evacuation, Moved, SweepOutcome, UsageView};
+pub use operations::{EvacuateTo, Evacuation, Moved, NodeOverview, SweepOutcome, UsageView};
 pub use render::ClientConfig;
 pub use service::{
     InviteCode, IssuePeer, IssuedPeer, NewInvite, NewNode, NewUser, NodePatch, PeerFilter, Policy,

@@ -162,6 +162,9 @@ pub struct NodeStatus {
     /// The node's own time of the newest report taken into account (older ones
     /// arriving late are not accounted again).
     pub report_sent_at: Option<Timestamp>,
+    /// The daemon's health/metrics port from its latest report: what the control
+    /// plane probes at the node's endpoint host.
+    pub health_port: Option<u16>,
 }
 
 /// A confirmed change of a node's health.

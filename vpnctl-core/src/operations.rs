@@ -72,6 +72,27 @@ pub struct Evacuation {
     pub failed: Vec<(PeerId, String)>,
 }
 
+/// A node with what the control plane knows of it, read in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeOverview {
+    pub node: Node,
+    /// Peers on the node (including those of users without access).
+    pub peers: u64,
+    pub desired_revision: u64,
+    pub status: NodeStatus,
+}
+
+fn overview(rx: &crate::store::Rx<'_>, node: Node) -> Result<NodeOverview> {
+    let (desired_revision, _, peers) = rx.node_rev(node.id)?;
+    let status = rx.node_status(node.id)?;
+    Ok(NodeOverview {
+        node,
+        peers,
+        desired_revision,
+        status,
+    })
+}
+
 /// A user's traffic as shown to them and to admins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageView {
@@ -165,26 +186,11 @@ fn charge(tx: &mut Tx<'_>, id: UserId, add: Traffic) -> Result<()> {
     };
     let (start, end) = quota.period.bounds(tx.now);
     if !old.suspended && usage.period_bytes >= quota.bytes {
+        // Suspends, logs it and tells the user.
         let mut user = old.clone();
-        user.suspended = true;
+        recheck_quota(tx, &mut user)?;
         tx.put_user(Some(&old), &user)?;
-        tx.set_suspended(id, Some(end))?;
         sync_user_peers(tx, &user)?;
-        tx.event(EventKind::QuotaExceeded {
-            user: id,
-            until: end,
-        })?;
-        notify_user_once(
-            tx,
-            &user,
-            "quota-100",
-            start.seconds(),
-            Message::QuotaExceeded {
-                used: usage.period_bytes,
-                limit: quota.bytes,
-                resets_at: end,
-            },
-        )?;
     } else if !old.suspended
         && u128::from(usage.period_bytes) * 100
             >= u128::from(quota.bytes) * u128::from(QUOTA_WARN_PERCENT)
@@ -221,6 +227,7 @@ impl Vpnctl {
             if fresh {
                 status.report_sent_at = Some(report.at);
             }
+            status.health_port = report.health_port;
             if report.health_port.is_none() {
                 // No probe target any more: old probe failures must not linger.
                 status.probe = None;
@@ -445,6 +452,28 @@ impl Vpnctl {
             }
             Ok(changes)
         })
+    }
+
+    /// Every node with its peer count, desired revision and status.
+    pub fn node_overviews(&self) -> Result<Vec<NodeOverview>> {
+        self.read(|rx| {
+            rx.nodes()?
+                .into_iter()
+                .map(|node| overview(rx, node))
+                .collect()
+        })
+    }
+
+    /// Peers a node must serve now: its desired table, or none while it is disabled.
+    pub fn desired_peer_count(&self, node: &Node) -> Result<u64> {
+        if node.state == NodeState::Disabled {
+            return Ok(0);
+        }
+        self.read(|rx| rx.desired_count(node.id))
+    }
+
+    pub fn node_overview(&self, node: NodeId) -> Result<NodeOverview> {
+        self.read(|rx| overview(rx, rx.node(node)?))
     }
 
     pub fn node_status(&self, node: NodeId) -> Result<NodeStatus> {

@@ -1017,6 +1017,17 @@ impl Rx<'_> {
     }
 
     /// The node's desired peers (ignores whether the node is enabled), sorted by key.
+    /// How many peers the desired table holds for `node` (keys only, nothing decoded).
+    pub fn desired_count(&self, node: NodeId) -> Result<u64> {
+        let t = self.txn.open_table(DESIRED)?;
+        let mut n = 0;
+        for row in t.range((node.0, 0)..=(node.0, u64::MAX))? {
+            row?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     pub fn desired_specs(&self, node: NodeId) -> Result<Vec<PeerSpec>> {
         let t = self.txn.open_table(DESIRED)?;
         let mut out = Vec::new();
@@ -1157,12 +1168,7 @@ impl Tx<'_> {
     }
 
     pub fn node_status(&self, node: NodeId) -> Result<NodeStatus> {
-        let t = self.txn.open_table(NODE_STATUS)?;
-        let v = t.get(node.0)?;
-        v.map_or_else(
-            || Ok(NodeStatus::default()),
-            |v| decode_json("node_status", v.value()),
-        )
+        node_status_in(&self.txn.open_table(NODE_STATUS)?, node)
     }
 
     pub fn put_node_status(&mut self, node: NodeId, status: &NodeStatus) -> Result<()> {
@@ -1205,9 +1211,7 @@ impl Tx<'_> {
     }
 
     pub fn usage(&self, user: UserId) -> Result<Usage> {
-        let t = self.txn.open_table(USAGE)?;
-        let v = t.get(user.0)?;
-        v.map_or_else(|| Ok(Usage::default()), |v| decode("usage", v.value()))
+        usage_in(&self.txn.open_table(USAGE)?, user)
     }
 
     pub fn put_usage(&mut self, user: UserId, usage: &Usage) -> Result<()> {
@@ -1359,18 +1363,11 @@ impl Rx<'_> {
     }
 
     pub fn node_status(&self, node: NodeId) -> Result<NodeStatus> {
-        let t = self.txn.open_table(NODE_STATUS)?;
-        let v = t.get(node.0)?;
-        v.map_or_else(
-            || Ok(NodeStatus::default()),
-            |v| decode_json("node_status", v.value()),
-        )
+        node_status_in(&self.txn.open_table(NODE_STATUS)?, node)
     }
 
     pub fn usage(&self, user: UserId) -> Result<Usage> {
-        let t = self.txn.open_table(USAGE)?;
-        let v = t.get(user.0)?;
-        v.map_or_else(|| Ok(Usage::default()), |v| decode("usage", v.value()))
+        usage_in(&self.txn.open_table(USAGE)?, user)
     }
 
     /// A peer's accounted (rx, tx) totals.
@@ -1395,6 +1392,20 @@ impl Rx<'_> {
         }
         Ok(out)
     }
+}
+
+/// A node's status as stored (the default before its first report).
+fn node_status_in(t: &impl ReadableTable<u64, &'static [u8]>, node: NodeId) -> Result<NodeStatus> {
+    t.get(node.0)?.map_or_else(
+        || Ok(NodeStatus::default()),
+        |v| decode_json("node_status", v.value()),
+    )
+}
+
+/// A user's accounted usage (zero before any traffic).
+fn usage_in(t: &impl ReadableTable<u64, &'static [u8]>, user: UserId) -> Result<Usage> {
+    t.get(user.0)?
+        .map_or_else(|| Ok(Usage::default()), |v| decode("usage", v.value()))
 }
 
 fn decode_event(bytes: &[u8]) -> Result<Event> {

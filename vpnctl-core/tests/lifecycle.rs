@@ -45,32 +45,7 @@ fn desired_keys(vpn: &Vpnctl, node: NodeId) -> Vec<PublicKey> {
 }
 
 fn report(vpn: &Vpnctl, node: NodeId, peers: &[(PublicKey, u64, u64)]) {
-    let applied = vpn.node_revision(node).unwrap();
-    vpn.record_report(
-        node,
-        &NodeReport {
-            applied_revision: applied,
-            interface_up: true,
-            listen_port: Some(51820),
-            public_key: None,
-            peers: peers
-                .iter()
-                .map(|(k, rx, tx)| PeerStats {
-                    public_key: *k,
-                    endpoint: None,
-                    last_handshake: Some(vpn.now()),
-                    rx_bytes: *rx,
-                    tx_bytes: *tx,
-                })
-                .collect(),
-            system: SystemStats::default(),
-            strays_removed: Vec::new(),
-            errors: Vec::new(),
-            at: vpn.now(),
-            health_port: None,
-        },
-    )
-    .unwrap();
+    report_at(vpn, node, vpn.now(), None, peers);
 }
 
 fn drain(vpn: &Vpnctl) -> Vec<Notification> {
@@ -709,6 +684,12 @@ fn probe_failures_clear_when_the_node_stops_offering_a_probe_port() {
     });
     let n = node(&f.vpn, "n1", "10.8.0.0/24");
     report_at(&f.vpn, n.id, f.vpn.now(), Some(9586), &[]);
+    // The probe target is stored: a restarted control plane probes at once.
+    assert_eq!(f.vpn.node_status(n.id).unwrap().health_port, Some(9586));
+    assert_eq!(
+        f.vpn.node_overviews().unwrap()[0].status.health_port,
+        Some(9586)
+    );
     let bad = Probe {
         at: f.vpn.now(),
         rtt_ms: None,
@@ -724,6 +705,7 @@ fn probe_failures_clear_when_the_node_stops_offering_a_probe_port() {
     let status = f.vpn.node_status(n.id).unwrap();
     assert_eq!(status.health, Health::Up, "{}", status.reason);
     assert_eq!(status.probe_failures, 0);
+    assert_eq!(status.health_port, None);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use vpnctl_core::prom::{Exposition, Histogram, Kind, LATENCY_BUCKETS};
-use vpnctl_core::{Consumer, Health, NodeId, NodeState, PeerFilter, UserId, UserState, Vpnctl};
+use vpnctl_core::{Consumer, Health, UserState, Vpnctl};
 
 use crate::state::AppState;
 
@@ -186,31 +186,22 @@ fn service(vpn: &Vpnctl, e: &mut Exposition) -> vpnctl_core::Result<()> {
         e.sample("vpnctl_users", &[("state", state)], as_f64(*n));
     }
 
-    let nodes = vpn.nodes()?;
-    let access: HashMap<UserId, bool> = users.iter().map(|u| (u.id, u.has_access())).collect();
-    let serving: HashMap<NodeId, bool> = nodes
-        .iter()
-        .map(|n| (n.id, n.state != NodeState::Disabled))
-        .collect();
-    // The desired state's rule, counted: the peer's user has access and its node is
-    // not disabled.
-    let peers = vpn.peers(PeerFilter::default())?;
-    let desired = peers
-        .iter()
-        .filter(|p| access.get(&p.user).copied().unwrap_or(false))
-        .filter(|p| serving.get(&p.node).copied().unwrap_or(false))
-        .count();
+    let nodes = vpn.node_overviews()?;
+    let mut desired = 0;
+    for o in &nodes {
+        desired += vpn.desired_peer_count(&o.node)?;
+    }
     e.single(
         "vpnctl_peers",
         Kind::Gauge,
         "Peers (devices), with or without access.",
-        as_f64(peers.len() as u64),
+        as_f64(nodes.iter().map(|o| o.peers).sum()),
     );
     e.single(
         "vpnctl_peers_desired",
         Kind::Gauge,
         "Peers in some node's desired state.",
-        as_f64(desired as u64),
+        as_f64(desired),
     );
 
     struct Row {
@@ -220,16 +211,16 @@ fn service(vpn: &Vpnctl, e: &mut Exposition) -> vpnctl_core::Result<()> {
         desired_revision: u64,
         status: vpnctl_core::NodeStatus,
     }
-    let mut rows = Vec::with_capacity(nodes.len());
-    for n in &nodes {
-        rows.push(Row {
-            id: n.id.to_string(),
-            name: n.name.clone(),
-            peers: vpn.node_peer_count(n.id)?,
-            desired_revision: vpn.node_revision(n.id)?,
-            status: vpn.node_status(n.id)?,
-        });
-    }
+    let rows: Vec<Row> = nodes
+        .into_iter()
+        .map(|o| Row {
+            id: o.node.id.to_string(),
+            name: o.node.name,
+            peers: o.peers,
+            desired_revision: o.desired_revision,
+            status: o.status,
+        })
+        .collect();
     e.family("vpnctl_nodes", Kind::Gauge, "Nodes by health.");
     for h in Health::ALL {
         let count = rows.iter().filter(|r| r.status.health == h).count();

@@ -32,9 +32,8 @@ use vpnctl_core::auth::{ApiToken, TokenId};
 use vpnctl_core::wire::{DesiredUpdate, NodeReport};
 use vpnctl_core::{
     Consumer, Endpoint, EvacuateTo, Evacuation, Event, Invite, InviteId, IssuePeer, IssuedPeer,
-    NewInvite, NewNode, NewUser, Node, NodeId, NodePatch, NodeState, NodeStatus, Notification,
+    NewInvite, NewNode, NewUser, Node, NodeId, NodeOverview, NodePatch, NodeState, Notification,
     Peer, PeerFilter, PeerId, PublicKey, Redeemer, Traffic, UsageView, User, UserId, UserPatch,
-    Vpnctl,
 };
 
 use crate::error::{ApiFailure, blocking};
@@ -368,43 +367,19 @@ async fn redeem_invite(
 
 // ---------------------------------------------------------------- nodes
 
-fn node_view(
-    st: &AppState,
-    node: Node,
-    peers: u64,
-    revision: u64,
-    status: &NodeStatus,
-) -> NodeView {
+fn node_view(st: &AppState, o: NodeOverview) -> NodeView {
     NodeView {
-        health: NodeHealth::from_status(status, revision),
-        report: st.report(node.id),
-        node,
-        peers,
+        health: NodeHealth::from_status(&o.status, o.desired_revision),
+        report: st.report(o.node.id),
+        node: o.node,
+        peers: o.peers,
     }
-}
-
-fn node_facts(vpn: &Vpnctl, node: Node) -> vpnctl_core::Result<(Node, u64, u64, NodeStatus)> {
-    let peers = vpn.node_peer_count(node.id)?;
-    let revision = vpn.node_revision(node.id)?;
-    let status = vpn.node_status(node.id)?;
-    Ok((node, peers, revision, status))
 }
 
 async fn list_nodes(_: Staff, State(st): State<AppState>) -> ApiResult<Json<Vec<NodeView>>> {
     let vpn = st.vpn().clone();
-    let nodes = blocking(move || {
-        vpn.nodes()?
-            .into_iter()
-            .map(|n| node_facts(&vpn, n))
-            .collect::<vpnctl_core::Result<Vec<_>>>()
-    })
-    .await?;
-    Ok(Json(
-        nodes
-            .into_iter()
-            .map(|(n, p, r, s)| node_view(&st, n, p, r, &s))
-            .collect(),
-    ))
+    let nodes = blocking(move || vpn.node_overviews()).await?;
+    Ok(Json(nodes.into_iter().map(|o| node_view(&st, o)).collect()))
 }
 
 async fn get_node(
@@ -413,8 +388,8 @@ async fn get_node(
     Path(id): Path<NodeId>,
 ) -> ApiResult<Json<NodeView>> {
     let vpn = st.vpn().clone();
-    let (n, p, r, s) = blocking(move || node_facts(&vpn, vpn.node(id)?)).await?;
-    Ok(Json(node_view(&st, n, p, r, &s)))
+    let o = blocking(move || vpn.node_overview(id)).await?;
+    Ok(Json(node_view(&st, o)))
 }
 
 async fn register_node(

@@ -101,12 +101,8 @@ impl Lifecycle {
 
     /// Probes every node that announced a health port, concurrently.
     async fn probe_all(&self) -> Vec<(NodeId, Probe)> {
-        let ports = self.state.health_ports();
-        if ports.is_empty() {
-            return Vec::new();
-        }
         let vpn = self.state.vpn().clone();
-        let (nodes, at) = match blocking(move || Ok((vpn.nodes()?, vpn.now()))).await {
+        let (nodes, at) = match blocking(move || Ok((vpn.node_overviews()?, vpn.now()))).await {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(code = %e.code, "listing nodes to probe failed");
@@ -114,10 +110,10 @@ impl Lifecycle {
             }
         };
         let timeout = self.probe_timeout;
-        let probes = nodes.into_iter().filter_map(|node| {
-            let port = *ports.get(&node.id)?;
-            let host = node.endpoint.host;
-            Some(async move { (node.id, probe(&host, port, timeout, at).await) })
+        let probes = nodes.into_iter().filter_map(|o| {
+            let port = o.status.health_port?;
+            let host = o.node.endpoint.host;
+            Some(async move { (o.node.id, probe(&host, port, timeout, at).await) })
         });
         futures_util::future::join_all(probes).await
     }

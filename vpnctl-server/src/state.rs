@@ -1,8 +1,7 @@
 //! Shared server state: the service, the per-node revision feed that wakes
 //! long-polls, the notification counter that wakes outbox long-polls, the live event
-//! fan-out, the nodes' latest reports (kept in memory for `GET .../report` and the
-//! health port to probe; everything else from a report is persisted by core), and
-//! the HTTP metrics.
+//! fan-out, the nodes' latest raw reports (kept in memory for `GET .../report`;
+//! what matters of a report is persisted by core), and the HTTP metrics.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -179,17 +178,6 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&node)
             .cloned()
-    }
-
-    /// The health ports the nodes announced in their latest reports.
-    pub fn health_ports(&self) -> HashMap<NodeId, u16> {
-        self.0
-            .reports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter_map(|(id, r)| r.report.health_port.map(|port| (*id, port)))
-            .collect()
     }
 
     pub fn forget_report(&self, node: NodeId) {
