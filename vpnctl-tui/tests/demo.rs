@@ -20,12 +20,23 @@ async fn until(
     rx: &mut mpsc::UnboundedReceiver<Action>,
     done: impl Fn(&App) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
     while !done(app) {
-        let action = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .expect("state reached within 30 s")
-            .expect("worker alive");
+        let Ok(action) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+            panic!(
+                "state not reached within 45 s; nodes: {:?}",
+                app.nodes
+                    .iter()
+                    .map(|v| (
+                        &v.node.name,
+                        v.health.status,
+                        &v.health.reason,
+                        v.health.peers_connected
+                    ))
+                    .collect::<Vec<_>>()
+            );
+        };
+        let action = action.expect("worker alive");
         update(app, action);
         update(app, Action::Tick(runtime::now()));
     }
