@@ -1,7 +1,7 @@
 //! The handler tree ([`schema`]) and its endpoints. Endpoints only parse, call the
 //! API client, and format through [`crate::i18n`].
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use teloxide::dispatching::{HandlerExt, UpdateFilterExt};
 use teloxide::prelude::*;
@@ -10,19 +10,18 @@ use teloxide::types::{
 };
 use teloxide::utils::command::BotCommands;
 use tracing::{info, warn};
-use vpnctl_client::ClientError;
-use vpnctl_client::api::{
+use vpnctl_api::ErrorCode;
+use vpnctl_api::body::{
     CreateInvite, IssuePeerRequest, NodeView, PatchUser, PeerQuery, RedeemInvite,
 };
+use vpnctl_client::ClientError;
 use vpnctl_core::{
-    Grant, Health, Locale, NodeId, NodeState, Peer, PeerId, QuotaPeriod, Role, Timestamp, User,
-    UserState,
+    Access, Grant, Locale, NodeId, NodeState, Peer, PeerId, Placement, QuotaPeriod, Role,
+    Timestamp, User,
 };
 
 use crate::callback::Action;
-use crate::i18n::{
-    Availability, DeviceLine, ServerLine, Text, UsageLine, admin_nodes, admin_users,
-};
+use crate::i18n::{DeviceLine, ServerLine, Text, UsageLine, admin_nodes, admin_users};
 use crate::services::{Api, Limits, Session, Settings, telegram_id};
 use crate::{BotError, TgBot};
 
@@ -128,14 +127,6 @@ pub fn schema() -> teloxide::dispatching::UpdateHandler<BotError> {
 
 // ------------------------------------------------------------------ helpers
 
-fn now() -> Timestamp {
-    Timestamp(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-    )
-}
-
 async fn say(bot: &TgBot, chat: ChatId, text: Text<'_>, l: Locale) -> HandlerResult {
     bot.send_message(chat, text.render(l)).await?;
     Ok(())
@@ -144,17 +135,23 @@ async fn say(bot: &TgBot, chat: ChatId, text: Text<'_>, l: Locale) -> HandlerRes
 /// What a failed API call means to the user.
 fn api_failure(e: &ClientError) -> Text<'static> {
     match e.code() {
-        Some("access_expired") => Text::AccessEnded,
+        Some(ErrorCode::AccessExpired) => Text::AccessEnded,
         // The error body carries no date; /status shows when the quota resets.
-        Some("quota_exhausted") => Text::QuotaUsedUp { until: None },
-        Some("user_disabled") => Text::AccountDisabled,
-        Some("private_key_unavailable") => Text::NoPrivateKey,
-        Some("invite_not_found" | "invite_revoked" | "invalid") => Text::InviteInvalid,
-        Some("invite_expired") => Text::InviteExpired,
-        Some("invite_used_up") => Text::InviteUsedUp,
-        Some("node_disabled" | "node_draining" | "node_not_ready" | "pool_exhausted") => {
-            Text::NoServers
+        Some(ErrorCode::QuotaExhausted) => Text::QuotaUsedUp { until: None },
+        Some(ErrorCode::UserDisabled) => Text::AccountDisabled,
+        Some(ErrorCode::PrivateKeyUnavailable) => Text::NoPrivateKey,
+        Some(ErrorCode::InviteNotFound | ErrorCode::InviteRevoked | ErrorCode::Invalid) => {
+            Text::InviteInvalid
         }
+        Some(ErrorCode::InviteExpired) => Text::InviteExpired,
+        Some(ErrorCode::InviteUsedUp) => Text::InviteUsedUp,
+        Some(
+            ErrorCode::NodeDisabled
+            | ErrorCode::NodeDraining
+            | ErrorCode::NodeNotReady
+            | ErrorCode::PoolExhausted,
+        ) => Text::NoServers,
+        Some(code) if code.is_transient() => Text::Unavailable,
         Some(_) => Text::Failed,
         None => match e {
             ClientError::Unreachable { .. } | ClientError::Timeout { .. } => Text::Unavailable,
@@ -179,19 +176,15 @@ macro_rules! api {
 }
 
 /// Why a user may not get configs, if they may not.
+/// Why the user may not have devices now, in words; `None` when they may.
 fn access_problem(user: &User) -> Option<Text<'static>> {
-    if user.state != UserState::Active {
-        Some(Text::AccountDisabled)
-    } else if user.is_expired_at(now()) {
-        Some(Text::AccessEnded)
-    } else if user.suspended {
-        let period = user.quota.map_or(QuotaPeriod::Monthly, |q| q.period);
-        let (_, resets) = period.bounds(now());
-        Some(Text::QuotaUsedUp {
-            until: Some(resets.to_date()),
-        })
-    } else {
-        None
+    match Access::of(user, Timestamp::now()) {
+        Access::Active { .. } => None,
+        Access::Disabled => Some(Text::AccountDisabled),
+        Access::Lapsed { .. } => Some(Text::AccessEnded),
+        Access::Suspended { resumes, .. } => Some(Text::QuotaUsedUp {
+            until: Some(resumes.to_date()),
+        }),
     }
 }
 
@@ -201,36 +194,19 @@ fn rate_limited(wait: Duration) -> Text<'static> {
     }
 }
 
+/// Core's judgement of a node for new devices.
+fn placement(v: &NodeView) -> Placement {
+    Placement::of(&v.node, v.health.status, v.peers)
+}
+
 fn server_line(v: &NodeView) -> ServerLine {
-    let load = if v.node.capacity == 0 {
-        0
-    } else {
-        u32::try_from(v.peers.saturating_mul(100) / u64::from(v.node.capacity)).unwrap_or(100)
-    };
+    let placement = placement(v);
     ServerLine {
         name: v.node.name.clone(),
         region: v.node.region.name.clone(),
-        load_percent: load,
-        availability: availability(v),
+        load_percent: placement.load_percent(),
+        availability: placement.availability,
     }
-}
-
-/// Whether a node may get new devices: active (not draining), enrolled, not full,
-/// and up, or degraded (still serving: offered with a mark, after the healthy ones).
-/// Down nodes and nodes that never reported are offered to nobody.
-fn availability(v: &NodeView) -> Availability {
-    let ready = v.node.state == NodeState::Active
-        && v.node.public_key.is_some()
-        && v.peers < u64::from(v.node.capacity);
-    match v.health.status {
-        Health::Up if ready => Availability::Available,
-        Health::Degraded if ready => Availability::Degraded,
-        _ => Availability::Unavailable,
-    }
-}
-
-fn takes_new_peers(v: &NodeView) -> bool {
-    availability(v) != Availability::Unavailable
 }
 
 pub(crate) fn tunnel_file_name(tunnel: Option<&str>, node: &str, device: &str) -> String {
@@ -478,7 +454,7 @@ async fn start(
             let Some(admin) = &api.admin else {
                 return say(bot, chat, Text::NotConfigured, l).await;
             };
-            let new = vpnctl_client::api::CreateUser {
+            let new = vpnctl_api::body::CreateUser {
                 name: display_name(from),
                 telegram_id: Some(tg),
                 locale: Some(l),
@@ -569,10 +545,18 @@ async fn get_config(bot: &TgBot, msg: &Message, l: Locale, api: &Api) -> Handler
             )]);
         }
     }
-    // Healthy servers first, then the degraded ones (marked); down ones not at all.
-    let mut offered: Vec<&NodeView> = nodes.iter().filter(|n| takes_new_peers(n)).collect();
-    offered.sort_by_key(|n| availability(n));
-    for node in offered.into_iter().take(MAX_ROWS) {
+    // In core's order: healthy servers first, then the degraded ones (marked), the
+    // less loaded first; those not offered (down, full, draining…) not at all.
+    let mut offered: Vec<(&NodeView, Placement)> = nodes
+        .iter()
+        .map(|n| (n, placement(n)))
+        .filter(|(_, p)| p.availability.is_offered())
+        .collect();
+    offered.sort_by(|(a, pa), (b, pb)| {
+        pa.cmp_preference(pb)
+            .then_with(|| a.node.name.cmp(&b.node.name))
+    });
+    for (node, _) in offered.into_iter().take(MAX_ROWS) {
         let line = server_line(node);
         rows.push(vec![InlineKeyboardButton::callback(
             format!(
@@ -645,7 +629,7 @@ async fn status(bot: &TgBot, msg: &Message, l: Locale, api: &Api) -> HandlerResu
     let Some(user) = api!(bot, chat, l, current_user(api, msg)) else {
         return say(bot, chat, Text::NoAccount, l).await;
     };
-    let now = now();
+    let now = Timestamp::now();
     let peers = api!(
         bot,
         chat,
@@ -675,11 +659,7 @@ async fn status(bot: &TgBot, msg: &Message, l: Locale, api: &Api) -> HandlerResu
             }
         })
         .collect();
-    let active = user.state == UserState::Active && !user.is_expired_at(now);
-    let days_left = user.until.map(|u| {
-        let secs = u.seconds().saturating_sub(now.seconds());
-        (secs.max(0) + 86_399) / 86_400
-    });
+    let access = Access::of(&user, now);
     // Traffic is extra: without it /status still answers.
     let usage = match api.bot.usage(user.id).await {
         Ok(u) => Some(UsageLine {
@@ -696,9 +676,8 @@ async fn status(bot: &TgBot, msg: &Message, l: Locale, api: &Api) -> HandlerResu
         }
     };
     let text = Text::Status {
-        active,
-        until: user.until.map(Timestamp::to_date),
-        days_left,
+        access,
+        days_left: access.days_left(now),
         usage: usage.as_ref(),
         devices: &devices,
     };
@@ -760,7 +739,7 @@ async fn admin_command(
             let new = CreateInvite {
                 label: Some("telegram admin".into()),
                 uses: Some(1),
-                expires_at: Some(now().plus_days(7)),
+                expires_at: Some(Timestamp::now().plus_days(7)),
                 grant: Some(Grant {
                     access_days: days,
                     device_limit: devices,
@@ -876,7 +855,7 @@ async fn callback(
             let Some(node) = nodes.iter().find(|n| n.node.id == node_id) else {
                 return say(&bot, chat, Text::ButtonInvalid, l).await;
             };
-            if !takes_new_peers(node) {
+            if !placement(node).availability.is_offered() {
                 return say(&bot, chat, Text::NoServers, l).await;
             }
             if peers.len() >= user.device_limit as usize {
@@ -958,7 +937,7 @@ async fn callback(
             let Some(node) = nodes.iter().find(|n| n.node.id == node_id) else {
                 return say(&bot, chat, Text::ButtonInvalid, l).await;
             };
-            if !takes_new_peers(node) {
+            if !placement(node).availability.is_offered() {
                 return say(&bot, chat, Text::NoServers, l).await;
             }
             if let Err(wait) = limits.issue.check(tg) {

@@ -1,7 +1,7 @@
 //! Every text the bot sends, in English and Russian. Nothing user-visible is
 //! written inline in the handlers.
 
-use vpnctl_core::{Health, Locale, QuotaPeriod};
+use vpnctl_core::{Access, Availability, Health, Locale, QuotaPeriod};
 
 /// One device line of `/status`.
 #[derive(Debug, Clone)]
@@ -19,19 +19,9 @@ pub struct DeviceLine {
 pub struct ServerLine {
     pub name: String,
     pub region: String,
-    pub load_percent: u32,
+    pub load_percent: u8,
+    /// Core's mark: whether and how the server takes new devices.
     pub availability: Availability,
-}
-
-/// Whether a server takes new devices, as a user sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Availability {
-    /// Healthy and taking new devices.
-    Available,
-    /// Taking new devices, but the control plane sees a problem (shown with a mark).
-    Degraded,
-    /// Down, unknown, draining or full: offered to nobody.
-    Unavailable,
 }
 
 /// The traffic lines of `/status`.
@@ -100,9 +90,8 @@ pub enum Text<'a> {
         minutes: u64,
     },
     Status {
-        active: bool,
-        until: Option<String>,
-        days_left: Option<i64>,
+        access: Access,
+        days_left: Option<u32>,
         usage: Option<&'a UsageLine>,
         devices: &'a [DeviceLine],
     },
@@ -356,7 +345,7 @@ impl Text<'_> {
             (Self::Rotated, Ru) => "Ключ заменён. Импортируйте новую конфигурацию ниже; старая больше не работает.".into(),
             (Self::RateLimited { minutes }, En) => format!("Too many requests. Try again in {minutes} min."),
             (Self::RateLimited { minutes }, Ru) => format!("Слишком много запросов. Попробуйте через {minutes} мин."),
-            (Self::Status { active, until, days_left, usage, devices }, l) => status(*active, until.as_deref(), *days_left, *usage, devices, l),
+            (Self::Status { access, days_left, usage, devices }, l) => status(*access, *days_left, *usage, devices, l),
             (Self::Servers { servers }, En) => {
                 if servers.is_empty() {
                     return "No servers yet.".into();
@@ -366,11 +355,7 @@ impl Text<'_> {
                     s.push_str(&format!(
                         "\n• {} ({}) — load {}%{}",
                         srv.name, srv.region, srv.load_percent,
-                        match srv.availability {
-                            Availability::Available => "",
-                            Availability::Degraded => ", ⚠️ unstable",
-                            Availability::Unavailable => ", not available",
-                        }
+                        mark(srv.availability, ", ", En)
                     ));
                 }
                 s
@@ -384,11 +369,7 @@ impl Text<'_> {
                     s.push_str(&format!(
                         "\n• {} ({}) — загрузка {}%{}",
                         srv.name, srv.region, srv.load_percent,
-                        match srv.availability {
-                            Availability::Available => "",
-                            Availability::Degraded => ", ⚠️ работает с перебоями",
-                            Availability::Unavailable => ", недоступен",
-                        }
+                        mark(srv.availability, ", ", Ru)
                     ));
                 }
                 s
@@ -396,21 +377,13 @@ impl Text<'_> {
             (Self::ServerButton { server, yours }, En) => format!(
                 "{} · {} · {}%{}{}",
                 server.region, server.name, server.load_percent,
-                match server.availability {
-                    Availability::Available => "",
-                    Availability::Degraded => " · ⚠️ unstable",
-                    Availability::Unavailable => " · not available",
-                },
+                mark(server.availability, " · ", En),
                 if *yours { " · your device" } else { "" }
             ),
             (Self::ServerButton { server, yours }, Ru) => format!(
                 "{} · {} · {}%{}{}",
                 server.region, server.name, server.load_percent,
-                match server.availability {
-                    Availability::Available => "",
-                    Availability::Degraded => " · ⚠️ с перебоями",
-                    Availability::Unavailable => " · недоступен",
-                },
+                mark(server.availability, " · ", Ru),
                 if *yours { " · ваше устройство" } else { "" }
             ),
             (Self::ChooseLanguage, _) => "Choose your language / Выберите язык:".into(),
@@ -528,30 +501,58 @@ impl Text<'_> {
     }
 }
 
+/// How a server's availability reads after its name ("" when it simply works).
+fn mark(a: Availability, sep: &str, l: Locale) -> String {
+    let word = match (a, l) {
+        (Availability::Up, _) => return String::new(),
+        (Availability::Degraded, Locale::En) => "⚠️ unstable",
+        (Availability::Degraded, Locale::Ru) => "⚠️ работает с перебоями",
+        (Availability::Full, Locale::En) => "full",
+        (Availability::Full, Locale::Ru) => "мест нет",
+        (_, Locale::En) => "not available",
+        (_, Locale::Ru) => "недоступен",
+    };
+    format!("{sep}{word}")
+}
+
 fn status(
-    active: bool,
-    until: Option<&str>,
-    days_left: Option<i64>,
+    access: Access,
+    days_left: Option<u32>,
     usage: Option<&UsageLine>,
     devices: &[DeviceLine],
     l: Locale,
 ) -> String {
-    let mut s = match (l, active) {
-        (Locale::En, true) => "Access: active".to_owned(),
-        (Locale::En, false) => "Access: ended".to_owned(),
-        (Locale::Ru, true) => "Доступ: активен".to_owned(),
-        (Locale::Ru, false) => "Доступ: закончился".to_owned(),
+    let date = |t: vpnctl_core::Timestamp| t.to_date();
+    let mut s = match (access, l) {
+        (Access::Active { until: None }, Locale::En) => {
+            "Access: active\nUntil: unlimited".to_owned()
+        }
+        (Access::Active { until: None }, Locale::Ru) => "Доступ: активен\nДо: бессрочно".to_owned(),
+        (Access::Active { until: Some(u) }, Locale::En) => format!(
+            "Access: active\nUntil: {} ({} days left)",
+            date(u),
+            days_left.unwrap_or(0)
+        ),
+        (Access::Active { until: Some(u) }, Locale::Ru) => format!(
+            "Доступ: активен\nДо: {} (осталось дней: {})",
+            date(u),
+            days_left.unwrap_or(0)
+        ),
+        (Access::Lapsed { ended }, Locale::En) => format!("Access: ended on {}", date(ended)),
+        (Access::Lapsed { ended }, Locale::Ru) => format!("Доступ: закончился {}", date(ended)),
+        (Access::Disabled, Locale::En) => "Access: turned off by the administrator".to_owned(),
+        (Access::Disabled, Locale::Ru) => "Доступ: отключён администратором".to_owned(),
+        (Access::Suspended { resumes, until }, Locale::En) => format!(
+            "Access: paused until {} (traffic limit reached)\nUntil: {}",
+            date(resumes),
+            until.map_or_else(|| "unlimited".to_owned(), date)
+        ),
+        (Access::Suspended { resumes, until }, Locale::Ru) => format!(
+            "Доступ: приостановлен до {} (лимит трафика исчерпан)\nДо: {}",
+            date(resumes),
+            until.map_or_else(|| "бессрочно".to_owned(), date)
+        ),
     };
-    match (l, until, days_left) {
-        (Locale::En, Some(u), Some(d)) => {
-            s.push_str(&format!("\nUntil: {u} ({} days left)", d.max(0)));
-        }
-        (Locale::Ru, Some(u), Some(d)) => {
-            s.push_str(&format!("\nДо: {u} (осталось дней: {})", d.max(0)));
-        }
-        (Locale::En, _, _) => s.push_str("\nUntil: unlimited"),
-        (Locale::Ru, _, _) => s.push_str("\nДо: бессрочно"),
-    }
     if let Some(u) = usage {
         s.push_str(&usage_lines(u, l));
     }
@@ -622,7 +623,7 @@ fn usage_lines(u: &UsageLine, l: Locale) -> String {
 }
 
 /// `/nodes` for admins.
-pub fn admin_nodes(nodes: &[vpnctl_client::api::NodeView], l: Locale) -> String {
+pub fn admin_nodes(nodes: &[vpnctl_api::body::NodeView], l: Locale) -> String {
     let mut s = match l {
         Locale::En => format!("Nodes: {}", nodes.len()),
         Locale::Ru => format!("Узлы: {}", nodes.len()),
@@ -704,8 +705,9 @@ mod tests {
             tx_bytes: 50 * 1024 * 1024,
         }];
         let text = Text::Status {
-            active: true,
-            until: Some("2030-01-01".into()),
+            access: Access::Active {
+                until: Some(vpnctl_core::Timestamp(1_893_456_000)),
+            },
             days_left: Some(12),
             usage: None,
             devices: &devices,
@@ -759,8 +761,7 @@ mod tests {
         };
         let status = |l| {
             Text::Status {
-                active: true,
-                until: None,
+                access: Access::Active { until: None },
                 days_left: None,
                 usage: Some(&usage),
                 devices: &[],

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use support::{
     Harness, SWEEP, decode_qr, enrolled_node_at, now, report, report_errors, wait_health,
 };
+use vpnctl_api::body::{IssuePeerRequest, PatchUser, PeerQuery};
 use vpnctl_bot::notifications::MAX_ATTEMPTS;
-use vpnctl_client::api::{IssuePeerRequest, PatchUser, PeerQuery};
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
     Consumer, EvacuateTo, Health, HealthPolicy, KeyPair, Message, Node, Notification, Quota,
@@ -265,7 +265,7 @@ async fn ended_access_and_bad_invites() {
     assert!(odd.contains("not valid"), "{odd}");
     let expiring = h
         .admin
-        .create_invite(&vpnctl_client::api::CreateInvite {
+        .create_invite(&vpnctl_api::body::CreateInvite {
             label: None,
             uses: Some(1),
             expires_at: Some(Timestamp(now().seconds() + 1)),

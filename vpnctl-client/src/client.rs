@@ -9,27 +9,32 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use vpnctl_core::auth::{ApiToken, Scope, TokenId};
-use vpnctl_core::wire::{ApiError, DesiredUpdate, NodeReport};
-use vpnctl_core::{
-    EvacuateTo, Evacuation, Event, Invite, InviteId, Node, NodeId, Notification, Peer, PeerId,
-    PublicKey, Secret, Timestamp, Traffic, UsageView, User, UserId, UserState,
-};
-
-use crate::api::{
+use vpnctl_api::auth::{ApiToken, Scope, Secret, TokenId};
+use vpnctl_api::body::{
     AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
     CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse,
-    EvacuateRequest, EventQuery, ExtendAccess, IssuePeerRequest, IssuedPeerView, NodeView,
-    NotificationQuery, PatchNode, PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode,
-    RotatePeer, SetAccess, SetUserState, StoredReport, UserQuery,
+    EvacuateRequest, EvacuateTo, Evacuation, EventQuery, ExtendAccess, IssuePeerRequest,
+    IssuedPeerView, NodeView, NotificationQuery, PatchNode, PatchUser, PeerQuery, RedeemInvite,
+    Redeemed, RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport, UsageView,
+    UserQuery,
 };
+use vpnctl_api::error::{ApiError, ErrorCode};
+use vpnctl_api::fingerprint::Fingerprint;
+use vpnctl_api::join::{ConnectionString, JoinToken};
+use vpnctl_api::keys::PublicKey;
+use vpnctl_api::lifecycle::{Notification, Traffic};
+use vpnctl_api::model::{
+    Event, Invite, InviteId, Node, NodeId, Peer, PeerId, User, UserId, UserState,
+};
+use vpnctl_api::routes;
+use vpnctl_api::time::Timestamp;
+use vpnctl_api::wire::{DesiredUpdate, NodeReport};
+
 use crate::error::ClientError;
-use crate::fingerprint::Fingerprint;
-use crate::join::{ConnectionString, JoinToken};
 use crate::pin::PinnedVerifier;
 
 /// The server's default long-poll wait, in seconds.
-pub const DEFAULT_WAIT_SECS: u64 = 25;
+pub const DEFAULT_WAIT_SECS: u64 = routes::DESIRED_WAIT_SECS;
 /// How much longer than the server's wait the client waits for a long-poll answer.
 const LONG_POLL_MARGIN: Duration = Duration::from_secs(15);
 
@@ -48,6 +53,23 @@ impl fmt::Debug for ApiClient {
             .field("base", &self.base)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
+    }
+}
+
+/// The code of an error answer without an API error body (a proxy in between, an
+/// older server).
+fn code_of_status(status: u16) -> ErrorCode {
+    match status {
+        400 => ErrorCode::BadRequest,
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::Forbidden,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::PayloadTooLarge,
+        429 => ErrorCode::RateLimited,
+        502..=504 => ErrorCode::Unavailable,
+        500..=599 => ErrorCode::Internal,
+        _ => ErrorCode::Unknown,
     }
 }
 
@@ -179,7 +201,7 @@ impl ApiClient {
             .await
             .map_err(|e| ClientError::from_reqwest(&url, &e))?;
         let error = serde_json::from_slice::<ApiError>(&body).unwrap_or_else(|_| ApiError {
-            code: format!("http_{}", status.as_u16()),
+            code: code_of_status(status.as_u16()),
             message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
         });
         Err(ClientError::Api {
@@ -230,7 +252,7 @@ impl ApiClient {
 
     /// `GET /healthz` (no token needed).
     pub async fn healthz(&self) -> Result<(), ClientError> {
-        let path = "/healthz";
+        let path = routes::HEALTHZ.template();
         self.send(path, self.request(Method::GET, path)).await?;
         Ok(())
     }
@@ -238,11 +260,11 @@ impl ApiClient {
     // ------------------------------------------------------------ users
 
     pub async fn users(&self) -> Result<Vec<User>, ClientError> {
-        self.get("/v1/users").await
+        self.get(routes::USERS.template()).await
     }
 
     pub async fn user_by_telegram(&self, telegram_id: i64) -> Result<Option<User>, ClientError> {
-        let path = "/v1/users";
+        let path = routes::USERS.template();
         let users: Vec<User> = self
             .json(
                 path,
@@ -255,22 +277,22 @@ impl ApiClient {
     }
 
     pub async fn user(&self, id: UserId) -> Result<User, ClientError> {
-        self.get(&format!("/v1/users/{id}")).await
+        self.get(&routes::USER.path(id)).await
     }
 
     pub async fn create_user(&self, new: &CreateUser) -> Result<User, ClientError> {
-        self.post("/v1/users", new).await
+        self.post(routes::USERS.template(), new).await
     }
 
     pub async fn update_user(&self, id: UserId, patch: &PatchUser) -> Result<User, ClientError> {
-        self.with_body(Method::PATCH, &format!("/v1/users/{id}"), patch)
+        self.with_body(Method::PATCH, &routes::USER.path(id), patch)
             .await
     }
 
     pub async fn set_user_state(&self, id: UserId, state: UserState) -> Result<User, ClientError> {
         self.with_body(
             Method::PUT,
-            &format!("/v1/users/{id}/state"),
+            &routes::USER_STATE.path(id),
             &SetUserState { state },
         )
         .await
@@ -283,22 +305,19 @@ impl ApiClient {
     ) -> Result<User, ClientError> {
         self.with_body(
             Method::PUT,
-            &format!("/v1/users/{id}/access"),
+            &routes::USER_ACCESS.path(id),
             &SetAccess { until },
         )
         .await
     }
 
     pub async fn extend_access(&self, id: UserId, days: u32) -> Result<User, ClientError> {
-        self.post(
-            &format!("/v1/users/{id}/access/extend"),
-            &ExtendAccess { days },
-        )
-        .await
+        self.post(&routes::USER_ACCESS_EXTEND.path(id), &ExtendAccess { days })
+            .await
     }
 
     pub async fn delete_user(&self, id: UserId) -> Result<(), ClientError> {
-        let path = format!("/v1/users/{id}");
+        let path = routes::USER.path(id);
         self.send(&path, self.request(Method::DELETE, &path))
             .await?;
         Ok(())
@@ -307,65 +326,65 @@ impl ApiClient {
     // ------------------------------------------------------------ invites
 
     pub async fn invites(&self) -> Result<Vec<Invite>, ClientError> {
-        self.get("/v1/invites").await
+        self.get(routes::INVITES.template()).await
     }
 
     pub async fn invite(&self, id: InviteId) -> Result<Invite, ClientError> {
-        self.get(&format!("/v1/invites/{id}")).await
+        self.get(&routes::INVITE.path(id)).await
     }
 
     /// Creates an invite; the answer carries its code, shown this once.
     pub async fn create_invite(&self, new: &CreateInvite) -> Result<CreatedInvite, ClientError> {
-        self.post("/v1/invites", new).await
+        self.post(routes::INVITES.template(), new).await
     }
 
     pub async fn revoke_invite(&self, id: InviteId) -> Result<Invite, ClientError> {
-        self.post(&format!("/v1/invites/{id}/revoke"), &serde_json::json!({}))
+        self.post(&routes::INVITE_REVOKE.path(id), &serde_json::json!({}))
             .await
     }
 
     pub async fn redeem_invite(&self, redeem: &RedeemInvite) -> Result<Redeemed, ClientError> {
-        self.post("/v1/invites/redeem", redeem).await
+        self.post(routes::INVITES_REDEEM.template(), redeem).await
     }
 
     // ------------------------------------------------------------ nodes
 
     pub async fn nodes(&self) -> Result<Vec<NodeView>, ClientError> {
-        self.get("/v1/nodes").await
+        self.get(routes::NODES.template()).await
     }
 
     pub async fn node(&self, id: NodeId) -> Result<NodeView, ClientError> {
-        self.get(&format!("/v1/nodes/{id}")).await
+        self.get(&routes::NODE.path(id)).await
     }
 
     pub async fn register_node(&self, new: &RegisterNode) -> Result<Node, ClientError> {
-        self.post("/v1/nodes", new).await
+        self.post(routes::NODES.template(), new).await
     }
 
     pub async fn update_node(&self, id: NodeId, patch: &PatchNode) -> Result<Node, ClientError> {
-        self.with_body(Method::PATCH, &format!("/v1/nodes/{id}"), patch)
+        self.with_body(Method::PATCH, &routes::NODE.path(id), patch)
             .await
     }
 
     /// Keeps serving the node's peers but takes no new ones.
     pub async fn drain_node(&self, id: NodeId) -> Result<Node, ClientError> {
-        self.post(&format!("/v1/nodes/{id}/drain"), &serde_json::json!({}))
+        self.post(&routes::NODE_DRAIN.path(id), &serde_json::json!({}))
             .await
     }
 
     pub async fn disable_node(&self, id: NodeId) -> Result<Node, ClientError> {
-        self.post(&format!("/v1/nodes/{id}/disable"), &serde_json::json!({}))
+        self.post(&routes::NODE_DISABLE.path(id), &serde_json::json!({}))
             .await
     }
 
     pub async fn activate_node(&self, id: NodeId) -> Result<Node, ClientError> {
-        self.post(&format!("/v1/nodes/{id}/activate"), &serde_json::json!({}))
+        self.post(&routes::NODE_ACTIVATE.path(id), &serde_json::json!({}))
             .await
     }
 
     /// Deletes a node; with peers on it only when `force` (which revokes them).
     pub async fn delete_node(&self, id: NodeId, force: bool) -> Result<(), ClientError> {
-        let path = format!("/v1/nodes/{id}");
+        let path = routes::NODE.path(id);
         self.send(
             &path,
             self.request(Method::DELETE, &path)
@@ -382,7 +401,7 @@ impl ApiClient {
         id: NodeId,
         to: EvacuateTo,
     ) -> Result<Evacuation, ClientError> {
-        self.post(&format!("/v1/nodes/{id}/evacuate"), &EvacuateRequest { to })
+        self.post(&routes::NODE_EVACUATE.path(id), &EvacuateRequest { to })
             .await
     }
 
@@ -394,7 +413,7 @@ impl ApiClient {
     ) -> Result<(JoinToken, Timestamp), ClientError> {
         let created: CreatedJoinToken = self
             .post(
-                &format!("/v1/nodes/{id}/join-token"),
+                &routes::NODE_JOIN_TOKEN.path(id),
                 &CreateJoinToken { valid_for_secs },
             )
             .await?;
@@ -410,7 +429,7 @@ impl ApiClient {
         public_key: PublicKey,
         listen_port: Option<u16>,
     ) -> Result<(Node, Secret), ClientError> {
-        let path = "/v1/enroll";
+        let path = routes::ENROLL.template();
         let body = EnrollRequest {
             join_secret: join.secret.expose().to_owned(),
             public_key,
@@ -433,7 +452,7 @@ impl ApiClient {
         after: u64,
         wait: Duration,
     ) -> Result<DesiredUpdate, ClientError> {
-        let path = format!("/v1/nodes/{node}/desired");
+        let path = routes::NODE_DESIRED.path(node);
         let req = self
             .request(Method::GET, &path)
             .query(&DesiredQuery {
@@ -446,7 +465,7 @@ impl ApiClient {
 
     /// Sends the node's report.
     pub async fn report(&self, node: NodeId, report: &NodeReport) -> Result<(), ClientError> {
-        let path = format!("/v1/nodes/{node}/report");
+        let path = routes::NODE_REPORT.path(node);
         self.send(&path, self.request(Method::POST, &path).json(report))
             .await?;
         Ok(())
@@ -454,9 +473,9 @@ impl ApiClient {
 
     /// The node's latest report, if it sent one since the server started.
     pub async fn node_report(&self, node: NodeId) -> Result<Option<StoredReport>, ClientError> {
-        match self.get(&format!("/v1/nodes/{node}/report")).await {
+        match self.get(&routes::NODE_REPORT.path(node)).await {
             Ok(report) => Ok(Some(report)),
-            Err(e) if e.code() == Some("no_report") => Ok(None),
+            Err(e) if e.code() == Some(ErrorCode::NoReport) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -464,22 +483,22 @@ impl ApiClient {
     // ------------------------------------------------------------ peers
 
     pub async fn peers(&self, filter: PeerQuery) -> Result<Vec<Peer>, ClientError> {
-        let path = "/v1/peers";
+        let path = routes::PEERS.template();
         self.json(path, self.request(Method::GET, path).query(&filter))
             .await
     }
 
     pub async fn peer(&self, id: PeerId) -> Result<Peer, ClientError> {
-        self.get(&format!("/v1/peers/{id}")).await
+        self.get(&routes::PEER.path(id)).await
     }
 
     pub async fn issue_peer(&self, req: &IssuePeerRequest) -> Result<IssuedPeerView, ClientError> {
-        self.post("/v1/peers", req).await
+        self.post(routes::PEERS.template(), req).await
     }
 
     /// The peer's wg-quick config text. It contains the private key: never log it.
     pub async fn peer_config(&self, id: PeerId) -> Result<String, ClientError> {
-        let path = format!("/v1/peers/{id}/config");
+        let path = routes::PEER_CONFIG.path(id);
         let resp = self.send(&path, self.request(Method::GET, &path)).await?;
         let url = self.url(&path);
         resp.text()
@@ -489,7 +508,7 @@ impl ApiClient {
 
     /// The peer's config as a QR code (PNG bytes).
     pub async fn peer_qr_png(&self, id: PeerId) -> Result<Vec<u8>, ClientError> {
-        let path = format!("/v1/peers/{id}/qr");
+        let path = routes::PEER_QR.path(id);
         let resp = self.send(&path, self.request(Method::GET, &path)).await?;
         let url = self.url(&path);
         resp.bytes()
@@ -503,23 +522,20 @@ impl ApiClient {
         id: PeerId,
         public_key: Option<PublicKey>,
     ) -> Result<IssuedPeerView, ClientError> {
-        self.post(
-            &format!("/v1/peers/{id}/rotate"),
-            &RotatePeer { public_key },
-        )
-        .await
+        self.post(&routes::PEER_ROTATE.path(id), &RotatePeer { public_key })
+            .await
     }
 
     /// Revokes the peer: it leaves its node and its address is freed.
     pub async fn revoke_peer(&self, id: PeerId) -> Result<Peer, ClientError> {
-        let path = format!("/v1/peers/{id}");
+        let path = routes::PEER.path(id);
         self.json(&path, self.request(Method::DELETE, &path)).await
     }
 
     // ------------------------------------------------------------ tokens
 
     pub async fn tokens(&self) -> Result<Vec<ApiToken>, ClientError> {
-        self.get("/v1/tokens").await
+        self.get(routes::TOKENS.template()).await
     }
 
     /// Creates an API token; the secret is shown this once.
@@ -530,7 +546,7 @@ impl ApiClient {
     ) -> Result<(ApiToken, Secret), ClientError> {
         let created: CreatedToken = self
             .post(
-                "/v1/tokens",
+                routes::TOKENS.template(),
                 &CreateToken {
                     scope,
                     label: label.to_owned(),
@@ -541,7 +557,7 @@ impl ApiClient {
     }
 
     pub async fn revoke_token(&self, id: TokenId) -> Result<ApiToken, ClientError> {
-        let path = format!("/v1/tokens/{id}");
+        let path = routes::TOKEN.path(id);
         self.json(&path, self.request(Method::DELETE, &path)).await
     }
 
@@ -549,12 +565,12 @@ impl ApiClient {
 
     /// A user's traffic this period and overall, with their quota.
     pub async fn usage(&self, user: UserId) -> Result<UsageView, ClientError> {
-        self.get(&format!("/v1/users/{user}/usage")).await
+        self.get(&routes::USER_USAGE.path(user)).await
     }
 
     /// A peer's accounted traffic.
     pub async fn peer_traffic(&self, peer: PeerId) -> Result<Traffic, ClientError> {
-        self.get(&format!("/v1/peers/{peer}/traffic")).await
+        self.get(&routes::PEER_TRAFFIC.path(peer)).await
     }
 
     /// The bot's unacknowledged notifications, oldest first; with `wait`, waits up
@@ -564,7 +580,7 @@ impl ApiClient {
         limit: Option<usize>,
         wait: Option<Duration>,
     ) -> Result<Vec<Notification>, ClientError> {
-        let path = "/v1/notifications";
+        let path = routes::NOTIFICATIONS.template();
         let wait_secs = wait.map(|w| w.as_secs());
         let mut request = self
             .request(Method::GET, path)
@@ -582,14 +598,17 @@ impl ApiClient {
             cursor: u64,
         }
         let c: Cursor = self
-            .post("/v1/notifications/ack", &AckNotifications { upto })
+            .post(
+                routes::NOTIFICATIONS_ACK.template(),
+                &AckNotifications { upto },
+            )
             .await?;
         Ok(c.cursor)
     }
 
     /// The Prometheus exposition of `/metrics`.
     pub async fn metrics(&self) -> Result<String, ClientError> {
-        let path = "/metrics";
+        let path = routes::METRICS.template();
         let response = self.send(path, self.request(Method::GET, path)).await?;
         let url = self.url(path);
         response
@@ -606,7 +625,7 @@ impl ApiClient {
         after: Option<u64>,
         limit: Option<usize>,
     ) -> Result<Vec<Event>, ClientError> {
-        let path = "/v1/events";
+        let path = routes::EVENTS.template();
         self.json(
             path,
             self.request(Method::GET, path)
@@ -622,7 +641,7 @@ impl ApiClient {
         &self,
         after: Option<u64>,
     ) -> Result<impl Stream<Item = Result<Event, ClientError>> + Send + 'static, ClientError> {
-        let path = "/v1/events/stream";
+        let path = routes::EVENTS_STREAM.template();
         let mut req = self
             .http
             .get(self.url(path))

@@ -2,11 +2,10 @@
 
 use std::error::Error as StdError;
 
-use vpnctl_core::wire::ApiError;
-
-use crate::fingerprint::Fingerprint;
-use crate::join::TokenFormatError;
 use crate::pin::PinMismatch;
+use vpnctl_api::error::{ApiError, ErrorCode};
+use vpnctl_api::fingerprint::Fingerprint;
+use vpnctl_api::join::TokenFormatError;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -49,11 +48,23 @@ impl ClientError {
         }
     }
 
-    /// The server's machine-readable code of an API error, e.g. `device_limit`.
-    pub fn code(&self) -> Option<&str> {
+    /// The server's machine-readable code of an API error.
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Api { error, .. } => Some(&error.code),
+            Self::Api { error, .. } => Some(error.code),
             _ => None,
+        }
+    }
+
+    /// Whether the same request may succeed later with nothing else changed: the
+    /// server or the network failed, not a rule of the service.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Api { error, .. } => error.code.is_transient(),
+            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Tls { .. } => true,
+            Self::PinMismatch { .. } | Self::Protocol { .. } | Self::Config(_) | Self::Token(_) => {
+                false
+            }
         }
     }
 

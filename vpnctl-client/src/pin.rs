@@ -9,7 +9,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 
-use crate::fingerprint::Fingerprint;
+use vpnctl_api::fingerprint::Fingerprint;
 
 /// The presented certificate is not the pinned one.
 #[derive(Debug, thiserror::Error)]

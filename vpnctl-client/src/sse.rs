@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use vpnctl_core::Event;
+use vpnctl_api::model::Event;
 
 use crate::error::ClientError;
 

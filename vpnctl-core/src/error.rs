@@ -2,6 +2,8 @@
 //! ([`StorageError`]) so that a frontend can show the former to a user and log the
 //! latter.
 
+use vpnctl_api::{ErrorCode, InvalidInput};
+
 use crate::keys::KeyError;
 use crate::model::{InviteId, NodeId, PeerId, UserId};
 use crate::time::Timestamp;
@@ -114,27 +116,27 @@ impl Error {
     }
 
     /// A stable machine-readable code, e.g. `device_limit`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::NotFound { .. } => "not_found",
-            Self::Invalid { .. } => "invalid",
-            Self::Key(_) => "malformed_key",
-            Self::Conflict(_) => "conflict",
-            Self::PoolExhausted { .. } => "pool_exhausted",
-            Self::DeviceLimit { .. } => "device_limit",
-            Self::AccessExpired { .. } => "access_expired",
-            Self::UserDisabled { .. } => "user_disabled",
-            Self::QuotaExhausted { .. } => "quota_exhausted",
-            Self::InviteNotFound => "invite_not_found",
-            Self::InviteUsedUp { .. } => "invite_used_up",
-            Self::InviteExpired { .. } => "invite_expired",
-            Self::InviteRevoked { .. } => "invite_revoked",
-            Self::NodeDisabled { .. } => "node_disabled",
-            Self::NodeDraining { .. } => "node_draining",
-            Self::NodeNotReady { .. } => "node_not_ready",
-            Self::PrivateKeyUnavailable { .. } => "private_key_unavailable",
-            Self::JoinSecretInvalid => "join_token_invalid",
-            Self::Storage(_) => "internal",
+            Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::Invalid { .. } => ErrorCode::Invalid,
+            Self::Key(_) => ErrorCode::MalformedKey,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PoolExhausted { .. } => ErrorCode::PoolExhausted,
+            Self::DeviceLimit { .. } => ErrorCode::DeviceLimit,
+            Self::AccessExpired { .. } => ErrorCode::AccessExpired,
+            Self::UserDisabled { .. } => ErrorCode::UserDisabled,
+            Self::QuotaExhausted { .. } => ErrorCode::QuotaExhausted,
+            Self::InviteNotFound => ErrorCode::InviteNotFound,
+            Self::InviteUsedUp { .. } => ErrorCode::InviteUsedUp,
+            Self::InviteExpired { .. } => ErrorCode::InviteExpired,
+            Self::InviteRevoked { .. } => ErrorCode::InviteRevoked,
+            Self::NodeDisabled { .. } => ErrorCode::NodeDisabled,
+            Self::NodeDraining { .. } => ErrorCode::NodeDraining,
+            Self::NodeNotReady { .. } => ErrorCode::NodeNotReady,
+            Self::PrivateKeyUnavailable { .. } => ErrorCode::PrivateKeyUnavailable,
+            Self::JoinSecretInvalid => ErrorCode::JoinTokenInvalid,
+            Self::Storage(_) => ErrorCode::Internal,
         }
     }
 
@@ -145,10 +147,19 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field,
             reason: reason.into(),
+        }
+    }
+}
+
+impl From<InvalidInput> for Error {
+    fn from(e: InvalidInput) -> Self {
+        Self::Invalid {
+            field: e.field,
+            reason: e.reason,
         }
     }
 }

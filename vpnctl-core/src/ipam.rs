@@ -11,7 +11,7 @@
 //! allocation serves both families and the IPv6 pool is checked to be at least as
 //! large as the IPv4 one.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -78,13 +78,7 @@ pub fn is_reserved(size: u32, offset: u32) -> bool {
     offset <= 1 || offset >= size - 1
 }
 
-pub fn host_v4(pool: Ipv4Net, offset: u32) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(pool.network()).wrapping_add(offset))
-}
-
-pub fn host_v6(pool: Ipv6Net, offset: u32) -> Ipv6Addr {
-    Ipv6Addr::from(u128::from(pool.network()).wrapping_add(u128::from(offset)))
-}
+pub use vpnctl_api::model::{host_v4, host_v6};
 
 /// The offset of `addr` inside `pool`, if it is in it.
 pub fn offset_v4(pool: Ipv4Net, addr: Ipv4Addr) -> Option<u32> {
@@ -174,7 +168,7 @@ mod tests {
         assert_eq!(offset_v4(pool, "10.9.0.0".parse().unwrap()), None);
         assert_eq!(
             host_v6("fd00:1::/64".parse().unwrap(), 258),
-            "fd00:1::102".parse::<Ipv6Addr>().unwrap()
+            "fd00:1::102".parse::<std::net::Ipv6Addr>().unwrap()
         );
     }
 }

@@ -13,21 +13,27 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod auth;
 pub mod error;
 pub mod ipam;
-pub mod keys;
 pub mod lifecycle;
-pub mod model;
 pub mod operations;
+pub mod placement;
 pub mod prom;
 pub mod reconcile;
 pub mod render;
 pub mod service;
 pub mod store;
-pub mod time;
 pub mod vault;
-pub mod wire;
+
+/// The data types, wire types and error codes every part shares.
+pub use vpnctl_api as api;
+pub use vpnctl_api::{keys, model, time, wire};
+
+pub use access::Access;
+pub use placement::{Availability, Placement};
+pub use vpnctl_api::ErrorCode;
 
 pub use auth::{ApiToken, Scope, Secret, TokenId};
 pub use error::{Entity, Error, ErrorKind, Result, StorageError};

@@ -5,48 +5,17 @@
 //! Everything here is pure: the store and the service call it with the clock's
 //! `now`, so tests drive it with a [`crate::ManualClock`].
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
+pub use vpnctl_api::lifecycle::{
+    Consumer, Health, Message, Notification, Probe, Quota, QuotaPeriod, Recipient, Traffic, Usage,
+};
+
 use crate::error::{Error, Result};
-use crate::model::{Locale, NodeId, PeerId, UserId};
+use crate::model::NodeId;
 use crate::time::{DAY, Timestamp};
 
 // ------------------------------------------------------------------ health
-
-/// A node's health as the control plane judges it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// Never reported.
-    #[default]
-    Unknown,
-    Up,
-    /// Serving, but something needs a look (late reports, errors, lag, slow probe).
-    Degraded,
-    /// Not serving, or not heard from.
-    Down,
-}
-
-impl Health {
-    pub const ALL: [Self; 4] = [Self::Unknown, Self::Up, Self::Degraded, Self::Down];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Up => "up",
-            Self::Degraded => "degraded",
-            Self::Down => "down",
-        }
-    }
-}
-
-impl fmt::Display for Health {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Thresholds for [`assess`] and the hysteresis of [`NodeStatus::observe`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,39 +69,6 @@ impl HealthPolicy {
             ));
         }
         Ok(())
-    }
-}
-
-/// One active probe of a node's public endpoint by the control plane.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Probe {
-    pub at: Timestamp,
-    /// Round trip in milliseconds; `None` when the probe failed.
-    pub rtt_ms: Option<u32>,
-    /// Why it failed.
-    pub error: Option<String>,
-}
-
-/// Cumulative bytes, as the control plane accounts them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Traffic {
-    /// Bytes from clients to the node.
-    pub rx: u64,
-    /// Bytes from the node to clients.
-    pub tx: u64,
-}
-
-impl Traffic {
-    pub fn total(self) -> u64 {
-        self.rx.saturating_add(self.tx)
-    }
-
-    #[must_use]
-    pub fn plus(self, other: Self) -> Self {
-        Self {
-            rx: self.rx.saturating_add(other.rx),
-            tx: self.tx.saturating_add(other.tx),
-        }
     }
 }
 
@@ -321,202 +257,16 @@ pub fn counter_delta(last: u64, now: u64) -> u64 {
     if now >= last { now - last } else { now }
 }
 
-/// How often a quota resets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QuotaPeriod {
-    Daily,
-    Weekly,
-    /// Calendar months, UTC.
-    Monthly,
-}
-
-impl QuotaPeriod {
-    /// The start of the period containing `t` and the start of the next one (UTC).
-    pub fn bounds(self, t: Timestamp) -> (Timestamp, Timestamp) {
-        let day = t.seconds().div_euclid(DAY);
-        match self {
-            Self::Daily => (Timestamp(day * DAY), Timestamp((day + 1) * DAY)),
-            Self::Weekly => {
-                // 1970-01-01 was a Thursday; weeks start on Monday.
-                let monday = day - (day + 3).rem_euclid(7);
-                (Timestamp(monday * DAY), Timestamp((monday + 7) * DAY))
-            }
-            Self::Monthly => {
-                let (y, m, _) = civil_from_days(day);
-                let start = days_from_civil(y, m, 1);
-                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                let next = days_from_civil(ny, nm, 1);
-                (Timestamp(start * DAY), Timestamp(next * DAY))
-            }
-        }
-    }
-}
-
-impl std::str::FromStr for QuotaPeriod {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "daily" | "day" => Ok(Self::Daily),
-            "weekly" | "week" => Ok(Self::Weekly),
-            "monthly" | "month" => Ok(Self::Monthly),
-            _ => Err(Error::invalid(
-                "quota period",
-                format!("{s:?}: use daily, weekly or monthly"),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for QuotaPeriod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Daily => "daily",
-            Self::Weekly => "weekly",
-            Self::Monthly => "monthly",
-        })
-    }
-}
-
-/// A traffic allowance (both directions together) per period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Quota {
-    pub bytes: u64,
-    pub period: QuotaPeriod,
-}
-
 /// Share of the quota at which the user is warned.
 pub const QUOTA_WARN_PERCENT: u64 = 80;
 
-/// A user's accounted traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Usage {
-    /// Everything, ever.
-    pub total: Traffic,
-    /// Bytes (both directions) in the current quota period.
-    pub period_bytes: u64,
-    /// Start of the period `period_bytes` counts.
-    pub period_start: Timestamp,
-}
-
-// Howard Hinnant's civil-calendar algorithms (public domain), for month bounds
-// without pulling a calendar into the hot path.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 // ------------------------------------------------------------------ outbox
 
-/// Who a notification is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
-pub enum Recipient {
-    /// A user, in their language.
-    User {
-        user: UserId,
-        telegram_id: i64,
-        locale: Locale,
-    },
-    /// The admins' alert chat(s) and webhook.
-    Admins,
-}
-
-/// What to tell. Frontends word it; the control plane only decides that and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Message {
-    /// Access ends in `days_left` days (rounded up).
-    AccessEndsSoon {
-        until: Timestamp,
-        days_left: u32,
-    },
-    AccessEnded {
-        until: Timestamp,
-    },
-    QuotaWarning {
-        used: u64,
-        limit: u64,
-        resets_at: Timestamp,
-    },
-    /// Access is suspended until `resets_at`.
-    QuotaExceeded {
-        used: u64,
-        limit: u64,
-        resets_at: Timestamp,
-    },
-    QuotaRestored,
-    /// A device was re-issued on another node; the frontend sends its new config.
-    DeviceMoved {
-        device: String,
-        new_peer: PeerId,
-        from_node: String,
-        to_node: String,
-        to_region: String,
-    },
-    NodeHealth {
-        node: NodeId,
-        name: String,
-        from: Health,
-        to: Health,
-        reason: String,
-    },
-    NodeDrift {
-        node: NodeId,
-        name: String,
-        removed: u32,
-    },
-    NodeEvacuated {
-        node: NodeId,
-        name: String,
-        moved: u32,
-        failed: u32,
-    },
-}
-
-/// One entry of the outbox. Delivery is at least once: a consumer reads after its
-/// cursor and acknowledges what it handled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notification {
-    pub id: u64,
-    pub at: Timestamp,
-    pub recipient: Recipient,
-    #[serde(flatten)]
-    pub message: Message,
-}
-
-/// The outbox consumers; each keeps its own cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Consumer {
-    Bot,
-    Webhook,
-}
-
-impl Consumer {
-    pub fn cursor_key(self) -> &'static str {
-        match self {
-            Self::Bot => "outbox_cursor_bot",
-            Self::Webhook => "outbox_cursor_webhook",
-        }
+/// Where a consumer's outbox cursor is kept.
+pub(crate) fn cursor_key(consumer: Consumer) -> &'static str {
+    match consumer {
+        Consumer::Bot => "outbox_cursor_bot",
+        Consumer::Webhook => "outbox_cursor_webhook",
     }
 }
 
@@ -622,28 +372,6 @@ mod tests {
         assert_eq!(counter_delta(100, 150), 50);
         assert_eq!(counter_delta(100, 30), 30);
         assert_eq!(counter_delta(0, 0), 0);
-    }
-
-    #[test]
-    fn period_bounds() {
-        // 2026-11-25T13:00:00Z, a Wednesday.
-        let t = Timestamp(1_795_611_600);
-        let (s, e) = QuotaPeriod::Monthly.bounds(t);
-        assert_eq!(s.to_rfc3339(), "2026-11-01T00:00:00Z");
-        assert_eq!(e.to_rfc3339(), "2026-12-01T00:00:00Z");
-        let (s, e) = QuotaPeriod::Monthly.bounds(Timestamp(1_797_292_800));
-        assert_eq!(s.to_rfc3339(), "2026-12-01T00:00:00Z");
-        assert_eq!(e.to_rfc3339(), "2027-01-01T00:00:00Z");
-        let (s, e) = QuotaPeriod::Weekly.bounds(t);
-        assert_eq!(s.to_rfc3339(), "2026-11-23T00:00:00Z");
-        assert_eq!(e.to_rfc3339(), "2026-11-30T00:00:00Z");
-        let (s, e) = QuotaPeriod::Daily.bounds(t);
-        assert_eq!(s.to_rfc3339(), "2026-11-25T00:00:00Z");
-        assert_eq!(e.seconds() - s.seconds(), DAY);
-        // Leap February.
-        let (s, e) = QuotaPeriod::Monthly.bounds(Timestamp(1_709_251_199)); // 2024-02-29T23:59:59Z
-        assert_eq!(s.to_rfc3339(), "2024-02-01T00:00:00Z");
-        assert_eq!(e.to_rfc3339(), "2024-03-01T00:00:00Z");
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
+use vpnctl_api::body::NodeHealth;
+pub use vpnctl_api::body::{EvacuateTo, Evacuation, Moved, UsageView};
 
 use crate::error::{Error, Result};
 use crate::lifecycle::{
@@ -17,9 +19,10 @@ use crate::lifecycle::{
     QUOTA_WARN_PERCENT, QuotaPeriod, Recipient, Traffic, Usage,
 };
 use crate::model::{EventKind, Node, NodeId, NodeState, PeerId, Severity, User, UserId};
+use crate::placement::Placement;
 use crate::service::{FreshKeys, IssuePeer, Vpnctl, issue_in, revoke_in, sync_user_peers};
 use crate::store::Tx;
-use crate::time::{DAY, Timestamp};
+use crate::time::DAY;
 use crate::wire::NodeReport;
 
 /// A peer counts as connected with a handshake this recent (WireGuard re-keys every
@@ -40,38 +43,6 @@ impl SweepOutcome {
     }
 }
 
-/// Where [`Vpnctl::evacuate`] may put devices.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type", content = "value")]
-pub enum EvacuateTo {
-    /// Healthy nodes, same region first, least loaded first.
-    #[default]
-    Auto,
-    /// Healthy nodes of this region code.
-    Region(String),
-    /// Exactly this node (even if its health is unknown).
-    Node(NodeId),
-}
-
-/// One device moved by an evacuation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Moved {
-    pub user: UserId,
-    pub device: String,
-    pub old_peer: PeerId,
-    pub new_peer: PeerId,
-    pub to: NodeId,
-}
-
-/// The result of [`Vpnctl::evacuate`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evacuation {
-    pub node: NodeId,
-    pub moved: Vec<Moved>,
-    /// Devices that stayed, and why (no capacity anywhere, …).
-    pub failed: Vec<(PeerId, String)>,
-}
-
 /// A node with what the control plane knows of it, read in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeOverview {
@@ -80,6 +51,33 @@ pub struct NodeOverview {
     pub peers: u64,
     pub desired_revision: u64,
     pub status: NodeStatus,
+}
+
+impl NodeOverview {
+    /// How the node is doing, as the API shows it.
+    pub fn health(&self) -> NodeHealth {
+        let status = &self.status;
+        let reported = status.last_report_at.is_some();
+        NodeHealth {
+            status: status.health,
+            reason: status.reason.clone(),
+            since: status.since,
+            desired_revision: self.desired_revision,
+            applied_revision: reported.then_some(status.applied_revision),
+            in_sync: reported && status.applied_revision == self.desired_revision,
+            last_report_at: status.last_report_at,
+            peers_connected: status.peers_connected,
+            interface_up: reported.then_some(status.interface_up),
+            report_errors: u32::try_from(status.errors.len()).unwrap_or(u32::MAX),
+            probe: status.probe.clone(),
+            traffic: status.traffic,
+        }
+    }
+
+    /// Whether and how the node takes new devices.
+    pub fn placement(&self) -> Placement {
+        Placement::of(&self.node, self.status.health, self.peers)
+    }
 }
 
 fn overview(rx: &crate::store::Rx<'_>, node: Node) -> Result<NodeOverview> {
@@ -91,17 +89,6 @@ fn overview(rx: &crate::store::Rx<'_>, node: Node) -> Result<NodeOverview> {
         desired_revision,
         status,
     })
-}
-
-/// A user's traffic as shown to them and to admins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageView {
-    pub total: Traffic,
-    pub period_bytes: u64,
-    pub period_start: Timestamp,
-    pub period_end: Timestamp,
-    pub quota: Option<lifecycle::Quota>,
-    pub suspended: bool,
 }
 
 /// Queues `message` for `user` unless it was queued before for `anchor`; users
@@ -516,7 +503,7 @@ impl Vpnctl {
     /// Notifications `consumer` has not acknowledged yet, oldest first.
     pub fn notifications(&self, consumer: Consumer, limit: usize) -> Result<Vec<Notification>> {
         self.read(|rx| {
-            let after = rx.cursor(consumer.cursor_key())?;
+            let after = rx.cursor(lifecycle::cursor_key(consumer))?;
             rx.notifications_after(after, limit.clamp(1, 1000))
         })
     }
@@ -534,9 +521,12 @@ impl Vpnctl {
                 ));
             }
             tx.advance_cursor(
-                consumer.cursor_key(),
+                lifecycle::cursor_key(consumer),
                 upto,
-                &[Consumer::Bot.cursor_key(), Consumer::Webhook.cursor_key()],
+                &[
+                    lifecycle::cursor_key(Consumer::Bot),
+                    lifecycle::cursor_key(Consumer::Webhook),
+                ],
             )
         })
     }
@@ -581,24 +571,42 @@ impl Vpnctl {
                 } else {
                     keys.pop().unwrap_or_else(|| FreshKeys::new(None))
                 };
-                // Least loaded first; capacity is checked by `issue_in`.
-                targets.sort_by_key(|(t, load)| (t.region.code != source.region.code, *load, t.id));
+                // Same region first, then the node placement prefers; capacity
+                // is checked again by `issue_in`.
+                targets.sort_by(|a, b| {
+                    (a.node.region.code != source.region.code)
+                        .cmp(&(b.node.region.code != source.region.code))
+                        .then_with(|| a.placement.cmp_preference(&b.placement))
+                        .then_with(|| a.node.id.cmp(&b.node.id))
+                });
                 let mut placed = None;
                 let mut last_error = String::from("no target");
-                for (target, load) in &mut targets {
-                    let device = free_device_name(tx, user.id, target.id, &rec.peer.device)?;
+                for target in &mut targets {
+                    let device = free_device_name(tx, user.id, target.node.id, &rec.peer.device)?;
                     let req = IssuePeer {
                         user: user.id,
-                        node: target.id,
+                        node: target.node.id,
                         device: device.clone(),
                         public_key: keep.then_some(rec.peer.public_key),
                     };
                     // Access and the device limit are not re-judged: the device
                     // exists already and only changes node.
-                    match issue_in(tx, &req, &device, &fresh, target, store_private, false) {
+                    match issue_in(
+                        tx,
+                        &req,
+                        &device,
+                        &fresh,
+                        &target.node,
+                        store_private,
+                        false,
+                    ) {
                         Ok(issued) => {
-                            *load += 1;
-                            placed = Some((issued.peer, target.clone()));
+                            target.placement = Placement::of(
+                                &target.node,
+                                target.health,
+                                target.placement.peers + 1,
+                            );
+                            placed = Some((issued.peer, target.node.clone()));
                             break;
                         }
                         // Only "this node cannot take it" moves on to the next
@@ -657,35 +665,51 @@ impl Vpnctl {
     }
 }
 
-/// Nodes that may take devices, with their current load.
-fn candidates(tx: &Tx<'_>, source: &Node, to: &EvacuateTo) -> Result<Vec<(Node, u64)>> {
+/// A node devices may move to, with its standing.
+struct Target {
+    node: Node,
+    health: Health,
+    placement: Placement,
+}
+
+/// The nodes that may take the devices of `source`: for `Auto` and `Region` those
+/// offered to users (see [`Placement`]), for a named node that one if it takes
+/// devices at all.
+fn candidates(tx: &Tx<'_>, source: &Node, to: &EvacuateTo) -> Result<Vec<Target>> {
     let mut out = Vec::new();
     for id in tx.node_ids()? {
         if id == source.id {
             continue;
         }
-        let n = tx.node(id)?;
-        if n.state != NodeState::Active || n.public_key.is_none() {
-            continue;
-        }
-        let healthy = tx.node_status(id)?.health == Health::Up;
+        let node = tx.node(id)?;
+        let health = tx.node_status(id)?.health;
+        let placement = Placement::of(&node, health, tx.node_peer_count(id)?);
+        let offered = placement.availability.is_offered();
         let wanted = match to {
-            EvacuateTo::Auto => healthy,
-            EvacuateTo::Region(code) => healthy && &n.region.code == code,
-            EvacuateTo::Node(target) => *target == id,
+            EvacuateTo::Auto => offered,
+            EvacuateTo::Region(code) => offered && &node.region.code == code,
+            EvacuateTo::Node(target) => *target == id && placement.availability.takes_devices(),
         };
         if wanted {
-            let load = tx.node_peer_count(id)?;
-            out.push((n, load));
+            out.push(Target {
+                node,
+                health,
+                placement,
+            });
         }
     }
     if let EvacuateTo::Node(target) = to
         && out.is_empty()
     {
-        let n = tx.node(*target)?;
+        let node = tx.node(*target)?;
+        let placement = Placement::of(
+            &node,
+            tx.node_status(node.id)?.health,
+            tx.node_peer_count(node.id)?,
+        );
         return Err(Error::Conflict(format!(
-            "node {} cannot take devices: it is {} or has not enrolled",
-            n.name, n.state
+            "node {} cannot take devices: it is {}",
+            node.name, placement.availability
         )));
     }
     Ok(out)

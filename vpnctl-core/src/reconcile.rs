@@ -8,61 +8,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{PresharedKey, PublicKey};
-
-/// One peer as WireGuard sees it: what the node must configure (desired) or what it
-/// read back from the interface (actual).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerSpec {
-    pub public_key: PublicKey,
-    pub preshared_key: Option<PresharedKey>,
-    /// Kept sorted and free of duplicates by [`PeerSpec::new`], so that comparing two
-    /// specs compares sets.
-    pub allowed_ips: Vec<IpNet>,
-    /// Seconds; `None` and `Some(0)` both mean off (WireGuard reads an unset value back
-    /// as 0).
-    pub persistent_keepalive: Option<u16>,
-}
-
-impl PeerSpec {
-    pub fn new(
-        public_key: PublicKey,
-        preshared_key: Option<PresharedKey>,
-        allowed_ips: impl IntoIterator<Item = IpNet>,
-        persistent_keepalive: Option<u16>,
-    ) -> Self {
-        let mut allowed_ips: Vec<IpNet> = allowed_ips.into_iter().map(|n| n.trunc()).collect();
-        allowed_ips.sort_unstable();
-        allowed_ips.dedup();
-        Self {
-            public_key,
-            preshared_key,
-            allowed_ips,
-            persistent_keepalive,
-        }
-    }
-
-    fn keepalive(&self) -> u16 {
-        self.persistent_keepalive.unwrap_or(0)
-    }
-
-    fn same_allowed_ips(&self, other: &Self) -> bool {
-        if self.allowed_ips == other.allowed_ips {
-            return true;
-        }
-        // Tolerate an unsorted list read from a device.
-        let mut a: Vec<IpNet> = self.allowed_ips.iter().map(IpNet::trunc).collect();
-        let mut b: Vec<IpNet> = other.allowed_ips.iter().map(IpNet::trunc).collect();
-        a.sort_unstable();
-        a.dedup();
-        b.sort_unstable();
-        b.dedup();
-        a == b
-    }
-}
+use crate::keys::PublicKey;
+pub use crate::wire::PeerSpec;
 
 /// One step that turns the actual peer set into the desired one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

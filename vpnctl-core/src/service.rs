@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tracing::instrument;
 use zeroize::Zeroizing;
 
+use crate::access::{Access, serves_devices};
 use crate::auth::{self, ApiToken, Scope, Secret, TokenId};
 use crate::error::{Error, Result, StorageError};
 use crate::ipam;
@@ -27,6 +28,7 @@ use crate::model::{
     Peer, PeerId, Region, Role, Severity, User, UserId, UserState, validate_display_name,
     validate_slug,
 };
+use crate::placement::Placement;
 use crate::render::{ClientConfig, ConfigInput};
 use crate::store::{Commit, PeerRecord, Rx, Store, Tx};
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -1195,24 +1197,12 @@ fn validate_mtu(mtu: u16) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a device to a user without active access.
 pub(crate) fn check_access(user: &User, now: Timestamp) -> Result<()> {
-    if user.state == UserState::Disabled {
-        return Err(Error::UserDisabled { user: user.id });
+    match Access::of(user, now).refusal(user) {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
     }
-    if user.is_expired_at(now) {
-        return Err(Error::AccessExpired {
-            user: user.id,
-            until: user.until.unwrap_or(now),
-        });
-    }
-    if user.suspended {
-        let until = user.quota.map_or(now, |q| q.period.bounds(now).1);
-        return Err(Error::QuotaExhausted {
-            user: user.id,
-            until,
-        });
-    }
-    Ok(())
 }
 
 fn seal_keys(vault: &Vault, rec: &mut PeerRecord, keys: &FreshKeys, store_private: bool) {
@@ -1257,13 +1247,13 @@ pub(crate) fn issue_in(
     if enforce_limits {
         check_access(&user, tx.now)?;
     }
-    match node.state {
-        NodeState::Active => {}
-        NodeState::Draining => return Err(Error::NodeDraining { node: node.id }),
-        NodeState::Disabled => return Err(Error::NodeDisabled { node: node.id }),
-    }
-    if node.public_key.is_none() {
-        return Err(Error::NodeNotReady { node: node.id });
+    let placement = Placement::of(
+        node,
+        tx.node_status(node.id)?.health,
+        tx.node_peer_count(node.id)?,
+    );
+    if let Some(refusal) = placement.refusal(node) {
+        return Err(refusal);
     }
     if enforce_limits && tx.user_peer_count(user.id)? >= u64::from(user.device_limit) {
         return Err(Error::DeviceLimit {
@@ -1276,9 +1266,6 @@ pub(crate) fn issue_in(
             "user {} already has a device named {device:?} on node {}",
             user.id, node.id
         )));
-    }
-    if node.capacity > 0 && tx.node_peer_count(node.id)? >= u64::from(node.capacity) {
-        return Err(Error::PoolExhausted { node: node.id });
     }
     if tx.key_taken(&keys.public, node.id)? {
         return Err(Error::Conflict(format!(
@@ -1307,7 +1294,7 @@ pub(crate) fn issue_in(
     seal_keys(tx.vault, &mut rec, keys, store_private);
     rec.peer.has_private_key = rec.private_key_sealed.is_some();
     tx.insert_peer(&rec)?;
-    tx.set_desired(&rec, user.has_access())?;
+    tx.set_desired(&rec, serves_devices(&user))?;
     tx.event(EventKind::PeerIssued {
         peer: rec.peer.id,
         user: user.id,
@@ -1341,7 +1328,7 @@ pub(crate) fn revoke_in(tx: &mut Tx<'_>, id: PeerId) -> Result<Peer> {
 /// Brings every peer of `user` in or out of the desired state to match the user's
 /// access.
 pub(crate) fn sync_user_peers(tx: &mut Tx<'_>, user: &User) -> Result<()> {
-    let want = user.has_access();
+    let want = serves_devices(user);
     for id in tx.user_peer_ids(user.id)? {
         let rec = tx.peer(id)?;
         tx.set_desired(&rec, want)?;

@@ -237,7 +237,7 @@ fn quota_warns_at_80_percent_suspends_at_100_and_resets_with_the_period() {
             public_key: None,
         })
         .unwrap_err();
-    assert_eq!(e.code(), "quota_exhausted", "{e}");
+    assert_eq!(e.code(), vpnctl_core::ErrorCode::QuotaExhausted, "{e}");
     assert!(start <= f.vpn.now());
 
     // The sweep before the period ends changes nothing; after it, access returns.

@@ -77,7 +77,7 @@ proptest! {
             prop_assert!(seen.insert(p.ipv4), "duplicate {}", p.ipv4);
         }
         // The desired state is exactly the peers of users with access.
-        let access: HashMap<_, _> = users.iter().map(|u| (u.id, f.vpn.user(u.id).unwrap().has_access())).collect();
+        let access: HashMap<_, _> = users.iter().map(|u| (u.id, vpnctl_core::access::serves_devices(&f.vpn.user(u.id).unwrap()))).collect();
         let mut want: Vec<_> = peers.iter().filter(|p| access[&p.user]).map(|p| p.public_key).collect();
         want.sort();
         let now = history.last().unwrap().clone();

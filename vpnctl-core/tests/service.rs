@@ -189,7 +189,7 @@ fn bad_input_gets_typed_errors_and_writes_nothing() {
     issue(&f.vpn, u.id, n.id, "phone").unwrap();
     let e = issue(&f.vpn, u.id, n.id, "laptop").unwrap_err();
     assert!(matches!(e, Error::DeviceLimit { limit: 1, .. }), "{e}");
-    assert_eq!(e.code(), "device_limit");
+    assert_eq!(e.code(), vpnctl_core::ErrorCode::DeviceLimit);
 
     // Access expired.
     f.vpn.set_access(u.id, Some(T0.plus_days(-1))).unwrap();
@@ -752,7 +752,7 @@ fn tokens_are_hashed_scoped_and_revocable() {
     let t = f.vpn.authenticate(node_token.expose()).unwrap().unwrap();
     assert_eq!(t.scope, vpnctl_core::Scope::Node(n.id));
     let again = f.vpn.enroll_node(join.expose(), key, None).unwrap_err();
-    assert_eq!(again.code(), "join_token_invalid");
+    assert_eq!(again.code(), vpnctl_core::ErrorCode::JoinTokenInvalid);
     // Re-enrolling with a new secret revokes the node's old token.
     let join2 = f.vpn.create_join_secret(n.id, 60).unwrap();
     let (_, token2) = f.vpn.enroll_node(join2.expose(), key, None).unwrap();

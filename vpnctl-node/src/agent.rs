@@ -753,7 +753,7 @@ where
                 wire::PeerStats {
                     public_key: *key,
                     endpoint: stats.endpoint.map(|e| e.to_string()),
-                    last_handshake: stats.last_handshake.map(timestamp),
+                    last_handshake: stats.last_handshake.map(Timestamp::from_system),
                     rx_bytes: stats.rx_bytes,
                     tx_bytes: stats.tx_bytes,
                 }
@@ -770,7 +770,7 @@ where
             system,
             strays_removed: std::mem::take(&mut self.strays),
             errors: std::mem::take(&mut self.errors).into(),
-            at: timestamp(SystemTime::now()),
+            at: Timestamp::from_system(SystemTime::now()),
             health_port: self.health_port,
         }
     }
@@ -827,13 +827,6 @@ fn outcome_status(outcome: &ReconcileOutcome) -> Result<(), String> {
             first.error
         )),
     }
-}
-
-fn timestamp(at: SystemTime) -> Timestamp {
-    let secs = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -20,7 +20,7 @@ mod system;
 use std::time::{Duration, Instant};
 
 use system::{ControlPlane, NodeDaemon, RootLink, WG_PORT, block, issue, wait_for, wg_peers};
-use vpnctl_client::api::{CreateUser, IssuePeerRequest, RegisterNode};
+use vpnctl_api::body::{CreateUser, IssuePeerRequest, RegisterNode};
 use vpnctl_core::{EventKind, KeyPair, Policy, Region};
 use vpnctl_testbed::{ContinuousPing, Names, Netns, WgQuick, ping, veth};
 

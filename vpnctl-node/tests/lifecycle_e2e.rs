@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use system::{ControlPlane, NodeDaemon, RootLink, WG_PORT, block, issue, wait_for, wg_peers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vpnctl_api::body::{CreateUser, RegisterNode};
 use vpnctl_client::ApiClient;
-use vpnctl_client::api::{CreateUser, RegisterNode};
 use vpnctl_core::{EvacuateTo, Health, HealthPolicy, NodeId, NodeState, Policy, Region, Scope};
 use vpnctl_testbed::telegram::FakeTelegram;
 use vpnctl_testbed::{Names, Netns, WgQuick, ping, veth};

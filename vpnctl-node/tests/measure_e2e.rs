@@ -14,8 +14,8 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use vpnctl_api::body::IssuePeerRequest;
 use vpnctl_client::ApiClient;
-use vpnctl_client::api::IssuePeerRequest;
 use vpnctl_core::keys::{KeyPair, PrivateKey, PublicKey};
 use vpnctl_core::reconcile::PeerChange;
 use vpnctl_core::{IssuePeer, NewNode, NewUser, Scope, Vpnctl};

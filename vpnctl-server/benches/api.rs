@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use vpnctl_api::body::{CreateUser, IssuePeerRequest, RegisterNode};
 use vpnctl_client::ApiClient;
-use vpnctl_client::api::{CreateUser, IssuePeerRequest, RegisterNode};
 use vpnctl_core::wire::{DesiredUpdate, NodeReport, PeerStats, SystemStats};
 use vpnctl_core::{
     IssuePeer, KeyPair, NewNode, NewUser, NodeId, PublicKey, Region, Scope, Timestamp, Vpnctl,

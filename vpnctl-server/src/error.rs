@@ -7,44 +7,51 @@
 //! generic message. Malformed requests (bad JSON, wrong types, bad paths or queries,
 //! oversized bodies) get axum's 4xx status with a JSON body instead of plain text.
 
-use std::borrow::Cow;
-
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use vpnctl_api::{ApiError, ErrorCode};
 use vpnctl_core::ErrorKind;
-use vpnctl_core::wire::ApiError;
 
 /// A failed request: status plus the [`ApiError`] body.
 #[derive(Debug)]
 pub struct ApiFailure {
     pub status: StatusCode,
-    pub code: Cow<'static, str>,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiFailure {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
-            code: Cow::Borrowed(code),
+            code,
             message: message.into(),
         }
     }
 
     pub fn unauthorized(message: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    /// A well-formed request whose values are refused (422).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Invalid,
+            message,
+        )
+    }
+
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
@@ -53,12 +60,12 @@ impl ApiFailure {
         tracing::error!(error = %detail, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; see the server log",
         )
     }
 
-    fn from_rejection(status: StatusCode, code: &'static str, text: String) -> Self {
+    fn from_rejection(status: StatusCode, code: ErrorCode, text: String) -> Self {
         if status.is_server_error() {
             return Self::internal(&text);
         }
@@ -80,20 +87,26 @@ impl From<vpnctl_core::Error> for ApiFailure {
         };
         Self {
             status,
-            code: Cow::Borrowed(e.code()),
+            code: e.code(),
             message: e.to_string(),
         }
+    }
+}
+
+impl From<vpnctl_api::InvalidInput> for ApiFailure {
+    fn from(e: vpnctl_api::InvalidInput) -> Self {
+        vpnctl_core::Error::from(e).into()
     }
 }
 
 impl From<JsonRejection> for ApiFailure {
     fn from(r: JsonRejection) -> Self {
         let code = match &r {
-            JsonRejection::JsonSyntaxError(_) => "bad_json",
-            JsonRejection::JsonDataError(_) => "invalid_body",
-            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-            _ => "bad_body",
+            JsonRejection::JsonSyntaxError(_) => ErrorCode::BadRequest,
+            JsonRejection::JsonDataError(_) => ErrorCode::Invalid,
+            JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
+            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            _ => ErrorCode::BadRequest,
         };
         Self::from_rejection(r.status(), code, r.body_text())
     }
@@ -101,7 +114,7 @@ impl From<JsonRejection> for ApiFailure {
 
 impl From<QueryRejection> for ApiFailure {
     fn from(r: QueryRejection) -> Self {
-        Self::from_rejection(r.status(), "bad_query", r.body_text())
+        Self::from_rejection(r.status(), ErrorCode::BadRequest, r.body_text())
     }
 }
 
@@ -112,17 +125,14 @@ impl From<PathRejection> for ApiFailure {
             s if s.is_server_error() => s,
             _ => StatusCode::BAD_REQUEST,
         };
-        Self::from_rejection(status, "bad_path", r.body_text())
+        Self::from_rejection(status, ErrorCode::BadRequest, r.body_text())
     }
 }
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
-        let body = ApiError {
-            code: self.code.into_owned(),
-            message: self.message,
-        };
+        let body = ApiError::new(self.code, self.message);
         let mut response = (self.status, axum::Json(body)).into_response();
         if unauthorized {
             response

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use vpnctl_client::{ConnectionString, Fingerprint};
+use vpnctl_api::{ConnectionString, Fingerprint};
 use vpnctl_core::{Scope, Secret, Vpnctl};
 
 pub use config::{Command, Config, ServerConfig};

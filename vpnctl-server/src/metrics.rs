@@ -17,7 +17,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use vpnctl_core::prom::{Exposition, Histogram, Kind, LATENCY_BUCKETS};
-use vpnctl_core::{Consumer, Health, UserState, Vpnctl};
+use vpnctl_core::{Access, Consumer, Health, Vpnctl};
 
 use crate::state::AppState;
 
@@ -160,14 +160,11 @@ pub fn render(st: &AppState) -> vpnctl_core::Result<String> {
 }
 
 fn user_state(u: &vpnctl_core::User, now: vpnctl_core::Timestamp) -> &'static str {
-    if u.state == UserState::Disabled {
-        "disabled"
-    } else if u.is_expired_at(now) {
-        "expired"
-    } else if u.suspended {
-        "suspended"
-    } else {
-        "active"
+    match Access::of(u, now) {
+        Access::Active { .. } => "active",
+        Access::Lapsed { .. } => "expired",
+        Access::Suspended { .. } => "suspended",
+        Access::Disabled => "disabled",
     }
 }
 

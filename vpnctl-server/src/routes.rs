@@ -20,14 +20,15 @@ use axum::routing::{get, post};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast::error::RecvError;
-use vpnctl_client::JoinToken;
-use vpnctl_client::api::{
+use vpnctl_api::JoinToken;
+use vpnctl_api::body::{
     AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
     CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse,
-    EvacuateRequest, EventQuery, ExtendAccess, IssuePeerRequest, IssuedPeerView, NodeHealth,
-    NodeView, NotificationQuery, PatchNode, PatchUser, PeerQuery, RedeemInvite, Redeemed,
-    RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport, UserQuery,
+    EvacuateRequest, EventQuery, ExtendAccess, IssuePeerRequest, IssuedPeerView, NodeView,
+    NotificationQuery, PatchNode, PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode,
+    RotatePeer, SetAccess, SetUserState, StoredReport, UserQuery,
 };
+use vpnctl_api::{ErrorCode, routes};
 use vpnctl_core::auth::{ApiToken, TokenId};
 use vpnctl_core::wire::{DesiredUpdate, NodeReport};
 use vpnctl_core::{
@@ -43,8 +44,8 @@ use crate::state::AppState;
 type ApiResult<T> = Result<T, ApiFailure>;
 
 /// Longest long-poll wait a node may ask for, and the default.
-pub const MAX_WAIT_SECS: u64 = 60;
-pub const DEFAULT_WAIT_SECS: u64 = 25;
+pub const MAX_WAIT_SECS: u64 = routes::DESIRED_MAX_WAIT_SECS;
+pub const DEFAULT_WAIT_SECS: u64 = routes::DESIRED_WAIT_SECS;
 /// Body limits: reports carry per-peer stats (~150 B each, 20k peers ≈ 3 MB).
 pub const BODY_LIMIT: usize = 64 * 1024;
 pub const REPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -54,59 +55,78 @@ const MAX_EVENTS: usize = 1000;
 pub const DEFAULT_NOTIFICATIONS: usize = 100;
 pub const MAX_NOTIFICATIONS: usize = 1000;
 /// Longest outbox long-poll.
-pub const MAX_NOTIFICATION_WAIT_SECS: u64 = 30;
+pub const MAX_NOTIFICATION_WAIT_SECS: u64 = routes::NOTIFICATIONS_MAX_WAIT_SECS;
 const QR_PIXELS: u32 = 512;
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/users", get(list_users).post(create_user))
+    Router::new()
+        .route(routes::USERS.template(), get(list_users).post(create_user))
         .route(
-            "/users/{id}",
+            routes::USER.template(),
             get(get_user).patch(patch_user).delete(delete_user),
         )
-        .route("/users/{id}/state", axum::routing::put(set_user_state))
-        .route("/users/{id}/access", axum::routing::put(set_access))
-        .route("/users/{id}/access/extend", post(extend_access))
-        .route("/users/{id}/usage", get(user_usage))
-        .route("/invites", get(list_invites).post(create_invite))
-        .route("/invites/redeem", post(redeem_invite))
-        .route("/invites/{id}", get(get_invite))
-        .route("/invites/{id}/revoke", post(revoke_invite))
-        .route("/nodes", get(list_nodes).post(register_node))
         .route(
-            "/nodes/{id}",
+            routes::USER_STATE.template(),
+            axum::routing::put(set_user_state),
+        )
+        .route(
+            routes::USER_ACCESS.template(),
+            axum::routing::put(set_access),
+        )
+        .route(routes::USER_ACCESS_EXTEND.template(), post(extend_access))
+        .route(routes::USER_USAGE.template(), get(user_usage))
+        .route(
+            routes::INVITES.template(),
+            get(list_invites).post(create_invite),
+        )
+        .route(routes::INVITES_REDEEM.template(), post(redeem_invite))
+        .route(routes::INVITE.template(), get(get_invite))
+        .route(routes::INVITE_REVOKE.template(), post(revoke_invite))
+        .route(
+            routes::NODES.template(),
+            get(list_nodes).post(register_node),
+        )
+        .route(
+            routes::NODE.template(),
             get(get_node).patch(patch_node).delete(delete_node),
         )
-        .route("/nodes/{id}/drain", post(drain_node))
-        .route("/nodes/{id}/evacuate", post(evacuate_node))
-        .route("/nodes/{id}/disable", post(disable_node))
-        .route("/nodes/{id}/activate", post(activate_node))
-        .route("/nodes/{id}/join-token", post(create_join_token))
-        .route("/nodes/{id}/desired", get(desired))
+        .route(routes::NODE_DRAIN.template(), post(drain_node))
+        .route(routes::NODE_EVACUATE.template(), post(evacuate_node))
+        .route(routes::NODE_DISABLE.template(), post(disable_node))
+        .route(routes::NODE_ACTIVATE.template(), post(activate_node))
+        .route(routes::NODE_JOIN_TOKEN.template(), post(create_join_token))
+        .route(routes::NODE_DESIRED.template(), get(desired))
         .route(
-            "/nodes/{id}/report",
+            routes::NODE_REPORT.template(),
             post(post_report)
                 .get(get_report)
                 .layer(DefaultBodyLimit::max(REPORT_BODY_LIMIT)),
         )
-        .route("/peers", get(list_peers).post(issue_peer))
-        .route("/peers/{id}", get(get_peer).delete(revoke_peer))
-        .route("/peers/{id}/config", get(peer_config))
-        .route("/peers/{id}/qr", get(peer_qr))
-        .route("/peers/{id}/rotate", post(rotate_peer))
-        .route("/peers/{id}/traffic", get(peer_traffic))
-        .route("/notifications", get(notifications))
-        .route("/notifications/ack", post(ack_notifications))
-        .route("/tokens", get(list_tokens).post(create_token))
-        .route("/tokens/{id}", axum::routing::delete(revoke_token))
-        .route("/events", get(list_events))
-        .route("/events/stream", get(event_stream))
-        .route("/enroll", post(enroll));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .nest("/v1", v1)
+        .route(routes::PEERS.template(), get(list_peers).post(issue_peer))
+        .route(routes::PEER.template(), get(get_peer).delete(revoke_peer))
+        .route(routes::PEER_CONFIG.template(), get(peer_config))
+        .route(routes::PEER_QR.template(), get(peer_qr))
+        .route(routes::PEER_ROTATE.template(), post(rotate_peer))
+        .route(routes::PEER_TRAFFIC.template(), get(peer_traffic))
+        .route(routes::NOTIFICATIONS.template(), get(notifications))
+        .route(
+            routes::NOTIFICATIONS_ACK.template(),
+            post(ack_notifications),
+        )
+        .route(
+            routes::TOKENS.template(),
+            get(list_tokens).post(create_token),
+        )
+        .route(
+            routes::TOKEN.template(),
+            axum::routing::delete(revoke_token),
+        )
+        .route(routes::EVENTS.template(), get(list_events))
+        .route(routes::EVENTS_STREAM.template(), get(event_stream))
+        .route(routes::ENROLL.template(), post(enroll))
+        .route(routes::HEALTHZ.template(), get(healthz))
+        .route(routes::METRICS.template(), get(metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -137,13 +157,13 @@ async fn healthz() -> &'static str {
 }
 
 async fn no_route() -> ApiFailure {
-    ApiFailure::not_found("no_route", "no such API route")
+    ApiFailure::not_found(ErrorCode::NoRoute, "no such API route")
 }
 
 async fn method_not_allowed() -> ApiFailure {
     ApiFailure::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not take that method",
     )
 }
@@ -159,7 +179,7 @@ fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
         } else {
             StatusCode::BAD_REQUEST
         };
-        ApiFailure::new(status, "bad_json", e.to_string())
+        ApiFailure::new(status, ErrorCode::BadRequest, e.to_string())
     })
 }
 
@@ -219,8 +239,7 @@ async fn patch_user(
     if let Some(Some(quota)) = body.quota
         && quota.bytes == 0
     {
-        return Err(ApiFailure::bad_request(
-            "invalid_quota",
+        return Err(ApiFailure::invalid(
             "quota.bytes must be at least 1 (send \"quota\": null to remove the quota)",
         ));
     }
@@ -369,7 +388,7 @@ async fn redeem_invite(
 
 fn node_view(st: &AppState, o: NodeOverview) -> NodeView {
     NodeView {
-        health: NodeHealth::from_status(&o.status, o.desired_revision),
+        health: o.health(),
         report: st.report(o.node.id),
         node: o.node,
         peers: o.peers,
@@ -479,8 +498,7 @@ async fn evacuate_node(
     if let EvacuateTo::Region(code) = &body.to
         && code.trim().is_empty()
     {
-        return Err(ApiFailure::bad_request(
-            "invalid_target",
+        return Err(ApiFailure::invalid(
             "evacuate to a region needs a region code",
         ));
     }
@@ -604,7 +622,7 @@ async fn get_report(
     blocking(move || vpn.node(id)).await?;
     st.report(id).map(Json).ok_or_else(|| {
         ApiFailure::not_found(
-            "no_report",
+            ErrorCode::NoReport,
             format!("node {id} has not reported since the server started"),
         )
     })
@@ -769,10 +787,9 @@ async fn notifications(
 ) -> ApiResult<Json<Vec<Notification>>> {
     let limit = match q.limit {
         Some(0) => {
-            return Err(ApiFailure::bad_request(
-                "bad_query",
-                format!("limit must be 1..={MAX_NOTIFICATIONS}"),
-            ));
+            return Err(ApiFailure::bad_request(format!(
+                "limit must be 1..={MAX_NOTIFICATIONS}"
+            )));
         }
         Some(n) => n.min(MAX_NOTIFICATIONS),
         None => DEFAULT_NOTIFICATIONS,
@@ -835,7 +852,7 @@ async fn ack_notifications(
         Ok(cursor) => Ok(Json(serde_json::json!({ "cursor": cursor }))),
         Err(newest) => Err(ApiFailure::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "ack_beyond_newest",
+            ErrorCode::Invalid,
             format!("upto {upto} is beyond the newest notification delivered ({newest})"),
         )),
     }

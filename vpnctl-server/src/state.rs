@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{broadcast, watch};
-use vpnctl_client::Fingerprint;
-use vpnctl_client::api::StoredReport;
+use vpnctl_api::Fingerprint;
+use vpnctl_api::body::StoredReport;
 use vpnctl_core::{Commit, Event, NodeId, Vpnctl};
 
 use crate::metrics::HttpMetrics;

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use vpnctl_client::Fingerprint;
+use vpnctl_api::Fingerprint;
 
 use crate::ServerError;
 

@@ -9,9 +9,10 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode};
 use support::{TestServer, register};
+use vpnctl_api::ApiError;
+use vpnctl_api::body::{CreateInvite, CreateUser, IssuePeerRequest, PeerQuery};
 use vpnctl_client::ClientError;
-use vpnctl_client::api::{CreateInvite, CreateUser, IssuePeerRequest, PeerQuery};
-use vpnctl_core::wire::{ApiError, DesiredUpdate, NodeReport, SystemStats};
+use vpnctl_core::wire::{DesiredUpdate, NodeReport, SystemStats};
 use vpnctl_core::{EventKind, Health, KeyPair, NodeState, Scope, Secret};
 
 fn report(applied: u64) -> NodeReport {
@@ -54,7 +55,7 @@ async fn admin_bot_and_node_flow() {
     assert!(node_token.expose().starts_with("vpt_"));
     let again = joiner.enroll(&join, node_key, None).await.unwrap_err();
     assert_eq!(status(&again), 403);
-    assert_eq!(again.code(), Some("join_token_invalid"));
+    assert_eq!(again.code(), Some(vpnctl_api::ErrorCode::JoinTokenInvalid));
     let node_api = joiner.with_token(node_token);
 
     let first = node_api.desired(node.id, 0, Duration::ZERO).await.unwrap();
@@ -198,7 +199,7 @@ async fn admin_bot_and_node_flow() {
         .await
         .unwrap_err();
     assert_eq!(status(&refused), 409);
-    assert_eq!(refused.code(), Some("node_draining"));
+    assert_eq!(refused.code(), Some(vpnctl_api::ErrorCode::NodeDraining));
     assert_eq!(
         admin.activate_node(node.id).await.unwrap().state,
         NodeState::Active
@@ -348,7 +349,11 @@ async fn every_route_refuses_missing_or_bad_tokens() {
                 content_type.starts_with("application/json"),
                 "{method} {path}"
             );
-            assert_eq!(error.unwrap().code, "unauthorized", "{method} {path}");
+            assert_eq!(
+                error.unwrap().code,
+                vpnctl_api::ErrorCode::Unauthorized,
+                "{method} {path}"
+            );
         }
     }
     // The unauthenticated ones.
@@ -388,7 +393,7 @@ async fn scopes_are_enforced_on_every_route() {
                 StatusCode::FORBIDDEN,
                 "node token on {method} {path}"
             );
-            assert_eq!(error.unwrap().code, "forbidden");
+            assert_eq!(error.unwrap().code, vpnctl_api::ErrorCode::Forbidden);
         }
     }
     for path in [
@@ -558,7 +563,7 @@ async fn malformed_requests_get_json_4xx() {
             Method::PATCH,
             "/v1/users/1",
             Some(r#"{"quota":{"bytes":0,"period":"monthly"}}"#),
-            400,
+            422,
         ),
         (
             Method::PATCH,
@@ -579,7 +584,7 @@ async fn malformed_requests_get_json_4xx() {
             Method::POST,
             "/v1/nodes/1/evacuate",
             Some(r#"{"to":{"type":"region","value":" "}}"#),
-            400,
+            422,
         ),
         (Method::GET, "/v1/notifications?limit=0", None, 400),
         (Method::GET, "/v1/notifications?wait_secs=soon", None, 400),
@@ -615,7 +620,10 @@ async fn malformed_requests_get_json_4xx() {
             "{method} {path}"
         );
         let error = error.unwrap_or_else(|| panic!("{method} {path}: no ApiError body"));
-        assert!(!error.code.is_empty() && !error.message.is_empty());
+        assert!(
+            error.code != vpnctl_api::ErrorCode::Unknown && !error.message.is_empty(),
+            "{method} {path}: {error:?}"
+        );
     }
     // JSON without a content type.
     let resp = http

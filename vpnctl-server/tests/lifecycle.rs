@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::TestServer;
-use vpnctl_client::api::{CreateUser, IssuePeerRequest, PatchUser};
+use vpnctl_api::body::{CreateUser, IssuePeerRequest, PatchUser};
 use vpnctl_client::{ApiClient, ClientError};
 use vpnctl_core::wire::{DesiredUpdate, NodeReport, PeerStats, SystemStats};
 use vpnctl_core::{
@@ -147,7 +147,7 @@ async fn nothing_pending_for_users(bot: &ApiClient) {
     );
 }
 
-async fn health(admin: &ApiClient, node: NodeId) -> vpnctl_client::api::NodeHealth {
+async fn health(admin: &ApiClient, node: NodeId) -> vpnctl_api::body::NodeHealth {
     admin.node(node).await.unwrap().health
 }
 
@@ -428,7 +428,7 @@ async fn quota_warns_suspends_and_resets_with_the_period() {
         .await
         .unwrap_err();
     assert_eq!(status(&refused), 409);
-    assert_eq!(refused.code(), Some("quota_exhausted"));
+    assert_eq!(refused.code(), Some(vpnctl_api::ErrorCode::QuotaExhausted));
     nothing_pending(&bot).await;
 
     // The next month: restored by the sweep, told once; the total is kept.

@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::TestServer;
-use vpnctl_client::api::{CreateUser, IssuePeerRequest};
+use vpnctl_api::body::{CreateUser, IssuePeerRequest};
 use vpnctl_client::{ApiClient, ClientError, Fingerprint};
 use vpnctl_core::wire::{DesiredUpdate, PeerDelta};
 use vpnctl_server::{Server, ServerConfig, ServerError};

@@ -5,10 +5,11 @@
 use std::collections::{HashMap, VecDeque};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use vpnctl_client::api::NodeView;
+use vpnctl_api::body::NodeView;
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
-    Event, Invite, NodeId, NodeState, Peer, PeerId, PublicKey, Timestamp, User, UserId, UserState,
+    Access, Event, Invite, NodeId, NodeState, Peer, PeerId, PublicKey, Timestamp, User, UserId,
+    UserState,
 };
 
 /// Events kept for the Events tab.
@@ -93,15 +94,13 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
+    /// Core's verdict ([`Access`]), as the dashboard words it.
     pub fn of(user: &User, now: Timestamp) -> Self {
-        if user.state == UserState::Disabled {
-            Self::Disabled
-        } else if user.is_expired_at(now) {
-            Self::Expired
-        } else if user.suspended {
-            Self::Suspended
-        } else {
-            Self::Active
+        match Access::of(user, now) {
+            Access::Disabled => Self::Disabled,
+            Access::Lapsed { .. } => Self::Expired,
+            Access::Suspended { .. } => Self::Suspended,
+            Access::Active { .. } => Self::Active,
         }
     }
 

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use serde::Serialize;
-use vpnctl_client::api::{CreateInvite, CreateUser, NodeView, PatchUser, PeerQuery, RegisterNode};
+use vpnctl_api::body::{CreateInvite, CreateUser, NodeView, PatchUser, PeerQuery, RegisterNode};
 use vpnctl_client::{ApiClient, ClientError, ConnectionString, Fingerprint};
 use vpnctl_core::{
     EvacuateTo, Evacuation, Grant, Health, Node, NodeId, PeerId, Quota, QuotaPeriod, Region, Role,
@@ -483,7 +483,7 @@ fn print_user(out: &mut dyn Write, u: &User) -> std::io::Result<()> {
         format!("u{}", u.id),
         u.name,
         format!("{:?}", u.role).to_lowercase(),
-        UserStatus::of(u, runtime::now()).label(),
+        UserStatus::of(u, Timestamp::now()).label(),
         date(u.until, "unlimited"),
         u.quota.map_or_else(
             || "none".into(),
@@ -540,7 +540,7 @@ async fn users(
             telegram_id,
             admin,
         } => {
-            let until = days.map(|d| runtime::now().plus_days(i64::from(d)));
+            let until = days.map(|d| Timestamp::now().plus_days(i64::from(d)));
             api.create_user(&CreateUser {
                 name,
                 telegram_id,

@@ -1,7 +1,7 @@
 //! A fixed, deterministic dashboard state for snapshot tests and the draw benchmark.
 //! Not part of the API.
 
-use vpnctl_client::api::{NodeHealth, NodeView, StoredReport};
+use vpnctl_api::body::{NodeHealth, NodeView, StoredReport};
 use vpnctl_core::wire::{NodeReport, PeerStats, SystemStats};
 use vpnctl_core::{
     Actor, Endpoint, Event, EventKind, Grant, Health, Invite, InviteId, Node, NodeId, NodeState,

@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use tokio::sync::{Notify, mpsc};
-use vpnctl_client::api::{CreateInvite, PeerQuery};
+use vpnctl_api::body::{CreateInvite, PeerQuery};
 use vpnctl_client::{ApiClient, ClientError};
 use vpnctl_core::{EvacuateTo, Evacuation, Timestamp, UserState};
 
@@ -20,13 +20,6 @@ use crate::app::{Action, App, Command, Outcome, Snapshot, update};
 
 /// How often the lists are fetched again without an event asking for it.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
-
-pub fn now() -> Timestamp {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
-}
 
 /// A message for an admin, from a client error.
 pub fn describe(e: &ClientError) -> String {
@@ -306,7 +299,7 @@ async fn dashboard_loop(
         })
     };
 
-    let mut app = App::new(title, now());
+    let mut app = App::new(title, Timestamp::now());
     let size = terminal.size()?;
     update(&mut app, Action::Resize(size.width, size.height));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -316,7 +309,7 @@ async fn dashboard_loop(
         }
         let first = tokio::select! {
             action = rx.recv() => action,
-            _ = tick.tick() => Some(Action::Tick(now())),
+            _ = tick.tick() => Some(Action::Tick(Timestamp::now())),
             _ = tokio::signal::ctrl_c() => Some(Action::Quit),
         };
         let Some(first) = first else {

@@ -38,7 +38,7 @@ async fn until(
         };
         let action = action.expect("worker alive");
         update(app, action);
-        update(app, Action::Tick(runtime::now()));
+        update(app, Action::Tick(vpnctl_core::Timestamp::now()));
     }
 }
 
@@ -52,7 +52,7 @@ async fn demo_nodes_report_and_admin_commands_work() {
     .unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let commands = spawn_worker(demo.api.clone(), tx);
-    let mut app = App::new("demo test", runtime::now());
+    let mut app = App::new("demo test", vpnctl_core::Timestamp::now());
 
     // Three nodes up and in sync, their peers handshaking.
     until(&mut app, &mut rx, |app| {
@@ -260,7 +260,7 @@ async fn demo_nodes_report_and_admin_commands_work() {
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
     let _commands = spawn_worker(wrong, tx);
-    let mut app = App::new("wrong token", runtime::now());
+    let mut app = App::new("wrong token", vpnctl_core::Timestamp::now());
     until(&mut app, &mut rx, |app| {
         matches!(app.connection, Connection::Failed(_))
     })
@@ -322,7 +322,7 @@ async fn evacuating_a_demo_node_moves_every_device() {
             .unwrap()
     };
     let (fra, ams, nyc) = (id_of("fra-1"), id_of("ams-1"), id_of("nyc-1"));
-    let on = |node| vpnctl_client::api::PeerQuery {
+    let on = |node| vpnctl_api::body::PeerQuery {
         user: None,
         node: Some(node),
     };
@@ -468,7 +468,11 @@ async fn evacuating_a_demo_node_moves_every_device() {
     let users = demo.api.users().await.unwrap();
     let want: std::collections::BTreeSet<_> = all
         .iter()
-        .filter(|p| users.iter().any(|u| u.id == p.user && u.has_access()))
+        .filter(|p| {
+            users
+                .iter()
+                .any(|u| u.id == p.user && vpnctl_core::access::serves_devices(u))
+        })
         .map(|p| p.public_key)
         .collect();
     assert!(want.len() < all.len(), "mallory is disabled");
@@ -504,7 +508,7 @@ async fn unreachable_api_is_a_message_not_a_crash() {
     .unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let _commands = spawn_worker(api, tx);
-    let mut app = App::new("unreachable", runtime::now());
+    let mut app = App::new("unreachable", vpnctl_core::Timestamp::now());
     until(&mut app, &mut rx, |app| {
         matches!(app.connection, Connection::Failed(_))
     })

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use vpnctl_api::body::{CreateInvite, RegisterNode};
 use vpnctl_bot::{BotApp, Config};
 use vpnctl_client::ApiClient;
-use vpnctl_client::api::{CreateInvite, RegisterNode};
 use vpnctl_core::Health;
 use vpnctl_core::wire::{DesiredUpdate, NodeReport, PeerStats, SystemStats};
 use vpnctl_core::{

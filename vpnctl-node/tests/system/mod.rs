@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use vpnctl_api::body::IssuePeerRequest;
 use vpnctl_client::ApiClient;
-use vpnctl_client::api::IssuePeerRequest;
 use vpnctl_core::{NodeId, PeerId, Policy, UserId, Vpnctl};
 use vpnctl_server::{InitOptions, Server, ServerConfig};
 use vpnctl_testbed::{ChildGuard, Names, Netns};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use vpnctl_client::api::RegisterNode;
+use vpnctl_api::body::RegisterNode;
 use vpnctl_client::{ApiClient, Fingerprint};
 use vpnctl_core::service::{DB_FILE, VAULT_FILE};
 use vpnctl_core::{KeyPair, ManualClock, Node, Policy, Region, Scope, Secret, Vault, Vpnctl};

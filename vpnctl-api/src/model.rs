@@ -11,7 +11,7 @@ use std::str::FromStr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::InvalidInput;
 use crate::keys::PublicKey;
 use crate::time::Timestamp;
 
@@ -29,14 +29,14 @@ macro_rules! id_type {
         }
 
         impl FromStr for $name {
-            type Err = Error;
+            type Err = InvalidInput;
             /// Accepts `12` and the prefixed form `u12`/`n12`/`p12`/`i12`.
-            fn from_str(s: &str) -> Result<Self> {
+            fn from_str(s: &str) -> Result<Self, InvalidInput> {
                 let digits = s.strip_prefix($prefix).unwrap_or(s);
                 digits
                     .parse()
                     .map(Self)
-                    .map_err(|_| Error::invalid(stringify!($name), format!("{s:?} is not an id")))
+                    .map_err(|_| InvalidInput::new(stringify!($name), format!("{s:?} is not an id")))
             }
         }
     };
@@ -121,18 +121,6 @@ pub struct User {
     pub suspended: bool,
 }
 
-impl User {
-    /// Whether the user's peers belong on the nodes.
-    pub fn has_access(&self) -> bool {
-        self.state == UserState::Active && !self.lapsed && !self.suspended
-    }
-
-    /// Whether access is over at `now`, swept or not.
-    pub fn is_expired_at(&self, now: Timestamp) -> bool {
-        self.lapsed || self.until.is_some_and(|u| u <= now)
-    }
-}
-
 /// What redeeming an invite grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
@@ -211,9 +199,9 @@ impl fmt::Display for Endpoint {
 }
 
 impl FromStr for Endpoint {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = |reason: &str| Error::invalid("endpoint", format!("{s:?}: {reason}"));
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, InvalidInput> {
+        let bad = |reason: &str| InvalidInput::new("endpoint", format!("{s:?}: {reason}"));
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (host, port) = rest
                 .split_once("]:")
@@ -236,9 +224,9 @@ impl FromStr for Endpoint {
 }
 
 impl Endpoint {
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), InvalidInput> {
         if self.port == 0 {
-            return Err(Error::invalid("endpoint", "port 0"));
+            return Err(InvalidInput::new("endpoint", "port 0"));
         }
         if self.host.parse::<IpAddr>().is_ok() {
             return Ok(());
@@ -251,7 +239,7 @@ impl Endpoint {
                 && !l.ends_with('-')
         };
         if self.host.is_empty() || self.host.len() > 253 || !self.host.split('.').all(ok_label) {
-            return Err(Error::invalid(
+            return Err(InvalidInput::new(
                 "endpoint",
                 format!("{:?} is neither an IP address nor a DNS name", self.host),
             ));
@@ -290,12 +278,23 @@ pub struct Node {
 impl Node {
     /// The node's own tunnel address (first host of the pool), never given to a peer.
     pub fn gateway_v4(&self) -> Ipv4Addr {
-        crate::ipam::host_v4(self.ipv4_pool, 1)
+        host_v4(self.ipv4_pool, 1)
     }
 
     pub fn gateway_v6(&self) -> Option<Ipv6Addr> {
-        self.ipv6_pool.map(|p| crate::ipam::host_v6(p, 1))
+        self.ipv6_pool.map(|p| host_v6(p, 1))
     }
+}
+
+/// The address at `offset` in an IPv4 pool (offset 1 is the node's gateway).
+pub fn host_v4(pool: Ipv4Net, offset: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(pool.network()).wrapping_add(offset))
+}
+
+/// The address at `offset` in an IPv6 pool; a peer's IPv6 address has the same
+/// offset as its IPv4 address.
+pub fn host_v6(pool: Ipv6Net, offset: u32) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(pool.network()).wrapping_add(u128::from(offset)))
 }
 
 /// One device's tunnel on one node. Key material stays in the store.
@@ -457,32 +456,36 @@ pub struct Event {
 }
 
 /// Checks a display name: 1..=`max` characters, no control characters, trimmed.
-pub fn validate_display_name(field: &'static str, name: &str, max: usize) -> Result<String> {
+pub fn validate_display_name(
+    field: &'static str,
+    name: &str,
+    max: usize,
+) -> Result<String, InvalidInput> {
     let trimmed = name.trim();
     if trimmed.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
+        return Err(InvalidInput::new(field, "must not be empty"));
     }
     let len = trimmed.chars().count();
     if len > max {
-        return Err(Error::invalid(
+        return Err(InvalidInput::new(
             field,
             format!("{len} characters, at most {max} allowed"),
         ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "contains control characters"));
+        return Err(InvalidInput::new(field, "contains control characters"));
     }
     Ok(trimmed.to_owned())
 }
 
 /// Checks a slug (node name, region code): 1..=`max` of `[a-z0-9-]`, not starting or
 /// ending with `-`.
-pub fn validate_slug(field: &'static str, slug: &str, max: usize) -> Result<()> {
+pub fn validate_slug(field: &'static str, slug: &str, max: usize) -> Result<(), InvalidInput> {
     if slug.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
+        return Err(InvalidInput::new(field, "must not be empty"));
     }
     if slug.len() > max {
-        return Err(Error::invalid(
+        return Err(InvalidInput::new(
             field,
             format!("{} characters, at most {max} allowed", slug.len()),
         ));
@@ -493,7 +496,7 @@ pub fn validate_slug(field: &'static str, slug: &str, max: usize) -> Result<()> 
         || slug.starts_with('-')
         || slug.ends_with('-')
     {
-        return Err(Error::invalid(
+        return Err(InvalidInput::new(
             field,
             format!("{slug:?}: use a-z, 0-9 and inner '-'"),
         ));

@@ -17,6 +17,19 @@ pub struct Timestamp(pub i64);
 pub const DAY: i64 = 86_400;
 
 impl Timestamp {
+    /// The system's wall clock now. Code that tests must control takes a [`Clock`].
+    pub fn now() -> Self {
+        Self::from_system(std::time::SystemTime::now())
+    }
+
+    /// A system time, rounded down to the second (times before 1970 read as 0).
+    pub fn from_system(at: std::time::SystemTime) -> Self {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Self(secs)
+    }
+
     pub const fn seconds(self) -> i64 {
         self.0
     }
@@ -68,10 +81,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        Timestamp(secs)
+        Timestamp::now()
     }
 }
 

@@ -1,16 +1,18 @@
-//! Request and response bodies of the HTTP API that are not core model types.
+//! Request and response bodies of the HTTP API that are not model types.
 //! The server deserializes exactly these, so client and server cannot drift apart.
 
 use std::net::IpAddr;
 
+use crate::auth::{ApiToken, Scope};
+use crate::keys::PublicKey;
+use crate::lifecycle::{Health, Probe, Quota, Traffic};
+use crate::model::{
+    Grant, Invite, Locale, Node, NodeId, Peer, PeerId, Region, Role, User, UserId, UserState,
+};
+use crate::time::Timestamp;
+use crate::wire::NodeReport;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize};
-use vpnctl_core::auth::{ApiToken, Scope};
-use vpnctl_core::wire::NodeReport;
-use vpnctl_core::{
-    EvacuateTo, Grant, Health, Invite, Locale, Node, NodeId, NodeStatus, Peer, Probe, PublicKey,
-    Quota, Region, Role, Timestamp, Traffic, User, UserId, UserState,
-};
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field.
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -239,26 +241,6 @@ pub struct NodeHealth {
     pub traffic: Traffic,
 }
 
-impl NodeHealth {
-    pub fn from_status(status: &NodeStatus, desired_revision: u64) -> Self {
-        let reported = status.last_report_at.is_some();
-        Self {
-            status: status.health,
-            reason: status.reason.clone(),
-            since: status.since,
-            desired_revision,
-            applied_revision: reported.then_some(status.applied_revision),
-            in_sync: reported && status.applied_revision == desired_revision,
-            last_report_at: status.last_report_at,
-            peers_connected: status.peers_connected,
-            interface_up: reported.then_some(status.interface_up),
-            report_errors: u32::try_from(status.errors.len()).unwrap_or(u32::MAX),
-            probe: status.probe.clone(),
-            traffic: status.traffic,
-        }
-    }
-}
-
 /// `GET /v1/notifications`: the caller's unacknowledged notifications.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -275,6 +257,49 @@ pub struct NotificationQuery {
 #[serde(deny_unknown_fields)]
 pub struct AckNotifications {
     pub upto: u64,
+}
+
+/// Where an evacuation may put devices.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "value")]
+pub enum EvacuateTo {
+    /// Nodes that take new devices, same region first, least loaded first.
+    #[default]
+    Auto,
+    /// Nodes of this region code that take new devices.
+    Region(String),
+    /// Exactly this node (even if its health is unknown).
+    Node(NodeId),
+}
+
+/// One device moved by an evacuation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    pub user: UserId,
+    pub device: String,
+    pub old_peer: PeerId,
+    pub new_peer: PeerId,
+    pub to: NodeId,
+}
+
+/// The result of an evacuation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evacuation {
+    pub node: NodeId,
+    pub moved: Vec<Moved>,
+    /// Devices that stayed, and why (no capacity anywhere, …).
+    pub failed: Vec<(PeerId, String)>,
+}
+
+/// A user's traffic as shown to them and to admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageView {
+    pub total: Traffic,
+    pub period_bytes: u64,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    pub quota: Option<Quota>,
+    pub suspended: bool,
 }
 
 /// `POST /v1/nodes/{id}/evacuate`.

@@ -9,10 +9,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::auth::Secret;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use vpnctl_core::Secret;
 use zeroize::Zeroizing;
 
 use crate::fingerprint::Fingerprint;
@@ -92,8 +92,8 @@ impl JoinToken {
         let bytes = decode(JOIN_TOKEN_PREFIX, text)?;
         let json: JoinJson<'_> =
             serde_json::from_slice(&bytes).map_err(|e| TokenFormatError::Json(e.to_string()))?;
-        if !json.secret.starts_with(vpnctl_core::auth::JOIN_PREFIX) {
-            return Err(TokenFormatError::Secret(vpnctl_core::auth::JOIN_PREFIX));
+        if !json.secret.starts_with(crate::auth::JOIN_PREFIX) {
+            return Err(TokenFormatError::Secret(crate::auth::JOIN_PREFIX));
         }
         Ok(Self {
             url: json.url,
@@ -147,8 +147,8 @@ impl ConnectionString {
         let bytes = decode(CONNECTION_PREFIX, text)?;
         let json: ConnectJson<'_> =
             serde_json::from_slice(&bytes).map_err(|e| TokenFormatError::Json(e.to_string()))?;
-        if !json.token.starts_with(vpnctl_core::auth::TOKEN_PREFIX) {
-            return Err(TokenFormatError::Secret(vpnctl_core::auth::TOKEN_PREFIX));
+        if !json.token.starts_with(crate::auth::TOKEN_PREFIX) {
+            return Err(TokenFormatError::Secret(crate::auth::TOKEN_PREFIX));
         }
         Ok(Self {
             url: json.url,
