@@ -174,34 +174,7 @@ pub enum Text<'a> {
 
 /// A human size in decimal units with one decimal: `8.0 GB`, `8,0 ГБ`.
 pub fn size(n: u64, l: Locale) -> String {
-    const EN: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    const RU: [&str; 5] = ["Б", "КБ", "МБ", "ГБ", "ТБ"];
-    let units = match l {
-        Locale::En => EN,
-        Locale::Ru => RU,
-    };
-    if n < 1000 {
-        return format!("{n} {}", units[0]);
-    }
-    // Tenths of the unit, in integers: no float rounding surprises.
-    let mut unit = 1;
-    let mut scale: u128 = 1000;
-    while unit + 1 < units.len() && u128::from(n) >= scale * 1000 {
-        scale *= 1000;
-        unit += 1;
-    }
-    let mut tenths = (u128::from(n) * 10 + scale / 2) / scale;
-    // 999.96 MB rounds to 1000.0 MB: say 1.0 GB instead.
-    if tenths >= 10_000 && unit + 1 < units.len() {
-        scale *= 1000;
-        unit += 1;
-        tenths = (u128::from(n) * 10 + scale / 2) / scale;
-    }
-    let sep = match l {
-        Locale::En => '.',
-        Locale::Ru => ',',
-    };
-    format!("{}{sep}{} {}", tenths / 10, tenths % 10, units[unit])
+    vpnctl_core::units::traffic(n, l)
 }
 
 /// "1 день", "2 дня", "5 дней".
@@ -718,19 +691,6 @@ mod tests {
         assert!(text.contains("30 s ago"), "{text}");
         assert!(text.contains("↓52.4 MB"), "{text}");
         assert!(!text.contains("Traffic"), "{text}");
-    }
-
-    #[test]
-    fn sizes_are_human_in_both_languages() {
-        assert_eq!(size(0, Locale::En), "0 B");
-        assert_eq!(size(999, Locale::Ru), "999 Б");
-        assert_eq!(size(1000, Locale::En), "1.0 KB");
-        assert_eq!(size(8_000_000_000, Locale::En), "8.0 GB");
-        assert_eq!(size(8_000_000_000, Locale::Ru), "8,0 ГБ");
-        assert_eq!(size(1_250_000, Locale::En), "1.3 MB");
-        assert_eq!(size(999_960_000, Locale::En), "1.0 GB");
-        assert_eq!(size(999_940_000, Locale::En), "999.9 MB");
-        assert_eq!(size(u64::MAX, Locale::En), "18446744.1 TB");
     }
 
     #[test]

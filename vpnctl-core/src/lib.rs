@@ -25,6 +25,7 @@ pub mod reconcile;
 pub mod render;
 pub mod service;
 pub mod store;
+pub mod units;
 pub mod vault;
 
 /// The data types, wire types and error codes every part shares.

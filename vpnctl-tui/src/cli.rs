@@ -19,7 +19,7 @@ use vpnctl_core::{
 use crate::app::UserStatus;
 use crate::demo::{Demo, DemoError, DemoOptions};
 use crate::runtime::{self, describe};
-use crate::size::{self, SizeError};
+use vpnctl_core::units::{self, SizeError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -167,12 +167,12 @@ pub enum QuotaSize {
     Bytes(u64),
 }
 
-/// `none`, or a size for [`size::parse`].
+/// `none`, or a size for [`units::parse`].
 pub fn parse_quota_size(text: &str) -> Result<QuotaSize, SizeError> {
     if text.trim().eq_ignore_ascii_case("none") {
         Ok(QuotaSize::None)
     } else {
-        size::parse(text).map(QuotaSize::Bytes)
+        units::parse(text).map(QuotaSize::Bytes)
     }
 }
 
@@ -487,7 +487,7 @@ fn print_user(out: &mut dyn Write, u: &User) -> std::io::Result<()> {
         date(u.until, "unlimited"),
         u.quota.map_or_else(
             || "none".into(),
-            |q| format!("{} {}", size::display(q.bytes), q.period)
+            |q| format!("{} {}", units::display(q.bytes), q.period)
         )
     )
 }

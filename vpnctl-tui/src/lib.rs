@@ -5,8 +5,7 @@
 //! - [`ui`]: drawing (`impl Widget for &App`), reads state only;
 //! - [`runtime`]: background API tasks feeding actions over a channel, the terminal loop;
 //! - [`cli`]: the command line (`Config`) and the non-interactive subcommands;
-//! - [`demo`]: an embedded control plane with three simulated nodes;
-//! - [`size`]: traffic sizes as admins type them (`50GB`, `500MiB`) and as shown;
+//! - [`demo`]: an embedded control plane with three simulated nodes.
 
 pub mod app;
 pub mod cli;
@@ -14,7 +13,6 @@ pub mod demo;
 #[doc(hidden)]
 pub mod fixture;
 pub mod runtime;
-pub mod size;
 pub mod ui;
 
 pub use app::{Action, App, update};

@@ -11,7 +11,7 @@ use ratatui::widgets::{
 use vpnctl_core::{Event, EventKind, NodeState, Timestamp};
 
 use crate::app::{App, Connection, Health, KEYS, Modal, Outcome, Tab, UserStatus, health};
-use crate::size;
+use vpnctl_core::units;
 
 /// Below this the layout does not fit: a hint is drawn instead.
 pub const MIN_WIDTH: u16 = 60;
@@ -234,8 +234,8 @@ fn nodes_table(app: &App, rows: impl Iterator<Item = usize>, wide: bool) -> Tabl
         Constraint::Length(6),
         Constraint::Length(5),
         Constraint::Length(4),
-        Constraint::Length(9),
-        Constraint::Length(9),
+        Constraint::Length(10),
+        Constraint::Length(10),
     ];
     if wide {
         header.extend(["traffic", "endpoint", "state", "cpu"]);
@@ -665,7 +665,7 @@ fn detail(app: &App) -> Detail<'_> {
                     u.quota.map_or_else(
                         || "unlimited".into(),
                         |q| {
-                            let mut text = format!("{} {}", size::display(q.bytes), q.period);
+                            let mut text = format!("{} {}", units::display(q.bytes), q.period);
                             if u.suspended {
                                 let (_, next) = q.period.bounds(app.now);
                                 text.push_str(&format!(" · used up, resets {}", next.to_date()));
@@ -879,15 +879,9 @@ pub fn age(now: Timestamp, at: Timestamp) -> String {
     }
 }
 
+/// Traffic as the bot shows it too (see [`vpnctl_core::units::traffic`]).
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n;
-    let mut unit = 0;
-    while value >= 10 * 1024 && unit < UNITS.len() - 1 {
-        value /= 1024;
-        unit += 1;
-    }
-    format!("{value} {}", UNITS[unit])
+    vpnctl_core::units::traffic(n, vpnctl_core::Locale::En)
 }
 
 pub fn rate(n: u64) -> String {
@@ -927,8 +921,8 @@ mod tests {
         assert_eq!(age(Timestamp(100), Timestamp(95)), "5s");
         assert_eq!(age(Timestamp(7_300), Timestamp(100)), "2h");
         assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(3 * 1024 * 1024), "3072 KiB");
-        assert_eq!(rate(20 * 1024 * 1024), "20 MiB/s");
+        assert_eq!(bytes(3_000_000), "3.0 MB", "the same figure the bot shows");
+        assert_eq!(rate(20_000_000), "20.0 MB/s");
         let h: std::collections::VecDeque<u64> = [0, 5, 10].into_iter().collect();
         assert_eq!(spark_text(Some(&h), 20), "▁▄█");
     }

@@ -58,7 +58,7 @@ fn nodes_with_detail_pane() {
         "n1 fra-1 up",
         "why      ok (for 1h)",
         "probe    23 ms, 4s ago",
-        "traffic  rx 3072 MiB · tx 11 GiB in total",
+        "traffic  rx 3.2 GB · tx 11.8 GB in total",
         "pool     10.10.0.0/16",
     ] {
         assert!(screen.contains(text), "{text} missing:\n{screen}");

@@ -1,7 +1,13 @@
-//! Traffic sizes as admins type them (`50GB`, `500MiB`, `1.5TB`) and as the dashboard
-//! shows quotas. `kB`/`MB`/`GB`/`TB` are powers of 1000 and `KiB`/`MiB`/`GiB`/`TiB`
-//! powers of 1024, as the SI and IEC define them: a quota written as `50GB` is shown
-//! as `50 GB` again, never as a rounded `46 GiB`.
+//! Byte sizes, parsed and shown the same way by every frontend.
+//!
+//! Admins type quotas as `50GB`, `500MiB`, `1.5TB` ([`parse`]) and see them again
+//! exactly as typed ([`display`]): `kB`/`MB`/`GB`/`TB` are powers of 1000 and
+//! `KiB`/`MiB`/`GiB`/`TiB` powers of 1024, as the SI and IEC define them, so `50GB`
+//! never comes back as a rounded `46 GiB`. Traffic is shown rounded to a tenth in
+//! SI units, in the reader's language ([`traffic`]): the bot and the dashboard show
+//! the same figure for the same bytes.
+
+use crate::model::Locale;
 
 /// Units, largest first within each family; matched case-insensitively.
 const UNITS: [(&str, u64); 9] = [
@@ -135,6 +141,39 @@ pub fn display(bytes: u64) -> String {
     }
 }
 
+/// Traffic as people read it: SI units, one decimal, rounded (`8.0 GB`, `999 B`), with
+/// the decimal separator and unit names of `l` (`8,0 ГБ`).
+pub fn traffic(n: u64, l: Locale) -> String {
+    const EN: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    const RU: [&str; 5] = ["Б", "КБ", "МБ", "ГБ", "ТБ"];
+    let units = match l {
+        Locale::En => EN,
+        Locale::Ru => RU,
+    };
+    if n < 1000 {
+        return format!("{n} {}", units[0]);
+    }
+    // Tenths of the unit, in integers: no float rounding surprises.
+    let mut unit = 1;
+    let mut scale: u128 = 1000;
+    while unit + 1 < units.len() && u128::from(n) >= scale * 1000 {
+        scale *= 1000;
+        unit += 1;
+    }
+    let mut tenths = (u128::from(n) * 10 + scale / 2) / scale;
+    // 999.96 MB rounds to 1000.0 MB: say 1.0 GB instead.
+    if tenths >= 10_000 && unit + 1 < units.len() {
+        scale *= 1000;
+        unit += 1;
+        tenths = (u128::from(n) * 10 + scale / 2) / scale;
+    }
+    let sep = match l {
+        Locale::En => '.',
+        Locale::Ru => ',',
+    };
+    format!("{}{sep}{} {}", tenths / 10, tenths % 10, units[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +266,18 @@ mod tests {
                 assert!(back <= bytes, "{bytes} → {shown} → {back}");
             }
         }
+    }
+
+    #[test]
+    fn traffic_is_human_in_both_languages() {
+        assert_eq!(traffic(0, Locale::En), "0 B");
+        assert_eq!(traffic(999, Locale::Ru), "999 Б");
+        assert_eq!(traffic(1000, Locale::En), "1.0 kB");
+        assert_eq!(traffic(8_000_000_000, Locale::En), "8.0 GB");
+        assert_eq!(traffic(8_000_000_000, Locale::Ru), "8,0 ГБ");
+        assert_eq!(traffic(1_250_000, Locale::En), "1.3 MB");
+        assert_eq!(traffic(999_960_000, Locale::En), "1.0 GB");
+        assert_eq!(traffic(999_940_000, Locale::En), "999.9 MB");
+        assert_eq!(traffic(u64::MAX, Locale::En), "18446744.1 TB");
     }
 }

@@ -1,0 +1,16 @@
+//! What the three daemons (`vpnctld`, `vpnctl-node`, `vpnctl-bot`) share as
+//! processes, so that they behave alike: settings layered the same way with the same
+//! error messages ([`settings`]), logs fit for journald ([`logging`]), SIGTERM and
+//! SIGINT as a graceful stop ([`shutdown_signal`]), and one retry [`Backoff`].
+//!
+//! Nothing here knows the domain; binaries call it from `main`, libraries take the
+//! shutdown future as a parameter.
+
+mod backoff;
+pub mod logging;
+pub mod settings;
+mod signal;
+
+pub use backoff::Backoff;
+pub use settings::SettingsError;
+pub use signal::shutdown_signal;
