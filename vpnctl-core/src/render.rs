@@ -156,16 +156,19 @@ impl ClientConfig {
     }
 }
 
-/// What a client routes through the tunnel: the node's setting, or everything.
+/// What a client routes through the tunnel: the node's setting (split tunnel), or
+/// everything — IPv4 and IPv6 alike. IPv6 goes into the tunnel even when the node has
+/// no IPv6 pool: the node then drops it (its source is no address of the peer), so a
+/// dual-stack phone cannot leak IPv6 around the tunnel, and the official Windows
+/// app's kill switch engages (it needs both default routes).
 pub fn client_allowed_ips(node: &Node) -> Vec<IpNet> {
     if !node.client_allowed_ips.is_empty() {
         return node.client_allowed_ips.clone();
     }
-    let mut all = vec!["0.0.0.0/0".parse().expect("valid")];
-    if node.ipv6_pool.is_some() {
-        all.push("::/0".parse().expect("valid"));
-    }
-    all
+    vec![
+        "0.0.0.0/0".parse().expect("valid"),
+        "::/0".parse().expect("valid"),
+    ]
 }
 
 /// A tunnel name every official app accepts: 1..=15 of `[a-zA-Z0-9_=+.-]`, not a

@@ -173,6 +173,11 @@ impl fmt::Debug for InviteCode {
     }
 }
 
+/// The MTU of a new node's interface and of its client configs: IPv6's minimum,
+/// which every path carries (WireGuard adds 60–80 bytes, so 1,340–1,360 on the
+/// wire), including mobile networks whose path MTU is below Ethernet's 1,500.
+pub const DEFAULT_MTU: u16 = 1280;
+
 #[derive(Debug, Clone)]
 pub struct NewNode {
     pub name: String,
@@ -191,8 +196,9 @@ pub struct NewNode {
 }
 
 impl NewNode {
-    /// A node with the usual settings: MTU 1420, keepalive 25 s, full tunnel, DNS on
-    /// the node's own gateway address.
+    /// A node with the usual settings: MTU 1280 (fits every path, mobile networks
+    /// and IPv6 tunnels included), keepalive 25 s, full tunnel (IPv4 and IPv6), DNS
+    /// on the node's own gateway address, where the node daemon answers.
     pub fn new(name: &str, region: &str, endpoint: Endpoint, ipv4_pool: Ipv4Net) -> Self {
         Self {
             name: name.to_owned(),
@@ -206,7 +212,7 @@ impl NewNode {
             ipv4_pool,
             ipv6_pool: None,
             dns: vec![IpAddr::V4(ipam::host_v4(ipv4_pool, 1))],
-            mtu: 1420,
+            mtu: DEFAULT_MTU,
             capacity: 0,
             client_allowed_ips: Vec::new(),
             persistent_keepalive: 25,

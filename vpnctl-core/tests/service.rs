@@ -28,6 +28,31 @@ fn issue(
     })
 }
 
+/// A node as `vpnctl nodes add` registers it (no IPv6 pool, nothing but the pool set):
+/// its configs still route IPv6 into the tunnel, ask the node for names, and use an
+/// MTU that fits mobile networks.
+#[test]
+fn default_node_configs_route_everything_and_resolve_on_the_node() {
+    let f = fixture();
+    let mut new = vpnctl_core::NewNode::new(
+        "nl-ams-1",
+        "nl-ams",
+        "198.51.100.7:51820".parse().unwrap(),
+        "10.9.0.0/16".parse().unwrap(),
+    );
+    new.public_key = Some(vpnctl_core::KeyPair::generate().public);
+    let n = f.vpn.register_node(new).unwrap();
+    assert_eq!(n.capacity, 0, "the CLI sends no capacity");
+    let u = user(&f.vpn, "bob", 3);
+    let issued = issue(&f.vpn, u.id, n.id, "phone").unwrap();
+    let config = issued.config.unwrap();
+    let text = config.expose_text();
+    assert!(text.contains("Address = 10.9.0.2/32\n"), "{text}");
+    assert!(text.contains("DNS = 10.9.0.1\n"), "{text}");
+    assert!(text.contains("MTU = 1280\n"), "{text}");
+    assert!(text.contains("AllowedIPs = 0.0.0.0/0, ::/0\n"), "{text}");
+}
+
 #[test]
 fn issued_config_is_a_complete_wg_quick_config() {
     let f = fixture();
@@ -43,7 +68,7 @@ fn issued_config_is_a_complete_wg_quick_config() {
         "{text}"
     );
     assert!(text.contains("DNS = 10.8.0.1\n"));
-    assert!(text.contains("MTU = 1420\n"));
+    assert!(text.contains("MTU = 1280\n"));
     assert!(text.contains(&format!("[Peer]\nPublicKey = {}\n", n.public_key.unwrap())));
     assert!(text.contains("PresharedKey = "));
     assert!(text.contains("Endpoint = 203.0.113.10:51820\n"));

@@ -4,6 +4,7 @@
 //!   userspace (`wireguard-go` over its UAPI socket), kernel (netlink), both through
 //!   `wireguard-control`, and an in-memory simulator for `vpnctl demo`.
 //! - [`netconf`]: addresses, MTU, forwarding and NAT of the VPN exit.
+//! - [`dns`]: the tunnel's resolver, a forwarder on the gateway addresses.
 //! - [`reconciler`]: one reconcile pass (read live device → plan → apply deltas) and
 //!   the on-disk cache of the last applied desired state.
 //! - [`agent`]: the daemon loop over a [`agent::ControlPlane`]: restore from the cache,
@@ -21,6 +22,7 @@
 pub mod agent;
 pub mod backend;
 pub mod cli;
+pub mod dns;
 pub mod http;
 pub mod iface;
 pub mod metrics;

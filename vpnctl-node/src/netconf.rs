@@ -118,13 +118,28 @@ pub fn nft_ruleset(cfg: &ExitConfig) -> String {
             ));
         }
     }
+    // The tunnel's resolver (crate::dns) listens on the gateway addresses: only
+    // devices in the tunnel (and the host itself) may ask it, never the internet.
+    let mut input = format!(
+        "    iifname != {{ \"{iface}\", \"lo\" }} ip daddr {} meta l4proto {{ tcp, udp }} th dport 53 drop\n",
+        cfg.ipv4.addr()
+    );
+    if let Some(v6) = cfg.ipv6 {
+        input.push_str(&format!(
+            "    iifname != {{ \"{iface}\", \"lo\" }} ip6 daddr {} meta l4proto {{ tcp, udp }} th dport 53 drop\n",
+            v6.addr()
+        ));
+    }
     format!(
         "table inet {table} {{}}\n\
          delete table inet {table}\n\
          table inet {table} {{\n  \
            chain postrouting {{\n    \
              type nat hook postrouting priority srcnat; policy accept;\n\
-         {rules}  }}\n\
+         {rules}  }}\n  \
+           chain input {{\n    \
+             type filter hook input priority filter; policy accept;\n\
+         {input}  }}\n\
          }}\n"
     )
 }
@@ -360,11 +375,19 @@ mod tests {
             text.contains("ip6 saddr fd00:8::/64 oifname != \"wg0\" masquerade"),
             "{text}"
         );
+        assert!(
+            text.contains(
+                "iifname != { \"wg0\", \"lo\" } ip daddr 10.8.0.1 meta l4proto { tcp, udp } th dport 53 drop"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("ip6 daddr fd00:8::1 meta l4proto"), "{text}");
         let no_nat = nft_ruleset(&ExitConfig {
             nat: false,
             ..cfg()
         });
         assert!(!no_nat.contains("masquerade"));
+        assert!(no_nat.contains("th dport 53 drop"), "DNS stays tunnel-only");
     }
 
     #[test]
