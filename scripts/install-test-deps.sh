@@ -16,6 +16,9 @@ have_cmd ping         || need+=(iputils-ping)
 have_cmd nft          || need+=(nftables)
 have_cmd zbarimg      || need+=(zbar-tools)
 have_cmd tmux         || need+=(tmux)
+# dnsmasq-base: the binary only (the `dnsmasq` package would start a system service)
+have_cmd dnsmasq      || need+=(dnsmasq-base)
+have_cmd curl         || need+=(curl)
 have_cmd pkill        || need+=(procps)
 have_cmd ps           || need+=(procps)
 
@@ -38,7 +41,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 
 # verify: a package that installed but did not bring its command is a failure too
-for c in wg wg-quick wireguard-go ip ping nft zbarimg tmux pkill; do
+for c in wg wg-quick wireguard-go ip ping nft zbarimg tmux pkill dnsmasq curl; do
   have_cmd "$c" || { echo "install-test-deps: $c still missing after install" >&2; exit 1; }
 done
 echo "install-test-deps: done" >&2

@@ -364,7 +364,11 @@ async fn serve_tcp(
     }
 }
 
-async fn serve_tcp_client(mut stream: TcpStream, shared: &Shared, idle: Duration) -> io::Result<()> {
+async fn serve_tcp_client(
+    mut stream: TcpStream,
+    shared: &Shared,
+    idle: Duration,
+) -> io::Result<()> {
     loop {
         let Some(query) = tokio::time::timeout(idle, read_framed(&mut stream))
             .await
@@ -437,7 +441,10 @@ async fn relay(shared: &Shared, query: &[u8], transport: Transport) -> Vec<u8> {
                 );
             }
         }
-        shared.stats.upstream_failures.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .upstream_failures
+            .fetch_add(1, Ordering::Relaxed);
     }
     if result.is_err() {
         result = Err(last_error);
@@ -547,7 +554,9 @@ mod tests {
     /// A fake upstream on loopback answering every UDP and TCP query with a fixed
     /// A record 192.0.2.7 (and counting them).
     async fn upstream(ip: &str) -> (SocketAddr, Arc<AtomicU64>) {
-        let udp = UdpSocket::bind((ip.parse::<IpAddr>().unwrap(), 0)).await.unwrap();
+        let udp = UdpSocket::bind((ip.parse::<IpAddr>().unwrap(), 0))
+            .await
+            .unwrap();
         let addr = udp.local_addr().unwrap();
         let tcp = TcpListener::bind(addr).await.unwrap();
         let seen = Arc::new(AtomicU64::new(0));
@@ -647,7 +656,9 @@ mod tests {
 
         // TCP on the same address and port.
         let mut s = TcpStream::connect(addr).await.unwrap();
-        write_framed(&mut s, &query(8, "mail.example.test")).await.unwrap();
+        write_framed(&mut s, &query(8, "mail.example.test"))
+            .await
+            .unwrap();
         let a = read_framed(&mut s).await.unwrap().unwrap();
         assert_eq!(&a[..2], &[0, 8]);
         assert_eq!(rcode(&a), 0);
@@ -691,7 +702,8 @@ mod tests {
         };
         let (up, _) = upstream("127.0.0.1").await;
         let stats = Arc::new(DnsStats::default());
-        let server = DnsServer::start(config("127.0.0.4", vec![refused, up]), stats.clone()).unwrap();
+        let server =
+            DnsServer::start(config("127.0.0.4", vec![refused, up]), stats.clone()).unwrap();
         let a = ask(server.local_addrs()[0], &query(10, "www.example.test")).await;
         assert_eq!(rcode(&a), 0);
         assert_eq!(stats.health(), DnsHealth::Ok);
@@ -735,6 +747,9 @@ mod tests {
         let stats = Arc::new(DnsStats::default());
         let cfg = config("192.0.2.53", vec!["127.0.0.1:53".parse().unwrap()]);
         let server = DnsServer::start(cfg, stats).expect("freebind");
-        assert_eq!(server.local_addrs()[0].ip(), "192.0.2.53".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            server.local_addrs()[0].ip(),
+            "192.0.2.53".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -12,7 +12,8 @@
 //! Heavy tests that measure time can serialize with [`serial`].
 //!
 //! [`telegram::FakeTelegram`] is a fake Telegram Bot API on loopback, for the bot's
-//! own tests and for whole-system tests that run the real bot.
+//! own tests and for whole-system tests that run the real bot. [`internet`] is what a
+//! tunnel browses: a DNS server for a test zone (dnsmasq), a web server, `curl`.
 //!
 //! Commands are always built from argument arrays (`std::process::Command`), never
 //! from a shell string.
@@ -20,6 +21,7 @@
 //! Addresses used by tests come from the documentation ranges 192.0.2.0/24,
 //! 198.51.100.0/24 and 203.0.113.0/24 and exist only inside the namespaces.
 
+pub mod internet;
 mod names;
 mod netns;
 mod ping;
@@ -49,6 +51,8 @@ pub const REQUIRED_TOOLS: &[&str] = &[
     "ping",
     "nft",
     "kill",
+    "dnsmasq",
+    "curl",
 ];
 
 /// Panics with an actionable message unless the process is root and every tool in

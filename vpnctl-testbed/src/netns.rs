@@ -2,6 +2,7 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -80,12 +81,54 @@ impl Netns {
     pub fn pids(&self) -> Vec<u32> {
         pids_in(&self.name)
     }
+
+    /// Runs `f` on a thread that has entered this namespace, and returns what it
+    /// returns. Sockets `f` creates stay in the namespace after the thread ends, so
+    /// the test process can serve (or ask) from inside a namespace without a child
+    /// process: bind here, serve on the test's runtime.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = Path::new("/run/netns").join(&self.name);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let ns = std::fs::File::open(&path)
+                        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+                    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .unwrap_or_else(|e| panic!("setns {}: {e}", self.name));
+                    f()
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Gives the namespace its own `/etc/resolv.conf`: `ip netns exec` bind-mounts
+    /// `/etc/netns/<name>/resolv.conf` over the host's, so programs in the namespace
+    /// (and a `wg-quick` `DNS =` line, see [`crate::WgQuick`]) use this one. Removed
+    /// with the namespace.
+    pub fn set_resolv_conf(&self, text: &str) {
+        let dir = self.etc_dir();
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        std::fs::write(dir.join("resolv.conf"), text)
+            .unwrap_or_else(|e| panic!("write {}/resolv.conf: {e}", dir.display()));
+    }
+
+    /// The namespace's own resolv.conf, if [`Netns::set_resolv_conf`] made one.
+    pub fn resolv_conf(&self) -> Option<String> {
+        std::fs::read_to_string(self.etc_dir().join("resolv.conf")).ok()
+    }
+
+    /// `/etc/netns/<name>`: files `ip netns exec` mounts over `/etc` for this namespace.
+    pub fn etc_dir(&self) -> PathBuf {
+        Path::new("/etc/netns").join(&self.name)
+    }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
         kill_all_in(&self.name);
         let _ = run("ip", &["netns", "del", &self.name]);
+        let _ = std::fs::remove_dir_all(self.etc_dir());
     }
 }
 

@@ -11,8 +11,9 @@ use crate::process::UapiGuard;
 /// `wg-quick up` of a config file inside a namespace; `wg-quick down` on drop.
 ///
 /// The interface name is the config file's stem, as with wg-quick itself. A stub
-/// `resolvconf` is put first on `PATH` so a `DNS =` line works without touching the
-/// host's `/etc/resolv.conf`; the userspace implementation is `wireguard-go`.
+/// `resolvconf` is put first on `PATH`: a `DNS =` line goes into the namespace's own
+/// resolv.conf when it has one ([`Netns::set_resolv_conf`]), never into the host's.
+/// The userspace implementation is `wireguard-go`.
 #[derive(Debug)]
 pub struct WgQuick {
     ns_name: String,
@@ -32,10 +33,26 @@ impl WgQuick {
             .expect("temp dir");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("mkdir bin");
+        // wg-quick hands a `DNS =` line to `resolvconf -a <iface>` (nameservers on
+        // stdin) and calls `resolvconf -d <iface>` on down. The stub applies them to
+        // the namespace's own resolv.conf, if it has one (Netns::set_resolv_conf), so
+        // that names resolve through the tunnel exactly as the config says; it never
+        // writes the host's /etc/resolv.conf.
+        let ns_resolv = ns.etc_dir().join("resolv.conf");
         let stub = bin.join("resolvconf");
         std::fs::write(
             &stub,
-            "#!/bin/sh\n# test stub: accept and ignore (never touch the host's resolv.conf)\ncat >/dev/null\nexit 0\n",
+            format!(
+                "#!/bin/sh\n# vpnctl-testbed stub for wg-quick: the namespace's resolv.conf only\n\
+                 target='{}'\n\
+                 case \"$1\" in\n\
+                 -a) if [ -f \"$target\" ]; then cat >\"$target\"; else cat >/dev/null; fi ;;\n\
+                 -d) if [ -f \"$target\" ]; then : >\"$target\"; fi ;;\n\
+                 *) cat >/dev/null ;;\n\
+                 esac\n\
+                 exit 0\n",
+                ns_resolv.display()
+            ),
         )
         .expect("write resolvconf stub");
         std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755))
