@@ -5,13 +5,13 @@
 //! - [`ui`]: drawing (`impl Widget for &App`), reads state only;
 //! - [`runtime`]: background API tasks feeding actions over a channel, the terminal loop;
 //! - [`cli`]: the command line (`Config`) and the non-interactive subcommands;
-//! - [`demo`]: an embedded control plane with three simulated nodes.
+//! - [`demo`]: an embedded control plane with three simulated nodes (feature `demo`,
+//!   on by default; without it the admin binary links no server and no node agent).
 
 pub mod app;
 pub mod cli;
+#[cfg(feature = "demo")]
 pub mod demo;
-#[doc(hidden)]
-pub mod fixture;
 pub mod runtime;
 pub mod ui;
 

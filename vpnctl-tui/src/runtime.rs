@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use qrcode::render::unicode::Dense1x2;
-use qrcode::{EcLevel, QrCode};
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use tokio::sync::{Notify, mpsc};
 use vpnctl_api::body::{CreateInvite, PeerQuery};
@@ -47,18 +45,13 @@ pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
     })
 }
 
-/// The QR code of `text` as half-block lines for a dark terminal, with a 2-module
-/// quiet zone (enough for phone scanners, small enough for 80×24).
+/// The QR code of `text` (core's rendering) cropped to a 2-module quiet zone: enough
+/// for phone scanners, small enough for an invite link in 80×24.
 pub fn qr_lines(text: &str) -> String {
-    let Ok(code) = QrCode::with_error_correction_level(text, EcLevel::L) else {
+    let Ok(full) = vpnctl_core::render::qr_terminal(text) else {
         return String::new();
     };
-    let full = code
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .build();
-    // The renderer adds 4 modules on every side: drop 2 (one text line is two rows).
+    // Core draws 4 modules on every side: drop 2 (one text line is two rows).
     let lines: Vec<&str> = full.lines().collect();
     let inner = lines.get(1..lines.len().saturating_sub(1)).unwrap_or(&[]);
     inner

@@ -2,6 +2,8 @@
 //! on the simulated backend, the dashboard's background tasks feeding an `App`, the
 //! admin commands over real HTTP on loopback, and the CLI against the same API.
 
+#![cfg(feature = "demo")]
+
 use std::time::Duration;
 
 use tokio::sync::mpsc;

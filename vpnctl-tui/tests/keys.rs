@@ -1,10 +1,14 @@
 //! Key → action → state on a populated dashboard: every row action asks for
 //! confirmation first and targets the selected row.
 
+#[allow(dead_code)]
+#[path = "support/fixture.rs"]
+mod fixture;
+
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use vpnctl_core::{Evacuation, Moved, NodeId, NodeState, PeerId, UserId, UserState};
 use vpnctl_tui::app::{Action, App, Command, EXTEND_DAYS, Modal, Outcome, Tab, update};
-use vpnctl_tui::{fixture, runtime};
+use vpnctl_tui::runtime;
 
 fn press(app: &mut App, code: KeyCode) {
     update(app, Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));

@@ -1,11 +1,13 @@
 //! Screens drawn into ratatui's `TestBackend` and compared as insta snapshots at
 //! 80×24 and 200×60.
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use vpnctl_tui::app::{Action, App, Command, Modal, Outcome, Tab, update};
-use vpnctl_tui::fixture;
 
 fn render(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();

@@ -2,6 +2,8 @@
 //! switch tabs, filter, create an invite, `q` quits, and the terminal is restored.
 //! Needs tmux (scripts/install-test-deps.sh installs it).
 
+#![cfg(feature = "demo")]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

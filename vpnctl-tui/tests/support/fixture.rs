@@ -1,5 +1,6 @@
 //! A fixed, deterministic dashboard state for snapshot tests and the draw benchmark.
-//! Not part of the API.
+//! Test-only: included by the tests and the draw bench with `#[path]`, never
+//! compiled into the library.
 
 use vpnctl_api::body::{NodeHealth, NodeView, StoredReport};
 use vpnctl_core::wire::{NodeReport, PeerStats, SystemStats};
@@ -9,7 +10,7 @@ use vpnctl_core::{
     UserId, UserState,
 };
 
-use crate::app::{Action, App, Snapshot, update};
+use vpnctl_tui::app::{Action, App, Snapshot, update};
 
 /// "Now" in every fixture.
 pub const NOW: Timestamp = Timestamp(1_800_000_000);
