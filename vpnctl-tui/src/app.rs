@@ -8,8 +8,8 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use vpnctl_api::body::NodeView;
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
-    Access, Event, Invite, NodeId, NodeState, Peer, PeerId, PublicKey, Timestamp, User, UserId,
-    UserState,
+    Access, Event, Invite, NodeId, NodeState, Peer, PeerId, Placement, PublicKey, Timestamp, User,
+    UserId, UserState,
 };
 
 /// Events kept for the Events tab.
@@ -55,7 +55,7 @@ impl Tab {
     /// The columns this tab sorts by, in the order `s` cycles through them.
     pub fn sort_keys(self) -> &'static [&'static str] {
         match self {
-            Self::Nodes => &["name", "region", "peers", "state", "health"],
+            Self::Nodes => &["name", "region", "peers", "status", "health"],
             Self::Peers => &["id", "user", "node", "device", "handshake", "traffic"],
             Self::Users => &["id", "name", "state", "until", "devices"],
             Self::Invites => &["id", "label", "uses left", "expires"],
@@ -69,6 +69,11 @@ pub use vpnctl_core::Health;
 
 pub fn health(view: &NodeView) -> Health {
     view.health.status
+}
+
+/// Whether and how the node takes new devices: core's rule, from the node's view.
+pub fn placement(view: &NodeView) -> Placement {
+    Placement::of(&view.node, view.health.status, view.peers)
 }
 
 /// Worst first, for sorting the Nodes tab by health.
@@ -691,7 +696,7 @@ pub fn refilter(app: &mut App, tab: Tab) {
                     n.region.code,
                     n.region.name,
                     n.endpoint,
-                    n.state,
+                    placement(&app.nodes[i]).availability,
                     app.nodes[i].health.status
                 ))
             })
@@ -750,7 +755,12 @@ fn sort_view(app: &App, tab: Tab, sort: usize, view: &mut [usize]) {
                 .cmp(&app.nodes[b].node.region.code)
         }),
         (Tab::Nodes, 2) => view.sort_by_key(|&i| std::cmp::Reverse(app.nodes[i].peers)),
-        (Tab::Nodes, 3) => view.sort_by_key(|&i| app.nodes[i].node.state.to_string()),
+        // Core's order of preference: best first, then the less loaded.
+        (Tab::Nodes, 3) => view.sort_by(|&a, &b| {
+            placement(&app.nodes[a])
+                .cmp_preference(&placement(&app.nodes[b]))
+                .then_with(|| app.nodes[a].node.name.cmp(&app.nodes[b].node.name))
+        }),
         (Tab::Nodes, 4) => view.sort_by(|&a, &b| {
             let key = |i: usize| (health_rank(health(&app.nodes[i])), &app.nodes[i].node.name);
             key(a).cmp(&key(b))

@@ -4,6 +4,7 @@
 //! - [`app`]: the dashboard's state, actions and `update` (no I/O);
 //! - [`ui`]: drawing (`impl Widget for &App`), reads state only;
 //! - [`runtime`]: background API tasks feeding actions over a channel, the terminal loop;
+//! - [`when`]: ends of access as admins type and read them;
 //! - [`cli`]: the command line (`Config`) and the non-interactive subcommands;
 //! - [`demo`]: an embedded control plane with three simulated nodes (feature `demo`,
 //!   on by default; without it the admin binary links no server and no node agent).
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod demo;
 pub mod runtime;
 pub mod ui;
+pub mod when;
 
 pub use app::{Action, App, update};
 pub use cli::{Config, run};

@@ -99,7 +99,7 @@ pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, Clie
                 "u{id} {} has access until {}",
                 user.name,
                 user.until
-                    .map_or_else(|| "forever".into(), Timestamp::to_date)
+                    .map_or_else(|| "forever".into(), crate::when::show)
             ))
         }
         Command::SetUserState(id, state) => {

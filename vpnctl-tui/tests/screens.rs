@@ -171,6 +171,21 @@ fn api_errors_are_shown() {
 }
 
 #[test]
+fn event_messages_are_shown_exactly() {
+    let mut app = fixture::app(30);
+    update(&mut app, Action::SelectTab(Tab::Events));
+    update(&mut app, Action::ToggleDetail);
+    let screen = render(&app, 200, 60);
+    assert!(
+        screen.contains(&format!(
+            "warning: nyc-1 removed a stray peer: {}",
+            fixture::STRAY_KEY
+        )),
+        "{screen}"
+    );
+}
+
+#[test]
 fn tiny_terminal_gets_a_hint() {
     let app = fixture::app(30);
     let screen = render(&app, 40, 10);

@@ -4,7 +4,7 @@ use ratatui::layout::Constraint;
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::Cell;
-use vpnctl_core::{Event, EventKind, Timestamp};
+use vpnctl_core::{Event, EventKind, Severity};
 
 use super::{Detail, TableParts, age};
 use crate::app::{App, Health};
@@ -59,7 +59,7 @@ pub fn event_text(e: &Event) -> String {
         EventKind::UserDeleted { user } => format!("user u{user} deleted"),
         EventKind::AccessChanged { user, until } => format!(
             "access of u{user} until {}",
-            until.map_or_else(|| "unlimited".into(), Timestamp::to_date)
+            crate::when::show_until(*until)
         ),
         EventKind::AccessExpired { user } => format!("access of u{user} expired"),
         EventKind::InviteCreated { invite } => format!("invite i{invite} created"),
@@ -77,9 +77,10 @@ pub fn event_text(e: &Event) -> String {
         }
         EventKind::PeerRotated { peer, .. } => format!("peer p{peer} rotated its key"),
         EventKind::PeerRevoked { peer, user, .. } => format!("peer p{peer} of u{user} revoked"),
+        // The message exactly as written: it may hold names and keys.
         EventKind::Notice {
             severity, message, ..
-        } => format!("{severity:?}: {message}").to_lowercase(),
+        } => format!("{}: {message}", severity_word(*severity)),
         EventKind::TokenCreated { token, scope } => format!("{scope} token t{token} created"),
         EventKind::TokenRevoked { token } => format!("token t{token} revoked"),
         EventKind::NodeHealthChanged {
@@ -90,7 +91,7 @@ pub fn event_text(e: &Event) -> String {
         } => format!("node n{node} {from} → {to}: {reason}"),
         EventKind::QuotaExceeded { user, until } => format!(
             "u{user} used up the quota, suspended until {}",
-            until.to_date()
+            crate::when::show(*until)
         ),
         EventKind::QuotaRestored { user } => format!("u{user} is back within the quota"),
         EventKind::NodeEvacuated {
@@ -110,4 +111,12 @@ pub(super) fn detail(app: &App) -> Detail<'_> {
         lines.push(Line::from(event_text(e)));
     }
     Detail { lines, spark: None }
+}
+
+fn severity_word(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
 }

@@ -28,8 +28,8 @@ pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 12;
 /// From this width on the detail pane sits beside the table, not below it.
 const SIDE_DETAIL_WIDTH: u16 = 140;
-/// From this width on the Nodes table shows endpoints and sparklines.
-const WIDE: u16 = 120;
+/// From this table width on the Nodes table shows health, traffic, endpoints and load.
+const WIDE: u16 = 150;
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {

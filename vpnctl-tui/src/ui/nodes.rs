@@ -4,10 +4,10 @@ use ratatui::layout::Constraint;
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Cell;
-use vpnctl_core::NodeState;
+use vpnctl_core::Availability;
 
 use super::{Detail, TableParts, age, bytes, rate, spark_text};
-use crate::app::{App, Health, health};
+use crate::app::{App, Health, health, placement};
 
 pub(super) fn health_style(h: Health) -> Style {
     match h {
@@ -18,10 +18,28 @@ pub(super) fn health_style(h: Health) -> Style {
     }
 }
 
+/// Core's mark for new devices, coloured like the health it stands for.
+pub(super) fn availability_style(a: Availability) -> Style {
+    match a {
+        Availability::Up => Style::new().fg(Color::Green),
+        Availability::Degraded | Availability::Full | Availability::Draining => {
+            Style::new().fg(Color::Yellow)
+        }
+        Availability::Down => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Availability::Disabled => Style::new().fg(Color::Red),
+        Availability::Unknown | Availability::NotEnrolled => {
+            Style::new().add_modifier(Modifier::DIM)
+        }
+    }
+}
+
+/// The first column is core's mark ([`vpnctl_core::Placement`]): up, degraded, down,
+/// unknown, full, draining, disabled or not enrolled. Wide screens add the health
+/// verdict itself (a draining node still has one), endpoint, traffic and load.
 pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>, wide: bool) -> TableParts<'_> {
-    let mut header = vec!["health", "name", "region", "peers", "hs3m", "rx/s", "tx/s"];
+    let mut header = vec!["status", "name", "region", "peers", "hs3m", "rx/s", "tx/s"];
     let mut widths = vec![
-        Constraint::Length(8),
+        Constraint::Length(12),
         Constraint::Min(6),
         Constraint::Length(6),
         Constraint::Length(5),
@@ -30,29 +48,27 @@ pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>, wide: bool) ->
         Constraint::Length(10),
     ];
     if wide {
-        header.extend(["traffic", "endpoint", "state", "cpu"]);
+        header.extend(["health", "traffic", "endpoint", "cpu", "load"]);
         widths.extend([
+            Constraint::Length(8),
             Constraint::Length(20),
             Constraint::Length(32),
-            Constraint::Length(8),
+            Constraint::Length(4),
             Constraint::Length(4),
         ]);
     }
-    header.extend(["load", "age", "rev"]);
-    widths.extend([
-        Constraint::Length(4),
-        Constraint::Length(5),
-        Constraint::Length(7),
-    ]);
+    header.extend(["age", "rev"]);
+    widths.extend([Constraint::Length(5), Constraint::Length(7)]);
     let rows = rows
         .filter_map(|i| app.nodes.get(i))
         .map(|v| {
             let h = health(v);
+            let mark = placement(v).availability;
             let traffic = app.traffic.get(&v.node.id);
             let rx = traffic.map_or(0, |t| t.rx_rate);
             let tx = traffic.map_or(0, |t| t.tx_rate);
             let mut cells = vec![
-                Cell::from(h.as_str()).style(health_style(h)),
+                Cell::from(mark.as_str()).style(availability_style(mark)),
                 Cell::from(v.node.name.clone()),
                 Cell::from(v.node.region.code.clone()),
                 Cell::from(v.peers.to_string()),
@@ -61,24 +77,17 @@ pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>, wide: bool) ->
                 Cell::from(rate(tx)),
             ];
             if wide {
+                cells.push(Cell::from(h.as_str()).style(health_style(h)));
                 cells.push(Cell::from(spark_text(traffic.map(|t| &t.history), 20)).fg(Color::Cyan));
                 cells.push(Cell::from(v.node.endpoint.to_string()));
-                let state_style = match v.node.state {
-                    NodeState::Active => Style::new(),
-                    NodeState::Draining => Style::new().fg(Color::Yellow),
-                    NodeState::Disabled => Style::new().fg(Color::Red),
-                };
-                cells.push(Cell::from(v.node.state.to_string()).style(state_style));
-                cells.push(Cell::from(v.report.as_ref().map_or_else(
-                    || "-".into(),
-                    |r| format!("{:.0}%", r.report.system.cpu_percent),
-                )));
+                let system = v.report.as_ref().map(|r| &r.report.system);
+                cells.push(Cell::from(
+                    system.map_or_else(|| "-".into(), |s| format!("{:.0}%", s.cpu_percent)),
+                ));
+                cells.push(Cell::from(
+                    system.map_or_else(|| "-".into(), |s| format!("{:.2}", s.load1)),
+                ));
             }
-            let load = v
-                .report
-                .as_ref()
-                .map_or_else(|| "-".into(), |r| format!("{:.2}", r.report.system.load1));
-            cells.push(Cell::from(load));
             cells.push(Cell::from(
                 v.health
                     .last_report_at
@@ -106,10 +115,15 @@ pub(super) fn detail(app: &App) -> Detail<'_> {
     if let Some(v) = app.selected_node() {
         let n = &v.node;
         let h = health(v);
+        let place = placement(v);
         lines.push(Line::from(vec![
             Span::from(format!("n{} {} ", n.id, n.name)).bold(),
             Span::styled(h.as_str(), health_style(h)),
-            Span::from(format!(" · {}", n.state)),
+            Span::from(" · new devices: "),
+            Span::styled(
+                place.availability.as_str(),
+                availability_style(place.availability),
+            ),
         ]));
         let since = v
             .health
@@ -149,8 +163,11 @@ pub(super) fn detail(app: &App) -> Detail<'_> {
             bytes(v.health.traffic.tx)
         )));
         lines.push(Line::from(format!(
-            "peers    {} ({} handshook in 3 min)",
-            v.peers, v.health.peers_connected
+            "peers    {} of {} ({}% full), {} handshook in 3 min",
+            place.peers,
+            place.capacity,
+            place.load_percent(),
+            v.health.peers_connected
         )));
         if let Some(r) = &v.report {
             lines.push(Line::from(format!(

@@ -4,11 +4,11 @@ use ratatui::layout::Constraint;
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Cell;
-use vpnctl_core::Timestamp;
-use vpnctl_core::units;
+use vpnctl_core::{Access, units};
 
 use super::{Detail, TableParts};
 use crate::app::{App, UserStatus};
+use crate::when;
 
 pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>) -> TableParts<'_> {
     let header = vec!["id", "name", "role", "state", "until", "devices"];
@@ -17,7 +17,7 @@ pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>) -> TableParts<
         Constraint::Min(10),
         Constraint::Length(6),
         Constraint::Length(9),
-        Constraint::Length(11),
+        Constraint::Length(17),
         Constraint::Length(7),
     ];
     let rows = rows
@@ -29,10 +29,7 @@ pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>) -> TableParts<
                 Cell::from(u.name.clone()),
                 Cell::from(format!("{:?}", u.role).to_lowercase()),
                 Cell::from(status.label()).style(user_status_style(status)),
-                Cell::from(
-                    u.until
-                        .map_or_else(|| "unlimited".into(), Timestamp::to_date),
-                ),
+                Cell::from(when::show_until(u.until)),
                 Cell::from(format!(
                     "{}/{}",
                     app.devices.get(&u.id).copied().unwrap_or(0),
@@ -61,25 +58,23 @@ pub(super) fn detail(app: &App) -> Detail<'_> {
             Span::from(format!("u{} {} ", u.id, u.name)).bold(),
             Span::styled(status.label(), user_status_style(status)),
         ]));
+        // Core's verdict: the end of access, and when a used-up quota resets.
+        let access = Access::of(u, app.now);
         lines.push(Line::from(format!(
             "until    {}",
-            u.until
-                .map_or_else(|| "unlimited".into(), Timestamp::to_rfc3339)
+            when::show_until(u.until)
         )));
-        lines.push(Line::from(format!(
-            "quota    {}",
-            u.quota.map_or_else(
-                || "unlimited".into(),
-                |q| {
-                    let mut text = format!("{} {}", units::display(q.bytes), q.period);
-                    if u.suspended {
-                        let (_, next) = q.period.bounds(app.now);
-                        text.push_str(&format!(" · used up, resets {}", next.to_date()));
-                    }
-                    text
-                }
-            )
-        )));
+        let quota = u.quota.map_or_else(
+            || "unlimited".into(),
+            |q| format!("{} {}", units::display(q.bytes), q.period),
+        );
+        let resets = match access {
+            Access::Suspended { resumes, .. } => {
+                format!(" · used up, resets {}", when::show(resumes))
+            }
+            _ => String::new(),
+        };
+        lines.push(Line::from(format!("quota    {quota}{resets}")));
         lines.push(Line::from(format!(
             "telegram {}",
             u.telegram_id.map_or_else(|| "-".into(), |t| t.to_string())

@@ -12,6 +12,9 @@ use vpnctl_core::{
 
 use vpnctl_tui::app::{Action, App, Snapshot, update};
 
+/// A stray peer's key in the Events tab: shown exactly as the server wrote it.
+pub const STRAY_KEY: &str = "kB3xQ9+Zt7WmR2vLp0sYhNcE4fJ6uIgA1oDq8eTnXyU=";
+
 /// "Now" in every fixture.
 pub const NOW: Timestamp = Timestamp(1_800_000_000);
 
@@ -308,7 +311,7 @@ fn events() -> Vec<Event> {
             EventKind::Notice {
                 severity: vpnctl_core::Severity::Warning,
                 node: Some(NodeId(3)),
-                message: "nyc-1 stopped reporting".into(),
+                message: format!("nyc-1 removed a stray peer: {STRAY_KEY}"),
             },
         ),
     ];
