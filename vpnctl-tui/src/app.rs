@@ -76,6 +76,21 @@ pub fn placement(view: &NodeView) -> Placement {
     Placement::of(&view.node, view.health.status, view.peers)
 }
 
+/// The nodes users are offered for a new device, in core's order of preference
+/// (healthy first, then the less loaded; by name when equal).
+pub fn offered(nodes: &[NodeView]) -> Vec<&NodeView> {
+    let mut offered: Vec<(&NodeView, Placement)> = nodes
+        .iter()
+        .map(|v| (v, placement(v)))
+        .filter(|(_, p)| p.availability.is_offered())
+        .collect();
+    offered.sort_by(|(a, pa), (b, pb)| {
+        pa.cmp_preference(pb)
+            .then_with(|| a.node.name.cmp(&b.node.name))
+    });
+    offered.into_iter().map(|(v, _)| v).collect()
+}
+
 /// Worst first, for sorting the Nodes tab by health.
 fn health_rank(h: Health) -> u8 {
     match h {
@@ -191,11 +206,18 @@ impl Command {
             Self::JoinCommand(id) => {
                 format!("Create a join token for node n{id} and show its join command?")
             }
-            Self::Evacuate { name, devices, .. } => format!(
-                "Move all {devices} devices off {name} to healthy nodes? Users get new configs from the bot."
-            ),
+            Self::Evacuate { name, devices, .. } => {
+                evacuation_question(*devices, name, "healthy nodes")
+            }
         }
     }
+}
+
+/// What the admin is asked before an evacuation (CLI and dashboard).
+pub fn evacuation_question(devices: u64, node: &str, whereto: &str) -> String {
+    format!(
+        "Move all {devices} devices off {node} to {whereto}? Users with Telegram get new configs from the bot."
+    )
 }
 
 /// What a finished command has to show.

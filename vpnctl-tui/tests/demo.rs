@@ -348,7 +348,7 @@ async fn evacuating_a_demo_node_moves_every_device() {
     assert_eq!(
         asked,
         [format!(
-            "Move all {} devices off fra-1 to healthy nodes? Users get new configs from the bot.",
+            "Move all {} devices off fra-1 to healthy nodes? Users with Telegram get new configs from the bot.",
             before.len()
         )]
     );

@@ -114,7 +114,7 @@ fn evacuate_asks_with_the_device_count_and_reports_the_counts() {
     asks(&mut app, 'E', evacuate.clone());
     assert_eq!(
         evacuate.describe(),
-        "Move all 10 devices off ams-1 to healthy nodes? Users get new configs from the bot."
+        "Move all 10 devices off ams-1 to healthy nodes? Users with Telegram get new configs from the bot."
     );
     // Esc cancels too.
     press(&mut app, KeyCode::Char('E'));

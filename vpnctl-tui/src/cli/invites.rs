@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 use vpnctl_api::body::CreateInvite;
 use vpnctl_client::ApiClient;
-use vpnctl_core::{Grant, Role};
+use vpnctl_core::{Grant, InviteId, Role};
 
 use super::{CliError, InvitesCommand, date, json};
 use crate::runtime;
@@ -34,6 +34,27 @@ pub(super) async fn run(
                     if i.revoked { " revoked" } else { "" }
                 )?;
             }
+            Ok(())
+        }
+        InvitesCommand::Revoke { invite } => {
+            let id = invite.trim().parse::<InviteId>().map_err(|_| {
+                CliError::Usage(format!(
+                    "{invite:?} is not an invite id (`i3`, `3`; `vpnctl invites list`)"
+                ))
+            })?;
+            let revoked = match api.revoke_invite(id).await {
+                Ok(invite) => invite,
+                Err(e) if e.status() == Some(404) => {
+                    return Err(CliError::NotFound(format!(
+                        "no invite i{id}; `vpnctl invites list` shows them"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if as_json {
+                return json(out, &revoked);
+            }
+            writeln!(out, "revoked i{} {}", revoked.id, revoked.label)?;
             Ok(())
         }
         InvitesCommand::Create {

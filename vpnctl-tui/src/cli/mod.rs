@@ -6,9 +6,11 @@
 //! subcommands out.
 
 mod args;
+mod events;
 mod invites;
 mod nodes;
 mod peers;
+pub mod resolve;
 mod tokens;
 mod users;
 
@@ -34,6 +36,9 @@ pub enum CliError {
     /// A name or id that matches nothing the API lists (like the API's 404).
     #[error("{0}")]
     NotFound(String),
+    /// Nothing can do what was asked now (e.g. no node in a region takes devices).
+    #[error("{0}")]
+    Refused(String),
     /// The admin answered no.
     #[error("aborted: nothing changed")]
     Aborted,
@@ -58,7 +63,7 @@ impl CliError {
             Self::NoConnection | Self::Usage(_) => 2,
             Self::Api(ClientError::Config(_) | ClientError::Token(_)) => 2,
             Self::Api(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => 3,
-            Self::Api(ClientError::Api { .. }) | Self::NotFound(_) => 4,
+            Self::Api(ClientError::Api { .. }) | Self::NotFound(_) | Self::Refused(_) => 4,
             _ => 1,
         }
     }
@@ -107,6 +112,24 @@ pub(crate) fn date(t: Option<Timestamp>, none: &str) -> String {
 
 /// Asks the admin a yes/no question; `None` when nobody can be asked.
 pub type Ask<'a> = dyn FnMut(&str) -> Option<bool> + Send + 'a;
+
+/// Goes on when `yes` was passed or the admin answers yes; else aborts, or refuses
+/// (usage error) when nobody can be asked, saying what `--yes` would do.
+pub(crate) fn confirm(
+    ask: &mut Ask<'_>,
+    yes: bool,
+    question: &str,
+    without_yes: impl FnOnce() -> String,
+) -> Result<(), CliError> {
+    if yes {
+        return Ok(());
+    }
+    match ask(question) {
+        Some(true) => Ok(()),
+        Some(false) => Err(CliError::Aborted),
+        None => Err(CliError::Usage(without_yes())),
+    }
+}
 
 /// Asks on stderr and reads the answer from stdin, if stdin is a terminal.
 pub fn ask_on_terminal(question: &str) -> Option<bool> {
@@ -159,14 +182,21 @@ pub async fn run_with(
             result?;
             Ok(())
         }
-        Some(Command::Users(cmd)) => users::run(&config.connection.client()?, cmd, as_json, out).await,
+        Some(Command::Users(cmd)) => {
+            users::run(&config.connection.client()?, cmd, as_json, out, ask).await
+        }
         Some(Command::Invites(cmd)) => {
             invites::run(&config.connection.client()?, cmd, as_json, out).await
         }
         Some(Command::Nodes(cmd)) => {
             nodes::run(&config.connection.client()?, cmd, as_json, out, ask).await
         }
-        Some(Command::Peers(cmd)) => peers::run(&config.connection.client()?, cmd, as_json, out).await,
+        Some(Command::Peers(cmd)) => {
+            peers::run(&config.connection.client()?, cmd, as_json, out, ask).await
+        }
+        Some(Command::Events(args)) => {
+            events::run(&config.connection.client()?, &args, as_json, out).await
+        }
         Some(Command::Tokens(cmd)) => tokens::run(&config.connection.client()?, cmd, as_json, out).await,
     }
 }

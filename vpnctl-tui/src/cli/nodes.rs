@@ -1,13 +1,18 @@
 //! `vpnctl nodes`: registration, states, join tokens, evacuation, deletion.
 
 use std::io::Write;
+use std::path::Path;
 
 use serde::Serialize;
 use vpnctl_api::body::{NodeView, PeerQuery, RegisterNode};
 use vpnctl_client::ApiClient;
-use vpnctl_core::{EvacuateTo, Evacuation, Health, Node, NodeId, Region, Timestamp, UserId};
+use vpnctl_core::{
+    EvacuateTo, Evacuation, Health, Node, NodeId, PeerId, Region, Timestamp, UserId,
+};
 
-use super::{Ask, CliError, NodesCommand, json};
+use super::{Ask, CliError, NodesCommand, confirm, json, resolve};
+use crate::app::{health, placement};
+use crate::configs::{self, SavedConfigs};
 use crate::runtime;
 
 pub(super) async fn run(
@@ -26,12 +31,12 @@ pub(super) async fn run(
             for v in &nodes {
                 writeln!(
                     out,
-                    "{:<5} {:<12} {:<8} {:<8} {:<9} peers {:<5} rev {}/{} {}{}",
+                    "{:<5} {:<12} {:<8} {:<12} {:<9} peers {:<5} rev {}/{} {}{}",
                     format!("n{}", v.node.id),
                     v.node.name,
                     v.node.region.code,
-                    v.node.state.to_string(),
-                    crate::app::health(v).as_str(),
+                    placement(v).availability.as_str(),
+                    health(v).as_str(),
                     v.peers,
                     v.health
                         .applied_revision
@@ -76,49 +81,49 @@ pub(super) async fn run(
             })
             .await?
         }
-        NodesCommand::Drain { id } => api.drain_node(id).await?,
-        NodesCommand::Disable { id } => api.disable_node(id).await?,
-        NodesCommand::Activate { id } => api.activate_node(id).await?,
-        NodesCommand::Evacuate { node, to, yes } => {
-            return evacuate(api, &node, to.as_deref(), yes, as_json, out, ask).await;
+        NodesCommand::Drain { node } => {
+            api.drain_node(resolve::node(api, &node).await?.node.id)
+                .await?
+        }
+        NodesCommand::Disable { node } => {
+            api.disable_node(resolve::node(api, &node).await?.node.id)
+                .await?
+        }
+        NodesCommand::Activate { node } => {
+            api.activate_node(resolve::node(api, &node).await?.node.id)
+                .await?
+        }
+        NodesCommand::Evacuate {
+            node,
+            to,
+            configs_dir,
+            yes,
+        } => {
+            let request = Evacuate {
+                node: &node,
+                to: to.as_deref(),
+                configs_dir: configs_dir.as_deref(),
+                yes,
+            };
+            return evacuate(api, &request, as_json, out, ask).await;
         }
         NodesCommand::Delete { node, force, yes } => {
-            let nodes = api.nodes().await?;
-            let (target, peers) = match matching_nodes(&nodes, &node).as_slice() {
-                [n] => {
-                    let peers = nodes
-                        .iter()
-                        .find(|v| v.node.id == n.id)
-                        .map_or(0, |v| v.peers);
-                    ((*n).clone(), peers)
-                }
-                [] => {
-                    return Err(CliError::NotFound(format!(
-                        "no node named or numbered {node:?}; `vpnctl nodes list` shows them"
-                    )));
-                }
-                found => return Err(ambiguous(&node, found)),
+            let view = resolve::node(api, &node).await?;
+            let (target, peers) = (view.node, view.peers);
+            let question = if force && peers > 0 {
+                format!(
+                    "Delete {} and revoke its {peers} devices? Their configs stop working.",
+                    target.name
+                )
+            } else {
+                format!("Delete {}?", target.name)
             };
-            if !yes {
-                let question = if force && peers > 0 {
-                    format!(
-                        "Delete {} and revoke its {peers} devices? Their configs stop working.",
-                        target.name
-                    )
-                } else {
-                    format!("Delete {}?", target.name)
-                };
-                match ask(&question) {
-                    Some(true) => {}
-                    Some(false) => return Err(CliError::Aborted),
-                    None => {
-                        return Err(CliError::Usage(format!(
-                            "refusing to delete {} without --yes; confirm at a terminal or pass --yes",
-                            target.name
-                        )));
-                    }
-                }
-            }
+            confirm(ask, yes, &question, || {
+                format!(
+                    "refusing to delete {} without --yes; confirm at a terminal or pass --yes",
+                    target.name
+                )
+            })?;
             api.delete_node(target.id, force).await?;
             if as_json {
                 return json(out, &serde_json::json!({ "deleted": target.id }));
@@ -126,7 +131,8 @@ pub(super) async fn run(
             writeln!(out, "deleted n{} {}", target.id, target.name)?;
             return Ok(());
         }
-        NodesCommand::JoinToken { id } => {
+        NodesCommand::JoinToken { node } => {
+            let id = resolve::node(api, &node).await?.node.id;
             let (token, expires) = api.create_join_token(id, None).await?;
             let command = format!("vpnctl-node join {}", token.encode());
             if as_json {
@@ -166,71 +172,49 @@ pub(super) async fn run(
     }
 }
 
-/// The nodes `text` names: an id (`n2`, `2`) or an exact name.
-fn matching_nodes<'a>(nodes: &'a [NodeView], text: &str) -> Vec<&'a Node> {
-    let id = text.parse::<NodeId>().ok();
-    nodes
-        .iter()
-        .map(|v| &v.node)
-        .filter(|n| n.name == text || Some(n.id) == id)
-        .collect()
-}
-
-fn ambiguous(text: &str, found: &[&Node]) -> CliError {
-    CliError::Usage(format!(
-        "{text:?} matches several nodes ({}): give the id",
-        found
-            .iter()
-            .map(|n| format!("n{} {}", n.id, n.name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-}
-
 /// Where `--to` points: a node (name or id) first, else a region code.
 fn evacuate_target(nodes: &[NodeView], source: &Node, text: &str) -> Result<EvacuateTo, CliError> {
-    match matching_nodes(nodes, text).as_slice() {
-        [n] if n.id == source.id => Err(CliError::Usage(format!(
+    match resolve::node_in_or_none(nodes, text)? {
+        Some(v) if v.node.id == source.id => Err(CliError::Usage(format!(
             "--to {text:?} is the node being evacuated"
         ))),
-        [n] => Ok(EvacuateTo::Node(n.id)),
-        [] if nodes.iter().any(|v| v.node.region.code == text) => {
+        Some(v) => Ok(EvacuateTo::Node(v.node.id)),
+        None if nodes.iter().any(|v| v.node.region.code == text) => {
             Ok(EvacuateTo::Region(text.to_owned()))
         }
-        [] => {
-            let mut regions: Vec<&str> =
-                nodes.iter().map(|v| v.node.region.code.as_str()).collect();
-            regions.sort_unstable();
-            regions.dedup();
-            Err(CliError::NotFound(format!(
-                "--to {text:?} is neither a node (name or id) nor a region code (regions: {})",
-                regions.join(", ")
-            )))
-        }
-        found => Err(ambiguous(text, found)),
+        None => Err(CliError::NotFound(format!(
+            "--to {text:?} is neither a node (name or id) nor a region code (regions: {})",
+            regions(nodes)
+        ))),
     }
+}
+
+/// The region codes of `nodes`, sorted, for messages.
+pub(super) fn regions(nodes: &[NodeView]) -> String {
+    let mut regions: Vec<&str> = nodes.iter().map(|v| v.node.region.code.as_str()).collect();
+    regions.sort_unstable();
+    regions.dedup();
+    regions.join(", ")
+}
+
+/// What `vpnctl nodes evacuate` was asked.
+struct Evacuate<'a> {
+    node: &'a str,
+    to: Option<&'a str>,
+    configs_dir: Option<&'a Path>,
+    yes: bool,
 }
 
 async fn evacuate(
     api: &ApiClient,
-    node: &str,
-    to: Option<&str>,
-    yes: bool,
+    request: &Evacuate<'_>,
     as_json: bool,
     out: &mut dyn Write,
     ask: &mut Ask<'_>,
 ) -> Result<(), CliError> {
     let nodes = api.nodes().await?;
-    let source = match matching_nodes(&nodes, node).as_slice() {
-        [n] => (*n).clone(),
-        [] => {
-            return Err(CliError::NotFound(format!(
-                "no node named or numbered {node:?}; `vpnctl nodes list` shows them"
-            )));
-        }
-        found => return Err(ambiguous(node, found)),
-    };
-    let target = match to {
+    let source = resolve::node_in(&nodes, request.node)?.node.clone();
+    let target = match request.to {
         Some(text) => evacuate_target(&nodes, &source, text)?,
         None => EvacuateTo::Auto,
     };
@@ -247,32 +231,81 @@ async fn evacuate(
         }),
         api.users()
     )?;
-    if !yes {
-        let whereto = match &target {
-            EvacuateTo::Auto => "healthy nodes".to_owned(),
-            EvacuateTo::Region(code) => format!("healthy nodes in {code}"),
-            EvacuateTo::Node(id) => name_of(*id),
-        };
-        let question = format!(
-            "Move all {} devices off {} to {whereto}? Users get new configs from the bot.",
-            peers.len(),
-            source.name
-        );
-        match ask(&question) {
-            Some(true) => {}
-            Some(false) => return Err(CliError::Aborted),
-            None => {
-                return Err(CliError::Usage(format!(
-                    "refusing to evacuate {} without --yes: it moves all {} devices to other nodes and each of their users gets a new config; confirm at a terminal or pass --yes",
-                    source.name,
-                    peers.len()
-                )));
-            }
-        }
-    }
+    let whereto = match &target {
+        EvacuateTo::Auto => "healthy nodes".to_owned(),
+        EvacuateTo::Region(code) => format!("healthy nodes in {code}"),
+        EvacuateTo::Node(id) => name_of(*id),
+    };
+    let devices = u64::try_from(peers.len()).unwrap_or(u64::MAX);
+    confirm(
+        ask,
+        request.yes,
+        &crate::app::evacuation_question(devices, &source.name, &whereto),
+        || {
+            format!(
+                "refusing to evacuate {} without --yes: it moves all {} devices to other nodes and each of their users gets a new config; confirm at a terminal or pass --yes",
+                source.name,
+                peers.len()
+            )
+        },
+    )?;
     let done: Evacuation = api.evacuate_node(source.id, target).await?;
+    let unreached = configs::without_telegram(&done, &users).len();
+    let saved = match request.configs_dir {
+        Some(dir) => configs::save_moved(api, &done, &users, &nodes, dir).await,
+        None => SavedConfigs::default(),
+    };
     if as_json {
-        json(out, &done)?;
+        #[derive(Serialize)]
+        struct File<'a> {
+            user: UserId,
+            device: &'a str,
+            peer: PeerId,
+            file: &'a Path,
+        }
+        #[derive(Serialize)]
+        struct NotWritten<'a> {
+            user: UserId,
+            device: &'a str,
+            peer: PeerId,
+            why: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            done: &'a Evacuation,
+            /// Moved devices whose users have no Telegram (the bot cannot tell them).
+            without_telegram: usize,
+            configs_written: Vec<File<'a>>,
+            configs_not_written: Vec<NotWritten<'a>>,
+        }
+        json(
+            out,
+            &Out {
+                done: &done,
+                without_telegram: unreached,
+                configs_written: saved
+                    .written
+                    .iter()
+                    .map(|(m, file)| File {
+                        user: m.user,
+                        device: &m.device,
+                        peer: m.new_peer,
+                        file,
+                    })
+                    .collect(),
+                configs_not_written: saved
+                    .not_written
+                    .iter()
+                    .map(|(m, why)| NotWritten {
+                        user: m.user,
+                        device: &m.device,
+                        peer: m.new_peer,
+                        why,
+                    })
+                    .collect(),
+            },
+        )?;
     } else {
         let user_name = |id: UserId| {
             users
@@ -304,6 +337,31 @@ async fn evacuate(
                 },
             );
             writeln!(out, "  FAILED p{peer} {user} {device}: {why}")?;
+        }
+        for (m, file) in &saved.written {
+            writeln!(
+                out,
+                "  config u{} {} {}: {}",
+                m.user,
+                user_name(m.user),
+                m.device,
+                file.display()
+            )?;
+        }
+        for (m, why) in &saved.not_written {
+            writeln!(
+                out,
+                "  NO CONFIG u{} {} {}: {why}",
+                m.user,
+                user_name(m.user),
+                m.device
+            )?;
+        }
+        if unreached > 0 && request.configs_dir.is_none() {
+            writeln!(
+                out,
+                "{unreached} moved devices belong to users without Telegram: give them their new configs (`vpnctl peers config <peer> --out FILE`, or evacuate with --configs-dir DIR)"
+            )?;
         }
     }
     if done.failed.is_empty() {
