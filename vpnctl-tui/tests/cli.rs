@@ -487,3 +487,72 @@ async fn evacuation_writes_the_configs_the_bot_cannot_deliver() {
     );
     demo.stop().await;
 }
+
+/// The dashboard's commands over the same API: a new device with its QR, a rotation,
+/// and an evacuation that writes the configs of users without Telegram.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_issues_rotates_and_evacuates_with_configs() {
+    use vpnctl_tui::app::{Command, Outcome};
+    use vpnctl_tui::runtime::execute;
+
+    let (demo, cli) = start().await;
+    all_up(&demo.api).await;
+    let kiosk = cli.json(&["users", "add", "kiosk"]).await;
+    let user = vpnctl_core::UserId(kiosk["id"].as_u64().unwrap());
+    let ams = demo
+        .api
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.node.name == "ams-1")
+        .unwrap();
+    let outcome = execute(
+        &demo.api,
+        &Command::IssueDevice {
+            user,
+            user_name: "kiosk".into(),
+            node: ams.node.id,
+            node_name: "ams-1".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let Outcome::Device { title, qr } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(title.contains("kiosk/device1 on ams-1"), "{title}");
+    let peer = cli.json(&["peers", "config", "kiosk/device1"]).await;
+    let config = peer["config"].as_str().unwrap();
+    assert_eq!(qr, vpnctl_core::render::qr_terminal(config).unwrap());
+
+    let id = vpnctl_core::PeerId(peer["peer"]["id"].as_u64().unwrap());
+    let Outcome::Device { qr: rotated, .. } =
+        execute(&demo.api, &Command::RotatePeer(id)).await.unwrap()
+    else {
+        panic!("rotate shows a QR");
+    };
+    assert_ne!(rotated, qr, "new keys, new QR");
+
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = execute(
+        &demo.api,
+        &Command::Evacuate {
+            node: ams.node.id,
+            name: "ams-1".into(),
+            devices: ams.peers + 1,
+            configs: Some(dir.path().join("out")),
+        },
+    )
+    .await
+    .unwrap();
+    let Outcome::Report { title, lines } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(title.starts_with("evacuated ams-1: moved "), "{title}");
+    let written = lines.iter().find(|l| l.contains("kiosk device1")).unwrap();
+    let file = written.rsplit(": ").next().unwrap();
+    assert_eq!(mode(std::path::Path::new(file)), 0o600);
+    assert!(std::fs::read_to_string(file).unwrap().contains("[Peer]"));
+    demo.stop().await;
+}

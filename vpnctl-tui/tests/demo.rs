@@ -451,6 +451,7 @@ async fn evacuating_a_demo_node_moves_every_device() {
             node: nyc,
             name: "nyc-1".into(),
             devices,
+            configs: None,
         },
     )
     .await

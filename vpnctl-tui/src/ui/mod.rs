@@ -343,6 +343,79 @@ fn draw_modal(modal: &Modal, area: Rect, buf: &mut Buffer) {
             Style::new(),
         ),
         Modal::Result(Outcome::Done(text)) => (" Done ", Text::from(text.as_str()), Style::new()),
+        Modal::Result(Outcome::Device { title, qr }) => {
+            let mut lines = vec![Line::from(title.as_str()).bold()];
+            // A QR is drawn whole or not at all: a clipped or wrapped one does not scan.
+            let qr_width = qr.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            let qr_height = qr.lines().count();
+            let (need_w, need_h) = (qr_width + 2, qr_height + 4);
+            if need_w <= usize::from(area.width) && need_h <= usize::from(area.height) {
+                lines.extend(qr.lines().map(Line::from));
+            } else {
+                lines.push(Line::from(""));
+                lines.push(Line::from(format!(
+                    "The QR code needs a terminal of {need_w}×{need_h}; this one is {}×{}. Enlarge it and press any key, or use `vpnctl peers config <peer> --qr` or `--out FILE`.",
+                    area.width, area.height
+                )));
+            }
+            lines.push(Line::from("any key closes (the QR is shown once)").dim());
+            (" New config ", Text::from(lines), Style::new())
+        }
+        Modal::Result(Outcome::Report { title, lines }) => {
+            let mut text: Vec<Line<'_>> = vec![Line::from(title.as_str()).bold()];
+            text.extend(lines.iter().map(|l| Line::from(l.as_str())));
+            text.push(Line::from(""));
+            text.push(Line::from("any key closes").dim());
+            (" Done ", Text::from(text), Style::new())
+        }
+        Modal::PickNode {
+            user_name,
+            nodes,
+            selected,
+            ..
+        } => {
+            let mut lines = vec![
+                Line::from(format!("A new device for {user_name}: on which node?")),
+                Line::from("Offered nodes, core's preference first.").dim(),
+                Line::from(""),
+            ];
+            for (i, (_, name, mark)) in nodes.iter().enumerate() {
+                let line = Line::from(format!(
+                    "{} {name:<16} {mark}",
+                    if i == *selected { "▶" } else { " " }
+                ));
+                lines.push(if i == *selected {
+                    line.reversed()
+                } else {
+                    line
+                });
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from("↑↓ choose · Enter next · Esc cancel").bold());
+            (
+                " New device ",
+                Text::from(lines),
+                Style::new().fg(Color::Yellow),
+            )
+        }
+        Modal::ConfigsDir { command, path } => (
+            " Configs of users without Telegram ",
+            Text::from(vec![
+                Line::from(command.describe()),
+                Line::from(""),
+                Line::from(
+                    "Write the new configs of users without Telegram (the bot cannot reach them) to this directory (0600 files, nothing overwritten):",
+                ),
+                Line::from(vec![
+                    Span::from("> "),
+                    Span::from(path.as_str()).bold(),
+                    Span::from("▏"),
+                ]),
+                Line::from(""),
+                Line::from("Enter evacuate · empty path (Ctrl-U) writes none · Esc cancel").bold(),
+            ]),
+            Style::new().fg(Color::Yellow),
+        ),
     };
     let width = text
         .lines
