@@ -147,13 +147,21 @@ impl ClientConfig {
 
     /// Half-block text for a terminal with a dark background (light modules drawn).
     pub fn qr_terminal(&self) -> Result<String, RenderError> {
-        Ok(self
-            .qr()?
+        qr_terminal(&self.text)
+    }
+}
+
+/// Any text (a config, an invite link) as a QR code of level L in half-block text
+/// for a terminal with a dark background: light modules are drawn, dark ones left
+/// blank, with the standard quiet zone of 4 modules (two text lines above and below).
+pub fn qr_terminal(text: &str) -> Result<String, RenderError> {
+    Ok(
+        QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L)?
             .render::<unicode::Dense1x2>()
             .dark_color(unicode::Dense1x2::Light)
             .light_color(unicode::Dense1x2::Dark)
-            .build())
-    }
+            .build(),
+    )
 }
 
 /// What a client routes through the tunnel: the node's setting (split tunnel), or

@@ -2,13 +2,16 @@
 //! per frame). Tables build only the visible rows, so this measures one screenful
 //! plus the header, footer and the diff of the buffer.
 
+#[allow(dead_code)]
+#[path = "../tests/support/fixture.rs"]
+mod fixture;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use vpnctl_tui::app::{Action, Tab, update};
-use vpnctl_tui::fixture;
 
 fn draw_peers(c: &mut Criterion) {
     let mut app = fixture::app(10_000);

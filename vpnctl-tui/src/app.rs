@@ -3,13 +3,14 @@
 //! answers come back as actions, so every behaviour is testable without a terminal.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use vpnctl_api::body::NodeView;
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
-    Access, Event, Invite, NodeId, NodeState, Peer, PeerId, PublicKey, Timestamp, User, UserId,
-    UserState,
+    Access, Event, Invite, NodeId, NodeState, Peer, PeerId, Placement, PublicKey, Timestamp, User,
+    UserId, UserState,
 };
 
 /// Events kept for the Events tab.
@@ -55,7 +56,7 @@ impl Tab {
     /// The columns this tab sorts by, in the order `s` cycles through them.
     pub fn sort_keys(self) -> &'static [&'static str] {
         match self {
-            Self::Nodes => &["name", "region", "peers", "state", "health"],
+            Self::Nodes => &["name", "region", "peers", "status", "health"],
             Self::Peers => &["id", "user", "node", "device", "handshake", "traffic"],
             Self::Users => &["id", "name", "state", "until", "devices"],
             Self::Invites => &["id", "label", "uses left", "expires"],
@@ -69,6 +70,26 @@ pub use vpnctl_core::Health;
 
 pub fn health(view: &NodeView) -> Health {
     view.health.status
+}
+
+/// Whether and how the node takes new devices: core's rule, from the node's view.
+pub fn placement(view: &NodeView) -> Placement {
+    Placement::of(&view.node, view.health.status, view.peers)
+}
+
+/// The nodes users are offered for a new device, in core's order of preference
+/// (healthy first, then the less loaded; by name when equal).
+pub fn offered(nodes: &[NodeView]) -> Vec<&NodeView> {
+    let mut offered: Vec<(&NodeView, Placement)> = nodes
+        .iter()
+        .map(|v| (v, placement(v)))
+        .filter(|(_, p)| p.availability.is_offered())
+        .collect();
+    offered.sort_by(|(a, pa), (b, pb)| {
+        pa.cmp_preference(pb)
+            .then_with(|| a.node.name.cmp(&b.node.name))
+    });
+    offered.into_iter().map(|(v, _)| v).collect()
 }
 
 /// Worst first, for sorting the Nodes tab by health.
@@ -161,14 +182,26 @@ pub enum Command {
     ExtendAccess(UserId, u32),
     SetUserState(UserId, UserState),
     RevokePeer(PeerId),
+    /// New keys for a peer; its new config is shown as a QR.
+    RotatePeer(PeerId),
+    /// A new device for a user on a node (picked from core's offer); its config is
+    /// shown as a QR.
+    IssueDevice {
+        user: UserId,
+        user_name: String,
+        node: NodeId,
+        node_name: String,
+    },
     SetNodeState(NodeId, NodeState),
     JoinCommand(NodeId),
     /// Move every device off a node to healthy nodes (`EvacuateTo::Auto`); the name
-    /// and device count are for the question.
+    /// and device count are for the question. The new configs of users without
+    /// Telegram are written to `configs` (asked after the confirmation).
     Evacuate {
         node: NodeId,
         name: String,
         devices: u64,
+        configs: Option<PathBuf>,
     },
 }
 
@@ -182,15 +215,36 @@ impl Command {
             Self::SetUserState(id, UserState::Disabled) => format!("Disable user u{id}?"),
             Self::SetUserState(id, UserState::Active) => format!("Enable user u{id}?"),
             Self::RevokePeer(id) => format!("Revoke peer p{id}? Its device loses access."),
+            Self::RotatePeer(id) => {
+                format!("New keys for peer p{id}? Its current config stops working.")
+            }
+            Self::IssueDevice {
+                user_name,
+                node_name,
+                ..
+            } => format!("Issue a new device for {user_name} on {node_name} and show its QR?"),
             Self::SetNodeState(id, state) => format!("Set node n{id} to {state}?"),
             Self::JoinCommand(id) => {
                 format!("Create a join token for node n{id} and show its join command?")
             }
-            Self::Evacuate { name, devices, .. } => format!(
-                "Move all {devices} devices off {name} to healthy nodes? Users get new configs from the bot."
-            ),
+            Self::Evacuate { name, devices, .. } => {
+                evacuation_question(*devices, name, "healthy nodes")
+            }
         }
     }
+}
+
+/// What the admin is asked before an evacuation (CLI and dashboard).
+pub fn evacuation_question(devices: u64, node: &str, whereto: &str) -> String {
+    format!(
+        "Move all {devices} devices off {node} to {whereto}? Users with Telegram get new configs from the bot."
+    )
+}
+
+/// Where the dashboard offers to write an evacuation's configs: a directory named
+/// after the node, under the current one.
+pub fn default_configs_dir(node: &str) -> String {
+    format!("./{node}-configs")
 }
 
 /// What a finished command has to show.
@@ -202,6 +256,10 @@ pub enum Outcome {
     Invite { link: String, qr: String },
     /// The command that enrolls a node (shown this once).
     JoinCommand { node: String, command: String },
+    /// A device's new config as a QR code to scan (shown this once).
+    Device { title: String, qr: String },
+    /// Lines to read, e.g. the config files an evacuation wrote.
+    Report { title: String, lines: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +274,20 @@ pub enum Connection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Modal {
     Confirm(Command),
+    /// Choosing the node for a new device: core's offer, best first.
+    PickNode {
+        user: UserId,
+        user_name: String,
+        /// (id, name, mark) of each node offered.
+        nodes: Vec<(NodeId, String, String)>,
+        selected: usize,
+    },
+    /// Where an evacuation writes the configs of users without Telegram; an empty
+    /// path writes none.
+    ConfigsDir {
+        command: Command,
+        path: String,
+    },
     /// Waiting for the answer to a confirmed command.
     Busy(String),
     Result(Outcome),
@@ -248,8 +320,14 @@ pub enum Action {
     FilterClear,
     NextSort,
     ReverseSort,
+    /// Typing into a dialog's text field.
+    InputChar(char),
+    InputBackspace,
+    InputClear,
     /// Ask to run a command (opens the confirmation dialog).
     Request(Command),
+    /// Open the node picker for a new device of this user.
+    PickNode(UserId),
     Confirm,
     Cancel,
     /// The clock moved (report ages, health).
@@ -420,6 +498,19 @@ impl App {
         }
         if let Some(modal) = &self.modal {
             return match (modal, key.code) {
+                (Modal::PickNode { .. }, KeyCode::Up | KeyCode::Char('k')) => Some(Action::Up),
+                (Modal::PickNode { .. }, KeyCode::Down | KeyCode::Char('j')) => Some(Action::Down),
+                (Modal::PickNode { .. } | Modal::ConfigsDir { .. }, KeyCode::Enter) => {
+                    Some(Action::Confirm)
+                }
+                (Modal::PickNode { .. } | Modal::ConfigsDir { .. }, KeyCode::Esc) => {
+                    Some(Action::Cancel)
+                }
+                (Modal::PickNode { .. }, _) => None,
+                (Modal::ConfigsDir { .. }, KeyCode::Backspace) => Some(Action::InputBackspace),
+                (Modal::ConfigsDir { .. }, KeyCode::Char('u')) if ctrl => Some(Action::InputClear),
+                (Modal::ConfigsDir { .. }, KeyCode::Char(c)) if !ctrl => Some(Action::InputChar(c)),
+                (Modal::ConfigsDir { .. }, _) => None,
                 (Modal::Confirm(_), KeyCode::Char('y' | 'Y') | KeyCode::Enter) => {
                     Some(Action::Confirm)
                 }
@@ -469,6 +560,11 @@ impl App {
                 Action::Request(Command::SetUserState(user.id, to))
             }
             KeyCode::Char('r') => Action::Request(Command::RevokePeer(self.selected_peer()?.id)),
+            KeyCode::Char('o') => Action::Request(Command::RotatePeer(self.selected_peer()?.id)),
+            KeyCode::Char('n') => {
+                let user = self.selected_user()?;
+                Action::PickNode(user.id)
+            }
             KeyCode::Char('d') => Action::Request(Command::SetNodeState(
                 self.selected_node()?.node.id,
                 NodeState::Draining,
@@ -490,6 +586,7 @@ impl App {
                     node: view.node.id,
                     name: view.node.name.clone(),
                     devices: view.peers,
+                    configs: None,
                 })
             }
             _ => return None,
@@ -512,7 +609,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("i", "create invite (link + QR)"),
     ("e", "Users: extend access 30 days"),
     ("x", "Users: disable / enable"),
+    ("n", "Users: new device (pick a node, QR)"),
     ("r", "Peers: revoke peer"),
+    ("o", "Peers: rotate keys (new QR)"),
     ("d / D / a", "Nodes: drain / disable / activate"),
     ("J", "Nodes: show join command"),
     ("E", "Nodes: evacuate (move all devices)"),
@@ -536,6 +635,18 @@ pub fn update(app: &mut App, action: Action) {
             app.tab = Tab::ALL[(app.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()];
         }
         Action::SelectTab(tab) => app.tab = tab,
+        Action::Up | Action::Down if matches!(app.modal, Some(Modal::PickNode { .. })) => {
+            if let Some(Modal::PickNode {
+                nodes, selected, ..
+            }) = &mut app.modal
+            {
+                *selected = if matches!(action, Action::Up) {
+                    selected.saturating_sub(1)
+                } else {
+                    (*selected + 1).min(nodes.len().saturating_sub(1))
+                };
+            }
+        }
         Action::Up => move_selection(app, -1),
         Action::Down => move_selection(app, 1),
         Action::PageUp => move_selection(app, -page(app)),
@@ -578,12 +689,101 @@ pub fn update(app: &mut App, action: Action) {
             app.status = Some(REFRESHING.into());
         }
         Action::Request(command) => app.modal = Some(Modal::Confirm(command)),
-        Action::Confirm => {
-            if let Some(Modal::Confirm(command)) = app.modal.take() {
+        Action::PickNode(user) => {
+            let user_name = app.user_name(user).to_owned();
+            let nodes: Vec<(NodeId, String, String)> = offered(&app.nodes)
+                .into_iter()
+                .map(|v| {
+                    (
+                        v.node.id,
+                        v.node.name.clone(),
+                        placement(v).availability.to_string(),
+                    )
+                })
+                .collect();
+            app.modal = Some(if nodes.is_empty() {
+                Modal::Error(format!(
+                    "No node takes new devices now: {}.",
+                    app.nodes
+                        .iter()
+                        .map(|v| format!("{} {}", v.node.name, placement(v).availability))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            } else {
+                Modal::PickNode {
+                    user,
+                    user_name,
+                    nodes,
+                    selected: 0,
+                }
+            });
+        }
+        Action::InputChar(c) => {
+            if let Some(Modal::ConfigsDir { path, .. }) = &mut app.modal {
+                path.push(c);
+            }
+        }
+        Action::InputBackspace => {
+            if let Some(Modal::ConfigsDir { path, .. }) = &mut app.modal {
+                path.pop();
+            }
+        }
+        Action::InputClear => {
+            if let Some(Modal::ConfigsDir { path, .. }) = &mut app.modal {
+                path.clear();
+            }
+        }
+        Action::Confirm => match app.modal.take() {
+            // Evacuating: the question answered, ask where the configs go.
+            Some(Modal::Confirm(command @ Command::Evacuate { configs: None, .. })) => {
+                let path = match &command {
+                    Command::Evacuate { name, .. } => default_configs_dir(name),
+                    _ => String::new(),
+                };
+                app.modal = Some(Modal::ConfigsDir { command, path });
+            }
+            Some(Modal::ConfigsDir {
+                command:
+                    Command::Evacuate {
+                        node,
+                        name,
+                        devices,
+                        ..
+                    },
+                path,
+            }) => {
+                let path = path.trim();
+                let command = Command::Evacuate {
+                    node,
+                    name,
+                    devices,
+                    configs: (!path.is_empty()).then(|| PathBuf::from(path)),
+                };
                 app.modal = Some(Modal::Busy(command.describe()));
                 app.outbox.push(command);
             }
-        }
+            Some(Modal::PickNode {
+                user,
+                user_name,
+                nodes,
+                selected,
+            }) => {
+                if let Some((node, node_name, _)) = nodes.get(selected).cloned() {
+                    app.modal = Some(Modal::Confirm(Command::IssueDevice {
+                        user,
+                        user_name,
+                        node,
+                        node_name,
+                    }));
+                }
+            }
+            Some(Modal::Confirm(command)) => {
+                app.modal = Some(Modal::Busy(command.describe()));
+                app.outbox.push(command);
+            }
+            other => app.modal = other,
+        },
         Action::Cancel => app.modal = None,
         Action::Tick(now) => app.now = now,
         Action::Resize(_, height) => app.page = usize::from(height.saturating_sub(8)).max(1),
@@ -691,7 +891,7 @@ pub fn refilter(app: &mut App, tab: Tab) {
                     n.region.code,
                     n.region.name,
                     n.endpoint,
-                    n.state,
+                    placement(&app.nodes[i]).availability,
                     app.nodes[i].health.status
                 ))
             })
@@ -750,7 +950,12 @@ fn sort_view(app: &App, tab: Tab, sort: usize, view: &mut [usize]) {
                 .cmp(&app.nodes[b].node.region.code)
         }),
         (Tab::Nodes, 2) => view.sort_by_key(|&i| std::cmp::Reverse(app.nodes[i].peers)),
-        (Tab::Nodes, 3) => view.sort_by_key(|&i| app.nodes[i].node.state.to_string()),
+        // Core's order of preference: best first, then the less loaded.
+        (Tab::Nodes, 3) => view.sort_by(|&a, &b| {
+            placement(&app.nodes[a])
+                .cmp_preference(&placement(&app.nodes[b]))
+                .then_with(|| app.nodes[a].node.name.cmp(&app.nodes[b].node.name))
+        }),
         (Tab::Nodes, 4) => view.sort_by(|&a, &b| {
             let key = |i: usize| (health_rank(health(&app.nodes[i])), &app.nodes[i].node.name);
             key(a).cmp(&key(b))

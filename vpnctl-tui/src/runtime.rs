@@ -8,15 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use qrcode::render::unicode::Dense1x2;
-use qrcode::{EcLevel, QrCode};
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use tokio::sync::{Notify, mpsc};
-use vpnctl_api::body::{CreateInvite, PeerQuery};
+use vpnctl_api::body::{CreateInvite, IssuePeerRequest, PeerQuery};
 use vpnctl_client::{ApiClient, ClientError};
 use vpnctl_core::{EvacuateTo, Evacuation, Timestamp, UserState};
 
 use crate::app::{Action, App, Command, Outcome, Snapshot, update};
+use crate::configs;
 
 /// How often the lists are fetched again without an event asking for it.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
@@ -47,18 +46,13 @@ pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
     })
 }
 
-/// The QR code of `text` as half-block lines for a dark terminal, with a 2-module
-/// quiet zone (enough for phone scanners, small enough for 80×24).
+/// The QR code of `text` (core's rendering) cropped to a 2-module quiet zone: enough
+/// for phone scanners, small enough for an invite link in 80×24.
 pub fn qr_lines(text: &str) -> String {
-    let Ok(code) = QrCode::with_error_correction_level(text, EcLevel::L) else {
+    let Ok(full) = vpnctl_core::render::qr_terminal(text) else {
         return String::new();
     };
-    let full = code
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .build();
-    // The renderer adds 4 modules on every side: drop 2 (one text line is two rows).
+    // Core draws 4 modules on every side: drop 2 (one text line is two rows).
     let lines: Vec<&str> = full.lines().collect();
     let inner = lines.get(1..lines.len().saturating_sub(1)).unwrap_or(&[]);
     inner
@@ -84,6 +78,17 @@ pub fn evacuation_summary(name: &str, done: &Evacuation) -> String {
     )
 }
 
+/// A new config to scan, drawn by core as a QR code.
+fn device_outcome(title: &str, config: &str) -> Outcome {
+    match vpnctl_core::render::qr_terminal(config) {
+        Ok(qr) => Outcome::Device {
+            title: title.to_owned(),
+            qr,
+        },
+        Err(e) => Outcome::Done(format!("{title}, but no QR: {e}")),
+    }
+}
+
 /// Carries out one confirmed command.
 pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, ClientError> {
     Ok(match command {
@@ -106,7 +111,7 @@ pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, Clie
                 "u{id} {} has access until {}",
                 user.name,
                 user.until
-                    .map_or_else(|| "forever".into(), Timestamp::to_date)
+                    .map_or_else(|| "forever".into(), crate::when::show)
             ))
         }
         Command::SetUserState(id, state) => {
@@ -130,9 +135,94 @@ pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, Clie
             };
             Outcome::Done(format!("{} is now {}", node.name, node.state))
         }
-        Command::Evacuate { node, name, .. } => {
+        Command::Evacuate {
+            node,
+            name,
+            configs,
+            ..
+        } => {
             let done = api.evacuate_node(*node, EvacuateTo::Auto).await?;
-            Outcome::Done(evacuation_summary(name, &done))
+            let summary = evacuation_summary(name, &done);
+            let (users, nodes) = tokio::try_join!(api.users(), api.nodes())?;
+            let unreached = configs::without_telegram(&done, &users).len();
+            match configs {
+                _ if unreached == 0 => Outcome::Done(summary),
+                None => Outcome::Report {
+                    title: summary,
+                    lines: vec![format!(
+                        "{unreached} moved devices belong to users without Telegram: give them their new configs (`vpnctl peers config <peer> --out FILE`)."
+                    )],
+                },
+                Some(dir) => {
+                    let saved = configs::save_moved(api, &done, &users, &nodes, dir).await;
+                    let name_of = |m: &vpnctl_core::Moved| {
+                        users
+                            .iter()
+                            .find(|u| u.id == m.user)
+                            .map_or_else(|| format!("u{}", m.user), |u| u.name.clone())
+                    };
+                    let mut lines = vec![format!(
+                        "Configs of users without Telegram, written to {}:",
+                        dir.display()
+                    )];
+                    for (m, file) in &saved.written {
+                        lines.push(format!("  {} {}: {}", name_of(m), m.device, file.display()));
+                    }
+                    for (m, why) in &saved.not_written {
+                        lines.push(format!("  NOT WRITTEN {} {}: {why}", name_of(m), m.device));
+                    }
+                    Outcome::Report {
+                        title: summary,
+                        lines,
+                    }
+                }
+            }
+        }
+        Command::IssueDevice {
+            user,
+            user_name,
+            node,
+            node_name,
+        } => {
+            let theirs = api
+                .peers(PeerQuery {
+                    user: Some(*user),
+                    node: None,
+                })
+                .await?;
+            let issued = api
+                .issue_peer(&IssuePeerRequest {
+                    user: *user,
+                    node: *node,
+                    device: vpnctl_core::devices::next_device_name(&theirs),
+                    public_key: None,
+                })
+                .await?;
+            let config = match issued.config {
+                Some(config) => config,
+                None => api.peer_config(issued.peer.id).await?,
+            };
+            device_outcome(
+                &format!(
+                    "p{} {user_name}/{} on {node_name}: scan with the WireGuard app",
+                    issued.peer.id, issued.peer.device
+                ),
+                &config,
+            )
+        }
+        Command::RotatePeer(id) => {
+            let rotated = api.rotate_peer(*id, None).await?;
+            let config = match rotated.config {
+                Some(config) => config,
+                None => api.peer_config(rotated.peer.id).await?,
+            };
+            device_outcome(
+                &format!(
+                    "p{id} {} has new keys: scan the new config with the WireGuard app",
+                    rotated.peer.device
+                ),
+                &config,
+            )
         }
         Command::JoinCommand(id) => {
             let (token, expires) = api.create_join_token(*id, None).await?;

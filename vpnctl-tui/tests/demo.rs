@@ -2,6 +2,8 @@
 //! on the simulated backend, the dashboard's background tasks feeding an `App`, the
 //! admin commands over real HTTP on loopback, and the CLI against the same API.
 
+#![cfg(feature = "demo")]
+
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -346,7 +348,7 @@ async fn evacuating_a_demo_node_moves_every_device() {
     assert_eq!(
         asked,
         [format!(
-            "Move all {} devices off fra-1 to healthy nodes? Users get new configs from the bot.",
+            "Move all {} devices off fra-1 to healthy nodes? Users with Telegram get new configs from the bot.",
             before.len()
         )]
     );
@@ -449,6 +451,7 @@ async fn evacuating_a_demo_node_moves_every_device() {
             node: nyc,
             name: "nyc-1".into(),
             devices,
+            configs: None,
         },
     )
     .await

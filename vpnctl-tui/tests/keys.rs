@@ -1,10 +1,14 @@
 //! Key → action → state on a populated dashboard: every row action asks for
 //! confirmation first and targets the selected row.
 
+#[allow(dead_code)]
+#[path = "support/fixture.rs"]
+mod fixture;
+
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use vpnctl_core::{Evacuation, Moved, NodeId, NodeState, PeerId, UserId, UserState};
 use vpnctl_tui::app::{Action, App, Command, EXTEND_DAYS, Modal, Outcome, Tab, update};
-use vpnctl_tui::{fixture, runtime};
+use vpnctl_tui::runtime;
 
 fn press(app: &mut App, code: KeyCode) {
     update(app, Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
@@ -106,11 +110,12 @@ fn evacuate_asks_with_the_device_count_and_reports_the_counts() {
         node: NodeId(2),
         name: "ams-1".into(),
         devices: 10,
+        configs: None,
     };
     asks(&mut app, 'E', evacuate.clone());
     assert_eq!(
         evacuate.describe(),
-        "Move all 10 devices off ams-1 to healthy nodes? Users get new configs from the bot."
+        "Move all 10 devices off ams-1 to healthy nodes? Users with Telegram get new configs from the bot."
     );
     // Esc cancels too.
     press(&mut app, KeyCode::Char('E'));
@@ -118,9 +123,38 @@ fn evacuate_asks_with_the_device_count_and_reports_the_counts() {
     assert_eq!(app.modal, None);
     assert!(app.outbox.is_empty());
 
+    // Yes, then where the configs of users without Telegram go: the default is
+    // offered and can be edited; Esc still cancels everything.
     press(&mut app, KeyCode::Char('E'));
     press(&mut app, KeyCode::Char('y'));
-    assert_eq!(app.outbox, vec![evacuate]);
+    assert_eq!(
+        app.modal,
+        Some(Modal::ConfigsDir {
+            command: evacuate.clone(),
+            path: "./ams-1-configs".into()
+        })
+    );
+    assert!(app.outbox.is_empty());
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.modal, None);
+    assert!(app.outbox.is_empty());
+
+    press(&mut app, KeyCode::Char('E'));
+    press(&mut app, KeyCode::Char('y'));
+    for _ in 0.."configs".len() {
+        press(&mut app, KeyCode::Backspace);
+    }
+    for c in "out".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Enter);
+    let with_dir = Command::Evacuate {
+        node: NodeId(2),
+        name: "ams-1".into(),
+        devices: 10,
+        configs: Some("./ams-1-out".into()),
+    };
+    assert_eq!(app.outbox, vec![with_dir]);
     assert!(matches!(app.modal, Some(Modal::Busy(_))));
     // Keys wait while the command runs.
     press(&mut app, KeyCode::Char('q'));
@@ -200,4 +234,60 @@ fn users_filter_and_sort_by_status() {
     press(&mut app, KeyCode::Char('s'));
     // Disabled first, active last.
     assert_eq!(app.selected_user().map(|u| u.id), Some(UserId(4)));
+}
+
+#[test]
+fn an_empty_configs_path_evacuates_without_writing() {
+    let mut app = fixture::app(30);
+    press(&mut app, KeyCode::Char('E'));
+    press(&mut app, KeyCode::Char('y'));
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+    );
+    press(&mut app, KeyCode::Enter);
+    assert!(matches!(
+        app.outbox.as_slice(),
+        [Command::Evacuate { configs: None, .. }]
+    ));
+}
+
+#[test]
+fn new_device_picks_from_cores_offer_then_asks() {
+    let mut app = fixture::app(30);
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('n'));
+    // Of the fixture's nodes only fra-1 is offered: ams-1 drains, nyc-1 is down.
+    let Some(Modal::PickNode { user, nodes, .. }) = &app.modal else {
+        panic!("{:?}", app.modal);
+    };
+    assert_eq!(*user, UserId(1));
+    assert_eq!(
+        nodes
+            .iter()
+            .map(|(_, n, m)| (n.as_str(), m.as_str()))
+            .collect::<Vec<_>>(),
+        [("fra-1", "up")]
+    );
+    // Keys other than the picker's do nothing; Enter asks before issuing.
+    press(&mut app, KeyCode::Char('q'));
+    assert!(app.running);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    let issue = Command::IssueDevice {
+        user: UserId(1),
+        user_name: "alice".into(),
+        node: NodeId(1),
+        node_name: "fra-1".into(),
+    };
+    assert_eq!(app.modal, Some(Modal::Confirm(issue.clone())));
+    assert!(app.outbox.is_empty());
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.outbox, vec![issue]);
+
+    // Rotate on the Peers tab asks too.
+    app.outbox.clear();
+    app.modal = None;
+    press(&mut app, KeyCode::Char('2'));
+    asks(&mut app, 'o', Command::RotatePeer(PeerId(1)));
 }

@@ -1,11 +1,13 @@
 //! Screens drawn into ratatui's `TestBackend` and compared as insta snapshots at
 //! 80×24 and 200×60.
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use vpnctl_tui::app::{Action, App, Command, Modal, Outcome, Tab, update};
-use vpnctl_tui::fixture;
 
 fn render(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
@@ -166,6 +168,60 @@ fn api_errors_are_shown() {
     );
     assert!(matches!(app.modal, Some(Modal::Error(_))));
     insta::assert_snapshot!("command_failed_80x24", render(&app, 80, 24));
+}
+
+#[test]
+fn new_device_dialogs() {
+    let mut app = fixture::app(30);
+    update(&mut app, Action::SelectTab(Tab::Users));
+    keys(&mut app, "n");
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("A new device for alice"), "{screen}");
+    assert!(screen.contains("▶ fra-1"), "{screen}");
+    both("pick_node", &app);
+
+    // The config's QR: whole on a large screen, a hint where it cannot fit.
+    let config = "[Interface]\nPrivateKey = FixtureFixtureFixtureFixtureFixtureFixture0=\nAddress = 10.10.0.12/32\nDNS = 10.10.0.1\nMTU = 1420\n\n[Peer]\nPublicKey = FixtureNodeKeyFixtureNodeKeyFixtureNodeKe=\nPresharedKey = FixturePskFixturePskFixturePskFixturePskFi=\nEndpoint = fra-1.vpn.example:51820\nAllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 25\n";
+    let qr = vpnctl_core::render::qr_terminal(config).unwrap();
+    update(
+        &mut app,
+        Action::CommandDone(Ok(Outcome::Device {
+            title: "p31 alice/device1 on fra-1: scan with the WireGuard app".into(),
+            qr: qr.clone(),
+        })),
+    );
+    let small = render(&app, 80, 24);
+    assert!(small.contains("The QR code needs a terminal of"), "{small}");
+    assert!(!small.contains("████████"), "no clipped QR:\n{small}");
+    let large = render(&app, 200, 60);
+    let first = qr.lines().nth(1).unwrap();
+    assert!(large.contains(first), "the QR whole:\n{large}");
+    both("device_qr", &app);
+}
+
+#[test]
+fn evacuation_asks_where_configs_go() {
+    let mut app = fixture::app(30);
+    keys(&mut app, "Ey");
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("> ./ams-1-configs"), "{screen}");
+    assert!(screen.contains("Esc cancel"), "the keys fit:\n{screen}");
+    both("evacuate_configs_dir", &app);
+}
+
+#[test]
+fn event_messages_are_shown_exactly() {
+    let mut app = fixture::app(30);
+    update(&mut app, Action::SelectTab(Tab::Events));
+    update(&mut app, Action::ToggleDetail);
+    let screen = render(&app, 200, 60);
+    assert!(
+        screen.contains(&format!(
+            "warning: nyc-1 removed a stray peer: {}",
+            fixture::STRAY_KEY
+        )),
+        "{screen}"
+    );
 }
 
 #[test]

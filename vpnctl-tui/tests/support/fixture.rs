@@ -1,5 +1,6 @@
 //! A fixed, deterministic dashboard state for snapshot tests and the draw benchmark.
-//! Not part of the API.
+//! Test-only: included by the tests and the draw bench with `#[path]`, never
+//! compiled into the library.
 
 use vpnctl_api::body::{NodeHealth, NodeView, StoredReport};
 use vpnctl_core::wire::{NodeReport, PeerStats, SystemStats};
@@ -9,7 +10,10 @@ use vpnctl_core::{
     UserId, UserState,
 };
 
-use crate::app::{Action, App, Snapshot, update};
+use vpnctl_tui::app::{Action, App, Snapshot, update};
+
+/// A stray peer's key in the Events tab: shown exactly as the server wrote it.
+pub const STRAY_KEY: &str = "kB3xQ9+Zt7WmR2vLp0sYhNcE4fJ6uIgA1oDq8eTnXyU=";
 
 /// "Now" in every fixture.
 pub const NOW: Timestamp = Timestamp(1_800_000_000);
@@ -307,7 +311,7 @@ fn events() -> Vec<Event> {
             EventKind::Notice {
                 severity: vpnctl_core::Severity::Warning,
                 node: Some(NodeId(3)),
-                message: "nyc-1 stopped reporting".into(),
+                message: format!("nyc-1 removed a stray peer: {STRAY_KEY}"),
             },
         ),
     ];

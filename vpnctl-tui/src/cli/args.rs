@@ -1,0 +1,415 @@
+//! The command line's shape: every subcommand and flag, with the help texts `--help`
+//! shows. No behaviour here: the handlers are in the sibling modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use vpnctl_core::units::{self, SizeError};
+use vpnctl_core::{QuotaPeriod, Timestamp};
+
+use crate::when::{self, WhenError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vpnctl",
+    version,
+    about = "vpnctl admin: live dashboard, scriptable subcommands and a zero-setup demo",
+    after_help = "Start here: `vpnctl demo` runs a whole VPN (control plane + 3 simulated nodes) with the dashboard on top."
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Machine-readable JSON output (subcommands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Write logs to this file (never to the terminal the dashboard draws on).
+    #[arg(long, global = true, env = "VPNCTL_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where the API is and how to authenticate.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectionArgs {
+    /// API base URL, e.g. https://vpn.example.com:7443 (plain http only on loopback).
+    #[arg(long, global = true, env = "VPNCTL_API")]
+    pub api: Option<String>,
+    /// Admin API token (`vpt_...`).
+    #[arg(long, global = true, env = "VPNCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// SHA-256 fingerprint of the server certificate (hex), required for https.
+    #[arg(long, global = true, env = "VPNCTL_FINGERPRINT")]
+    pub fingerprint: Option<String>,
+    /// A `vpnctl-connect:...` connection string (from `vpnctld init`) instead of the three above.
+    #[arg(long, global = true, env = "VPNCTL_CONNECT", hide_env_values = true)]
+    pub connect: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The live dashboard (the default without a subcommand).
+    Dashboard,
+    /// Everything in one process: control plane, three simulated nodes, seeded data,
+    /// and the dashboard on top. Zero setup.
+    Demo {
+        /// Keep the demo's store in this directory (default: a temporary one).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Generate this many extra peers (to see the dashboard at scale).
+        #[arg(long, default_value_t = 0)]
+        peers: usize,
+    },
+    /// Users: list, show, add, access, extend, disable, enable, quota, delete.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Invites: list, create, revoke.
+    #[command(subcommand)]
+    Invites(InvitesCommand),
+    /// Nodes: list, add, drain, disable, activate, join-token, evacuate, delete.
+    #[command(subcommand)]
+    Nodes(NodesCommand),
+    /// Peers (one device's tunnel on one node): list, issue, config, rotate, revoke.
+    #[command(subcommand)]
+    Peers(PeersCommand),
+    /// API tokens: list, create, revoke.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// The audit log: recent events, or (--follow) each new one as it happens.
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Every token (never its secret).
+    List,
+    /// A new token; its secret is printed this once.
+    Create {
+        /// What it may do: `admin` (everything) or `bot` (what the Telegram bot needs).
+        #[arg(long, value_enum)]
+        scope: TokenScope,
+        /// Who or what holds it, e.g. `alice` or `telegram-bot`.
+        #[arg(long)]
+        label: String,
+    },
+    /// Revokes a token at once: requests with it get 401.
+    Revoke {
+        /// The token's id (`vpnctl tokens list`).
+        id: u64,
+    },
+}
+
+/// The scopes an admin hands out; node tokens come from enrollment.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TokenScope {
+    /// Everything: for admins and their scripts.
+    Admin,
+    /// What the Telegram bot needs.
+    Bot,
+}
+
+/// A new end of access: a date, a date-time, or a span from now.
+#[derive(Debug, Clone, Copy, Default, Args)]
+#[group(multiple = false)]
+pub struct AccessEnd {
+    /// End of access: a date (`2027-01-31`, meaning 00:00 UTC) or a date-time with a
+    /// zone (`2027-01-31T18:00Z`, `2027-01-31T18:00+03:00`).
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub until: Option<Timestamp>,
+    /// Access for this many days from now.
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// Access for this many hours from now.
+    #[arg(long, value_name = "N")]
+    pub hours: Option<u32>,
+}
+
+impl AccessEnd {
+    /// The end these flags give, relative to `now`; `None` when none was given.
+    pub fn at(&self, now: Timestamp) -> Option<Timestamp> {
+        self.until
+            .or_else(|| self.days.map(|d| now.plus_days(i64::from(d))))
+            .or_else(|| self.hours.map(|h| now.plus_seconds(i64::from(h) * 3_600)))
+    }
+}
+
+fn parse_when(text: &str) -> Result<Timestamp, WhenError> {
+    when::parse_until(text)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Every user: id, name, role, access state, end of access, quota.
+    List,
+    /// One user: access, quota and traffic, devices.
+    Show {
+        /// User name or id (`alice`, `u12`, `12`).
+        user: String,
+    },
+    /// Adds a user (who gets devices with `vpnctl peers issue`).
+    Add {
+        /// Display name.
+        name: String,
+        #[command(flatten)]
+        access: AccessEnd,
+        /// How many devices the user may have [default: the server's policy].
+        #[arg(long)]
+        devices: Option<u32>,
+        /// The user's Telegram id, so the bot knows them and sends them their configs.
+        #[arg(long)]
+        telegram_id: Option<i64>,
+        /// Make the user an admin (in the bot's admin commands).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Sets when access ends (`--until`, `--days`, `--hours`), or `--unlimited`.
+    Access {
+        /// User name or id (`alice`, `u12`, `12`).
+        user: String,
+        #[command(flatten)]
+        end: AccessEnd,
+        /// Access without an end.
+        #[arg(long, conflicts_with_all = ["until", "days", "hours"])]
+        unlimited: bool,
+    },
+    /// Extends access by some days from its current end (or from now, if it ended).
+    Extend {
+        /// User name or id (`alice`, `u12`, `12`).
+        user: String,
+        /// Days to add.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Turns the user off: their devices stop working until enabled again.
+    Disable {
+        /// User name or id (`alice`, `u12`, `12`).
+        user: String,
+    },
+    /// Turns a disabled user on again.
+    Enable {
+        /// User name or id (`alice`, `u12`, `12`).
+        user: String,
+    },
+    /// Set or remove a traffic quota (both directions together, per period). A user
+    /// over it is suspended until the period resets.
+    Quota {
+        /// User name or id (`alice`, `u12`, `12`).
+        user: String,
+        /// `50GB`, `500MiB`, `1.5TB` (kB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB
+        /// of 1024), or `none` to remove the quota.
+        #[arg(allow_hyphen_values = true, value_parser = parse_quota_size)]
+        size: QuotaSize,
+        /// How often it resets: daily, weekly or monthly (calendar months, UTC)
+        /// [default: the user's current period, else monthly].
+        #[arg(long)]
+        period: Option<QuotaPeriod>,
+    },
+    /// Deletes a user and revokes all their devices. Asks first: pass --yes in scripts.
+    Delete {
+        /// User name or id (`alice`, `u12`, `12`).
+        user: String,
+        /// Do not ask. Without it, delete refuses unless it can ask at a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// The `size` of `vpnctl users quota`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaSize {
+    /// Remove the quota.
+    None,
+    Bytes(u64),
+}
+
+/// `none`, or a size for [`units::parse`].
+pub fn parse_quota_size(text: &str) -> Result<QuotaSize, SizeError> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        Ok(QuotaSize::None)
+    } else {
+        units::parse(text).map(QuotaSize::Bytes)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvitesCommand {
+    /// Every invite (never its code): uses left, expiry, state.
+    List,
+    /// Creates an invite and prints its deep link (shown once).
+    Create {
+        /// What the invite is for, e.g. `friends`.
+        #[arg(long)]
+        label: Option<String>,
+        /// How many people may use it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Days of access it grants.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Devices it grants.
+        #[arg(long, default_value_t = 3)]
+        devices: u32,
+        /// Also print the link as a QR code.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Revokes an invite: its link stops working.
+    Revoke {
+        /// The invite's id (`i3`, `3`; `vpnctl invites list`).
+        invite: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// Every node: core's mark for new devices, health, devices, revisions, endpoint.
+    List,
+    /// Registers a node; then `vpnctl nodes join-token NODE` to enroll its daemon.
+    Add {
+        /// Node name, e.g. `de-fra-1`.
+        name: String,
+        /// Region code, e.g. de-fra.
+        #[arg(long)]
+        region: String,
+        /// Region display name (default: the code).
+        #[arg(long)]
+        region_name: Option<String>,
+        /// host:port clients connect to.
+        #[arg(long)]
+        endpoint: String,
+        /// IPv4 pool, e.g. 10.8.0.0/16.
+        #[arg(long)]
+        pool: String,
+    },
+    /// Keep serving its peers, take no new ones.
+    Drain {
+        /// Node name or id (`de-fra-1`, `n2`, `2`).
+        node: String,
+    },
+    /// Serve nobody: its peers are removed from the interface (not revoked).
+    Disable {
+        /// Node name or id (`de-fra-1`, `n2`, `2`).
+        node: String,
+    },
+    /// Back to normal service after drain or disable.
+    Activate {
+        /// Node name or id (`de-fra-1`, `n2`, `2`).
+        node: String,
+    },
+    /// Move every device off the node (new peers elsewhere) and set it to draining.
+    /// Users with Telegram get the new config from the bot; with --configs-dir the
+    /// new configs of the others are written there. Asks first: pass --yes in scripts.
+    Evacuate {
+        /// Node name or id (`de-fra-1`, `n2`, `2`).
+        node: String,
+        /// Where to: a node (name or id), else a region code [default: healthy nodes,
+        /// same region first, least loaded first].
+        #[arg(long, value_name = "NODE|REGION")]
+        to: Option<String>,
+        /// Write the new configs of moved devices whose users have no Telegram here,
+        /// one `<tunnel>.conf` (0600) each; never overwrites a file.
+        #[arg(long, value_name = "DIR")]
+        configs_dir: Option<PathBuf>,
+        /// Do not ask. Without it, evacuate refuses unless it can ask at a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// A single-use join token and the command that enrolls the node (shown once).
+    JoinToken {
+        /// Node name or id (`de-fra-1`, `n2`, `2`).
+        node: String,
+    },
+    /// Deletes a node. With peers on it only with --force, which revokes them (their
+    /// configs stop working: evacuate first to move them).
+    Delete {
+        /// Node name or id (`de-fra-1`, `n2`, `2`).
+        node: String,
+        /// Also revoke the node's peers.
+        #[arg(long)]
+        force: bool,
+        /// Do not ask. Without it, delete refuses unless it can ask at a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// Where a config goes: stdout (the default), a file, and/or a QR on the terminal.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigOutput {
+    /// Print the config as a QR code for the WireGuard mobile apps.
+    #[arg(long)]
+    pub qr: bool,
+    /// Write the config to this file (mode 0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite the --out file if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// Peers, optionally of one user and/or on one node.
+    List {
+        /// Only this user's (name or id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only those on this node (name or id).
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Gives a user a new device on a node, or on the node core prefers in a region,
+    /// and hands over its config (stdout, --out FILE or --qr).
+    Issue {
+        /// User name or id (`alice`, `u12`, `12`).
+        user: String,
+        /// A node (name or id), or a region code: then the node core's placement
+        /// prefers there (healthy first, least loaded first).
+        #[arg(value_name = "NODE|REGION")]
+        target: String,
+        /// Device name [default: device1, device2, … the first the user has not used].
+        #[arg(long)]
+        device: Option<String>,
+        #[command(flatten)]
+        output: ConfigOutput,
+    },
+    /// The peer's wg-quick config (contains its private key).
+    Config {
+        /// Peer id (`p12`, `12`) or `user/device` (`alice/phone`).
+        peer: String,
+        #[command(flatten)]
+        output: ConfigOutput,
+    },
+    /// New keys for a peer (the old config stops working) and its new config.
+    /// Asks first: pass --yes in scripts.
+    Rotate {
+        /// Peer id (`p12`, `12`) or `user/device` (`alice/phone`).
+        peer: String,
+        #[command(flatten)]
+        output: ConfigOutput,
+        /// Do not ask. Without it, rotate refuses unless it can ask at a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Revokes a peer: its device loses access and its address is freed. Asks first:
+    /// pass --yes in scripts.
+    Revoke {
+        /// Peer id (`p12`, `12`) or `user/device` (`alice/phone`).
+        peer: String,
+        /// Do not ask. Without it, revoke refuses unless it can ask at a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// `vpnctl events`.
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// How many of the most recent events to list.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Then keep printing each new event as it happens (Ctrl-C ends). With --json,
+    /// one JSON object per line.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}

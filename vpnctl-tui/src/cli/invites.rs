@@ -1,0 +1,108 @@
+//! `vpnctl invites`: invite links.
+
+use std::io::Write;
+
+use serde::Serialize;
+use vpnctl_api::body::CreateInvite;
+use vpnctl_client::ApiClient;
+use vpnctl_core::{Grant, InviteId, Role};
+
+use super::{CliError, InvitesCommand, date, json};
+use crate::runtime;
+
+pub(super) async fn run(
+    api: &ApiClient,
+    cmd: InvitesCommand,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match cmd {
+        InvitesCommand::List => {
+            let invites = api.invites().await?;
+            if as_json {
+                return json(out, &invites);
+            }
+            for i in &invites {
+                writeln!(
+                    out,
+                    "{:<6} {:<20} uses {}/{} expires {}{}",
+                    format!("i{}", i.id),
+                    i.label,
+                    i.uses_left,
+                    i.uses_total,
+                    date(i.expires_at, "never"),
+                    if i.revoked { " revoked" } else { "" }
+                )?;
+            }
+            Ok(())
+        }
+        InvitesCommand::Revoke { invite } => {
+            let id = invite.trim().parse::<InviteId>().map_err(|_| {
+                CliError::Usage(format!(
+                    "{invite:?} is not an invite id (`i3`, `3`; `vpnctl invites list`)"
+                ))
+            })?;
+            let revoked = match api.revoke_invite(id).await {
+                Ok(invite) => invite,
+                Err(e) if e.status() == Some(404) => {
+                    return Err(CliError::NotFound(format!(
+                        "no invite i{id}; `vpnctl invites list` shows them"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if as_json {
+                return json(out, &revoked);
+            }
+            writeln!(out, "revoked i{} {}", revoked.id, revoked.label)?;
+            Ok(())
+        }
+        InvitesCommand::Create {
+            label,
+            uses,
+            days,
+            devices,
+            qr,
+        } => {
+            let created = api
+                .create_invite(&CreateInvite {
+                    label,
+                    uses: Some(uses),
+                    expires_at: None,
+                    grant: Some(Grant {
+                        access_days: Some(days),
+                        device_limit: devices,
+                        role: Role::User,
+                    }),
+                })
+                .await?;
+            // The link (or the bare code when the server knows no bot) is the point of
+            // this command: it is printed this once and nowhere logged.
+            let link = created.link.clone().unwrap_or_else(|| created.code.clone());
+            if as_json {
+                #[derive(Serialize)]
+                struct Out<'a> {
+                    invite: &'a vpnctl_core::Invite,
+                    link: &'a str,
+                }
+                return json(
+                    out,
+                    &Out {
+                        invite: &created.invite,
+                        link: &link,
+                    },
+                );
+            }
+            writeln!(
+                out,
+                "invite i{} created; send this link (shown once):",
+                created.invite.id
+            )?;
+            writeln!(out, "{link}")?;
+            if qr {
+                writeln!(out, "{}", runtime::qr_lines(&link))?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! The admin's CLI against the real embedded control plane (the demo: vpnctld over
+//! HTTP on loopback, three enrolled nodes on the simulated backend): issuing devices
+//! by node or region, configs to files, rotate, revoke, names or ids everywhere, ends
+//! of access with times, user deletion, events, and evacuation writing the configs of
+//! users the bot cannot reach. Bad input included.
+
+#![cfg(feature = "demo")]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser as _;
+use vpnctl_api::body::PeerQuery;
+use vpnctl_client::ApiClient;
+use vpnctl_core::{Health, Scope};
+use vpnctl_tui::cli::{CliError, Config, run, run_with};
+use vpnctl_tui::demo::{Demo, DemoOptions};
+
+struct Cli {
+    url: String,
+    token: String,
+}
+
+impl Cli {
+    fn config(&self, args: &[&str]) -> Config {
+        let mut argv = vec!["vpnctl", "--api", &self.url, "--token", &self.token];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = run(self.config(args), &mut out).await {
+            panic!("{args:?} failed: {e}");
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    async fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let text = self.ok(&args).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    }
+
+    async fn err(&self, args: &[&str]) -> CliError {
+        run_with(self.config(args), &mut Vec::new(), &mut |_| None)
+            .await
+            .expect_err(&format!("{args:?} should fail"))
+    }
+
+    /// Fails with `code`, and the message mentions `needle`.
+    async fn fails(&self, args: &[&str], code: u8, needle: &str) {
+        let err = self.err(args).await;
+        assert_eq!(err.exit_code(), code, "{args:?}: {err}");
+        assert!(err.to_string().contains(needle), "{args:?}: {err}");
+    }
+}
+
+async fn start() -> (Demo, Cli) {
+    let demo = Demo::start(DemoOptions {
+        report_secs: Some(1),
+        ..DemoOptions::default()
+    })
+    .await
+    .unwrap();
+    let (_, token) = demo.vpn.create_token(Scope::Admin, "cli test").unwrap();
+    let cli = Cli {
+        url: demo.url.clone(),
+        token: token.expose().to_owned(),
+    };
+    (demo, cli)
+}
+
+/// Waits until every node of the demo is `up` (offered for new devices).
+async fn all_up(api: &ApiClient) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = api.nodes().await.unwrap();
+        if nodes.len() == 3 && nodes.iter().all(|v| v.health.status == Health::Up) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nodes not up within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The `PrivateKey = ` line of a config.
+fn private_key(config: &str) -> &str {
+    config
+        .lines()
+        .find(|l| l.starts_with("PrivateKey = "))
+        .expect("a private key")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_from_the_terminal() {
+    let (demo, cli) = start().await;
+    all_up(&demo.api).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // A user without Telegram, access until a time of day, shown back as typed.
+    let walkin = cli
+        .json(&["users", "add", "walk-in", "--until", "2099-01-31T18:00Z"])
+        .await;
+    assert_eq!(walkin["telegram_id"], serde_json::Value::Null);
+    let list = cli.ok(&["users", "list"]).await;
+    let line = list.lines().find(|l| l.contains("walk-in")).unwrap();
+    assert!(line.contains("until 2099-01-31 18:00Z"), "{line}");
+    let offset = cli
+        .json(&[
+            "users",
+            "access",
+            "walk-in",
+            "--until",
+            "2099-02-01T03:00+03:00",
+        ])
+        .await;
+    assert_eq!(offset["until"], 4_073_587_200i64, "00:00Z on 2099-02-01");
+    assert!(
+        cli.ok(&["users", "list"])
+            .await
+            .lines()
+            .any(|l| l.contains("walk-in") && l.contains("until 2099-02-01 ")),
+        "midnight shows as a date"
+    );
+
+    // By region: the node core prefers there; the name is the first free deviceN.
+    let file = dir.path().join("walk-in.conf");
+    let file_arg = file.to_str().unwrap();
+    let text = cli
+        .ok(&["peers", "issue", "walk-in", "de-fra", "--out", file_arg])
+        .await;
+    assert!(
+        text.starts_with("issued p") && text.contains("walk-in/device1 on fra-1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("PrivateKey"),
+        "the key only goes to the file"
+    );
+    let config = std::fs::read_to_string(&file).unwrap();
+    assert!(config.starts_with("[Interface]\nPrivateKey = "), "{config}");
+    assert!(config.contains("Endpoint = fra-1.demo.vpnctl.example:51820"));
+    assert_eq!(mode(&file), 0o600);
+
+    // Never over an existing file without --force, and then nothing is issued.
+    let before = demo.api.peers(PeerQuery::default()).await.unwrap().len();
+    cli.fails(
+        &["peers", "issue", "walk-in", "de-fra", "--out", file_arg],
+        2,
+        "--force",
+    )
+    .await;
+    assert_eq!(
+        demo.api.peers(PeerQuery::default()).await.unwrap().len(),
+        before
+    );
+
+    // On a node by id, named, to stdout as JSON: the config is there (asked for).
+    let ams = demo
+        .api
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.node.name == "ams-1")
+        .unwrap();
+    let issued = cli
+        .json(&[
+            "peers",
+            "issue",
+            &format!("u{}", walkin["id"]),
+            &format!("n{}", ams.node.id),
+            "--device",
+            "laptop",
+        ])
+        .await;
+    assert_eq!(issued["peer"]["device"], "laptop");
+    assert_eq!(issued["peer"]["node"], ams.node.id.0);
+    assert_eq!(issued["tunnel_name"], "ams-1-laptop");
+    assert!(issued["config"].as_str().unwrap().contains("[Peer]"));
+    // Plain: the config alone on stdout; --qr: a QR code.
+    let plain = cli.ok(&["peers", "config", "walk-in/laptop"]).await;
+    assert_eq!(plain, issued["config"].as_str().unwrap());
+    let qr = cli
+        .ok(&["peers", "issue", "walk-in", "nyc-1", "--qr"])
+        .await;
+    assert!(
+        qr.contains("walk-in/device2 on nyc-1") && qr.contains("█"),
+        "{qr}"
+    );
+    assert!(!qr.contains("PrivateKey"));
+
+    // Bad input: unknown user, node or region; ambiguous names; bad peers.
+    cli.fails(&["peers", "issue", "nobody", "de-fra"], 4, "no user")
+        .await;
+    cli.fails(
+        &["peers", "issue", "walk-in", "xx-nowhere"],
+        4,
+        "regions: de-fra",
+    )
+    .await;
+    cli.ok(&["users", "add", "twin"]).await;
+    cli.ok(&["users", "add", "twin"]).await;
+    cli.fails(&["users", "disable", "twin"], 2, "matches several users (u")
+        .await;
+    cli.fails(&["peers", "config", "walk-in/tablet"], 4, "no peer")
+        .await;
+    cli.fails(&["peers", "config", "999999"], 4, "no peer p999999")
+        .await;
+    cli.fails(&["peers", "config", "what?"], 2, "user/device")
+        .await;
+    // A region whose nodes take no devices now: refused, naming their marks.
+    cli.ok(&["nodes", "drain", "nyc-1"]).await;
+    cli.fails(
+        &["peers", "issue", "walk-in", "us-nyc"],
+        4,
+        "nyc-1 draining",
+    )
+    .await;
+    cli.ok(&["nodes", "activate", "nyc-1"]).await;
+
+    // Rotate: asks, then new keys in the same file (with --force).
+    cli.fails(&["peers", "rotate", "walk-in/device1"], 2, "--yes")
+        .await;
+    let text = cli
+        .ok(&[
+            "peers",
+            "rotate",
+            "walk-in/device1",
+            "--yes",
+            "--out",
+            file_arg,
+            "--force",
+        ])
+        .await;
+    assert!(text.starts_with("rotated p"), "{text}");
+    let rotated = std::fs::read_to_string(&file).unwrap();
+    assert_ne!(private_key(&rotated), private_key(&config));
+    assert_eq!(mode(&file), 0o600);
+
+    // Revoke by user/device; then it is gone.
+    cli.fails(&["peers", "revoke", "walk-in/device2"], 2, "--yes")
+        .await;
+    let text = cli
+        .ok(&["peers", "revoke", "walk-in/device2", "--yes"])
+        .await;
+    assert!(text.starts_with("revoked p"), "{text}");
+    let theirs = cli.ok(&["peers", "list", "--user", "walk-in"]).await;
+    assert_eq!(theirs.lines().count(), 2, "{theirs}");
+    assert!(!theirs.contains("device2"), "{theirs}");
+
+    // Join tokens by node name (the issue's complaint).
+    let join = cli.json(&["nodes", "join-token", "fra-1"]).await;
+    assert!(
+        join["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("vpnctl-node join vpnctl-join:")
+    );
+    cli.fails(&["nodes", "join-token", "de-fra-9"], 4, "no node named")
+        .await;
+
+    demo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_ends_and_user_deletion() {
+    let (demo, cli) = start().await;
+    let now = vpnctl_core::Timestamp::now();
+    let hours = cli.json(&["users", "add", "temp", "--hours", "5"]).await;
+    let until = hours["until"].as_i64().unwrap();
+    assert!((until - now.seconds() - 5 * 3600).abs() < 60, "{hours}");
+    let days = cli.json(&["users", "access", "temp", "--days", "2"]).await;
+    assert!((days["until"].as_i64().unwrap() - now.seconds() - 2 * 86_400).abs() < 60);
+    let unlimited = cli.json(&["users", "access", "temp", "--unlimited"]).await;
+    assert_eq!(unlimited["until"], serde_json::Value::Null);
+    let date = cli
+        .json(&["users", "access", "temp", "--until", "2099-01-31"])
+        .await;
+    assert_eq!(date["until"], 4_073_500_800i64, "00:00 UTC that day");
+
+    // Bad dates are usage errors before anything is sent.
+    for (args, why) in [
+        (
+            &["users", "access", "temp", "--until", "31.01.2099"][..],
+            "not a date",
+        ),
+        (
+            &["users", "access", "temp", "--until", "2099-01-31T18:00"][..],
+            "no zone",
+        ),
+        (
+            &["users", "add", "x", "--days", "3", "--hours", "2"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let mut argv = vec!["vpnctl"];
+        argv.extend_from_slice(args);
+        let err = Config::try_parse_from(argv).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{args:?}");
+        assert!(err.to_string().contains(why), "{args:?}: {err}");
+    }
+    cli.fails(
+        &["users", "access", "temp", "--until", "2001-01-01"],
+        2,
+        "in the past",
+    )
+    .await;
+    cli.fails(&["users", "access", "temp"], 2, "--unlimited")
+        .await;
+    cli.fails(&["users", "access", "nobody", "--days", "1"], 4, "no user")
+        .await;
+
+    // users show: core's verdict in words.
+    let show = cli.ok(&["users", "show", "temp"]).await;
+    assert!(
+        show.contains("access   active until 2099-01-31 ("),
+        "{show}"
+    );
+
+    // Delete: asks; a user with devices loses them.
+    cli.ok(&["peers", "issue", "temp", "fra-1"]).await;
+    cli.fails(&["users", "delete", "temp"], 2, "--yes").await;
+    let mut asked = Vec::new();
+    let mut out = Vec::new();
+    run_with(
+        cli.config(&["users", "delete", "temp"]),
+        &mut out,
+        &mut |q: &str| {
+            asked.push(q.to_owned());
+            Some(true)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(asked[0].contains("revoke their 1 devices"), "{asked:?}");
+    assert!(String::from_utf8(out).unwrap().starts_with("deleted u"));
+    assert!(
+        !demo
+            .api
+            .users()
+            .await
+            .unwrap()
+            .iter()
+            .any(|u| u.name == "temp")
+    );
+    cli.fails(&["users", "delete", "temp", "--yes"], 4, "no user")
+        .await;
+    demo.stop().await;
+}
+
+/// A writer the test reads while `run` writes.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_list_and_follow() {
+    let (demo, cli) = start().await;
+    let recent = cli.json(&["events", "--limit", "3"]).await;
+    let recent = recent.as_array().unwrap();
+    assert_eq!(recent.len(), 3);
+    let all = demo.api.events(None, Some(1_000)).await.unwrap();
+    assert_eq!(recent[2]["seq"], all.last().unwrap().seq, "the newest last");
+
+    // A notice with a base64 key is shown exactly (no lowercasing).
+    let key = "kB3xQ9+Zt7WmR2vLp0sYhNcE4fJ6uIgA1oDq8eTnXyU=";
+    demo.vpn
+        .notice(
+            vpnctl_core::Severity::Warning,
+            None,
+            &format!("stray peer {key} removed"),
+        )
+        .unwrap();
+    let text = cli.ok(&["events", "--limit", "1"]).await;
+    assert!(
+        text.contains(&format!("warning: stray peer {key} removed")),
+        "{text}"
+    );
+
+    // --follow: each new event as it happens, one JSON object per line.
+    let shared = Shared::default();
+    let mut writer = shared.clone();
+    let follow = run(
+        cli.config(&["events", "--follow", "--json", "--limit", "0"]),
+        &mut writer,
+    );
+    let drive = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cli.ok(&["users", "add", "follower"]).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+            if let Some(line) = text.lines().find(|l| l.contains("user_created")) {
+                return line.to_owned();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not followed: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let line = tokio::select! {
+        result = follow => panic!("follow ended: {result:?}"),
+        line = drive => line,
+    };
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(event["seq"].as_u64().unwrap() > all.last().unwrap().seq);
+    demo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evacuation_writes_the_configs_the_bot_cannot_deliver() {
+    let (demo, cli) = start().await;
+    all_up(&demo.api).await;
+    // Two users without Telegram, each with `device1` on ams-1: the same tunnel name.
+    for name in ["kiosk-a", "kiosk-b"] {
+        cli.ok(&["users", "add", name]).await;
+        cli.ok(&["peers", "issue", name, "ams-1"]).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let configs = dir.path().join("moved");
+    let done = cli
+        .json(&[
+            "nodes",
+            "evacuate",
+            "ams-1",
+            "--to",
+            "nyc-1",
+            "--yes",
+            "--configs-dir",
+            configs.to_str().unwrap(),
+        ])
+        .await;
+    assert!(done["failed"].as_array().unwrap().is_empty(), "{done}");
+    assert_eq!(done["without_telegram"], 2);
+    let written = done["configs_written"].as_array().unwrap();
+    assert_eq!(written.len(), 2, "{done}");
+    let files: Vec<std::path::PathBuf> = written
+        .iter()
+        .map(|w| w["file"].as_str().unwrap().into())
+        .collect();
+    assert_eq!(files[0], configs.join("nyc-1-device1.conf"));
+    assert!(
+        files[1].starts_with(&configs) && files[1].ends_with("nyc-1-device1.conf"),
+        "the second of the same name goes to a subdirectory: {files:?}"
+    );
+    assert_ne!(files[0], files[1]);
+    for (w, file) in written.iter().zip(&files) {
+        assert_eq!(mode(file), 0o600);
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.contains("Endpoint = nyc-1.demo.vpnctl.example:51820"));
+        let peer = w["peer"].as_u64().unwrap().to_string();
+        assert_eq!(cli.ok(&["peers", "config", &peer]).await, text);
+    }
+    assert_eq!(mode(&configs) & 0o077, 0, "the directory is private");
+
+    // Text output lists them; without --configs-dir it says who was not told.
+    cli.ok(&["nodes", "activate", "ams-1"]).await;
+    let text = cli
+        .ok(&["nodes", "evacuate", "nyc-1", "--to", "ams-1", "--yes"])
+        .await;
+    assert!(
+        text.contains("2 moved devices belong to users without Telegram"),
+        "{text}"
+    );
+    demo.stop().await;
+}
+
+/// The dashboard's commands over the same API: a new device with its QR, a rotation,
+/// and an evacuation that writes the configs of users without Telegram.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_issues_rotates_and_evacuates_with_configs() {
+    use vpnctl_tui::app::{Command, Outcome};
+    use vpnctl_tui::runtime::execute;
+
+    let (demo, cli) = start().await;
+    all_up(&demo.api).await;
+    let kiosk = cli.json(&["users", "add", "kiosk"]).await;
+    let user = vpnctl_core::UserId(kiosk["id"].as_u64().unwrap());
+    let ams = demo
+        .api
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.node.name == "ams-1")
+        .unwrap();
+    let outcome = execute(
+        &demo.api,
+        &Command::IssueDevice {
+            user,
+            user_name: "kiosk".into(),
+            node: ams.node.id,
+            node_name: "ams-1".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let Outcome::Device { title, qr } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(title.contains("kiosk/device1 on ams-1"), "{title}");
+    let peer = cli.json(&["peers", "config", "kiosk/device1"]).await;
+    let config = peer["config"].as_str().unwrap();
+    assert_eq!(qr, vpnctl_core::render::qr_terminal(config).unwrap());
+
+    let id = vpnctl_core::PeerId(peer["peer"]["id"].as_u64().unwrap());
+    let Outcome::Device { qr: rotated, .. } =
+        execute(&demo.api, &Command::RotatePeer(id)).await.unwrap()
+    else {
+        panic!("rotate shows a QR");
+    };
+    assert_ne!(rotated, qr, "new keys, new QR");
+
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = execute(
+        &demo.api,
+        &Command::Evacuate {
+            node: ams.node.id,
+            name: "ams-1".into(),
+            devices: ams.peers + 1,
+            configs: Some(dir.path().join("out")),
+        },
+    )
+    .await
+    .unwrap();
+    let Outcome::Report { title, lines } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(title.starts_with("evacuated ams-1: moved "), "{title}");
+    let written = lines.iter().find(|l| l.contains("kiosk device1")).unwrap();
+    let file = written.rsplit(": ").next().unwrap();
+    assert_eq!(mode(std::path::Path::new(file)), 0o600);
+    assert!(std::fs::read_to_string(file).unwrap().contains("[Peer]"));
+    demo.stop().await;
+}
