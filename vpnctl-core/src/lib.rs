@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod devices;
 pub mod error;
 pub mod ipam;
 pub mod lifecycle;
