@@ -1,32 +1,29 @@
-//! Alerts to the admin chats: node health, drift and evacuations from the
-//! notification outbox (see [`crate::notifications`]), or any text an embedder sends.
+//! Alerts to the admin chats: node health, drift and evacuations come from the
+//! notification outbox (see [`crate::notifications`]); [`Alerts`] sends any text an
+//! embedder has.
 
 use teloxide::prelude::*;
 use teloxide::types::ChatId;
 use tracing::warn;
 use vpnctl_core::Locale;
 
-use crate::TgBot;
 use crate::i18n::Text;
+use crate::pacer::Class;
+use crate::telegram::Telegram;
 
-/// Sends alerts (node down/up, errors) to every configured admin chat.
+/// Sends alerts to every configured admin chat.
 #[derive(Debug, Clone)]
 pub struct Alerts {
-    bot: TgBot,
+    tg: Telegram,
     admins: Vec<ChatId>,
 }
 
 impl Alerts {
-    pub fn new(bot: TgBot, admin_ids: &[i64]) -> Self {
+    pub fn new(tg: Telegram, admin_ids: &[i64]) -> Self {
         Self {
-            bot,
+            tg,
             admins: admin_ids.iter().map(|id| ChatId(*id)).collect(),
         }
-    }
-
-    /// The admin chats alerts go to.
-    pub fn chats(&self) -> &[ChatId] {
-        &self.admins
     }
 
     /// Sends `text` to each admin chat; returns how many got it.
@@ -34,17 +31,12 @@ impl Alerts {
         let message = Text::Alert { text }.render(locale);
         let mut delivered = 0;
         for chat in &self.admins {
-            match self.send_to(*chat, message.clone()).await {
-                Ok(()) => delivered += 1,
+            let request = self.tg.raw().send_message(*chat, message.clone());
+            match self.tg.send(*chat, Class::Bulk, request).await {
+                Ok(_) => delivered += 1,
                 Err(e) => warn!(error = %e, chat = chat.0, "alert not delivered"),
             }
         }
         delivered
-    }
-
-    /// Sends an already worded alert to one admin chat.
-    pub async fn send_to(&self, chat: ChatId, text: String) -> Result<(), teloxide::RequestError> {
-        self.bot.send_message(chat, text).await?;
-        Ok(())
     }
 }

@@ -2,65 +2,94 @@
 //! notices and moved devices to users, in their language; node health, drift and
 //! evacuations to the admin chats.
 //!
-//! Delivery is at least once. The [`Courier`] long-polls `GET /v1/notifications`,
-//! delivers in order, and acknowledges each notification as soon as it is done with
-//! it, so that a restart (or the courier being cut off at shutdown) repeats at most
-//! the one notification that was in flight. It looks at the stop signal between
-//! notifications, never in the middle of one.
+//! **Concurrent across chats, in order within one.** The [`Courier`] long-polls
+//! `GET /v1/notifications` (up to [`BATCH`] at a time) and puts each notification
+//! in its chat's *lane* (the admin chats share one). Up to [`LANES`] lanes deliver
+//! at once; within a lane one notification at a time, in the outbox's order. How
+//! fast messages leave is the [`crate::pacer::Pacer`]'s business (Telegram's
+//! limits, `retry_after`); notifications book slots as bulk, so replies to users
+//! are not queued behind a mass notice.
 //!
-//! "Done" includes chats that will never take a message (the user blocked the bot,
-//! the chat is gone): those are logged and skipped, not retried forever. A passing
-//! failure (Telegram 5xx, the control plane failing a request) stops the batch
-//! there; that notification and the ones after it come again after a back-off. One
-//! notification gets [`MAX_ATTEMPTS`] tries: the last delivers what it can (a moved
-//! device's explanation with a pointer to /get_config instead of the config), and
-//! then the notification is given up with a warning, so that one bad notification
-//! does not hold up everything behind it. Telegram being out of reach altogether
-//! (network errors, flood control) spends no attempt: nothing else could go either.
+//! **At least once.** Notifications are acknowledged up to the first one not yet
+//! done (`POST /v1/notifications/ack`, at most every [`ACK_EVERY`] while busy).
+//! What is done beyond that point is remembered in the bot's durable state, so a
+//! restart repeats only what was not finished. "Done" includes chats that will
+//! never take a message (blocked bot, deleted account): logged and skipped. A
+//! passing failure (Telegram 5xx, the control plane failing a request) is retried
+//! in its lane with a back-off; after [`MAX_ATTEMPTS`] the last attempt delivers
+//! what it can (a moved device's notice pointing to /get_config instead of the
+//! config) and the notification is given up with a warning. Telegram out of reach
+//! altogether (network, flood control) spends no attempt.
+//!
+//! A moved device gets two messages: the new `.conf` with the explanation as its
+//! caption, then the QR code, both deleted later like any sent config.
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 use teloxide::prelude::*;
 use teloxide::types::ChatId;
 use teloxide::{ApiError, RequestError};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
-use vpnctl_client::{ApiClient, ClientError};
-use vpnctl_core::{Locale, Message as Notice, Notification, PeerId, Recipient};
+use vpnctl_client::ClientError;
+use vpnctl_core::{Locale, Message as Notice, Notification, PeerId, Recipient, Timestamp};
+use vpnctl_daemon::Backoff;
 
-use crate::alerts::Alerts;
-use crate::handlers::{send_config, tunnel_file_name};
+use crate::BotError;
+use crate::delivery::{ConfigFile, tunnel_file_name};
 use crate::i18n::Text;
-use crate::services::Settings;
-use crate::{BotError, TgBot};
+use crate::pacer::Class;
+use crate::services::Services;
 
-/// Notifications fetched per request.
-pub const BATCH: usize = 50;
+/// Notifications fetched per request (the control plane's maximum).
+pub const BATCH: usize = 1000;
+/// More are fetched once fewer than this are left to do.
+const REFILL: usize = BATCH / 2;
+/// Lanes (chats) delivering at once.
+pub const LANES: usize = 100;
 /// How long one fetch waits on the server for something to arrive.
 pub const LONG_POLL: Duration = Duration::from_secs(25);
 /// Tries one notification gets before it is given up.
 pub const MAX_ATTEMPTS: u32 = 5;
-/// Back-off after a failure: doubles from the first to the last.
-const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
-/// A fetch that comes back empty sooner than this (a server that does not hold
-/// the request) is followed by a pause, so the loop never spins.
+/// Acknowledgements while busy, at most this often.
+pub const ACK_EVERY: Duration = Duration::from_millis(250);
+/// A fetch that brought nothing new while work is left is not repeated sooner.
 const MIN_ROUND: Duration = Duration::from_secs(1);
+/// How long lanes get at shutdown to finish the notification they are on.
+const LANE_GRACE: Duration = Duration::from_secs(2);
+
+fn retry_backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(30))
+}
 
 /// Resolves when the courier should stop.
 pub type Stop = Shared<BoxFuture<'static, ()>>;
 
-/// What became of one notification (worst last, for [`Ord`]).
+fn stopped(stop: &Stop) -> bool {
+    stop.clone().now_or_never().is_some()
+}
+
+/// Sleeps for `wait`; true if told to stop meanwhile.
+async fn pause(stop: &Stop, wait: Duration) -> bool {
+    tokio::select! {
+        () = stop.clone() => true,
+        () = tokio::time::sleep(wait) => false,
+    }
+}
+
+/// What became of one attempt (worst last, for [`Ord`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
-    /// Delivered, undeliverable for good, or given up: acknowledge it.
+    /// Delivered, undeliverable for good, or given up.
     Done,
-    /// Telegram is out of reach: try again later without spending an attempt;
-    /// acknowledge nothing from here on.
+    /// Telegram is out of reach: try again later without spending an attempt.
     Wait,
-    /// A failure of this notification: try again later, up to [`MAX_ATTEMPTS`] in
-    /// all; acknowledge nothing from here on.
+    /// A failure of this notification: try again, up to [`MAX_ATTEMPTS`] in all.
     Retry,
 }
 
@@ -69,7 +98,7 @@ enum Outcome {
 enum Failure {
     /// The chat will not take messages: blocked bot, deleted account, no such chat.
     Gone,
-    /// Telegram refused this message for good (a bad request); retrying won't help.
+    /// Telegram refused this message for good (a bad request).
     Refused,
     /// Telegram's own errors (5xx), odd answers: worth a few more tries.
     Passing,
@@ -108,43 +137,80 @@ fn classify(e: &RequestError) -> Failure {
     }
 }
 
-/// The notification being retried: the attempts it failed, and the steps that
-/// already went out, so that a retry does not repeat them (to the admins that got
-/// an alert, or the explanation before a config that failed). Only the first
-/// notification not yet done can be retried, so one is all there is to track.
+/// Where a notification is delivered, one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    User(i64),
+    Admins,
+}
+
+fn lane(n: &Notification) -> Lane {
+    match n.recipient {
+        Recipient::User { telegram_id, .. } => Lane::User(telegram_id),
+        Recipient::Admins => Lane::Admins,
+    }
+}
+
+/// What a lane reports back about one notification.
+#[derive(Debug)]
+struct Finished {
+    lane: Lane,
+    id: u64,
+    done: bool,
+}
+
+/// Which notifications are taken and which are done; what may be acknowledged.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Taken and not done yet.
+    open: BTreeSet<u64>,
+    /// The lowest and the highest id ever taken.
+    lowest: Option<u64>,
+    highest: Option<u64>,
+    acked: Option<u64>,
+}
+
+impl Ledger {
+    fn take(&mut self, id: u64) -> bool {
+        if self.highest.is_some_and(|h| id <= h) {
+            return false;
+        }
+        self.highest = Some(id);
+        self.lowest.get_or_insert(id);
+        self.open.insert(id);
+        true
+    }
+
+    fn done(&mut self, id: u64) {
+        self.open.remove(&id);
+    }
+
+    /// Everything up to here is done (ids are taken in increasing order).
+    fn ackable(&self) -> Option<u64> {
+        let upto = match self.open.first() {
+            // Below the first open one, if anything was taken below it.
+            Some(first) => Some(*first - 1).filter(|_| self.lowest.is_some_and(|l| l < *first)),
+            None => self.highest,
+        };
+        upto.filter(|a| self.acked.is_none_or(|acked| *a > acked))
+    }
+}
+
+/// The steps of one notification already done, so that a retry does not repeat
+/// them (the admins that got an alert, a document sent before its QR failed).
 #[derive(Debug, Default)]
 struct Progress {
-    id: u64,
-    failed: u32,
     done: HashSet<(i64, Step)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Step {
     Text,
-    Config,
+    Document,
+    Photo,
 }
 
 impl Progress {
-    fn start(&mut self, id: u64) {
-        if self.id != id {
-            self.id = id;
-            self.failed = 0;
-            self.done.clear();
-        }
-    }
-
-    /// Whether the attempt under way is the notification's last.
-    fn last_attempt(&self) -> bool {
-        self.failed + 1 >= MAX_ATTEMPTS
-    }
-
-    /// Counts a failed attempt; true if that was the last one.
-    fn fail(&mut self) -> bool {
-        self.failed += 1;
-        self.failed >= MAX_ATTEMPTS
-    }
-
     fn is_done(&self, chat: ChatId, step: Step) -> bool {
         self.done.contains(&(chat.0, step))
     }
@@ -154,165 +220,198 @@ impl Progress {
     }
 }
 
-/// Doubling waits between failed rounds.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: BACKOFF.0 }
-    }
-}
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(BACKOFF.1);
-        wait
-    }
-
-    fn reset(&mut self) {
-        self.next = BACKOFF.0;
-    }
-}
-
-/// Sleeps for `wait`; true if told to stop meanwhile.
-async fn pause(stop: &Stop, wait: Duration) -> bool {
-    tokio::select! {
-        () = stop.clone() => true,
-        () = tokio::time::sleep(wait) => false,
-    }
-}
-
-fn stopped(stop: &Stop) -> bool {
-    stop.clone().now_or_never().is_some()
-}
-
 /// The delivery task [`crate::BotApp::run`] starts.
 #[derive(Debug)]
 pub struct Courier {
-    bot: TgBot,
-    api: ApiClient,
-    alerts: Alerts,
-    settings: Settings,
-    progress: Progress,
-    /// The last notification delivered (done with), and the last acknowledged.
-    /// They differ only while the control plane refuses acknowledgements; what
-    /// was delivered meanwhile is not delivered again when it comes back.
-    delivered: Option<u64>,
-    acked: Option<u64>,
+    s: Services,
+    admins: Vec<ChatId>,
 }
 
 impl Courier {
-    pub fn new(bot: TgBot, api: ApiClient, alerts: Alerts, settings: Settings) -> Self {
+    pub fn new(s: Services, admin_ids: &[i64]) -> Self {
         Self {
-            bot,
-            api,
-            alerts,
-            settings,
-            progress: Progress::default(),
-            delivered: None,
-            acked: None,
+            s,
+            admins: admin_ids.iter().map(|id| ChatId(*id)).collect(),
         }
     }
 
     /// Fetches, delivers and acknowledges until `stop` resolves.
-    pub async fn run(mut self, stop: Stop) {
-        let mut backoff = Backoff::default();
+    pub async fn run(self, stop: Stop) {
+        let mut ledger = Ledger::default();
+        let mut queues: HashMap<Lane, VecDeque<Notification>> = HashMap::new();
+        let mut ready: VecDeque<Lane> = VecDeque::new();
+        let mut running: HashSet<Lane> = HashSet::new();
+        let mut lanes = JoinSet::new();
+        let (finished_tx, mut finished) = mpsc::unbounded_channel::<Finished>();
+        let mut fetch: Option<BoxFuture<'static, Result<Vec<Notification>, ClientError>>> = None;
+        let mut next_fetch = Instant::now();
+        let mut fetch_failures = 0;
+        let mut last_ack = Instant::now() - ACK_EVERY;
+        // Delivered before a restart, but not acknowledged then.
+        let mut delivered_before = self.s.state.delivered().await.unwrap_or_else(|e| {
+            warn!(error = %e, "could not read delivered notifications");
+            HashSet::new()
+        });
+
         loop {
-            let started = Instant::now();
-            let fetched = tokio::select! {
-                () = stop.clone() => return,
-                r = self.api.notifications(Some(BATCH), Some(LONG_POLL)) => r,
-            };
-            let batch = match fetched {
-                Ok(batch) => batch,
-                Err(e) => {
-                    let wait = backoff.next();
-                    warn!(error = %e, retry_in = ?wait, "could not fetch notifications");
-                    if pause(&stop, wait).await {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            if batch.is_empty() {
-                backoff.reset();
-                if started.elapsed() < MIN_ROUND && pause(&stop, MIN_ROUND).await {
-                    return;
-                }
-                continue;
+            let open = ledger.open.len();
+            if fetch.is_none() && open < REFILL && Instant::now() >= next_fetch {
+                let idle = open == 0 && ledger.ackable().is_none();
+                let wait = idle.then_some(LONG_POLL);
+                let api = self.s.api.bot.clone();
+                fetch = Some(async move { api.notifications(Some(BATCH), wait).await }.boxed());
             }
-            let mut stalled = false;
-            for n in &batch {
-                // Between notifications only: one in flight finishes (or is cut off
-                // by the bot's shutdown grace) and is the only one that comes again.
-                if stopped(&stop) {
-                    break;
+            let ack_at = last_ack + ACK_EVERY;
+            let want_ack = ledger.ackable().is_some();
+            tokio::select! {
+                () = stop.clone() => break,
+                Some(f) = finished.recv() => {
+                    running.remove(&f.lane);
+                    if f.done {
+                        ledger.done(f.id);
+                    }
+                    if queues.get(&f.lane).is_some_and(|q| !q.is_empty()) {
+                        ready.push_back(f.lane);
+                    }
                 }
-                if self.delivered.is_some_and(|d| n.id <= d) {
-                    // Delivered before; only its acknowledgement failed.
-                    continue;
-                }
-                match self.deliver(n).await {
-                    Outcome::Done => {
-                        self.delivered = Some(n.id);
-                        if !self.acknowledge().await {
-                            stalled = true;
-                            break;
+                fetched = async { fetch.as_mut().expect("checked").await }, if fetch.is_some() => {
+                    fetch = None;
+                    match fetched {
+                        Ok(batch) => {
+                            fetch_failures = 0;
+                            let mut new = 0;
+                            for n in batch {
+                                if !ledger.take(n.id) {
+                                    continue;
+                                }
+                                new += 1;
+                                if delivered_before.remove(&n.id) {
+                                    debug!(id = n.id, "delivered before a restart; not again");
+                                    ledger.done(n.id);
+                                    continue;
+                                }
+                                let l = lane(&n);
+                                let queue = queues.entry(l).or_default();
+                                if queue.is_empty() && !running.contains(&l) {
+                                    ready.push_back(l);
+                                }
+                                queue.push_back(n);
+                            }
+                            if new == 0 {
+                                // Only what is under way came back: wait for it.
+                                next_fetch = Instant::now() + MIN_ROUND;
+                            }
+                        }
+                        Err(e) => {
+                            fetch_failures += 1;
+                            let wait = retry_backoff().delay(fetch_failures);
+                            warn!(error = %e, retry_in = ?wait, "could not fetch notifications");
+                            next_fetch = Instant::now() + wait;
                         }
                     }
-                    Outcome::Retry | Outcome::Wait => {
-                        stalled = true;
-                        break;
+                }
+                () = tokio::time::sleep_until(next_fetch), if fetch.is_none() && open < REFILL => {}
+                () = tokio::time::sleep_until(ack_at), if want_ack => {}
+            }
+            // Start lanes that have work, as many as allowed.
+            while running.len() < LANES {
+                let Some(l) = ready.pop_front() else { break };
+                if running.contains(&l) {
+                    continue;
+                }
+                let Some(n) = queues.get_mut(&l).and_then(VecDeque::pop_front) else {
+                    continue;
+                };
+                if queues.get(&l).is_some_and(VecDeque::is_empty) {
+                    queues.remove(&l);
+                }
+                running.insert(l);
+                let (s, admins, stop, tx) = (
+                    self.s.clone(),
+                    self.admins.clone(),
+                    stop.clone(),
+                    finished_tx.clone(),
+                );
+                lanes.spawn(async move {
+                    let done = deliver(&s, &admins, &n, &stop).await;
+                    if done && let Err(e) = s.state.mark_delivered(n.id).await {
+                        warn!(error = %e, id = n.id, "could not remember a delivered notification");
+                    }
+                    let _ = tx.send(Finished {
+                        lane: l,
+                        id: n.id,
+                        done,
+                    });
+                });
+            }
+            while lanes.try_join_next().is_some() {}
+            let busy = !ledger.open.is_empty();
+            if !busy || Instant::now() >= last_ack + ACK_EVERY {
+                if self.acknowledge(&mut ledger).await {
+                    last_ack = Instant::now();
+                } else {
+                    // Not taken: try again after a pause, not in a spin.
+                    last_ack = Instant::now() + MIN_ROUND;
+                    next_fetch = next_fetch.max(Instant::now() + MIN_ROUND);
+                }
+            }
+        }
+
+        // Lanes finish the notification they are on (they look at the stop signal
+        // between attempts); whatever is not done comes again after a restart.
+        let grace = tokio::time::sleep(LANE_GRACE);
+        tokio::pin!(grace);
+        while !running.is_empty() {
+            tokio::select! {
+                () = &mut grace => break,
+                Some(f) = finished.recv() => {
+                    running.remove(&f.lane);
+                    if f.done {
+                        ledger.done(f.id);
                     }
                 }
             }
-            // Those skipped above as delivered before still need acknowledging.
-            if !self.acknowledge().await {
-                stalled = true;
-            }
-            if stalled {
-                let wait = backoff.next();
-                debug!(retry_in = ?wait, "notification delivery paused");
-                if pause(&stop, wait).await {
-                    return;
-                }
-            } else {
-                backoff.reset();
-            }
         }
+        lanes.abort_all();
+        while lanes.join_next().await.is_some() {}
+        self.acknowledge(&mut ledger).await;
     }
 
-    /// Acknowledges everything delivered so far, if not done yet; false if the
-    /// control plane did not take it (it is tried again with the next one).
-    async fn acknowledge(&mut self) -> bool {
-        let Some(upto) = self.delivered else {
+    /// Acknowledges everything done so far, if not done yet; false if the control
+    /// plane did not take it (it is tried again later).
+    async fn acknowledge(&self, ledger: &mut Ledger) -> bool {
+        let Some(upto) = ledger.ackable() else {
             return true;
         };
-        if self.acked.is_some_and(|a| a >= upto) {
-            return true;
-        }
-        match self.api.ack_notifications(upto).await {
+        match self.s.api.bot.ack_notifications(upto).await {
             Ok(_) => {
-                self.acked = Some(upto);
+                ledger.acked = Some(upto);
+                if let Err(e) = self.s.state.forget_delivered(upto).await {
+                    warn!(error = %e, "could not forget acknowledged notifications");
+                }
                 true
             }
             Err(e) => {
-                // Not fatal: kept in memory, and what a restart meanwhile would
-                // repeat is at least once.
+                // Not fatal: what a restart meanwhile repeats is at least once.
                 warn!(error = %e, upto, "could not acknowledge notifications");
                 false
             }
         }
     }
+}
 
-    /// One attempt at `n`; after the last failed one, `n` is given up.
-    async fn deliver(&mut self, n: &Notification) -> Outcome {
-        self.progress.start(n.id);
-        let (outcome, to) = match &n.recipient {
+/// Delivers `n` with its retries; true when done (delivered, skipped for good or
+/// given up), false when stopped first.
+async fn deliver(s: &Services, admins: &[ChatId], n: &Notification, stop: &Stop) -> bool {
+    let mut progress = Progress::default();
+    let mut failed = 0;
+    let mut rounds = 0;
+    loop {
+        if stopped(stop) {
+            return false;
+        }
+        let last = failed + 1 >= MAX_ATTEMPTS;
+        let outcome = match &n.recipient {
             Recipient::User {
                 user,
                 telegram_id,
@@ -320,243 +419,141 @@ impl Courier {
             } => {
                 let chat = ChatId(*telegram_id);
                 let to = format!("user {user}");
-                match self.tell_user(chat, *locale, &n.message).await {
+                match tell_user(s, chat, *locale, &n.message, &mut progress, last).await {
                     Ok(()) => {
                         debug!(id = n.id, %user, "notification delivered");
-                        (Outcome::Done, to)
+                        Outcome::Done
                     }
-                    Err(e) => (self.failed(n.id, &e, &to), to),
+                    Err(e) => judge(n.id, &e, &to, failed + 1),
                 }
             }
-            Recipient::Admins => (self.alert_admins(n).await, "admins".to_owned()),
+            Recipient::Admins => alert_admins(s, admins, n, &mut progress, failed + 1).await,
         };
-        if outcome != Outcome::Retry || !self.progress.fail() {
-            return outcome;
-        }
-        warn!(
-            id = n.id,
-            to,
-            attempts = MAX_ATTEMPTS,
-            "notification still not delivered; given up"
-        );
-        Outcome::Done
-    }
-
-    /// Logs a failure and decides whether to retry.
-    fn failed(&self, id: u64, e: &BotError, to: &str) -> Outcome {
-        let attempt = self.progress.failed + 1;
-        match e {
-            BotError::Telegram(te) => match classify(te) {
-                Failure::Gone => {
-                    info!(id, to, error = %te, "chat does not take messages; notification skipped");
-                    Outcome::Done
-                }
-                Failure::Refused => {
-                    warn!(id, to, error = %te, "Telegram refused a notification; skipped");
-                    Outcome::Done
-                }
-                Failure::Passing => {
-                    warn!(id, to, attempt, error = %te, "notification not delivered");
-                    Outcome::Retry
-                }
-                Failure::Unreachable => {
-                    warn!(id, to, error = %te, "Telegram out of reach; notification waits");
-                    Outcome::Wait
-                }
-            },
-            BotError::Api(ae) => {
-                warn!(id, to, attempt, error = %ae, "control plane failed a notification's request");
-                Outcome::Retry
-            }
-            BotError::Config(ce) => {
-                warn!(id, to, error = %ce, "notification skipped");
-                Outcome::Done
-            }
-        }
-    }
-
-    async fn tell_user(
-        &mut self,
-        chat: ChatId,
-        l: Locale,
-        message: &Notice,
-    ) -> Result<(), BotError> {
-        let text = match message {
-            Notice::AccessEndsSoon { until, days_left } => Text::AccessEndsSoon {
-                until: until.to_date(),
-                days_left: *days_left,
-            },
-            Notice::AccessEnded { until } => Text::AccessEndedOn {
-                until: until.to_date(),
-            },
-            Notice::QuotaWarning {
-                used,
-                limit,
-                resets_at,
-            } => Text::QuotaWarning {
-                used: *used,
-                limit: *limit,
-                resets: resets_at.to_date(),
-            },
-            Notice::QuotaExceeded {
-                used,
-                limit,
-                resets_at,
-            } => Text::QuotaExceeded {
-                used: *used,
-                limit: *limit,
-                resets: resets_at.to_date(),
-            },
-            Notice::QuotaRestored => Text::QuotaRestored,
-            Notice::DeviceMoved {
-                device,
-                new_peer,
-                from_node,
-                to_node,
-                to_region,
-            } => {
-                let moved = Moved {
-                    device,
-                    new_peer: *new_peer,
-                    from: from_node,
-                    to: to_node,
-                    region: to_region,
-                };
-                return self.device_moved(chat, l, &moved).await;
-            }
-            Notice::NodeHealth { .. } | Notice::NodeDrift { .. } | Notice::NodeEvacuated { .. } => {
-                // Admin news addressed to a user: nothing a user should read.
-                warn!("an admin notification was addressed to a user; skipped");
-                return Ok(());
-            }
-        };
-        self.bot.send_message(chat, text.render(l)).await?;
-        Ok(())
-    }
-
-    /// Explains the move, then sends the new config like /get_config does. When the
-    /// config cannot be fetched for good (the user's own key, the peer gone), or
-    /// still not on the last attempt, the explanation points to /get_config instead;
-    /// so does a second message when the config cannot be sent.
-    async fn device_moved(
-        &mut self,
-        chat: ChatId,
-        l: Locale,
-        m: &Moved<'_>,
-    ) -> Result<(), BotError> {
-        let last = self.progress.last_attempt();
-        let fetched = match self.fetch(m.new_peer).await {
-            Ok(config) => Some(config),
-            Err(e) if e.status().is_some_and(|s| s < 500) => {
-                info!(peer = %m.new_peer, error = %e, "moved device's config not available; pointing to /get_config");
-                None
-            }
-            Err(e) if last => {
-                warn!(peer = %m.new_peer, error = %e, "moved device's config still not available; pointing to /get_config");
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !self.progress.is_done(chat, Step::Text) {
-            let text = m.text(fetched.is_some()).render(l);
-            self.bot.send_message(chat, text).await?;
-            self.progress.mark(chat, Step::Text);
-        }
-        let Some((config, qr)) = fetched else {
-            return Ok(());
-        };
-        if !self.progress.is_done(chat, Step::Config) {
-            let file = tunnel_file_name(None, m.to, m.device);
-            let sent = send_config(&self.bot, chat, &self.settings, l, m.to, file, config, qr);
-            match sent.await {
-                Ok(()) => self.progress.mark(chat, Step::Config),
-                Err(BotError::Telegram(e))
-                    if classify(&e) == Failure::Refused
-                        || (last && classify(&e) == Failure::Passing) =>
-                {
-                    // The explanation promised a config that will not come.
-                    warn!(peer = %m.new_peer, error = %e, "moved device's config could not be sent; pointing to /get_config");
-                    self.bot.send_message(chat, m.text(false).render(l)).await?;
-                    self.progress.mark(chat, Step::Config);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    async fn fetch(&self, peer: PeerId) -> Result<(String, Vec<u8>), ClientError> {
-        let config = self.api.peer_config(peer).await?;
-        let qr = self.api.peer_qr_png(peer).await?;
-        Ok((config, qr))
-    }
-
-    /// Alerts every admin chat (in English: admins have no language setting); a
-    /// retry skips the chats that already got it.
-    async fn alert_admins(&mut self, n: &Notification) -> Outcome {
-        let text = match &n.message {
-            Notice::NodeHealth {
-                name,
-                from,
-                to,
-                reason,
-                ..
-            } => Text::NodeHealthChanged {
-                name,
-                from: *from,
-                to: *to,
-                reason,
-            },
-            Notice::NodeDrift { name, removed, .. } => Text::NodeDrift {
-                name,
-                removed: *removed,
-            },
-            Notice::NodeEvacuated {
-                name,
-                moved,
-                failed,
-                ..
-            } => Text::NodeEvacuated {
-                name,
-                moved: *moved,
-                failed: *failed,
-            },
-            Notice::AccessEndsSoon { .. }
-            | Notice::AccessEnded { .. }
-            | Notice::QuotaWarning { .. }
-            | Notice::QuotaExceeded { .. }
-            | Notice::QuotaRestored
-            | Notice::DeviceMoved { .. } => {
-                warn!(
-                    id = n.id,
-                    "a user notification was addressed to the admins; skipped"
-                );
-                return Outcome::Done;
-            }
-        }
-        .render(Locale::En);
-        if self.alerts.chats().is_empty() {
-            debug!(id = n.id, "no admin chat configured; alert dropped");
-            return Outcome::Done;
-        }
-        let mut outcome = Outcome::Done;
-        for chat in self.alerts.chats().to_vec() {
-            if self.progress.is_done(chat, Step::Text) {
-                continue;
-            }
-            match self.alerts.send_to(chat, text.clone()).await {
-                Ok(()) => self.progress.mark(chat, Step::Text),
-                Err(e) => {
-                    let to = format!("admin chat {}", chat.0);
-                    outcome = outcome.max(self.failed(n.id, &BotError::Telegram(e), &to));
+        match outcome {
+            Outcome::Done => return true,
+            Outcome::Retry => {
+                failed += 1;
+                if failed >= MAX_ATTEMPTS {
+                    warn!(
+                        id = n.id,
+                        attempts = MAX_ATTEMPTS,
+                        "notification still not delivered; given up"
+                    );
+                    return true;
                 }
             }
+            Outcome::Wait => {}
         }
-        outcome
+        rounds += 1;
+        if pause(stop, retry_backoff().delay(rounds)).await {
+            return false;
+        }
     }
 }
 
-/// A moved device, as [`Courier::device_moved`] needs it.
+/// Logs a failure and decides whether to retry.
+fn judge(id: u64, e: &BotError, to: &str, attempt: u32) -> Outcome {
+    match e {
+        BotError::Telegram(te) => match classify(te) {
+            Failure::Gone => {
+                info!(id, to, error = %te, "chat does not take messages; notification skipped");
+                Outcome::Done
+            }
+            Failure::Refused => {
+                warn!(id, to, error = %te, "Telegram refused a notification; skipped");
+                Outcome::Done
+            }
+            Failure::Passing => {
+                warn!(id, to, attempt, error = %te, "notification not delivered");
+                Outcome::Retry
+            }
+            Failure::Unreachable => {
+                warn!(id, to, error = %te, "Telegram out of reach; notification waits");
+                Outcome::Wait
+            }
+        },
+        BotError::Api(ae) => {
+            warn!(id, to, attempt, error = %ae, "control plane failed a notification's request");
+            Outcome::Retry
+        }
+        other => {
+            warn!(id, to, error = %other, "notification skipped");
+            Outcome::Done
+        }
+    }
+}
+
+async fn say(s: &Services, chat: ChatId, text: String) -> Result<(), RequestError> {
+    let request = s.tg.raw().send_message(chat, text);
+    s.tg.send(chat, Class::Bulk, request).await?;
+    Ok(())
+}
+
+async fn tell_user(
+    s: &Services,
+    chat: ChatId,
+    l: Locale,
+    message: &Notice,
+    progress: &mut Progress,
+    last: bool,
+) -> Result<(), BotError> {
+    let text = match message {
+        Notice::AccessEndsSoon { until, .. } => {
+            let now = Timestamp::now();
+            if *until <= now {
+                // Over by now: "ended" follows; "ends soon" would contradict it.
+                debug!("access reminder arrived after the end; skipped");
+                return Ok(());
+            }
+            Text::AccessEndsSoon { until: *until, now }
+        }
+        Notice::AccessEnded { until } => Text::AccessEndedOn { until: *until },
+        Notice::QuotaWarning {
+            used,
+            limit,
+            resets_at,
+        } => Text::QuotaWarning {
+            used: *used,
+            limit: *limit,
+            resets: *resets_at,
+        },
+        Notice::QuotaExceeded {
+            used,
+            limit,
+            resets_at,
+        } => Text::QuotaExceeded {
+            used: *used,
+            limit: *limit,
+            resets: *resets_at,
+        },
+        Notice::QuotaRestored => Text::QuotaRestored,
+        Notice::DeviceMoved {
+            device,
+            new_peer,
+            from_node,
+            to_node,
+            to_region,
+        } => {
+            let moved = Moved {
+                device,
+                new_peer: *new_peer,
+                from: from_node,
+                to: to_node,
+                region: to_region,
+            };
+            return device_moved(s, chat, l, &moved, progress, last).await;
+        }
+        Notice::NodeHealth { .. } | Notice::NodeDrift { .. } | Notice::NodeEvacuated { .. } => {
+            // Admin news addressed to a user: nothing a user should read.
+            warn!("an admin notification was addressed to a user; skipped");
+            return Ok(());
+        }
+    };
+    say(s, chat, text.render(l)).await?;
+    Ok(())
+}
+
+/// A moved device, as [`device_moved`] needs it.
 struct Moved<'a> {
     device: &'a str,
     new_peer: PeerId,
@@ -566,7 +563,6 @@ struct Moved<'a> {
 }
 
 impl Moved<'_> {
-    /// The explanation: "the config follows", or "send /get_config".
     fn text(&self, config_follows: bool) -> Text<'_> {
         Text::DeviceMoved {
             device: self.device,
@@ -576,6 +572,150 @@ impl Moved<'_> {
             config_follows,
         }
     }
+}
+
+/// The new config with the explanation as its caption, then the QR code. When the
+/// config cannot be fetched for good (the user's own key, the peer gone), or still
+/// not on the last attempt, or cannot be sent, the explanation goes out as a text
+/// pointing to /get_config instead.
+async fn device_moved(
+    s: &Services,
+    chat: ChatId,
+    l: Locale,
+    m: &Moved<'_>,
+    progress: &mut Progress,
+    last: bool,
+) -> Result<(), BotError> {
+    if progress.is_done(chat, Step::Text) {
+        return Ok(());
+    }
+    let pointer = async |progress: &mut Progress| -> Result<(), BotError> {
+        say(s, chat, m.text(false).render(l)).await?;
+        progress.mark(chat, Step::Text);
+        Ok(())
+    };
+    let mut file = None;
+    if !progress.is_done(chat, Step::Photo) {
+        match fetch(s, m.new_peer).await {
+            Ok((text, qr_png)) => {
+                file = Some(ConfigFile {
+                    file_name: tunnel_file_name(None, m.to, m.device),
+                    text,
+                    qr_png,
+                    caption: m.text(true).render(l),
+                });
+            }
+            Err(e) if e.status().is_some_and(|s| s < 500) => {
+                info!(peer = %m.new_peer, error = %e, "moved device's config not available; pointing to /get_config");
+                return pointer(progress).await;
+            }
+            Err(e) if last => {
+                warn!(peer = %m.new_peer, error = %e, "moved device's config still not available; pointing to /get_config");
+                return pointer(progress).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some(file) = file else {
+        return Ok(());
+    };
+    let gives_up = |e: &RequestError| {
+        classify(e) == Failure::Refused || (last && classify(e) == Failure::Passing)
+    };
+    if !progress.is_done(chat, Step::Document) {
+        match s.send_config_document(chat, Class::Bulk, &file).await {
+            Ok(()) => progress.mark(chat, Step::Document),
+            Err(e) if gives_up(&e) => {
+                warn!(peer = %m.new_peer, error = %e, "moved device's config could not be sent; pointing to /get_config");
+                return pointer(progress).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match s.send_config_qr(chat, Class::Bulk, l, &file).await {
+        Ok(()) => progress.mark(chat, Step::Photo),
+        // The config is in the chat; the QR code is a convenience.
+        Err(e) if gives_up(&e) => {
+            warn!(peer = %m.new_peer, error = %e, "moved device's QR code could not be sent");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+async fn fetch(s: &Services, peer: PeerId) -> Result<(String, Vec<u8>), ClientError> {
+    let config = s.api.bot.peer_config(peer).await?;
+    let qr = s.api.bot.peer_qr_png(peer).await?;
+    Ok((config, qr))
+}
+
+/// Alerts every admin chat in its language; a retry skips the chats that got it.
+async fn alert_admins(
+    s: &Services,
+    admins: &[ChatId],
+    n: &Notification,
+    progress: &mut Progress,
+    attempt: u32,
+) -> Outcome {
+    let text = match &n.message {
+        Notice::NodeHealth {
+            name,
+            from,
+            to,
+            reason,
+            ..
+        } => Text::NodeHealthChanged {
+            name,
+            from: *from,
+            to: *to,
+            reason,
+        },
+        Notice::NodeDrift { name, removed, .. } => Text::NodeDrift {
+            name,
+            removed: *removed,
+        },
+        Notice::NodeEvacuated {
+            name,
+            moved,
+            failed,
+            ..
+        } => Text::NodeEvacuated {
+            name,
+            moved: *moved,
+            failed: *failed,
+        },
+        Notice::AccessEndsSoon { .. }
+        | Notice::AccessEnded { .. }
+        | Notice::QuotaWarning { .. }
+        | Notice::QuotaExceeded { .. }
+        | Notice::QuotaRestored
+        | Notice::DeviceMoved { .. } => {
+            warn!(
+                id = n.id,
+                "a user notification was addressed to the admins; skipped"
+            );
+            return Outcome::Done;
+        }
+    };
+    if admins.is_empty() {
+        debug!(id = n.id, "no admin chat configured; alert dropped");
+        return Outcome::Done;
+    }
+    let mut outcome = Outcome::Done;
+    for chat in admins {
+        if progress.is_done(*chat, Step::Text) {
+            continue;
+        }
+        let l = s.admin_locale(*chat).await;
+        match say(s, *chat, text.render(l)).await {
+            Ok(()) => progress.mark(*chat, Step::Text),
+            Err(e) => {
+                let to = format!("admin chat {}", chat.0);
+                outcome = outcome.max(judge(n.id, &BotError::Telegram(e), &to, attempt));
+            }
+        }
+    }
+    outcome
 }
 
 #[cfg(test)]
@@ -608,39 +748,32 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_to_its_cap_and_resets() {
-        let mut b = Backoff::default();
-        let waits: Vec<u64> = (0..7).map(|_| b.next().as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
-        b.reset();
-        assert_eq!(b.next(), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn progress_is_per_notification() {
-        let mut p = Progress::default();
-        p.start(7);
-        p.mark(ChatId(1), Step::Text);
-        p.start(7);
-        assert!(p.is_done(ChatId(1), Step::Text));
-        assert!(!p.is_done(ChatId(1), Step::Config));
-        p.start(8);
-        assert!(!p.is_done(ChatId(1), Step::Text));
-    }
-
-    #[test]
-    fn attempts_are_counted_per_notification() {
-        let mut p = Progress::default();
-        p.start(7);
-        for _ in 1..MAX_ATTEMPTS {
-            assert!(!p.last_attempt());
-            assert!(!p.fail());
-            p.start(7);
+    fn acknowledged_up_to_the_first_open_one() {
+        let mut l = Ledger::default();
+        assert_eq!(l.ackable(), None);
+        for id in [3, 4, 5, 7] {
+            assert!(l.take(id));
         }
-        assert!(p.last_attempt());
-        assert!(p.fail(), "the last attempt failed: given up");
-        p.start(8);
-        assert!(!p.last_attempt(), "the next notification starts afresh");
+        assert!(!l.take(4), "taken once");
+        assert_eq!(l.ackable(), None, "3 is still open");
+        l.done(4);
+        l.done(5);
+        assert_eq!(l.ackable(), None, "3 is still open");
+        l.done(3);
+        assert_eq!(l.ackable(), Some(6), "up to 7, which is open");
+        l.acked = Some(6);
+        assert_eq!(l.ackable(), None);
+        l.done(7);
+        assert_eq!(l.ackable(), Some(7));
+    }
+
+    #[test]
+    fn progress_is_per_step_and_chat() {
+        let mut p = Progress::default();
+        p.mark(ChatId(1), Step::Document);
+        assert!(p.is_done(ChatId(1), Step::Document));
+        assert!(!p.is_done(ChatId(1), Step::Photo));
+        assert!(!p.is_done(ChatId(2), Step::Document));
     }
 
     #[test]

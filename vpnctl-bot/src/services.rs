@@ -1,16 +1,22 @@
-//! The services endpoints get injected with `dptree::deps!`: the API client, the
-//! settings, the rate limiters and the per-chat session (language, used buttons).
+//! What endpoints and the courier work with, in one [`Services`] value injected
+//! with `dptree::deps!`: the Telegram client and its pacer, the control plane, the
+//! policy from the settings, the rate limiters, the in-memory session and the
+//! durable state.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use teloxide::types::{ChatId, MessageId, User as TgUser};
+use tracing::warn;
 use vpnctl_client::ApiClient;
 use vpnctl_core::Locale;
 
 use crate::config::Config;
+use crate::deletions::Deletions;
 use crate::ratelimit::RateLimiter;
+use crate::state::BotState;
+use crate::telegram::Telegram;
 
 /// The control plane: a bot-scope client, plus an admin-scope one when configured.
 #[derive(Debug, Clone)]
@@ -19,21 +25,27 @@ pub struct Api {
     pub admin: Option<ApiClient>,
 }
 
-/// Settings the handlers read.
+/// What the settings decide for the handlers.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct Policy {
     pub admin_ids: Arc<HashSet<i64>>,
     pub allowed_ids: Arc<HashSet<i64>>,
     /// Sent configs are deleted from the chat after this long.
     pub delete_after: Option<Duration>,
+    /// Configs are sent with `protect_content` (then they cannot be saved).
+    pub protect_configs: bool,
+    /// /servers answers people without an account too.
+    pub servers_public: bool,
 }
 
-impl Settings {
+impl Policy {
     pub fn from_config(config: &Config) -> Self {
         Self {
             admin_ids: Arc::new(config.admin_ids.iter().copied().collect()),
             allowed_ids: Arc::new(config.allowed_ids.iter().copied().collect()),
             delete_after: config.delete_after(),
+            protect_configs: config.protect_configs,
+            servers_public: config.servers_public,
         }
     }
 
@@ -61,104 +73,120 @@ impl Limits {
     }
 }
 
-/// How many used keyboards are remembered (older ones are forgotten first).
-const USED_KEYBOARDS: usize = 100_000;
+/// Locales read from the control plane that are kept before the cache starts over.
+const STORED_KEPT: usize = 50_000;
 
-/// Keyboards (chat, message) already used, and their order for forgetting.
-type UsedKeyboards = (HashSet<(i64, i32)>, VecDeque<(i64, i32)>);
-
-/// The only dialogue state the bot holds: chosen languages, and keyboards already
-/// used (so a double tap or a replayed button never issues twice).
+/// What the bot holds only in memory, bounded: locales read from the control plane
+/// (so it is asked once per user, not per update), and the keyboards being worked
+/// on right now (so a double tap waits for the first).
 #[derive(Debug, Clone, Default)]
 pub struct Session {
-    locales: Arc<Mutex<HashMap<i64, Locale>>>,
-    /// Stored locales read from the API (`None`: no account), to ask once per user.
+    /// Stored locales read from the API (`None`: no account).
     stored: Arc<Mutex<HashMap<i64, Option<Locale>>>>,
-    used: Arc<Mutex<UsedKeyboards>>,
+    busy: Arc<Mutex<HashSet<(i64, i32)>>>,
 }
 
 impl Session {
-    /// The user's language: chosen with /language, else their Telegram language.
-    pub fn locale(&self, user: Option<&TgUser>) -> Locale {
+    /// Records what the API stores for a user (after sign-up or a change).
+    pub fn remember_stored(&self, telegram_id: i64, locale: Option<Locale>) {
+        let mut stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        if stored.len() >= STORED_KEPT {
+            stored.clear();
+        }
+        stored.insert(telegram_id, locale);
+    }
+
+    fn stored(&self, telegram_id: i64) -> Option<Option<Locale>> {
+        self.stored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&telegram_id)
+            .copied()
+    }
+
+    /// Takes the keyboard of `message` for one press; `None` if a press of it is
+    /// already being handled. The keyboard is free again when the guard drops.
+    pub fn take_keyboard(&self, chat: ChatId, message: MessageId) -> Option<KeyboardGuard> {
+        let key = (chat.0, message.0);
+        let inserted = self
+            .busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key);
+        inserted.then(|| KeyboardGuard {
+            busy: self.busy.clone(),
+            key,
+        })
+    }
+}
+
+/// A keyboard being worked on; see [`Session::take_keyboard`].
+#[derive(Debug)]
+pub struct KeyboardGuard {
+    busy: Arc<Mutex<HashSet<(i64, i32)>>>,
+    key: (i64, i32),
+}
+
+impl Drop for KeyboardGuard {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// Everything a handler or the courier needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub tg: Telegram,
+    pub api: Api,
+    pub policy: Policy,
+    pub limits: Limits,
+    pub session: Session,
+    pub state: BotState,
+    pub deletions: Deletions,
+}
+
+impl Services {
+    /// The user's language: chosen with /language, else stored with their account
+    /// (asked from the control plane once), else their Telegram language.
+    pub async fn locale(&self, user: Option<&TgUser>) -> Locale {
         let Some(user) = user else {
             return Locale::En;
         };
-        if let Some(id) = telegram_id(user)
-            && let Some(l) = self
-                .locales
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&id)
-        {
-            return *l;
-        }
-        Locale::from_language_code(user.language_code.as_deref())
-    }
-
-    /// The user's language: chosen with /language, else their stored locale (asked
-    /// from the API once), else their Telegram language.
-    pub async fn resolve_locale(&self, api: &Api, user: Option<&TgUser>) -> Locale {
-        let Some(id) = user.and_then(telegram_id) else {
-            return self.locale(user);
+        let telegram = Locale::from_language_code(user.language_code.as_deref());
+        let Some(id) = telegram_id(user) else {
+            return telegram;
         };
-        if let Some(l) = self.lock_locales().get(&id) {
-            return *l;
+        match self.state.language(id).await {
+            Ok(Some(chosen)) => return chosen,
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "could not read a chosen language"),
         }
-        let cached = self.lock_stored().get(&id).copied();
-        let stored = match cached {
+        let stored = match self.session.stored(id) {
             Some(stored) => stored,
-            None => match api.bot.user_by_telegram(id).await {
+            None => match self.api.bot.user_by_telegram(id).await {
                 Ok(found) => {
                     let stored = found.map(|u| u.locale);
-                    self.remember_stored(id, stored);
+                    self.session.remember_stored(id, stored);
                     stored
                 }
                 // Unreachable control plane: the Telegram language will do.
                 Err(_) => None,
             },
         };
-        stored.unwrap_or_else(|| self.locale(user))
+        stored.unwrap_or(telegram)
     }
 
-    /// Records what the API stores for a user (after sign-up or a change).
-    pub fn remember_stored(&self, telegram_id: i64, locale: Option<Locale>) {
-        let mut stored = self.lock_stored();
-        if stored.len() > USED_KEYBOARDS {
-            stored.clear();
-        }
-        stored.insert(telegram_id, locale);
-    }
-
-    fn lock_locales(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Locale>> {
-        self.locales.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_stored(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Option<Locale>>> {
-        self.stored.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub fn set_locale(&self, telegram_id: i64, locale: Locale) {
-        self.locales
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(telegram_id, locale);
-    }
-
-    /// Marks a keyboard message used; false if it already was.
-    pub fn consume(&self, chat: ChatId, message: MessageId) -> bool {
-        let key = (chat.0, message.0);
-        let mut guard = self.used.lock().unwrap_or_else(PoisonError::into_inner);
-        let (set, order) = &mut *guard;
-        if !set.insert(key) {
-            return false;
-        }
-        order.push_back(key);
-        if order.len() > USED_KEYBOARDS
-            && let Some(old) = order.pop_front()
-        {
-            set.remove(&old);
-        }
-        true
+    /// The language of an admin chat: the one chosen there, else English.
+    pub async fn admin_locale(&self, chat: ChatId) -> Locale {
+        self.state
+            .language(chat.0)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(Locale::En)
     }
 }
 

@@ -1,7 +1,19 @@
-//! What a device is called when nobody named it: the same for the bot's "new device"
-//! button and the admin's `vpnctl peers issue`.
+//! Devices and their names: how many a user may have (the rule behind issuing and
+//! behind what frontends offer: a new device only below the limit, replacing one at
+//! it), and what a device is called when nobody named it (the same for the bot's
+//! "new device" button and the admin's `vpnctl peers issue`).
 
-use crate::model::Peer;
+use crate::model::{Peer, User};
+
+/// Devices `user` may still add while they have `devices`.
+pub fn room_for_devices(user: &User, devices: u64) -> u64 {
+    u64::from(user.device_limit).saturating_sub(devices)
+}
+
+/// Whether `user`, having `devices`, may get one more.
+pub fn may_add_device(user: &User, devices: u64) -> bool {
+    room_for_devices(user, devices) > 0
+}
 
 /// The first of `device1`, `device2`, … that none of the user's `peers` is called.
 pub fn next_device_name(peers: &[Peer]) -> String {
@@ -15,7 +27,7 @@ pub fn next_device_name(peers: &[Peer]) -> String {
 mod tests {
     use super::*;
     use crate::keys::PublicKey;
-    use crate::model::{NodeId, PeerId, UserId};
+    use crate::model::{Locale, NodeId, PeerId, Role, UserId, UserState};
     use crate::time::Timestamp;
 
     fn peer(device: &str) -> Peer {
@@ -40,5 +52,27 @@ mod tests {
             next_device_name(&[peer("device1"), peer("phone"), peer("device3")]),
             "device2"
         );
+    }
+
+    #[test]
+    fn the_limit_counts_every_device() {
+        let user = User {
+            id: UserId(1),
+            telegram_id: None,
+            name: "a".into(),
+            role: Role::User,
+            state: UserState::Active,
+            until: None,
+            lapsed: false,
+            device_limit: 2,
+            locale: Locale::En,
+            created_at: Timestamp(0),
+            quota: None,
+            suspended: false,
+        };
+        assert!(may_add_device(&user, 1));
+        assert!(!may_add_device(&user, 2));
+        assert!(!may_add_device(&user, 5));
+        assert_eq!(room_for_devices(&user, 0), 2);
     }
 }

@@ -1,10 +1,17 @@
 //! A hand-written fake Telegram Bot API on 127.0.0.1: queues updates for
 //! `getUpdates` (honouring `offset`), records every call (multipart files
-//! included), and answers like Telegram does. Failures only on request: 429s
-//! ([`FakeTelegram::throttle`]), 500s ([`FakeTelegram::fail`]) and chats whose user
-//! blocked the bot ([`FakeTelegram::block`]); refused calls are counted, not recorded.
+//! included, with the time it arrived), and answers like Telegram does.
+//!
+//! Failures only on request: 429s ([`FakeTelegram::throttle`]), error answers
+//! ([`FakeTelegram::fail`]: `ok: false` with code 500, as the Bot API sends them),
+//! real HTTP 502s from a proxy in front ([`FakeTelegram::bad_gateway`]), and chats
+//! whose user blocked the bot ([`FakeTelegram::block`]). With
+//! [`FakeTelegram::enforce_limits`] it enforces Telegram's message limits the
+//! strict way: at most `per_sec` messages in any one-second window overall and one
+//! per `chat_gap` in a chat, else 429 with `retry_after`. Refused calls are
+//! counted, not recorded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,8 +19,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
@@ -33,6 +40,8 @@ pub struct Call {
     pub files: Vec<FilePart>,
     /// The message id the fake answered with (for sends).
     pub message_id: Option<i32>,
+    /// When the call arrived.
+    pub at: Instant,
 }
 
 impl Call {
@@ -88,6 +97,57 @@ struct Inner {
     failed: AtomicI32,
     /// Chats whose user blocked the bot, and how often they were written to.
     blocked: Mutex<HashMap<i64, u32>>,
+    /// method → HTTP 502 answers still to give.
+    bad_gateway: Mutex<HashMap<String, u32>>,
+    limits: Mutex<Option<Limiter>>,
+    rate_limited: AtomicI32,
+}
+
+/// Telegram's message limits, enforced strictly on arrival.
+#[derive(Debug)]
+struct Limiter {
+    per_sec: usize,
+    chat_gap: Duration,
+    /// Arrival times of the messages accepted in the last second.
+    recent: VecDeque<Instant>,
+    last_in_chat: HashMap<i64, Instant>,
+}
+
+impl Limiter {
+    /// Accepts a message to `chat` now, or says how many seconds to wait.
+    fn admit(&mut self, chat: Option<i64>, now: Instant) -> Result<(), u64> {
+        let second = Duration::from_secs(1);
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= second)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= self.per_sec {
+            let oldest = self.recent.front().copied().unwrap_or(now);
+            let wait = second.saturating_sub(now.duration_since(oldest));
+            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        if let Some(chat) = chat
+            && let Some(last) = self.last_in_chat.get(&chat)
+            && now.duration_since(*last) < self.chat_gap
+        {
+            let wait = self.chat_gap - now.duration_since(*last);
+            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        self.recent.push_back(now);
+        if let Some(chat) = chat {
+            self.last_in_chat.insert(chat, now);
+        }
+        Ok(())
+    }
+}
+
+/// Messages, as Telegram's limits count them: every `send*` but chat actions.
+fn is_message(method: &str) -> bool {
+    (method.starts_with("send") && method != "sendchataction")
+        || matches!(method, "forwardmessage" | "copymessage")
 }
 
 #[derive(Clone)]
@@ -236,6 +296,32 @@ impl FakeTelegram {
             .insert(method.to_lowercase(), n);
     }
 
+    /// The next `n` answers to `method` are an HTTP 502 with an HTML body, as a
+    /// proxy in front of the Bot API sends them.
+    pub fn bad_gateway(&self, method: &str, n: u32) {
+        self.inner
+            .bad_gateway
+            .lock()
+            .unwrap()
+            .insert(method.to_lowercase(), n);
+    }
+
+    /// From now on, messages beyond `per_sec` in any second overall, or closer
+    /// than `chat_gap` in one chat, get 429 with `retry_after`.
+    pub fn enforce_limits(&self, per_sec: usize, chat_gap: Duration) {
+        *self.inner.limits.lock().unwrap() = Some(Limiter {
+            per_sec,
+            chat_gap,
+            recent: VecDeque::new(),
+            last_in_chat: HashMap::new(),
+        });
+    }
+
+    /// How many messages were refused for going over the enforced limits.
+    pub fn rate_limited(&self) -> i32 {
+        self.inner.rate_limited.load(Ordering::SeqCst)
+    }
+
     /// How many calls were answered with a 500.
     pub fn failed(&self) -> i32 {
         self.inner.failed.load(Ordering::SeqCst)
@@ -353,8 +439,12 @@ fn parse_multipart(content_type: &str, body: &[u8]) -> (Value, Vec<FilePart>) {
     (Value::Object(params), files)
 }
 
-fn ok(result: Value) -> Json<Value> {
-    Json(json!({"ok": true, "result": result}))
+fn ok(result: Value) -> Response {
+    Json(json!({"ok": true, "result": result})).into_response()
+}
+
+fn refuse(answer: Value) -> Response {
+    Json(answer).into_response()
 }
 
 async fn handle(
@@ -362,7 +452,8 @@ async fn handle(
     Path((_token, method)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Json<Value> {
+) -> Response {
+    let arrived = Instant::now();
     let method = method.to_lowercase();
     // Opt-in trace of method names only (bodies may hold configs or codes).
     if std::env::var_os("FAKE_TG_TRACE").is_some() {
@@ -423,7 +514,7 @@ async fn handle(
         {
             *n -= 1;
             inner.refused.fetch_add(1, Ordering::SeqCst);
-            return Json(json!({
+            return refuse(json!({
                 "ok": false, "error_code": 429,
                 "description": "Too Many Requests: retry after 1",
                 "parameters": {"retry_after": 1}
@@ -438,9 +529,25 @@ async fn handle(
         {
             *n -= 1;
             inner.failed.fetch_add(1, Ordering::SeqCst);
-            return Json(json!({
+            return refuse(json!({
                 "ok": false, "error_code": 500, "description": "Internal Server Error"
             }));
+        }
+    }
+
+    {
+        let mut bad = inner.bad_gateway.lock().unwrap();
+        if let Some(n) = bad.get_mut(&method)
+            && *n > 0
+        {
+            *n -= 1;
+            inner.failed.fetch_add(1, Ordering::SeqCst);
+            return (
+                StatusCode::BAD_GATEWAY,
+                [("content-type", "text/html")],
+                "<html><body><h1>502 Bad Gateway</h1></body></html>",
+            )
+                .into_response();
         }
     }
 
@@ -453,9 +560,20 @@ async fn handle(
         && let Some(n) = inner.blocked.lock().unwrap().get_mut(&chat)
     {
         *n += 1;
-        return Json(json!({
+        return refuse(json!({
             "ok": false, "error_code": 403,
             "description": "Forbidden: bot was blocked by the user"
+        }));
+    }
+    if is_message(&method)
+        && let Some(limiter) = inner.limits.lock().unwrap().as_mut()
+        && let Err(retry_after) = limiter.admit(chat_id, arrived)
+    {
+        inner.rate_limited.fetch_add(1, Ordering::SeqCst);
+        return refuse(json!({
+            "ok": false, "error_code": 429,
+            "description": format!("Too Many Requests: retry after {retry_after}"),
+            "parameters": {"retry_after": retry_after}
         }));
     }
     let bot = json!({"id": BOT_ID, "is_bot": true, "first_name": "vpnctl", "username": "test_bot"});
@@ -509,6 +627,7 @@ async fn handle(
         params,
         files,
         message_id,
+        at: arrived,
     });
     inner.new_call.notify_waiters();
     ok(result)

@@ -1,10 +1,18 @@
 //! Test support: a real vpnctld (redb in a temp dir, its lifecycle loop on a short
-//! interval) with one enrolled, reporting, healthy node; a fake Telegram Bot API;
-//! and the real bot (dispatcher and notification courier) between them.
+//! interval) with one enrolled, reporting, healthy node registered as `vpnctl nodes
+//! add` registers it (capacity, DNS and MTU left to their defaults); a fake Telegram
+//! Bot API; and the real bot (dispatcher, notification courier, deletions) between
+//! them, with its state in a directory of the temp dir so that it can be restarted.
 #![allow(dead_code, clippy::missing_panics_doc)]
 
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use vpnctl_api::body::{CreateInvite, RegisterNode};
@@ -38,6 +46,8 @@ pub struct Harness {
     pub node: Node,
     pub node_client: ApiClient,
     pub vpn: Vpnctl,
+    /// The bot's settings, to start it again after [`Harness::stop_bot`].
+    pub config: Config,
     bot_stop: Option<oneshot::Sender<()>>,
     bot: Option<JoinHandle<()>>,
     server_stop: Option<oneshot::Sender<()>>,
@@ -47,7 +57,8 @@ pub struct Harness {
 /// How often the test control plane runs its lifecycle loop (sweep, health).
 pub const SWEEP: Duration = Duration::from_millis(250);
 
-/// Settings tests start from: fast limits so that tests measure the bot, not waits.
+/// Settings tests start from: fast limits so that tests measure the bot, not waits
+/// (tests of the limits set Telegram's own).
 pub fn test_config(tg: &FakeTelegram, api_url: &str, bot_token: &Secret) -> Config {
     let mut config = Config::new("123456:TEST", api_url, bot_token.expose());
     config.telegram_api_url = Some(tg.url.clone());
@@ -55,6 +66,20 @@ pub fn test_config(tg: &FakeTelegram, api_url: &str, bot_token: &Secret) -> Conf
     config.messages_per_min_chat = 100_000;
     config.messages_per_sec_overall = 100_000;
     config
+}
+
+/// Starts the bot with `config`; it runs until the sender is used or dropped.
+pub fn spawn_bot(config: Config) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let app = BotApp::new(config).unwrap();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run(async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (stop, task)
 }
 
 impl Harness {
@@ -99,16 +124,9 @@ impl Harness {
         let tg = FakeTelegram::start().await;
         let mut config = test_config(&tg, &api_url, &bot_token);
         config.admin_api_token = Some(vpnctl_bot::SecretText::new(admin_token.expose()));
+        config.state_dir = Some(dir.path().join("bot"));
         tweak(&mut config);
-        let app = BotApp::new(config).unwrap();
-        let (bot_stop, rx) = oneshot::channel::<()>();
-        let bot = tokio::spawn(async move {
-            app.run(async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
+        let (bot_stop, bot) = spawn_bot(config.clone());
         let h = Self {
             tg,
             admin,
@@ -117,17 +135,45 @@ impl Harness {
             node,
             node_client,
             vpn,
+            config,
             bot_stop: Some(bot_stop),
             bot: Some(bot),
             server_stop: Some(server_stop),
             _dir: dir,
         };
-        // The dispatcher is up once it registered its commands and polls.
-        h.tg.wait_after(0, Duration::from_secs(10), |c| {
-            c.method == "getupdates" || c.method == "setmycommands"
-        })
-        .await;
+        h.wait_bot_up(0).await;
         h
+    }
+
+    /// Waits until the bot registered its commands after call `mark`: it polls.
+    pub async fn wait_bot_up(&self, mark: usize) {
+        self.tg
+            .wait_after(mark, Duration::from_secs(20), |c| {
+                c.method == "setmycommands"
+            })
+            .await;
+    }
+
+    /// Stops the bot gracefully, as SIGTERM does (the control plane keeps running).
+    pub async fn stop_bot(&mut self) {
+        if let Some(tx) = self.bot_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.bot.take() {
+            tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("bot stops")
+                .unwrap();
+        }
+    }
+
+    /// Starts the bot again with the same settings and state directory.
+    pub async fn start_bot(&mut self) {
+        let mark = self.tg.mark();
+        let (stop, task) = spawn_bot(self.config.clone());
+        self.bot_stop = Some(stop);
+        self.bot = Some(task);
+        self.wait_bot_up(mark).await;
     }
 
     /// A fresh single-use invite code.
@@ -148,6 +194,14 @@ impl Harness {
             .code
     }
 
+    /// Sends `command` from `user` and returns the keyboard answer with the data of
+    /// its first button whose data starts with `prefix`.
+    pub async fn keyboard(&self, user: i64, command: &str, prefix: &str) -> (Call, String) {
+        let keyboard = self.ask(user, command).await;
+        let data = button(&keyboard, prefix);
+        (keyboard, data)
+    }
+
     /// Sends `text` from `user` and waits for the bot's next text reply.
     pub async fn ask(&self, user: i64, text: &str) -> Call {
         let mark = self.tg.mark();
@@ -165,12 +219,7 @@ impl Harness {
     /// `/get_config` → press the first button whose data starts with `prefix` →
     /// the document and photo calls.
     pub async fn get_config(&self, user: i64, prefix: &str) -> (Call, Call) {
-        let keyboard = self.ask(user, "/get_config").await;
-        let (_, data) = keyboard
-            .buttons()
-            .into_iter()
-            .find(|(_, d)| d.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} button in {:?}", keyboard.buttons()));
+        let (keyboard, data) = self.keyboard(user, "/get_config", prefix).await;
         let mark = self.tg.mark();
         self.tg
             .press(user, user, keyboard.message_id.unwrap(), &data);
@@ -268,14 +317,16 @@ pub async fn enrolled_node(admin: &ApiClient, name: &str) -> (Node, ApiClient) {
     .await
 }
 
-/// Registers and enrolls a node with its own endpoint and region.
-pub async fn enrolled_node_at(
+/// Registers a node as `vpnctl nodes add` does: capacity, DNS, MTU and keepalive
+/// left to the control plane's defaults.
+pub async fn register_like_the_cli(
     admin: &ApiClient,
     name: &str,
     endpoint: &str,
     (region_code, region_name): (&str, &str),
-) -> (Node, ApiClient) {
-    let node = admin
+    pool: &str,
+) -> Node {
+    admin
         .register_node(&RegisterNode {
             name: name.into(),
             region: Region {
@@ -283,23 +334,38 @@ pub async fn enrolled_node_at(
                 name: region_name.into(),
             },
             endpoint: endpoint.into(),
-            ipv4_pool: "10.8.0.0/16".parse().unwrap(),
+            ipv4_pool: pool.parse().unwrap(),
             listen_port: None,
             public_key: None,
             ipv6_pool: None,
             dns: None,
             mtu: None,
-            capacity: Some(1000),
+            capacity: None,
             client_allowed_ips: None,
             persistent_keepalive: None,
         })
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Enrolls a registered node as its daemon would; returns it and its client.
+pub async fn enroll(admin: &ApiClient, node: &Node) -> (Node, ApiClient) {
     let (join, _) = admin.create_join_token(node.id, None).await.unwrap();
     let joiner = ApiClient::for_join_token(&join).unwrap();
     let public = KeyPair::generate().public;
     let (node, token) = joiner.enroll(&join, public, Some(51820)).await.unwrap();
     (node, joiner.with_token(token))
+}
+
+/// Registers (as the CLI does) and enrolls a node with its own endpoint and region.
+pub async fn enrolled_node_at(
+    admin: &ApiClient,
+    name: &str,
+    endpoint: &str,
+    region: (&str, &str),
+) -> (Node, ApiClient) {
+    let node = register_like_the_cli(admin, name, endpoint, region, "10.8.0.0/16").await;
+    enroll(admin, &node).await
 }
 
 /// Posts a node report (so that the node counts as healthy) with peer stats.
@@ -341,4 +407,205 @@ pub fn decode_qr(png: &[u8]) -> String {
     let grids = prepared.detect_grids();
     assert_eq!(grids.len(), 1, "exactly one QR code");
     grids[0].decode().unwrap().1
+}
+
+/// What [`ApiProxy`] does with peer-config fetches (`GET /v1/peers/{id}/config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Configs {
+    Pass,
+    /// Answered with a 500.
+    Fail,
+    /// The first one passes; the ones after it never get an answer.
+    HoldAfterFirst,
+}
+
+#[derive(Debug)]
+pub struct ProxyState {
+    upstream: OnceLock<String>,
+    configs: Mutex<Configs>,
+    /// Config fetches since `configs` was last set.
+    config_fetches: AtomicU32,
+    /// While set, notification fetches are answered at once with nothing, so that
+    /// what is queued meanwhile arrives in one batch once it is cleared.
+    hold_notifications: AtomicBool,
+    /// While set, every request is answered 502 Bad Gateway, as a reverse proxy
+    /// answers while vpnctld is down.
+    down: AtomicBool,
+    /// Every request (but notification polls) waits this long first.
+    delay_ms: AtomicU64,
+    http: reqwest::Client,
+}
+
+/// A pass-through proxy between the bot and the control plane that fails or holds
+/// peer-config fetches on request.
+pub struct ApiProxy {
+    pub url: String,
+    state: Arc<ProxyState>,
+}
+
+impl ApiProxy {
+    pub async fn start() -> Self {
+        let state = Arc::new(ProxyState {
+            upstream: OnceLock::new(),
+            configs: Mutex::new(Configs::Pass),
+            config_fetches: AtomicU32::new(0),
+            hold_notifications: AtomicBool::new(false),
+            down: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        });
+        let app = axum::Router::new()
+            .fallback(proxy_forward)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, state }
+    }
+
+    /// Points the bot at the proxy, and the proxy at the control plane.
+    pub fn insert(&self, c: &mut vpnctl_bot::Config) {
+        self.state.upstream.set(c.api_url.clone()).unwrap();
+        c.api_url.clone_from(&self.url);
+    }
+
+    pub fn configs(&self, mode: Configs) {
+        *self.state.configs.lock().unwrap() = mode;
+        self.state.config_fetches.store(0, Ordering::SeqCst);
+    }
+
+    pub fn config_fetches(&self) -> u32 {
+        self.state.config_fetches.load(Ordering::SeqCst)
+    }
+
+    pub fn hold_notifications(&self, hold: bool) {
+        self.state.hold_notifications.store(hold, Ordering::SeqCst);
+    }
+
+    /// The control plane is down (502 from the proxy) or back.
+    pub fn down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Every request (but notification polls) takes this long.
+    pub fn delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state.delay_ms.store(ms, Ordering::SeqCst);
+    }
+}
+
+async fn proxy_forward(
+    State(s): State<Arc<ProxyState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    if s.down.load(Ordering::SeqCst) {
+        return (StatusCode::BAD_GATEWAY, "502 Bad Gateway").into_response();
+    }
+    if path == "/v1/notifications" && s.hold_notifications.load(Ordering::SeqCst) {
+        return axum::Json(serde_json::json!([])).into_response();
+    }
+    let delay = s.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 && path != "/v1/notifications" {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if path.starts_with("/v1/peers/") && path.ends_with("/config") {
+        let before = s.config_fetches.fetch_add(1, Ordering::SeqCst);
+        let mode = *s.configs.lock().unwrap();
+        match mode {
+            Configs::Fail => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
+            }
+            Configs::HoldAfterFirst if before > 0 => std::future::pending::<()>().await,
+            Configs::Pass | Configs::HoldAfterFirst => {}
+        }
+    }
+    let upstream = s.upstream.get().expect("the proxy was inserted");
+    let url = format!(
+        "{}{}",
+        upstream.trim_end_matches('/'),
+        uri.path_and_query().map_or(path, |p| p.as_str())
+    );
+    let mut request = s.http.request(method, url).body(body);
+    for (name, value) in &headers {
+        if name != header::HOST && name != header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    let Ok(answer) = request.send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
+            response = response.header(name, value);
+        }
+    }
+    let bytes = answer.bytes().await.unwrap_or_default();
+    response.body(Body::from(bytes)).unwrap()
+}
+
+/// A second node, healthy, for evacuations to move devices to.
+pub async fn second_node(h: &Harness) -> Node {
+    let (b, b_client) = enrolled_node_at(
+        &h.admin,
+        "ams1",
+        "b.example.net:51820",
+        ("nl-ams", "Amsterdam"),
+    )
+    .await;
+    report(&b_client, &b, &[]).await;
+    wait_health(&h.admin, &b, Health::Up).await;
+    b
+}
+
+/// Users with these Telegram ids, each with one device on the harness's node,
+/// made through the admin API (as if they had used the bot long ago).
+pub async fn users_with_devices(h: &Harness, telegram_ids: &[i64]) {
+    for tg in telegram_ids {
+        let user = h
+            .admin
+            .create_user(&vpnctl_api::body::CreateUser {
+                name: format!("user{tg}"),
+                telegram_id: Some(*tg),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        h.admin
+            .issue_peer(&vpnctl_api::body::IssuePeerRequest {
+                user: user.id,
+                node: h.node.id,
+                device: "phone".into(),
+                public_key: None,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// The data of the first button of `keyboard` whose data starts with `prefix`.
+pub fn button(keyboard: &Call, prefix: &str) -> String {
+    keyboard
+        .buttons()
+        .into_iter()
+        .map(|(_, d)| d)
+        .find(|d| d.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} button in {:?}", keyboard.buttons()))
+}
+
+/// Each of `users` got exactly a document, then a photo (its moved device's new
+/// config and QR code), in that order.
+pub fn each_got_document_then_photo(calls: &[Call], users: &[i64]) {
+    for u in users {
+        let mine: Vec<&str> = calls
+            .iter()
+            .filter(|c| c.chat_id == Some(*u))
+            .map(|c| c.method.as_str())
+            .collect();
+        assert_eq!(mine, ["senddocument", "sendphoto"], "user {u}");
+    }
 }
