@@ -1,12 +1,14 @@
 //! What the three daemons (`vpnctld`, `vpnctl-node`, `vpnctl-bot`) share as
 //! processes, so that they behave alike: settings layered the same way with the same
 //! error messages ([`settings`]), logs fit for journald ([`logging`]), SIGTERM and
-//! SIGINT as a graceful stop ([`shutdown_signal`]), and one retry [`Backoff`].
+//! SIGINT as a graceful stop ([`shutdown_signal`]), one retry [`Backoff`], and a
+//! check that a command line documents itself ([`help::problems`]).
 //!
 //! Nothing here knows the domain; binaries call it from `main`, libraries take the
 //! shutdown future as a parameter.
 
 mod backoff;
+pub mod help;
 pub mod logging;
 pub mod settings;
 mod signal;
