@@ -926,7 +926,7 @@ async fn metrics_need_an_admin_and_show_the_service() {
     assert_eq!(ok.status(), 200);
     assert_eq!(
         ok.headers()["content-type"],
-        vpnctl_core::prom::CONTENT_TYPE
+        vpnctl_daemon::metrics::CONTENT_TYPE
     );
     let text = ok.text().await.unwrap();
     let id = node.id.to_string();
@@ -968,6 +968,16 @@ async fn metrics_need_an_admin_and_show_the_service() {
     assert!(text.contains(&format!("vpnctl_node_desired_revision{{{labels}}} {rev}")));
     assert!(text.contains(&format!("vpnctl_node_applied_revision{{{labels}}} {rev}")));
     assert!(text.contains("# TYPE vpnctl_http_request_duration_seconds histogram"));
+    assert!(
+        text.contains(
+            "# HELP vpnctl_http_requests_total API requests by method, route template and status.\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("..\n"),
+        "help texts end in one period: {text}"
+    );
     assert!(
         text.contains(
             "vpnctl_http_request_duration_seconds_count{route=\"/v1/nodes/{id}/desired\"}"
