@@ -1,7 +1,8 @@
 //! What the three daemons (`vpnctld`, `vpnctl-node`, `vpnctl-bot`) share as
 //! processes, so that they behave alike: settings layered the same way with the same
 //! error messages ([`settings`]), logs fit for journald ([`logging`]), SIGTERM and
-//! SIGINT as a graceful stop ([`shutdown_signal`]), one retry [`Backoff`], the
+//! SIGINT as a graceful stop ([`shutdown_signal`]), one way to end on an error
+//! ([`exit_code`]), one retry [`Backoff`], the
 //! Prometheus exposition both `/metrics` endpoints use ([`metrics`]), and a check
 //! that a command line documents itself ([`help::problems`]).
 //!
@@ -9,6 +10,7 @@
 //! shutdown future as a parameter.
 
 mod backoff;
+mod exit;
 pub mod help;
 pub mod logging;
 pub mod metrics;
@@ -16,5 +18,6 @@ pub mod settings;
 mod signal;
 
 pub use backoff::Backoff;
+pub use exit::exit_code;
 pub use settings::SettingsError;
 pub use signal::shutdown_signal;

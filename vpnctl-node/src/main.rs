@@ -7,13 +7,7 @@ use vpnctl_node::cli::{self, Config};
 use vpnctl_node::http;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vpnctl-node: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    vpnctl_daemon::exit_code("vpnctl-node", run())
 }
 
 fn run() -> anyhow::Result<()> {

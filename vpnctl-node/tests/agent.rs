@@ -465,68 +465,53 @@ async fn a_control_plane_that_answers_with_errors_is_not_pressed() {
     node.stop().await;
 }
 
-/// Waits (in paused time) until the agent's next poll has failed, so that the control
-/// plane comes back at the worst moment: just after a try.
-async fn right_after_a_failed_poll(cp: &FakeCp) {
+/// Runs an agent (settings changed by `tune`) on revision 1, takes the control plane
+/// away for `outage`, brings it back with revision 2 at the worst moment (just after a
+/// failed poll), and returns how long (in paused time) revision 2 took to reach the
+/// device.
+async fn time_to_catch_up(tune: impl FnOnce(&mut AgentConfig), outage: Duration) -> Duration {
+    let (a, b) = (peer(2), peer(3));
+    let (cp, mut reports) = FakeCp::new(Some(desired(1, vec![a.clone()])));
+    let node = start(cp.clone(), tune);
+    report_where(&mut reports, |r| r.applied_revision == 1).await;
+
+    cp.set_reachable(false);
+    tokio::time::sleep(outage).await;
     let polls = cp.polls();
     while cp.polls() == polls {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-/// How long (in paused time) after the control plane's return revision `revision`
-/// reaches the device.
-async fn time_to_apply(
-    cp: &FakeCp,
-    reports: &mut mpsc::UnboundedReceiver<NodeReport>,
-    next: NodeDesired,
-) -> Duration {
-    let revision = next.revision;
-    cp.publish(next);
+    cp.publish(desired(2, vec![a.clone(), b.clone()]));
     let back = tokio::time::Instant::now();
     cp.set_reachable(true);
-    report_where(reports, |r| r.applied_revision == revision).await;
-    back.elapsed()
+    report_where(&mut reports, |r| r.applied_revision == 2).await;
+    let took = back.elapsed();
+    assert_eq!(node.peers(), desired(2, vec![a, b]).peers);
+    node.stop().await;
+    took
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_returning_control_plane_is_noticed_within_two_seconds() {
-    let (a, b) = (peer(2), peer(3));
-    let (cp, mut reports) = FakeCp::new(Some(desired(1, vec![a.clone()])));
-    // Defaults, except no periodic report: the poll alone must notice.
-    let node = start(cp.clone(), |_| {});
-    report_where(&mut reports, |r| r.applied_revision == 1).await;
-
-    // A long outage: a backoff that grew without bound would be at its cap now.
-    cp.set_reachable(false);
-    tokio::time::sleep(Duration::from_secs(300)).await;
-    right_after_a_failed_poll(&cp).await;
-    let took = time_to_apply(&cp, &mut reports, desired(2, vec![a.clone(), b.clone()])).await;
+    // Defaults, except no periodic report: the poll alone must notice. After five
+    // minutes a backoff that grew without bound would be at its cap.
+    let took = time_to_catch_up(|_| {}, Duration::from_secs(300)).await;
     assert!(took <= Duration::from_secs(2), "the change took {took:?}");
-    assert_eq!(node.peers(), desired(2, vec![a, b]).peers);
-    node.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_report_that_gets_through_cuts_the_poll_backoff_short() {
-    let (a, b) = (peer(2), peer(3));
-    let (cp, mut reports) = FakeCp::new(Some(desired(1, vec![a.clone()])));
     // Polls that back off for 15-30 s; reports every second.
-    let node = start(cp.clone(), |c| {
-        c.reconnect =
-            vpnctl_node::agent::Backoff::new(Duration::from_secs(30), Duration::from_secs(30));
-        c.report_interval = Duration::from_secs(1);
-    });
-    report_where(&mut reports, |r| r.applied_revision == 1).await;
-
-    cp.set_reachable(false);
-    tokio::time::sleep(Duration::from_secs(120)).await;
-    right_after_a_failed_poll(&cp).await;
-    // The next poll is at least 15 s away; the next report at most 1 s.
-    let took = time_to_apply(&cp, &mut reports, desired(2, vec![a.clone(), b.clone()])).await;
+    let took = time_to_catch_up(
+        |c| {
+            c.reconnect =
+                vpnctl_node::agent::Backoff::new(Duration::from_secs(30), Duration::from_secs(30));
+            c.report_interval = Duration::from_secs(1);
+        },
+        Duration::from_secs(120),
+    )
+    .await;
     assert!(took <= Duration::from_secs(2), "the change took {took:?}");
-    assert_eq!(node.peers(), desired(2, vec![a, b]).peers);
-    node.stop().await;
 }
 
 #[tokio::test(start_paused = true)]

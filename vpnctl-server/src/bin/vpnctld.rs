@@ -1,11 +1,16 @@
 //! `vpnctld`: parse the settings, install logging, then `init` or `run`.
 
 use std::io::Write as _;
+use std::process::ExitCode;
 
 use clap::Parser as _;
 use vpnctl_server::{Command, Config, InitOptions};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    vpnctl_daemon::exit_code("vpnctld", run())
+}
+
+fn run() -> anyhow::Result<()> {
     let config = Config::parse().load()?;
     vpnctl_daemon::logging::init(config.log.as_deref(), "info")?;
 
