@@ -1,84 +1,105 @@
-//! A minimal Server-Sent Events reader for `GET /v1/events/stream`.
+//! The Server-Sent Events body of `GET /v1/events/stream`, turned into [`Event`]s.
+//!
+//! Framing is the `sse-stream` crate's (lines ending in LF, CRLF or CR, split
+//! anywhere across chunks; `data:` lines joined; comments and keep-alives; a leading
+//! BOM; strict UTF-8). Here only the payload is read: each message's `data` is one
+//! `Event` as JSON. A transport error is returned once and ends the stream.
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt as _};
+use sse_stream::SseByteStream;
 use vpnctl_api::model::Event;
 
 use crate::error::ClientError;
 
-struct Reader<S> {
-    body: S,
-    url: String,
-    buf: Vec<u8>,
-    data: String,
-    event: String,
-    done: bool,
-}
-
-/// Turns an SSE body into the events it carries (`data:` holds one `Event` as JSON).
+/// Turns an SSE body into the events it carries.
 pub(crate) fn events<S>(body: S, url: String) -> impl Stream<Item = Result<Event, ClientError>>
 where
     S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
 {
-    let reader = Reader {
-        body,
-        url,
-        buf: Vec::new(),
-        data: String::new(),
-        event: String::new(),
-        done: false,
-    };
-    futures_util::stream::unfold(reader, |mut r| async move {
-        loop {
-            while let Some(pos) = r.buf.iter().position(|b| *b == b'\n') {
-                let mut line: Vec<u8> = r.buf.drain(..=pos).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                let line = String::from_utf8_lossy(&line);
-                if line.is_empty() {
-                    let data = std::mem::take(&mut r.data);
-                    let kind = std::mem::take(&mut r.event);
-                    if !data.is_empty() && matches!(kind.as_str(), "" | "message" | "event") {
-                        let parsed = serde_json::from_str::<Event>(&data).map_err(|e| {
-                            ClientError::Protocol {
-                                url: r.url.clone(),
-                                reason: format!("event stream: {e}"),
-                            }
-                        });
-                        return Some((parsed, r));
-                    }
-                    continue;
-                }
-                if line.starts_with(':') {
-                    continue;
-                }
-                let (field, value) = line.split_once(':').unwrap_or((&line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match field {
-                    "data" => {
-                        if !r.data.is_empty() {
-                            r.data.push('\n');
-                        }
-                        r.data.push_str(value);
-                    }
-                    "event" => value.clone_into(&mut r.event),
-                    _ => {}
-                }
-            }
-            if r.done {
-                return None;
-            }
-            match r.body.next().await {
-                Some(Ok(chunk)) => r.buf.extend_from_slice(&chunk),
-                Some(Err(e)) => {
-                    r.done = true;
-                    let err = ClientError::from_reqwest(&r.url, &e);
-                    return Some((Err(err), r));
-                }
-                None => r.done = true,
-            }
-        }
+    SseByteStream::new(body).filter_map(move |item| {
+        let out = match item {
+            // The server sends unnamed events (messages), each with data.
+            Ok(sse) => match (sse.event.as_deref(), sse.data) {
+                (None | Some("message"), Some(data)) => Some(
+                    serde_json::from_str::<Event>(&data).map_err(|e| ClientError::Protocol {
+                        url: url.clone(),
+                        reason: format!("event stream: {e}"),
+                    }),
+                ),
+                _ => None,
+            },
+            Err(sse_stream::Error::Body(e)) => Some(Err(match e.downcast::<reqwest::Error>() {
+                Ok(e) => ClientError::from_reqwest(&url, &e),
+                Err(e) => ClientError::Protocol {
+                    url: url.clone(),
+                    reason: format!("event stream: {e}"),
+                },
+            })),
+            Err(e) => Some(Err(ClientError::Protocol {
+                url: url.clone(),
+                reason: format!("event stream: {e}"),
+            })),
+        };
+        std::future::ready(out)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use vpnctl_api::model::{Actor, EventKind, UserId};
+    use vpnctl_api::time::Timestamp;
+
+    fn event_json(seq: u64) -> String {
+        serde_json::to_string(&Event {
+            seq,
+            at: Timestamp(1_800_000_000),
+            actor: Actor::System,
+            kind: EventKind::UserCreated { user: UserId(7) },
+        })
+        .unwrap()
+    }
+
+    async fn read(chunks: Vec<&[u8]>) -> Vec<Result<Event, ClientError>> {
+        let body = futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, reqwest::Error>(Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        );
+        events(body, "http://127.0.0.1:1/v1/events/stream".into())
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn events_split_anywhere_with_any_line_ending() {
+        let one = event_json(1);
+        let two = event_json(2);
+        let text = format!(
+            "\u{feff}: keep-alive\r\n\r\nid: 1\r\ndata: {one}\r\n\r\nevent: other\ndata: x\n\ndata: {two}\r\r"
+        );
+        let bytes = text.as_bytes();
+        // Every split point, including inside the BOM and between CR and LF.
+        for cut in 0..bytes.len() {
+            let got = read(vec![&bytes[..cut], &bytes[cut..]]).await;
+            let seqs: Vec<u64> = got
+                .into_iter()
+                .map(|e| e.unwrap_or_else(|e| panic!("cut {cut}: {e}")).seq)
+                .collect();
+            assert_eq!(seqs, [1, 2], "cut at {cut}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payload_that_is_no_event_is_a_protocol_error() {
+        let got = read(vec![b"data: {\"not\": \"an event\"}\n\n"]).await;
+        assert_eq!(got.len(), 1);
+        assert!(
+            matches!(&got[0], Err(ClientError::Protocol { reason, .. }) if reason.starts_with("event stream: ")),
+            "{got:?}"
+        );
+    }
 }

@@ -21,7 +21,6 @@ pub mod ipam;
 pub mod lifecycle;
 pub mod operations;
 pub mod placement;
-pub mod prom;
 pub mod reconcile;
 pub mod render;
 pub mod service;

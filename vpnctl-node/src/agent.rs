@@ -22,9 +22,21 @@
 //! ([`crate::metrics`]) for as long as it runs, and announces the listener's port in
 //! every report. The loop writes [`NodeMetrics`] as it goes; the handlers only read.
 //!
-//! Control-plane failures never touch the interface: the poll is retried with
-//! exponential backoff and jitter, and the log gets one line per change of state, not
-//! one per retry.
+//! Control-plane failures never touch the interface, and the log gets one line per
+//! change of state, not one per retry. A failed poll is retried with jittered
+//! exponential backoff ([`Backoff`]), in two kinds:
+//!
+//! - the control plane is **unreachable** (refused, timed out, TLS failure):
+//!   [`AgentConfig::reconnect`], capped at 2 s. Trying costs the absent server
+//!   nothing, and a control plane that comes back is noticed within 2 s; the jitter
+//!   spreads the nodes that lost it together over that window instead of bringing
+//!   them back in one burst.
+//! - the control plane **answered** with an error (a refusal, a server error):
+//!   [`AgentConfig::retry`], up to 30 s, so that a struggling server is not pressed.
+//!
+//! Whenever a report gets through while the poll waits out a backoff, the poll is
+//! retried at once (after a jitter of 125–250 ms): the control plane is back, and the
+//! changes made meanwhile should not wait for the rest of the backoff.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -38,6 +50,7 @@ use vpnctl_core::keys::{PrivateKey, PublicKey};
 use vpnctl_core::reconcile::{PeerChange, PeerSpec, plan};
 use vpnctl_core::time::Timestamp;
 use vpnctl_core::wire::{self, DesiredUpdate, NodeDesired, NodeReport, PeerDelta};
+pub use vpnctl_daemon::Backoff;
 
 use crate::backend::{self, BackendError, DeviceState, WgBackend};
 use crate::metrics::{MetricsListener, NodeMetrics};
@@ -49,6 +62,11 @@ use crate::sysstats::SystemSampler;
 pub const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(25);
 pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(15);
+/// Polls while the control plane is unreachable: 250 ms doubling to 2 s, jittered.
+pub const DEFAULT_RECONNECT: Backoff =
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
+/// The wait before a poll that a successful report cut short.
+const RESUME: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_millis(250));
 /// Reconcile errors kept for the next report.
 const MAX_ERRORS: usize = 16;
 
@@ -79,35 +97,6 @@ pub enum CpError {
     Other(String),
 }
 
-/// Retry delays: `initial · 2ⁿ`, capped at `max`, each drawn uniformly from its upper
-/// half so that nodes that lost the control plane together do not return together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before retry number `failures` (1 after the first failure).
-    pub fn delay(&self, failures: u32) -> Duration {
-        if failures == 0 {
-            return Duration::ZERO;
-        }
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(30));
-        let ceiling = self.initial.saturating_mul(factor).min(self.max);
-        ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
-    }
-}
-
 /// Settings of one agent.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -120,7 +109,11 @@ pub struct AgentConfig {
     pub poll_wait: Duration,
     pub reconcile_interval: Duration,
     pub report_interval: Duration,
+    /// Waits before polling again after the control plane answered with an error.
     pub retry: Backoff,
+    /// Waits before polling again while the control plane is unreachable; its cap is
+    /// how long a returning control plane may go unnoticed.
+    pub reconnect: Backoff,
     /// On shutdown, remove the interface and our NAT table. Off by default: the VPN
     /// keeps serving while the daemon restarts or is upgraded.
     pub teardown_on_exit: bool,
@@ -136,6 +129,7 @@ impl AgentConfig {
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
             report_interval: DEFAULT_REPORT_INTERVAL,
             retry: Backoff::default(),
+            reconnect: DEFAULT_RECONNECT,
             teardown_on_exit: false,
         }
     }
@@ -289,6 +283,8 @@ where
 
         let mut failures = 0u32;
         let mut poll = self.poll(Duration::ZERO);
+        // When the poll waiting out a backoff will be sent; `None` while it is in flight.
+        let mut poll_retry_at: Option<Instant> = None;
         let start = Instant::now();
         let mut drift = tokio::time::interval_at(
             start + self.config.reconcile_interval,
@@ -324,10 +320,14 @@ where
             tokio::select! {
                 () = &mut shutdown => break,
                 result = &mut poll => {
+                    poll_retry_at = None;
                     let delay = match result {
                         Ok(update) => {
                             failures = 0;
-                            self.control_plane_ok();
+                            if self.control_plane_ok() {
+                                // Tell it at once that this node is alive and where it is.
+                                report_due.get_or_insert(false);
+                            }
                             if self.on_update(update).await {
                                 report_due.get_or_insert(false);
                                 // The next poll is already in flight while the cache
@@ -341,7 +341,13 @@ where
                         Err(error) => {
                             failures = failures.saturating_add(1);
                             self.control_plane_failed(&error);
-                            self.config.retry.delay(failures)
+                            let backoff = match error {
+                                CpError::Unreachable(_) => self.config.reconnect,
+                                CpError::Rejected { .. } | CpError::Other(_) => self.config.retry,
+                            };
+                            let delay = backoff.delay(failures);
+                            poll_retry_at = Some(Instant::now() + delay);
+                            delay
                         }
                     };
                     poll = self.poll(delay);
@@ -359,7 +365,17 @@ where
                     let (strays, errors) = std::mem::take(&mut carried);
                     self.metrics.count_report(result.is_ok());
                     match result {
-                        Ok(()) => self.control_plane_ok(),
+                        Ok(()) => {
+                            self.control_plane_ok();
+                            // The control plane is back: the poll need not wait out
+                            // its backoff. The failure count stays, so a poll that
+                            // fails again keeps backing off.
+                            let soon = RESUME.delay(1);
+                            if poll_retry_at.is_some_and(|at| at > Instant::now() + soon) {
+                                poll_retry_at = Some(Instant::now() + soon);
+                                poll = self.poll(soon);
+                            }
+                        }
                         Err(error) => {
                             self.control_plane_failed(&error);
                             // Keep what only this report carried for the next one.
@@ -405,14 +421,16 @@ where
         })
     }
 
-    fn control_plane_ok(&mut self) {
+    /// Notes an answer of the control plane; true when it was not known to be up.
+    fn control_plane_ok(&mut self) -> bool {
         self.metrics.set_control_plane(true, SystemTime::now());
-        match self.link {
-            Link::Up => {}
+        let was = std::mem::replace(&mut self.link, Link::Up);
+        match was {
+            Link::Up => return false,
             Link::Unknown => tracing::info!("connected to the control plane"),
             Link::Down(_) => tracing::info!("control plane is back"),
         }
-        self.link = Link::Up;
+        true
     }
 
     fn control_plane_failed(&mut self, error: &CpError) {
@@ -897,22 +915,5 @@ mod tests {
         assert_eq!(changes[2], PeerChange::Add(c));
         // An upsert of what is already there changes nothing.
         assert!(delta_changes(&device, &[PeerDelta::Upsert(a)]).is_empty());
-    }
-
-    #[test]
-    fn backoff_grows_to_the_cap_with_jitter() {
-        let backoff = Backoff::default();
-        assert_eq!(backoff.delay(0), Duration::ZERO);
-        for _ in 0..100 {
-            let first = backoff.delay(1);
-            assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
-            let fourth = backoff.delay(4);
-            assert!(fourth >= Duration::from_secs(2) && fourth <= Duration::from_secs(4));
-            let late = backoff.delay(50);
-            assert!(late >= Duration::from_secs(15) && late <= Duration::from_secs(30));
-        }
-        let draws: std::collections::HashSet<Duration> =
-            (0..20).map(|_| backoff.delay(3)).collect();
-        assert!(draws.len() > 1, "no jitter");
     }
 }

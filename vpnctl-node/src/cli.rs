@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
-use serde::Deserialize;
+use clap::{ArgAction, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 use vpnctl_core::keys::PublicKey;
+use vpnctl_daemon::SettingsError;
+use vpnctl_daemon::settings;
 
 use crate::agent::{Agent, AgentConfig, AgentError, ControlPlane, CpError};
 use crate::backend::{
@@ -45,74 +46,96 @@ pub trait Enroller: Send + Sync {
     ) -> impl Future<Output = Result<Credentials, CpError>> + Send;
 }
 
-/// Settings of the node daemon: command line, then `VPNCTL_NODE_*` environment
-/// variables, then the TOML file given with `--config`, then the defaults.
-#[derive(Debug, Clone, Parser, Deserialize)]
+/// Settings of the node daemon as given, layered by [`vpnctl_daemon::settings`] like
+/// every daemon's: command line, then `VPNCTL_NODE_*` environment variables, then the
+/// TOML file given with `--config`. Every field is optional; [`Config::resolve`]
+/// applies the defaults and gives the [`NodeConfig`] the subcommands run with.
+#[derive(Debug, Clone, Default, Parser, Serialize, Deserialize)]
 #[command(
     name = "vpnctl-node",
     version,
-    about = "vpnctl node daemon: applies the control plane's peers to WireGuard"
+    about = "vpnctl node daemon: applies the control plane's peers to WireGuard",
+    subcommand_required = true,
+    arg_required_else_help = true
 )]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// TOML file with these settings (keys as the long options, with `_`).
-    #[arg(long, global = true, env = "VPNCTL_NODE_CONFIG")]
+    #[arg(long, global = true, env = "VPNCTL_NODE_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
-    /// Directory of the node key, credentials and cache (created 0700).
-    #[arg(long, global = true, env = "VPNCTL_NODE_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
-    pub state_dir: PathBuf,
+    /// Directory of the node key, credentials and cache (created 0700)
+    /// [default: /var/lib/vpnctl-node].
+    #[arg(long, global = true, env = "VPNCTL_NODE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 
-    /// WireGuard interface name (at most 15 characters).
-    #[arg(long, global = true, env = "VPNCTL_NODE_INTERFACE", default_value = DEFAULT_INTERFACE)]
-    pub interface: IfaceName,
+    /// WireGuard interface name, at most 15 characters [default: wg-vpnctl].
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_INTERFACE",
+        value_name = "NAME"
+    )]
+    pub interface: Option<IfaceName>,
 
-    /// kernel or userspace (sim: no WireGuard at all). Default: kernel when
-    /// /sys/module/wireguard exists, else userspace.
-    #[arg(long, global = true, env = "VPNCTL_NODE_BACKEND")]
+    /// kernel or userspace (sim: no WireGuard at all) [default: kernel when
+    /// /sys/module/wireguard exists, else userspace].
+    #[arg(long, global = true, env = "VPNCTL_NODE_BACKEND", value_name = "KIND")]
     pub backend: Option<BackendKind>,
 
-    /// The userspace WireGuard program.
+    /// The userspace WireGuard program [default: wireguard-go].
     #[arg(
         long,
         global = true,
         env = "VPNCTL_NODE_WIREGUARD_GO",
-        default_value = "wireguard-go"
+        value_name = "PROGRAM"
     )]
-    pub wireguard_go: String,
+    pub wireguard_go: Option<String>,
 
-    /// UDP port announced at join; the control plane's interface spec wins afterwards.
-    #[arg(long, global = true, env = "VPNCTL_NODE_LISTEN_PORT", default_value_t = DEFAULT_LISTEN_PORT)]
-    pub listen_port: u16,
+    /// UDP port announced at join; the control plane's interface spec wins afterwards
+    /// [default: 51820].
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_LISTEN_PORT",
+        value_name = "PORT"
+    )]
+    pub listen_port: Option<u16>,
 
-    /// Masquerade the client pools behind the host's addresses.
-    #[arg(long, global = true, env = "VPNCTL_NODE_NAT", default_value_t = true, action = ArgAction::Set)]
-    pub nat: bool,
+    /// Masquerade the client pools behind the host's addresses [default: true].
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_NAT",
+        value_name = "BOOL",
+        action = ArgAction::Set
+    )]
+    pub nat: Option<bool>,
 
-    /// How often the live device is checked against the desired state (e.g. 10s).
+    /// How often the live device is checked against the desired state, e.g. 10s
+    /// [default: 10s].
     #[arg(
         long,
         global = true,
         env = "VPNCTL_NODE_RECONCILE_INTERVAL",
-        default_value = "10s"
+        value_name = "DURATION"
     )]
-    pub reconcile_interval: Interval,
+    pub reconcile_interval: Option<Interval>,
 
-    /// How often a report is sent even without changes (e.g. 15s).
+    /// How often a report is sent even without changes, e.g. 15s [default: 15s].
     #[arg(
         long,
         global = true,
         env = "VPNCTL_NODE_REPORT_INTERVAL",
-        default_value = "15s"
+        value_name = "DURATION"
     )]
-    pub report_interval: Interval,
+    pub report_interval: Option<Interval>,
 
     /// Serve plain-HTTP /healthz and Prometheus /metrics on IP:PORT (e.g. 0.0.0.0:9586;
     /// default: off). No authentication: firewall the port so that only the control
-    /// plane and Prometheus reach it (or bind a private address they can reach). The
-    /// control plane measures the node with a TCP connect to this port at the node's
-    /// endpoint host.
+    /// plane and Prometheus reach it. The control plane measures the node with a TCP
+    /// connect to this port at the node's endpoint host.
     #[arg(
         long,
         global = true,
@@ -122,6 +145,10 @@ pub struct Config {
     )]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Log filter (tracing `EnvFilter` syntax) [default: info; RUST_LOG also works].
+    #[arg(long, global = true, env = "VPNCTL_NODE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
     #[command(subcommand)]
     #[serde(skip)]
     pub command: Command,
@@ -129,12 +156,14 @@ pub struct Config {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// Enroll this node with a join token: generates the WireGuard key locally.
+    /// Enroll this node with a join token (from `vpnctl nodes join-token <NODE>` on the
+    /// admin machine); generates the node's WireGuard key here, where it stays.
     Join {
-        /// The join token from `vpnctl node add` (or VPNCTL_NODE_JOIN_TOKEN).
+        /// The `vpnctl-join:...` token (or VPNCTL_NODE_JOIN_TOKEN). Single-use.
         #[arg(env = "VPNCTL_NODE_JOIN_TOKEN", hide_env_values = true)]
         token: Token,
-        /// Enroll again although credentials exist (keeps the key).
+        /// Enroll again although credentials exist (keeps the key, so client configs
+        /// stay valid).
         #[arg(long)]
         force: bool,
     },
@@ -151,86 +180,70 @@ pub enum Command {
     Status,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            config: None,
-            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
-            interface: IfaceName::new(DEFAULT_INTERFACE).expect("valid default name"),
-            backend: None,
-            wireguard_go: "wireguard-go".into(),
-            listen_port: DEFAULT_LISTEN_PORT,
-            nat: true,
-            reconcile_interval: Interval(crate::agent::DEFAULT_RECONCILE_INTERVAL),
-            report_interval: Interval(crate::agent::DEFAULT_REPORT_INTERVAL),
-            metrics_listen: None,
-            command: Command::default(),
-        }
-    }
+/// The settings the subcommands run with: [`Config`] with the defaults applied.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub state_dir: PathBuf,
+    pub interface: IfaceName,
+    /// `None`: the kernel module when it is loaded, else userspace.
+    pub backend: Option<BackendKind>,
+    pub wireguard_go: String,
+    pub listen_port: u16,
+    pub nat: bool,
+    pub reconcile_interval: Duration,
+    pub report_interval: Duration,
+    pub metrics_listen: Option<SocketAddr>,
+    /// The `--log` filter, for the binary's logging.
+    pub log: Option<String>,
+    pub command: Command,
 }
 
 impl Config {
-    /// Parses the process arguments (exiting with usage on error, as clap does) and
-    /// merges the `--config` file.
-    pub fn load() -> Result<Self, CliError> {
-        Self::from_matches(&Self::command().get_matches())
+    /// Parses the process arguments (exiting with usage on error, as clap does),
+    /// merges the `--config` file and applies the defaults.
+    pub fn load() -> Result<NodeConfig, CliError> {
+        Ok(Self::parse().resolve()?)
     }
 
     /// Like [`Config::load`] over given arguments; usage errors are returned.
-    pub fn try_load_from<I, T>(args: I) -> Result<Self, CliError>
+    pub fn try_load_from<I, T>(args: I) -> Result<NodeConfig, CliError>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Self::from_matches(&Self::command().try_get_matches_from(args)?)
+        Ok(Self::try_parse_from(args)?.resolve()?)
     }
 
-    fn from_matches(matches: &ArgMatches) -> Result<Self, CliError> {
-        let cli = Self::from_arg_matches(matches)?;
-        let Some(path) = cli.config.clone() else {
-            return Ok(cli);
-        };
-        let text = std::fs::read_to_string(&path).map_err(|source| CliError::ConfigFile {
-            path: path.clone(),
-            detail: source.to_string(),
-        })?;
-        let file: Self = toml::from_str(&text).map_err(|e| CliError::ConfigFile {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        Ok(file.overlaid_by(cli, matches))
+    /// Layers the `--config` file under these settings and applies the defaults.
+    pub fn resolve(mut self) -> Result<NodeConfig, SettingsError> {
+        let command = std::mem::take(&mut self.command);
+        let file = self.config.take();
+        let s = settings::layered(self, file.as_deref())?;
+        Ok(NodeConfig {
+            state_dir: s
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            interface: s
+                .interface
+                .unwrap_or_else(|| IfaceName::new(DEFAULT_INTERFACE).expect("valid default name")),
+            backend: s.backend,
+            wireguard_go: s.wireguard_go.unwrap_or_else(|| "wireguard-go".into()),
+            listen_port: s.listen_port.unwrap_or(DEFAULT_LISTEN_PORT),
+            nat: s.nat.unwrap_or(true),
+            reconcile_interval: s
+                .reconcile_interval
+                .map_or(crate::agent::DEFAULT_RECONCILE_INTERVAL, |i| i.0),
+            report_interval: s
+                .report_interval
+                .map_or(crate::agent::DEFAULT_REPORT_INTERVAL, |i| i.0),
+            metrics_listen: s.metrics_listen,
+            log: s.log,
+            command,
+        })
     }
+}
 
-    /// `self` (from the file) with every setting that was given on the command line or
-    /// in the environment taken from `cli`.
-    fn overlaid_by(mut self, cli: Self, matches: &ArgMatches) -> Self {
-        let given = |id: &str| {
-            matches!(
-                matches.value_source(id),
-                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-            )
-        };
-        macro_rules! overlay {
-            ($($field:ident),*) => {
-                $(if given(stringify!($field)) { self.$field = cli.$field; })*
-            };
-        }
-        overlay!(
-            state_dir,
-            interface,
-            backend,
-            wireguard_go,
-            listen_port,
-            nat,
-            reconcile_interval,
-            report_interval,
-            metrics_listen
-        );
-        self.config = cli.config;
-        self.command = cli.command;
-        self
-    }
-
+impl NodeConfig {
     pub fn state_dir(&self) -> StateDir {
         StateDir::new(&self.state_dir)
     }
@@ -272,6 +285,13 @@ fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "IntervalText")]
 pub struct Interval(pub Duration);
+
+/// As milliseconds (`"1500ms"`), which reads back the same.
+impl Serialize for Interval {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.0.as_millis()))
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -319,8 +339,8 @@ impl FromStr for Interval {
 pub enum CliError {
     #[error(transparent)]
     Usage(#[from] clap::Error),
-    #[error("config file {path}: {detail}")]
-    ConfigFile { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(
@@ -346,7 +366,7 @@ pub enum CliError {
 /// Runs the configured subcommand. `connect` makes the control plane client from the
 /// stored credentials (used by `run`), `enroller` serves `join`; `shutdown` stops `run`.
 pub async fn execute<E, C, F>(
-    config: Config,
+    config: NodeConfig,
     enroller: E,
     connect: F,
     shutdown: impl Future<Output = ()> + Send,
@@ -374,7 +394,7 @@ where
 
 /// `join`: makes (or keeps) the node key, enrolls, stores the credentials.
 pub async fn join<E: Enroller>(
-    config: &Config,
+    config: &NodeConfig,
     token: &Token,
     force: bool,
     enroller: &E,
@@ -406,7 +426,7 @@ pub async fn join<E: Enroller>(
 
 /// `run`: the agent over the configured backend until `shutdown`.
 pub async fn run<C: ControlPlane>(
-    config: &Config,
+    config: &NodeConfig,
     control_plane: C,
     down_on_exit: bool,
     shutdown: impl Future<Output = ()> + Send,
@@ -421,8 +441,8 @@ pub async fn run<C: ControlPlane>(
     };
     let mut agent_config = AgentConfig::new(private_key, config.listen_port);
     agent_config.nat = config.nat;
-    agent_config.reconcile_interval = config.reconcile_interval.0;
-    agent_config.report_interval = config.report_interval.0;
+    agent_config.reconcile_interval = config.reconcile_interval;
+    agent_config.report_interval = config.report_interval;
     agent_config.teardown_on_exit = down_on_exit;
     let kind = config.backend_kind();
     tracing::info!(iface = %config.interface, backend = %kind, "starting");
@@ -470,7 +490,7 @@ async fn run_agent<C: ControlPlane, N: ExitNetwork>(
 }
 
 /// `down`: removes the interface and our NAT table; the cache stays for the next `run`.
-pub fn down(config: &Config) -> Result<(), CliError> {
+pub fn down(config: &NodeConfig) -> Result<(), CliError> {
     let mut backend = config.open_backend();
     backend
         .teardown()
@@ -483,7 +503,7 @@ pub fn down(config: &Config) -> Result<(), CliError> {
 
 /// `status`: enrollment, identity, live interface and cached state. Prints public
 /// facts only: never the private key, a token or a preshared key.
-pub fn status(config: &Config, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+pub fn status(config: &NodeConfig, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let state = config.state_dir();
     match state.load_credentials()? {
         Some(c) => writeln!(
@@ -544,26 +564,10 @@ pub fn status(config: &Config, out: &mut (dyn Write + Send)) -> Result<(), CliEr
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM: the shutdown future of the binary.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("stopping");
-}
-
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory as _;
+
     use super::*;
 
     #[test]
@@ -572,18 +576,24 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_between_clap_and_serde() {
-        let parsed = Config::try_load_from(["vpnctl-node", "status"]).unwrap();
-        let default = Config::default();
-        assert_eq!(parsed.state_dir, default.state_dir);
-        assert_eq!(parsed.interface, default.interface);
-        assert_eq!(parsed.backend, default.backend);
-        assert_eq!(parsed.wireguard_go, default.wireguard_go);
-        assert_eq!(parsed.listen_port, default.listen_port);
-        assert_eq!(parsed.nat, default.nat);
-        assert_eq!(parsed.reconcile_interval, default.reconcile_interval);
-        assert_eq!(parsed.report_interval, default.report_interval);
-        assert_eq!(parsed.metrics_listen, default.metrics_listen);
+    fn defaults_apply_when_nothing_is_set() {
+        let config = Config::try_load_from(["vpnctl-node", "status"]).unwrap();
+        assert_eq!(config.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(config.interface.as_str(), DEFAULT_INTERFACE);
+        assert_eq!(config.backend, None);
+        assert_eq!(config.wireguard_go, "wireguard-go");
+        assert_eq!(config.listen_port, DEFAULT_LISTEN_PORT);
+        assert!(config.nat);
+        assert_eq!(
+            config.reconcile_interval,
+            crate::agent::DEFAULT_RECONCILE_INTERVAL
+        );
+        assert_eq!(
+            config.report_interval,
+            crate::agent::DEFAULT_REPORT_INTERVAL
+        );
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(config.command, Command::Status);
     }
 
     #[test]
@@ -594,7 +604,7 @@ mod tests {
             &path,
             "state_dir = \"/srv/node\"\ninterface = \"wg-file\"\nlisten_port = 4000\n\
              backend = \"userspace\"\nreconcile_interval = \"2s\"\nreport_interval = 30\nnat = false\n\
-             metrics_listen = \"127.0.0.1:9586\"\n",
+             metrics_listen = \"127.0.0.1:9586\"\nlog = \"debug\"\n",
         )
         .unwrap();
         let config = Config::try_load_from([
@@ -610,19 +620,32 @@ mod tests {
         assert_eq!(config.interface.as_str(), "wg-file");
         assert_eq!(config.listen_port, 5000, "command line wins");
         assert_eq!(config.backend, Some(BackendKind::Userspace));
-        assert_eq!(config.reconcile_interval.0, Duration::from_secs(2));
-        assert_eq!(config.report_interval.0, Duration::from_secs(30));
+        assert_eq!(config.reconcile_interval, Duration::from_secs(2));
+        assert_eq!(config.report_interval, Duration::from_secs(30));
         assert!(!config.nat);
         assert_eq!(
             config.metrics_listen,
             Some("127.0.0.1:9586".parse().unwrap())
         );
+        assert_eq!(config.log.as_deref(), Some("debug"));
         assert_eq!(
             config.command,
             Command::Run {
                 down_on_exit: false
             }
         );
+        // `--nat true` on the command line wins over the file's `false`.
+        let config = Config::try_load_from([
+            "vpnctl-node".as_ref(),
+            "status".as_ref(),
+            "--nat".as_ref(),
+            "true".as_ref(),
+            "--config".as_ref(),
+            path.as_os_str(),
+        ])
+        .unwrap();
+        assert!(config.nat);
+        assert_eq!(config.listen_port, 4000);
 
         std::fs::write(&path, "no_such_setting = 1\n").unwrap();
         let err = Config::try_load_from([
@@ -630,8 +653,12 @@ mod tests {
             "status".as_ref(),
             "--config".as_ref(),
             path.as_os_str(),
-        ]);
-        assert!(matches!(err, Err(CliError::ConfigFile { .. })));
+        ])
+        .unwrap_err();
+        assert!(matches!(err, CliError::Settings(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.starts_with("settings file "), "{text}");
+        assert!(text.contains("no_such_setting"), "{text}");
     }
 
     #[test]
@@ -654,6 +681,10 @@ mod tests {
         );
         assert!("10 parsecs".parse::<Interval>().is_err());
         assert!("0s".parse::<Interval>().is_err());
+        // What the settings merge writes reads back the same.
+        let i: Interval = "1.5s".parse().unwrap();
+        let json = serde_json::to_value(i).unwrap();
+        assert_eq!(serde_json::from_value::<Interval>(json).unwrap(), i);
     }
 
     #[test]

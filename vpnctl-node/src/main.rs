@@ -1,28 +1,18 @@
-//! `vpnctl-node`: parses the configuration, installs tracing and runs the subcommand.
+//! `vpnctl-node`: parses the settings, installs logging and runs the subcommand.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use tracing_subscriber::EnvFilter;
 use vpnctl_node::cli::{self, Config};
 use vpnctl_node::http;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vpnctl-node: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    vpnctl_daemon::exit_code("vpnctl-node", run())
 }
 
 fn run() -> anyhow::Result<()> {
     let config = Config::load()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    vpnctl_daemon::logging::init(config.log.as_deref(), "info")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,7 +22,7 @@ fn run() -> anyhow::Result<()> {
         config,
         http::enroller(),
         http::connect,
-        cli::shutdown_signal(),
+        vpnctl_daemon::shutdown_signal(),
         &mut stdout,
     ))?;
     Ok(())

@@ -13,8 +13,9 @@
 //!   reconcile (delta, snapshot or drift check) succeeded and the exit network is set
 //!   up; otherwise `503` and a one-line reason. An unreachable control plane does not
 //!   make a node unhealthy: it keeps serving its last desired state.
-//! - `/metrics` is the text exposition of the `vpnctl_node_*` series (see
-//!   [`NodeMetrics::render`]).
+//! - `/metrics` is the Prometheus text exposition (0.0.4) of the `vpnctl_node_*`
+//!   series, kept in a [`prometheus_client`] registry: counters and the apply-time
+//!   histogram are updated as things happen (see [`NodeMetrics::render`]).
 //!
 //! Neither needs authentication and neither shows a key or an address of a peer, but
 //! they do tell who looks how busy the node is: bind the listener to a private address
@@ -25,7 +26,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -34,11 +35,17 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 use vpnctl_core::keys::PublicKey;
 use vpnctl_core::lifecycle::counter_delta;
-use vpnctl_core::prom::{CONTENT_TYPE, Exposition, Histogram, Kind, LATENCY_BUCKETS};
 use vpnctl_core::wire::SystemStats;
+use vpnctl_daemon::metrics::{CONTENT_TYPE, latency_histogram};
 
 use crate::backend::DeviceState;
 
@@ -161,27 +168,29 @@ async fn prometheus(State(metrics): State<Arc<NodeMetrics>>) -> Response {
 }
 
 /// What the agent has last seen, for `/healthz` and `/metrics`. Written only by the
-/// agent loop; reading never waits for it.
+/// agent loop, as things happen; reading never waits for it.
 #[derive(Debug)]
 pub struct NodeMetrics {
-    peers: AtomicU64,
-    peers_desired: AtomicU64,
-    peers_connected: AtomicU64,
+    registry: Registry,
+    peers: Gauge<u64, AtomicU64>,
+    peers_desired: Gauge<u64, AtomicU64>,
+    peers_connected: Gauge<u64, AtomicU64>,
     /// Monotonic totals over every peer ever seen; see [`NodeMetrics::set_device`].
-    received_bytes: AtomicU64,
-    sent_bytes: AtomicU64,
+    received_bytes: Counter,
+    sent_bytes: Counter,
     /// The `(rx, tx)` counters of each peer on the interface as of the last read.
     last_traffic: Mutex<HashMap<PublicKey, (u64, u64)>>,
-    applied_revision: AtomicU64,
+    applied_revision: Gauge<u64, AtomicU64>,
+    interface_up: Gauge,
     apply_duration: Histogram,
-    reconcile_errors: AtomicU64,
-    drift_removed: AtomicU64,
-    control_plane_reachable: AtomicBool,
+    reconcile_errors: Counter,
+    drift_removed: Counter,
+    control_plane_reachable: Gauge,
     /// Unix seconds of the last answer of the control plane; 0: never.
-    last_sync: AtomicI64,
-    reports: AtomicU64,
-    report_failures: AtomicU64,
-    system: Mutex<Option<SystemStats>>,
+    last_sync: Gauge,
+    reports: Counter,
+    report_failures: Counter,
+    system: Arc<SystemCollector>,
     health: Mutex<Health>,
 }
 
@@ -195,24 +204,149 @@ struct Health {
     network: Result<(), String>,
 }
 
+/// The host's load and memory, exposed once the agent sampled them.
+#[derive(Debug, Default)]
+struct SystemCollector(Mutex<Option<SystemStats>>);
+
+impl Collector for SystemCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(system) = lock(&self.0).clone() else {
+            return Ok(());
+        };
+        let load = ConstGauge::new(system.load1);
+        load.encode(encoder.encode_descriptor(
+            "vpnctl_node_load1",
+            "One-minute load average of the host.",
+            None,
+            load.metric_type(),
+        )?)?;
+        let memory: [(&str, &str, u64); 2] = [
+            (
+                "vpnctl_node_memory_used_bytes",
+                "Memory in use on the host (total minus available).",
+                system.mem_used_bytes,
+            ),
+            (
+                "vpnctl_node_memory_total_bytes",
+                "Memory of the host.",
+                system.mem_total_bytes,
+            ),
+        ];
+        for (name, help, bytes) in memory {
+            let gauge = ConstGauge::new(bytes);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for NodeMetrics {
     fn default() -> Self {
+        let mut registry = Registry::default();
+        let peers = Gauge::<u64, AtomicU64>::default();
+        let peers_desired = Gauge::<u64, AtomicU64>::default();
+        let peers_connected = Gauge::<u64, AtomicU64>::default();
+        let received_bytes = Counter::default();
+        let sent_bytes = Counter::default();
+        let applied_revision = Gauge::<u64, AtomicU64>::default();
+        let interface_up = Gauge::default();
+        let apply_duration = latency_histogram();
+        let reconcile_errors = Counter::default();
+        let drift_removed = Counter::default();
+        let control_plane_reachable = Gauge::default();
+        let last_sync = Gauge::default();
+        let reports = Counter::default();
+        let report_failures = Counter::default();
+        let system = Arc::new(SystemCollector::default());
+        registry.register(
+            "vpnctl_node_peers",
+            "Peers the agent has put on the WireGuard interface",
+            peers.clone(),
+        );
+        registry.register(
+            "vpnctl_node_peers_desired",
+            "Peers in the applied desired state (0 while the node is disabled)",
+            peers_desired.clone(),
+        );
+        registry.register(
+            "vpnctl_node_peers_connected",
+            "Peers with a handshake in the last 180 seconds, as of the last device read",
+            peers_connected.clone(),
+        );
+        registry.register(
+            "vpnctl_node_received_bytes",
+            "Bytes received from peers, over every peer the interface has had while the agent ran",
+            received_bytes.clone(),
+        );
+        registry.register(
+            "vpnctl_node_sent_bytes",
+            "Bytes sent to peers, over every peer the interface has had while the agent ran",
+            sent_bytes.clone(),
+        );
+        registry.register(
+            "vpnctl_node_applied_revision",
+            "Revision of the desired state the node has applied",
+            applied_revision.clone(),
+        );
+        registry.register(
+            "vpnctl_node_interface_up",
+            "Whether the WireGuard interface is up",
+            interface_up.clone(),
+        );
+        registry.register(
+            "vpnctl_node_apply_duration_seconds",
+            "Time to apply a desired-state update (delta or snapshot) to the interface",
+            apply_duration.clone(),
+        );
+        registry.register(
+            "vpnctl_node_reconcile_errors",
+            "Errors while applying, reconciling or caching the desired state",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "vpnctl_node_drift_removed",
+            "Peers found on the interface that nobody asked for, and removed",
+            drift_removed.clone(),
+        );
+        registry.register(
+            "vpnctl_node_control_plane_reachable",
+            "Whether the last request to the control plane (poll or report) succeeded",
+            control_plane_reachable.clone(),
+        );
+        registry.register(
+            "vpnctl_node_last_sync_timestamp_seconds",
+            "Unix time of the last successful request to the control plane (0: never)",
+            last_sync.clone(),
+        );
+        registry.register(
+            "vpnctl_node_reports",
+            "Reports the control plane accepted",
+            reports.clone(),
+        );
+        registry.register(
+            "vpnctl_node_report_failures",
+            "Reports that did not reach the control plane",
+            report_failures.clone(),
+        );
+        registry.register_collector(Box::new(Arc::clone(&system)));
         Self {
-            peers: AtomicU64::new(0),
-            peers_desired: AtomicU64::new(0),
-            peers_connected: AtomicU64::new(0),
-            received_bytes: AtomicU64::new(0),
-            sent_bytes: AtomicU64::new(0),
+            registry,
+            peers,
+            peers_desired,
+            peers_connected,
+            received_bytes,
+            sent_bytes,
             last_traffic: Mutex::new(HashMap::new()),
-            applied_revision: AtomicU64::new(0),
-            apply_duration: Histogram::new(LATENCY_BUCKETS),
-            reconcile_errors: AtomicU64::new(0),
-            drift_removed: AtomicU64::new(0),
-            control_plane_reachable: AtomicBool::new(false),
-            last_sync: AtomicI64::new(0),
-            reports: AtomicU64::new(0),
-            report_failures: AtomicU64::new(0),
-            system: Mutex::new(None),
+            applied_revision,
+            interface_up,
+            apply_duration,
+            reconcile_errors,
+            drift_removed,
+            control_plane_reachable,
+            last_sync,
+            reports,
+            report_failures,
+            system,
             health: Mutex::new(Health {
                 interface: Err("the interface is not up yet".into()),
                 reconcile: None,
@@ -250,126 +384,17 @@ impl NodeMetrics {
 
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
-        let load = |v: &AtomicU64| v.load(Ordering::Relaxed) as f64;
-        let flag = |v: bool| if v { 1.0 } else { 0.0 };
-        let mut e = Exposition::new();
-        e.single(
-            "vpnctl_node_peers",
-            Kind::Gauge,
-            "Peers the agent has put on the WireGuard interface.",
-            load(&self.peers),
-        );
-        e.single(
-            "vpnctl_node_peers_desired",
-            Kind::Gauge,
-            "Peers in the applied desired state (0 while the node is disabled).",
-            load(&self.peers_desired),
-        );
-        e.single(
-            "vpnctl_node_peers_connected",
-            Kind::Gauge,
-            "Peers with a handshake in the last 180 seconds, as of the last device read.",
-            load(&self.peers_connected),
-        );
-        e.single(
-            "vpnctl_node_received_bytes_total",
-            Kind::Counter,
-            "Bytes received from peers, over every peer the interface has had while the agent ran.",
-            load(&self.received_bytes),
-        );
-        e.single(
-            "vpnctl_node_sent_bytes_total",
-            Kind::Counter,
-            "Bytes sent to peers, over every peer the interface has had while the agent ran.",
-            load(&self.sent_bytes),
-        );
-        e.single(
-            "vpnctl_node_applied_revision",
-            Kind::Gauge,
-            "Revision of the desired state the node has applied.",
-            load(&self.applied_revision),
-        );
-        e.single(
-            "vpnctl_node_interface_up",
-            Kind::Gauge,
-            "Whether the WireGuard interface is up.",
-            flag(self.interface_up()),
-        );
-        e.family(
-            "vpnctl_node_apply_duration_seconds",
-            Kind::Histogram,
-            "Time to apply a desired-state update (delta or snapshot) to the interface.",
-        );
-        e.histogram(
-            "vpnctl_node_apply_duration_seconds",
-            &[],
-            &self.apply_duration.snapshot(),
-        );
-        e.single(
-            "vpnctl_node_reconcile_errors_total",
-            Kind::Counter,
-            "Errors while applying, reconciling or caching the desired state.",
-            load(&self.reconcile_errors),
-        );
-        e.single(
-            "vpnctl_node_drift_removed_total",
-            Kind::Counter,
-            "Peers found on the interface that nobody asked for, and removed.",
-            load(&self.drift_removed),
-        );
-        e.single(
-            "vpnctl_node_control_plane_reachable",
-            Kind::Gauge,
-            "Whether the last request to the control plane (poll or report) succeeded.",
-            flag(self.control_plane_reachable.load(Ordering::Relaxed)),
-        );
-        e.single(
-            "vpnctl_node_last_sync_timestamp_seconds",
-            Kind::Gauge,
-            "Unix time of the last successful request to the control plane (0: never).",
-            self.last_sync.load(Ordering::Relaxed) as f64,
-        );
-        e.single(
-            "vpnctl_node_reports_total",
-            Kind::Counter,
-            "Reports the control plane accepted.",
-            load(&self.reports),
-        );
-        e.single(
-            "vpnctl_node_report_failures_total",
-            Kind::Counter,
-            "Reports that did not reach the control plane.",
-            load(&self.report_failures),
-        );
-        if let Some(system) = lock(&self.system).clone() {
-            e.single(
-                "vpnctl_node_load1",
-                Kind::Gauge,
-                "One-minute load average of the host.",
-                system.load1,
-            );
-            e.single(
-                "vpnctl_node_memory_used_bytes",
-                Kind::Gauge,
-                "Memory in use on the host (total minus available).",
-                system.mem_used_bytes as f64,
-            );
-            e.single(
-                "vpnctl_node_memory_total_bytes",
-                Kind::Gauge,
-                "Memory of the host.",
-                system.mem_total_bytes as f64,
-            );
-        }
-        e.finish()
+        let mut out = String::new();
+        vpnctl_daemon::metrics::encode(&mut out, &self.registry);
+        out
     }
 
     // ---- written by the agent ------------------------------------------------------
 
     pub(crate) fn set_state(&self, revision: u64, desired: usize, on_device: usize) {
-        self.applied_revision.store(revision, Ordering::Relaxed);
-        self.peers_desired.store(count(desired), Ordering::Relaxed);
-        self.peers.store(count(on_device), Ordering::Relaxed);
+        self.applied_revision.set(revision);
+        self.peers_desired.set(count(desired));
+        self.peers.set(count(on_device));
     }
 
     /// Peers connected and traffic totals from a read of the device.
@@ -406,50 +431,47 @@ impl NodeMetrics {
             seen.insert(key, reading);
         }
         *last = seen;
-        self.peers_connected
-            .store(count(connected), Ordering::Relaxed);
-        add_saturating(&self.received_bytes, rx);
-        add_saturating(&self.sent_bytes, tx);
+        self.peers_connected.set(count(connected));
+        self.received_bytes.inc_by(rx);
+        self.sent_bytes.inc_by(tx);
     }
 
     pub(crate) fn observe_apply(&self, took: Duration) {
-        self.apply_duration.observe(took);
+        self.apply_duration.observe(took.as_secs_f64());
     }
 
     pub(crate) fn count_error(&self) {
-        self.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+        self.reconcile_errors.inc();
     }
 
     pub(crate) fn count_strays(&self, n: usize) {
-        self.drift_removed.fetch_add(count(n), Ordering::Relaxed);
+        self.drift_removed.inc_by(count(n));
     }
 
     pub(crate) fn set_control_plane(&self, reachable: bool, at: SystemTime) {
-        self.control_plane_reachable
-            .store(reachable, Ordering::Relaxed);
+        self.control_plane_reachable.set(i64::from(reachable));
         if reachable {
             let secs = at
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            self.last_sync
-                .store(i64::try_from(secs).unwrap_or(i64::MAX), Ordering::Relaxed);
+            self.last_sync.set(i64::try_from(secs).unwrap_or(i64::MAX));
         }
     }
 
     pub(crate) fn count_report(&self, delivered: bool) {
-        let counter = if delivered {
-            &self.reports
+        if delivered {
+            self.reports.inc();
         } else {
-            &self.report_failures
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            self.report_failures.inc();
+        }
     }
 
     pub(crate) fn set_system(&self, stats: &SystemStats) {
-        *lock(&self.system) = Some(stats.clone());
+        *lock(&self.system.0) = Some(stats.clone());
     }
 
     pub(crate) fn set_interface(&self, status: Result<(), String>) {
+        self.interface_up.set(i64::from(status.is_ok()));
         lock(&self.health).interface = status.map_err(one_line);
     }
 
@@ -460,13 +482,6 @@ impl NodeMetrics {
     pub(crate) fn set_network(&self, status: Result<(), String>) {
         lock(&self.health).network = status.map_err(one_line);
     }
-}
-
-/// Adds to a counter that only the agent writes (under `last_traffic`), stopping at
-/// `u64::MAX` instead of wrapping to a small value.
-fn add_saturating(counter: &AtomicU64, n: u64) {
-    let total = counter.load(Ordering::Relaxed).saturating_add(n);
-    counter.store(total, Ordering::Relaxed);
 }
 
 fn count(n: usize) -> u64 {
@@ -529,10 +544,7 @@ mod tests {
     }
 
     fn totals(m: &NodeMetrics) -> (u64, u64) {
-        (
-            m.received_bytes.load(Ordering::Relaxed),
-            m.sent_bytes.load(Ordering::Relaxed),
-        )
+        (m.received_bytes.get(), m.sent_bytes.get())
     }
 
     #[test]
@@ -648,6 +660,16 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("vpnctl_node_load1"), "no sample yet");
+        assert!(
+            text.contains(
+                "# HELP vpnctl_node_peers Peers the agent has put on the WireGuard interface.\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("..\n"),
+            "help texts end in one period: {text}"
+        );
         m.set_system(&SystemStats {
             load1: 0.5,
             mem_total_bytes: 1 << 30,

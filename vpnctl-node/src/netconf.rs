@@ -241,6 +241,17 @@ fn command_line(program: &str, args: &[&str]) -> String {
     s
 }
 
+/// A tool's stderr as one line (lines joined with "; "): errors end up in one log
+/// line and one report entry each.
+fn one_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn output(program: &str, args: &[&str]) -> Result<Output, NetconfError> {
     Command::new(program)
         .args(args)
@@ -260,7 +271,7 @@ fn run(program: &str, args: &[&str]) -> Result<Output, NetconfError> {
         Err(NetconfError::Command {
             command: command_line(program, args),
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            stderr: one_line(&out.stderr),
         })
     }
 }
@@ -341,13 +352,21 @@ fn nft(script: &str) -> Result<(), NetconfError> {
         Err(NetconfError::Command {
             command: "nft -f -".into(),
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            stderr: one_line(&out.stderr),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tool_errors_are_one_line() {
+        assert_eq!(
+            super::one_line(b"Error: syntax error\n  at line 3\r\n\n"),
+            "Error: syntax error; at line 3"
+        );
+    }
+
     use super::*;
 
     fn cfg() -> ExitConfig {

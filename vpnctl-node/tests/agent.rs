@@ -32,6 +32,8 @@ struct Inner {
     history: Mutex<Vec<NodeDesired>>,
     revision: watch::Sender<u64>,
     reachable: AtomicBool,
+    /// Answers polls with 503 (the server is up but failing).
+    refusing: AtomicBool,
     bad_delta_once: AtomicBool,
     afters: Mutex<Vec<u64>>,
     deltas_served: AtomicUsize,
@@ -45,6 +47,7 @@ impl FakeCp {
             history: Mutex::new(Vec::new()),
             revision: watch::Sender::new(0),
             reachable: AtomicBool::new(true),
+            refusing: AtomicBool::new(false),
             bad_delta_once: AtomicBool::new(false),
             afters: Mutex::new(Vec::new()),
             deltas_served: AtomicUsize::new(0),
@@ -64,6 +67,10 @@ impl FakeCp {
 
     fn set_reachable(&self, up: bool) {
         self.0.reachable.store(up, Ordering::SeqCst);
+    }
+
+    fn set_refusing(&self, refusing: bool) {
+        self.0.refusing.store(refusing, Ordering::SeqCst);
     }
 
     fn polls(&self) -> usize {
@@ -141,6 +148,12 @@ impl ControlPlane for FakeCp {
             cp.0.afters.lock().unwrap().push(after);
             if !cp.0.reachable.load(Ordering::SeqCst) {
                 return Err(unreachable());
+            }
+            if cp.0.refusing.load(Ordering::SeqCst) {
+                return Err(CpError::Rejected {
+                    status: 503,
+                    message: "store unavailable".into(),
+                });
             }
             let mut rx = cp.0.revision.subscribe();
             let _ = tokio::time::timeout(wait, rx.wait_for(|rev| *rev > after)).await;
@@ -423,8 +436,9 @@ async fn keeps_serving_while_the_control_plane_is_away_and_catches_up() {
         "peers must stay while the control plane is away"
     );
     let retries = cp.polls() - polls_before;
-    // Backoff 0.5 s doubling to a 30 s cap: about 8 tries in two minutes, not hundreds.
-    assert!((3..=20).contains(&retries), "{retries} retries in 120 s");
+    // Unreachable: 0.25 s doubling to a 2 s cap, jittered in its upper half: about 80
+    // tries in two minutes (a refused connection costs the absent server nothing).
+    assert!((60..=125).contains(&retries), "{retries} retries in 120 s");
 
     // A change made meanwhile arrives once the control plane is back.
     cp.publish(desired(2, vec![a.clone(), b.clone(), c.clone()]));
@@ -433,6 +447,71 @@ async fn keeps_serving_while_the_control_plane_is_away_and_catches_up() {
     assert_eq!(caught_up.peers.len(), 3);
     assert_eq!(node.peers(), desired(2, vec![a, b, c]).peers);
     node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_control_plane_that_answers_with_errors_is_not_pressed() {
+    let (cp, mut reports) = FakeCp::new(Some(desired(1, vec![peer(2)])));
+    let node = start(cp.clone(), |_| {});
+    report_where(&mut reports, |r| r.applied_revision == 1).await;
+
+    cp.set_refusing(true);
+    let polls_before = cp.polls();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let retries = cp.polls() - polls_before;
+    // Backoff 0.5 s doubling to a 30 s cap: about 8 tries in two minutes, not hundreds.
+    assert!((3..=20).contains(&retries), "{retries} retries in 120 s");
+    assert_eq!(node.peers().len(), 1);
+    node.stop().await;
+}
+
+/// Runs an agent (settings changed by `tune`) on revision 1, takes the control plane
+/// away for `outage`, brings it back with revision 2 at the worst moment (just after a
+/// failed poll), and returns how long (in paused time) revision 2 took to reach the
+/// device.
+async fn time_to_catch_up(tune: impl FnOnce(&mut AgentConfig), outage: Duration) -> Duration {
+    let (a, b) = (peer(2), peer(3));
+    let (cp, mut reports) = FakeCp::new(Some(desired(1, vec![a.clone()])));
+    let node = start(cp.clone(), tune);
+    report_where(&mut reports, |r| r.applied_revision == 1).await;
+
+    cp.set_reachable(false);
+    tokio::time::sleep(outage).await;
+    let polls = cp.polls();
+    while cp.polls() == polls {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    cp.publish(desired(2, vec![a.clone(), b.clone()]));
+    let back = tokio::time::Instant::now();
+    cp.set_reachable(true);
+    report_where(&mut reports, |r| r.applied_revision == 2).await;
+    let took = back.elapsed();
+    assert_eq!(node.peers(), desired(2, vec![a, b]).peers);
+    node.stop().await;
+    took
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_returning_control_plane_is_noticed_within_two_seconds() {
+    // Defaults, except no periodic report: the poll alone must notice. After five
+    // minutes a backoff that grew without bound would be at its cap.
+    let took = time_to_catch_up(|_| {}, Duration::from_secs(300)).await;
+    assert!(took <= Duration::from_secs(2), "the change took {took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_that_gets_through_cuts_the_poll_backoff_short() {
+    // Polls that back off for 15-30 s; reports every second.
+    let took = time_to_catch_up(
+        |c| {
+            c.reconnect =
+                vpnctl_node::agent::Backoff::new(Duration::from_secs(30), Duration::from_secs(30));
+            c.report_interval = Duration::from_secs(1);
+        },
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(took <= Duration::from_secs(2), "the change took {took:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,4 +1,5 @@
-//! `join` and `status` over a temporary state directory with a fake enroller.
+//! `join` and `status` over a temporary state directory with a fake enroller, and the
+//! help texts of the command line.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -9,7 +10,7 @@ use vpnctl_core::model::NodeId;
 use vpnctl_core::reconcile::PeerSpec;
 use vpnctl_core::wire::{InterfaceSpec, NodeDesired};
 use vpnctl_node::agent::CpError;
-use vpnctl_node::cli::{self, CliError, Command, Config, Enroller};
+use vpnctl_node::cli::{self, CliError, Command, Config, Enroller, NodeConfig};
 use vpnctl_node::state_dir::{Credentials, Token};
 
 const JOIN_TOKEN: &str = "vpj_join-secret-123";
@@ -48,7 +49,7 @@ impl Enroller for FakeEnroller {
     }
 }
 
-fn config(state: &Path, args: &[&str]) -> Config {
+fn config(state: &Path, args: &[&str]) -> NodeConfig {
     let mut argv = vec![
         "vpnctl-node",
         "--state-dir",
@@ -66,7 +67,7 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-async fn exec(config: Config, enroller: &FakeEnroller) -> (Result<(), CliError>, String) {
+async fn exec(config: NodeConfig, enroller: &FakeEnroller) -> (Result<(), CliError>, String) {
     let mut out = Vec::new();
     let result = match config.command.clone() {
         Command::Join { token, force } => {
@@ -281,4 +282,30 @@ async fn run_fails_at_start_when_the_metrics_port_is_taken() {
         "{text}"
     );
     assert!(text.to_lowercase().contains("in use"), "{text}");
+}
+
+#[test]
+fn every_subcommand_and_flag_says_what_it_does_and_names_real_commands() {
+    use clap::CommandFactory as _;
+    let problems = vpnctl_daemon::help::problems(Config::command());
+    assert!(problems.is_empty(), "{problems:#?}");
+    // What `join` names on the admin side is the admin CLI's command for join tokens.
+    let root = Config::command();
+    let about = root
+        .find_subcommand("join")
+        .unwrap()
+        .get_about()
+        .unwrap()
+        .to_string();
+    assert!(
+        about.contains("`vpnctl nodes join-token <NODE>`"),
+        "{about}"
+    );
+    // The errors name commands that exist.
+    assert!(
+        CliError::NotJoined
+            .to_string()
+            .contains("`vpnctl-node join <TOKEN>`")
+    );
+    assert!(root.find_subcommand("join").is_some());
 }

@@ -19,10 +19,11 @@ mod system;
 
 use std::time::{Duration, Instant};
 
-use system::{ControlPlane, NodeDaemon, RootLink, WG_PORT, block, issue, wait_for, wg_peers};
-use vpnctl_api::body::{CreateUser, IssuePeerRequest, RegisterNode};
-use vpnctl_core::{EventKind, KeyPair, Policy, Region};
-use vpnctl_testbed::{ContinuousPing, Names, Netns, WgQuick, ping, veth};
+use system::{NodeDaemon, WG_PORT, block, issue, wait_for, wg_peers};
+use vpnctl_api::body::{CreateUser, IssuePeerRequest};
+use vpnctl_core::{EventKind, KeyPair};
+use vpnctl_testbed::control_plane::{ControlPlane, nodes_add};
+use vpnctl_testbed::{ContinuousPing, Names, Netns, RootLink, WgQuick, ping, veth};
 
 const CP_ROOT: &str = "192.0.2.65";
 const CP_NODE: &str = "192.0.2.66";
@@ -59,29 +60,21 @@ async fn node_daemon_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
 
     // ---- control plane, node registered and enrolled by the real binary
-    let mut cp =
-        ControlPlane::start(&dir.path().join("cp"), CP_ROOT, Policy::default(), |_| {}).await;
+    let mut cp = ControlPlane::builder()
+        .tls()
+        .listen_on(CP_ROOT.parse().unwrap())
+        .start()
+        .await;
     let admin = cp.admin();
-    let node = admin
-        .register_node(&RegisterNode {
-            name: "e2e".into(),
-            region: Region {
-                code: "test".into(),
-                name: "Test".into(),
-            },
-            endpoint: format!("{NODE_UNDERLAY}:{WG_PORT}"),
-            ipv4_pool: "198.18.0.0/16".parse().unwrap(),
-            listen_port: None,
-            public_key: None,
-            ipv6_pool: None,
-            dns: Some(vec![GATEWAY.parse().unwrap()]),
-            mtu: None,
-            capacity: None,
-            client_allowed_ips: None,
-            persistent_keepalive: Some(1),
-        })
-        .await
-        .expect("register node");
+    let mut new = nodes_add(
+        "e2e",
+        "test",
+        &format!("{NODE_UNDERLAY}:{WG_PORT}"),
+        "198.18.0.0/16",
+    );
+    // A handshake every second, so that the report with one comes soon.
+    new.persistent_keepalive = Some(1);
+    let node = cp.register(&new).await;
     let (join, _) = admin
         .create_join_token(node.id, Some(600))
         .await
@@ -91,6 +84,7 @@ async fn node_daemon_end_to_end() {
         state: dir.path().join("node-state"),
         iface: names.iface("wg"),
         run_args: Vec::new(),
+        fast: true,
     };
     daemon.join(&join.encode());
     let key_mode = std::fs::metadata(daemon.state.join("node.key")).map(|m| {
@@ -206,7 +200,7 @@ async fn node_daemon_end_to_end() {
     // ---- 4. control plane down: the tunnel keeps working, a restarted daemon
     // restores the interface from its cache, and catches up when the control plane
     // returns.
-    cp.kill().await;
+    cp.stop().await;
     assert!(
         ping(&client_ns, GATEWAY, 3),
         "tunnel broke when the control plane stopped"
@@ -232,7 +226,7 @@ async fn node_daemon_end_to_end() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(!wg_peers(&daemon.iface).contains(&offline.peer.public_key.to_string()));
     // ...arrives once it is back.
-    cp.serve().await;
+    cp.restart().await;
     wait_for("the node to catch up", Duration::from_secs(45), || {
         wg_peers(&daemon.iface).contains(&offline.peer.public_key.to_string())
     });
@@ -283,5 +277,5 @@ async fn node_daemon_end_to_end() {
     );
     drop(running);
     drop(client);
-    cp.kill().await;
+    cp.stop().await;
 }

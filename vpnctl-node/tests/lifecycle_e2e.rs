@@ -21,13 +21,14 @@ mod system;
 
 use std::time::Duration;
 
-use system::{ControlPlane, NodeDaemon, RootLink, WG_PORT, block, issue, wait_for, wg_peers};
+use system::{NodeDaemon, WG_PORT, block, issue, wait_for, wg_peers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vpnctl_api::body::{CreateUser, RegisterNode};
+use vpnctl_api::body::CreateUser;
 use vpnctl_client::ApiClient;
-use vpnctl_core::{EvacuateTo, Health, HealthPolicy, NodeId, NodeState, Policy, Region, Scope};
+use vpnctl_core::{EvacuateTo, Health, HealthPolicy, NodeId, NodeState, Policy};
+use vpnctl_testbed::control_plane::{ControlPlane, nodes_add};
 use vpnctl_testbed::telegram::FakeTelegram;
-use vpnctl_testbed::{Names, Netns, WgQuick, ping, veth};
+use vpnctl_testbed::{Names, Netns, RootLink, WgQuick, ping, veth};
 
 const A_ENDPOINT: &str = "192.0.2.1";
 const B_ENDPOINT: &str = "192.0.2.5";
@@ -35,34 +36,18 @@ const A_GATEWAY: &str = "198.18.0.1";
 const B_GATEWAY: &str = "198.18.1.1";
 const METRICS_PORT: u16 = 9586;
 
+/// Registers a node as `vpnctl nodes add` does, with a keepalive of one second so that
+/// handshakes (and reports of them) come soon.
 async fn register(
-    admin: &ApiClient,
+    cp: &ControlPlane,
     name: &str,
     region: &str,
     endpoint: &str,
     pool: &str,
 ) -> NodeId {
-    admin
-        .register_node(&RegisterNode {
-            name: name.into(),
-            region: Region {
-                code: region.into(),
-                name: region.to_uppercase(),
-            },
-            endpoint: format!("{endpoint}:{WG_PORT}"),
-            ipv4_pool: pool.parse().unwrap(),
-            listen_port: None,
-            public_key: None,
-            ipv6_pool: None,
-            dns: None,
-            mtu: None,
-            capacity: None,
-            client_allowed_ips: None,
-            persistent_keepalive: Some(1),
-        })
-        .await
-        .expect("register node")
-        .id
+    let mut new = nodes_add(name, region, &format!("{endpoint}:{WG_PORT}"), pool);
+    new.persistent_keepalive = Some(1);
+    cp.register(&new).await.id
 }
 
 /// A plain HTTP GET from the root namespace.
@@ -139,31 +124,34 @@ async fn lifecycle_on_real_wireguard() {
         },
         ..Policy::default()
     };
-    let mut cp = ControlPlane::start(&dir.path().join("cp"), "192.0.2.65", policy, |c| {
-        c.sweep_interval = Duration::from_secs(1);
-    })
-    .await;
+    let mut cp = ControlPlane::builder()
+        .tls()
+        .listen_on("192.0.2.65".parse().unwrap())
+        .policy(policy)
+        .configure(|c| c.sweep_interval = Duration::from_secs(1))
+        .start()
+        .await;
     let admin = cp.admin();
 
     // The real bot, its admin chat and users behind a fake Telegram on loopback.
     let tg = FakeTelegram::start().await;
-    let (_, bot_token) = cp.vpn.create_token(Scope::Bot, "bot").unwrap();
-    let mut bot_config = vpnctl_bot::Config::new("123456:TEST", &cp.url, bot_token.expose());
+    let mut bot_config = vpnctl_bot::Config::new("123456:TEST", &cp.url, cp.bot_token.expose());
     bot_config.telegram_api_url = Some(tg.url.clone());
-    bot_config.api_fingerprint = Some(cp.fingerprint.to_string());
+    bot_config.api_fingerprint = cp.fingerprint.map(|f| f.to_string());
     bot_config.admin_ids = vec![ADMIN_CHAT];
     let bot = vpnctl_bot::BotApp::new(bot_config).expect("bot settings");
     let (bot_stop, bot_stopped) = tokio::sync::oneshot::channel::<()>();
     let bot_task = tokio::spawn(bot.run(async move {
         let _ = bot_stopped.await;
     }));
-    let a = register(&admin, "node-a", "eu-a", A_ENDPOINT, "198.18.0.0/24").await;
-    let b = register(&admin, "node-b", "eu-b", B_ENDPOINT, "198.18.1.0/24").await;
+    let a = register(&cp, "node-a", "eu-a", A_ENDPOINT, "198.18.0.0/24").await;
+    let b = register(&cp, "node-b", "eu-b", B_ENDPOINT, "198.18.1.0/24").await;
     let daemon = |tag: &str, ns: &Netns| NodeDaemon {
         ns: ns.name().to_owned(),
         state: dir.path().join(format!("node-{tag}")),
         iface: names.iface(&format!("wg{tag}")),
         run_args: vec!["--metrics-listen".into(), format!("0.0.0.0:{METRICS_PORT}")],
+        fast: true,
     };
     let (daemon_a, daemon_b) = (daemon("a", &a_ns), daemon("b", &b_ns));
     for (d, id) in [(&daemon_a, a), (&daemon_b, b)] {
@@ -299,5 +287,5 @@ async fn lifecycle_on_real_wireguard() {
         .expect("the bot stops")
         .unwrap()
         .unwrap();
-    cp.kill().await;
+    cp.stop().await;
 }

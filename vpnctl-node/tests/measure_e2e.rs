@@ -15,17 +15,16 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use vpnctl_api::body::IssuePeerRequest;
-use vpnctl_client::ApiClient;
 use vpnctl_core::keys::{KeyPair, PrivateKey, PublicKey};
 use vpnctl_core::reconcile::PeerChange;
-use vpnctl_core::{IssuePeer, NewNode, NewUser, Scope, Vpnctl};
+use vpnctl_core::{IssuePeer, NewNode, NewUser, Scope};
 use vpnctl_node::IfaceName;
 use vpnctl_node::agent::{Agent, AgentConfig};
 use vpnctl_node::backend::{BackendError, DeviceState, InterfaceSpec, UserspaceBackend, WgBackend};
 use vpnctl_node::netconf::NoNetwork;
 use vpnctl_node::reconciler::Cache;
 use vpnctl_node::state_dir::{Credentials, Token};
-use vpnctl_server::{Server, ServerConfig};
+use vpnctl_testbed::control_plane::ControlPlane;
 use vpnctl_testbed::{Names, Netns, UapiGuard};
 
 const PEERS: usize = 10_000;
@@ -99,7 +98,8 @@ async fn api_to_interface_latency_on_10k_peers() {
     let dir = tempfile::tempdir().unwrap();
 
     // Control plane on loopback with 10,000 peers on one node.
-    let vpn = Vpnctl::open_dir(&dir.path().join("cp")).unwrap();
+    let mut server = ControlPlane::start().await;
+    let vpn = server.vpn.clone();
     let node_key = PrivateKey::generate();
     let mut new = NewNode::new(
         "bench",
@@ -130,15 +130,7 @@ async fn api_to_interface_latency_on_10k_peers() {
     let (_, node_token) = vpn
         .create_token(Scope::Node(node.id), "bench node")
         .unwrap();
-    let (_, admin_token) = vpn.create_token(Scope::Admin, "bench admin").unwrap();
-    let mut config = ServerConfig::new(dir.path().join("cp"), "127.0.0.1:0".parse().unwrap());
-    config.tls = false;
-    let server = Server::bind_with(config, vpn.clone()).await.unwrap();
-    let url = server.base_url().to_owned();
-    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
+    let url = server.url.clone();
 
     // The agent in this process, wireguard-go in the namespace (UAPI is machine-wide).
     let applied = Arc::new((Mutex::new(HashMap::new()), Condvar::new()));
@@ -190,7 +182,7 @@ async fn api_to_interface_latency_on_10k_peers() {
     );
 
     // One change at a time through the API.
-    let admin = ApiClient::new(&url, Some(admin_token), None).unwrap();
+    let admin = server.admin();
     let mut latencies = Vec::new();
     let mut api_calls = Vec::new();
     for i in 0..ROUNDS {
@@ -259,6 +251,5 @@ async fn api_to_interface_latency_on_10k_peers() {
 
     let _ = stop_agent.send(());
     let _ = agent_task.await;
-    let _ = stop_server.send(());
-    let _ = server_task.await;
+    server.stop().await;
 }

@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use vpnctl_api::body::{CreateUser, IssuePeerRequest, RegisterNode};
+use vpnctl_api::body::{CreateUser, IssuePeerRequest};
 use vpnctl_client::ApiClient;
 use vpnctl_core::wire::{DesiredUpdate, NodeReport, PeerStats, SystemStats};
 use vpnctl_core::{
-    IssuePeer, KeyPair, NewNode, NewUser, NodeId, PublicKey, Region, Scope, Timestamp, Vpnctl,
+    IssuePeer, KeyPair, NewNode, NewUser, NodeId, PublicKey, Scope, Timestamp, Vpnctl,
 };
 use vpnctl_server::{Server, ServerConfig};
+use vpnctl_testbed::control_plane::ControlPlane;
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    _cp: ControlPlane,
     url: String,
     admin: ApiClient,
     node_token: vpnctl_core::Secret,
@@ -27,41 +28,9 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let vpn = Vpnctl::open_dir(dir.path()).expect("store");
-    let admin_token = vpn.create_token(Scope::Admin, "bench").expect("token").1;
-    let mut config = ServerConfig::new(dir.path().to_owned(), "127.0.0.1:0".parse().expect("addr"));
-    config.tls = false;
-    let server = Server::bind_with(config, vpn).await.expect("bind");
-    let url = server.base_url().to_owned();
-    tokio::spawn(server.serve(std::future::pending()));
-    let admin = ApiClient::new(&url, Some(admin_token), None).expect("client");
-    let node = admin
-        .register_node(&RegisterNode {
-            name: "bench-1".into(),
-            region: Region {
-                code: "de-fra".into(),
-                name: "Frankfurt".into(),
-            },
-            endpoint: "vpn.example.com:51820".into(),
-            ipv4_pool: "10.8.0.0/16".parse().expect("pool"),
-            listen_port: None,
-            public_key: None,
-            ipv6_pool: None,
-            dns: None,
-            mtu: None,
-            capacity: None,
-            client_allowed_ips: None,
-            persistent_keepalive: None,
-        })
-        .await
-        .expect("node");
-    let (join, _) = admin.create_join_token(node.id, None).await.expect("join");
-    let (_, node_token) = ApiClient::for_join_token(&join)
-        .expect("joiner")
-        .enroll(&join, KeyPair::generate().public, None)
-        .await
-        .expect("enroll");
+    let cp = ControlPlane::start().await;
+    let admin = cp.admin();
+    let node = cp.enrolled_node("bench-1").await;
     let user = admin
         .create_user(&CreateUser {
             name: "bench".into(),
@@ -71,12 +40,12 @@ async fn setup() -> Setup {
         .await
         .expect("user");
     Setup {
-        _dir: dir,
-        url,
+        url: cp.url.clone(),
         admin,
-        node_token,
-        node: node.id,
+        node_token: node.token,
+        node: node.node.id,
         user: user.id,
+        _cp: cp,
     }
 }
 

@@ -1,5 +1,7 @@
 //! vpnctld's settings: one struct read from flags, `VPNCTLD_*` environment variables
-//! and an optional TOML file (`--config`); flags and environment win over the file.
+//! and an optional TOML file (`--config`), layered by [`vpnctl_daemon::settings`] the
+//! same way as every daemon's: flags win over the environment, which wins over the
+//! file; every field is optional and the defaults are applied by [`Config::server`].
 //!
 //! Health thresholds come from the file's `[health]` table (see
 //! [`vpnctl_core::HealthPolicy`]); `expiry_interval_secs` and `node_stale_secs` are
@@ -11,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vpnctl_core::{HealthPolicy, Policy, ReminderDays};
+use vpnctl_daemon::SettingsError;
+use vpnctl_daemon::settings;
 
-use crate::ServerError;
 pub use crate::webhook::WebhookUrl;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
@@ -27,7 +30,7 @@ pub const MAX_SWEEP_INTERVAL_SECS: u64 = 60;
 pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 2000;
 pub const MAX_PROBE_TIMEOUT_MS: u64 = 30_000;
 
-#[derive(Debug, Clone, Default, Parser, Deserialize)]
+#[derive(Debug, Clone, Default, Parser, Serialize, Deserialize)]
 #[command(
     name = "vpnctld",
     version,
@@ -148,48 +151,28 @@ pub enum Command {
 }
 
 impl Config {
-    /// Reads `--config` (if given) under the flags: what a flag or variable sets wins.
-    pub fn load(self) -> Result<Self, ServerError> {
-        let Some(path) = self.config.clone() else {
-            return Ok(self);
-        };
-        let file = Self::from_file(&path)?;
-        Ok(self.over(file))
-    }
-
-    pub fn from_file(path: &Path) -> Result<Self, ServerError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ServerError::Config(format!("reading {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
-    }
-
-    /// `self`'s settings where present, else `file`'s.
-    #[must_use]
-    pub fn over(self, file: Self) -> Self {
-        Self {
-            command: self.command,
-            config: self.config,
-            data: self.data.or(file.data),
-            listen: self.listen.or(file.listen),
-            public_url: self.public_url.or(file.public_url),
-            tls: self.tls.or(file.tls),
-            bot_username: self.bot_username.or(file.bot_username),
-            sweep_interval_secs: self
-                .sweep_interval_secs
-                .or(self.expiry_interval_secs)
-                .or(file.sweep_interval_secs),
-            expiry_interval_secs: None,
-            node_stale_secs: self.node_stale_secs.or(file.node_stale_secs),
-            probe_timeout_ms: self.probe_timeout_ms.or(file.probe_timeout_ms),
-            reminder_days: self.reminder_days.or(file.reminder_days),
-            alert_webhook_url: self.alert_webhook_url.or(file.alert_webhook_url),
-            health: self.health.or(file.health),
-            log: self.log.or(file.log),
+    /// Reads `--config` (if given) under the flags and the environment: what a flag or
+    /// variable sets wins, the file fills the rest (see [`vpnctl_daemon::settings`]).
+    pub fn load(mut self) -> Result<Self, SettingsError> {
+        let command = self.command.take();
+        let file = self.config.take();
+        // The old flag counts as the new one, under it.
+        if self.sweep_interval_secs.is_none() {
+            self.sweep_interval_secs = self.expiry_interval_secs.take();
         }
+        let mut merged = settings::layered(self, file.as_deref())?;
+        merged.command = command;
+        merged.config = file;
+        Ok(merged)
+    }
+
+    /// The settings of a TOML file alone.
+    pub fn from_file(path: &Path) -> Result<Self, SettingsError> {
+        settings::read_file(path)
     }
 
     /// The settings `vpnctld run` serves with, defaults filled in and checked.
-    pub fn server(&self) -> Result<ServerConfig, ServerError> {
+    pub fn server(&self) -> Result<ServerConfig, SettingsError> {
         let listen = match self.listen {
             Some(addr) => addr,
             None => DEFAULT_LISTEN.parse().expect("valid default"),
@@ -208,9 +191,10 @@ impl Config {
         }
         let probe_ms = self.probe_timeout_ms.unwrap_or(DEFAULT_PROBE_TIMEOUT_MS);
         if !(1..=MAX_PROBE_TIMEOUT_MS).contains(&probe_ms) {
-            return Err(ServerError::Config(format!(
-                "probe_timeout_ms must be 1..={MAX_PROBE_TIMEOUT_MS}"
-            )));
+            return Err(SettingsError::invalid(
+                "probe_timeout_ms",
+                format!("{probe_ms} is not in 1..={MAX_PROBE_TIMEOUT_MS}"),
+            ));
         }
         let mut health = self.health.clone().unwrap_or_default();
         if let Some(stale) = self.node_stale_secs {
@@ -220,7 +204,7 @@ impl Config {
         }
         health
             .validate()
-            .map_err(|e| ServerError::Config(format!("[health]: {e}")))?;
+            .map_err(|e| SettingsError::invalid("health", e))?;
         let reminders = match &self.reminder_days {
             Some(days) => reminder_days(days)?,
             None => ReminderDays::default(),
@@ -244,10 +228,11 @@ impl Config {
 }
 
 /// Checks and orders reminder days: each 1..=365, at most 10, largest first.
-fn reminder_days(days: &[u32]) -> Result<ReminderDays, ServerError> {
+fn reminder_days(days: &[u32]) -> Result<ReminderDays, SettingsError> {
     if days.len() > 10 || days.iter().any(|d| !(1..=365).contains(d)) {
-        return Err(ServerError::Config(
-            "reminder_days: at most 10 values, each 1..=365".into(),
+        return Err(SettingsError::invalid(
+            "reminder_days",
+            "at most 10 values, each 1..=365",
         ));
     }
     let mut days = days.to_vec();
@@ -307,19 +292,38 @@ mod tests {
     }
 
     #[test]
+    fn every_subcommand_and_flag_says_what_it_does() {
+        let problems = vpnctl_daemon::help::problems(Config::command());
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    /// `vpnctld ARGS --config FILE` with `text` as the file.
+    fn loaded(args: &[&str], text: &str) -> Result<Config, SettingsError> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        let mut argv = vec!["vpnctld"];
+        argv.extend_from_slice(args);
+        argv.extend(["--config", file.path().to_str().unwrap()]);
+        Config::parse_from(argv).load()
+    }
+
+    #[test]
     fn flags_override_file() {
-        let cli = Config::parse_from(["vpnctld", "run", "--listen", "127.0.0.1:9000"]);
-        assert_eq!(cli.command, Some(Command::Run));
-        let file: Config = toml::from_str(
+        let merged = loaded(
+            &["run", "--listen", "127.0.0.1:9000"],
             "listen = \"0.0.0.0:1\"\ndata = \"/srv/vpn\"\nbot_username = \"my_bot\"\n",
         )
         .unwrap();
-        let merged = cli.over(file).server().unwrap();
-        assert_eq!(merged.listen, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(merged.data, PathBuf::from("/srv/vpn"));
-        assert_eq!(merged.bot_username.as_deref(), Some("my_bot"));
-        assert!(merged.tls);
-        assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+        assert_eq!(merged.command, Some(Command::Run));
+        assert!(merged.config.is_some());
+        let server = merged.server().unwrap();
+        assert_eq!(server.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(server.data, PathBuf::from("/srv/vpn"));
+        assert_eq!(server.bot_username.as_deref(), Some("my_bot"));
+        assert!(server.tls);
+        let err = loaded(&[], "nonsense = 1").unwrap_err().to_string();
+        assert!(err.starts_with("settings file "), "{err}");
+        assert!(err.contains("nonsense"), "{err}");
     }
 
     #[test]
@@ -331,8 +335,7 @@ mod tests {
         assert_eq!(none.policy.health, HealthPolicy::default());
         assert_eq!(none.policy.reminders, ReminderDays(vec![3, 1]));
 
-        let file: Config = toml::from_str(
-            r#"
+        let file = r#"
 sweep_interval_secs = 5
 probe_timeout_ms = 500
 reminder_days = [1, 7, 3]
@@ -342,10 +345,8 @@ alert_webhook_url = "https://hooks.example.com/T0K3N"
 report_late_secs = 30
 report_down_secs = 120
 worse_after = 4
-"#,
-        )
-        .unwrap();
-        let s = Config::parse_from(["vpnctld"]).over(file).server().unwrap();
+"#;
+        let s = loaded(&[], file).unwrap().server().unwrap();
         assert_eq!(s.sweep_interval, Duration::from_secs(5));
         assert_eq!(s.probe_timeout, Duration::from_millis(500));
         assert_eq!(s.policy.reminders, ReminderDays(vec![7, 3, 1]));
@@ -357,18 +358,25 @@ worse_after = 4
         );
         assert!(!format!("{s:?}").contains("T0K3N"));
         assert_eq!(s.alert_webhook.unwrap().host(), "hooks.example.com");
+        // A flag replaces one key of the file and keeps the file's others.
+        let s = loaded(&["--reminder-days", "2"], file)
+            .unwrap()
+            .server()
+            .unwrap();
+        assert_eq!(s.policy.reminders, ReminderDays(vec![2]));
+        assert_eq!(s.policy.health.worse_after, 4);
 
         // Old names still work; the interval is clamped to 1..=60.
-        let old: Config =
-            toml::from_str("expiry_interval_secs = 600\nnode_stale_secs = 20").unwrap();
+        let old = loaded(&[], "expiry_interval_secs = 600\nnode_stale_secs = 20").unwrap();
         let s = old.server().unwrap();
         assert_eq!(s.sweep_interval, Duration::from_secs(60));
         assert_eq!(s.policy.health.report_down_secs, 20);
         assert!(s.policy.health.report_late_secs <= 20);
-        let flags = Config::parse_from(["vpnctld", "--expiry-interval-secs", "0"]);
+        let flags = loaded(&["--expiry-interval-secs", "0"], "sweep_interval_secs = 30").unwrap();
         assert_eq!(
             flags.server().unwrap().sweep_interval,
-            Duration::from_secs(1)
+            Duration::from_secs(1),
+            "the old flag still wins over the file"
         );
         let flags = Config::parse_from(["vpnctld", "--reminder-days", "5,2"]);
         assert_eq!(
@@ -377,21 +385,24 @@ worse_after = 4
         );
 
         // Bad values are refused with the key named.
-        for bad in [
-            "[health]\nreport_late_secs = 100\nreport_down_secs = 50",
-            "[health]\nworse_after = 0",
-            "reminder_days = [0]",
-            "probe_timeout_ms = 0",
+        for (bad, key) in [
+            (
+                "[health]\nreport_late_secs = 100\nreport_down_secs = 50",
+                "health",
+            ),
+            ("[health]\nworse_after = 0", "health"),
+            ("reminder_days = [0]", "reminder_days"),
+            ("probe_timeout_ms = 0", "probe_timeout_ms"),
         ] {
-            let c: Config = toml::from_str(bad).unwrap();
-            assert!(c.server().is_err(), "{bad}");
+            let err = loaded(&[], bad).unwrap().server().unwrap_err().to_string();
+            assert!(err.starts_with(&format!("setting {key}: ")), "{bad}: {err}");
         }
         for bad in [
             "[health]\nnonsense = 1",
             "alert_webhook_url = \"ftp://x\"",
             "alert_webhook_url = \"not a url\"",
         ] {
-            assert!(toml::from_str::<Config>(bad).is_err(), "{bad}");
+            assert!(loaded(&[], bad).is_err(), "{bad}");
         }
     }
 }

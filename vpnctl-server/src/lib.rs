@@ -8,7 +8,7 @@
 //! # async fn demo() -> Result<(), vpnctl_server::ServerError> {
 //! use vpnctl_server::{ServerConfig, run};
 //! let config = ServerConfig::new("/var/lib/vpnctl".into(), "127.0.0.1:7443".parse().unwrap());
-//! run(config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! run(config, vpnctl_daemon::shutdown_signal()).await
 //! # }
 //! ```
 
@@ -43,6 +43,8 @@ pub use webhook::WebhookUrl;
 pub enum ServerError {
     #[error("configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Settings(#[from] vpnctl_daemon::SettingsError),
     #[error("store: {0}")]
     Store(#[from] vpnctl_core::Error),
     #[error("TLS: {0}")]

@@ -3,21 +3,32 @@
 //! trip, traffic; pending notifications; webhook deliveries) and of the API itself
 //! (requests by method, route template and status; latency by route template).
 //!
+//! Two sources, one exposition: [`Metrics`] holds the [`prometheus_client`] counters
+//! and histograms that are updated as things happen (each request, each webhook
+//! round) and restart with the process; [`ServiceFigures`] is read from the store at
+//! scrape time (what the store keeps: users, nodes, traffic totals, the outbox) and
+//! encoded by a collector.
+//!
 //! Routes are labelled with their template (`/v1/users/{id}`), never the raw path,
-//! so ids do not multiply the series. Service figures are read from the store at
-//! scrape time; the HTTP counters live in memory and restart with the process.
+//! so ids do not multiply the series.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
-use std::sync::{Mutex, PoisonError};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use vpnctl_core::prom::{Exposition, Histogram, Kind, LATENCY_BUCKETS};
-use vpnctl_core::{Access, Consumer, Health, Vpnctl};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use vpnctl_core::{Access, Consumer, Health, NodeStatus, Vpnctl};
+use vpnctl_daemon::metrics::latency_histogram;
 
 use crate::state::AppState;
 
@@ -26,69 +37,95 @@ const UNMATCHED: &str = "unmatched";
 /// Pending notifications are counted up to this many per consumer.
 pub const PENDING_COUNT_LIMIT: usize = 1000;
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DeliveryLabels {
+    result: &'static str,
+}
+
+/// The counters and histograms of the running server, updated as things happen.
 #[derive(Debug)]
-struct RouteStats {
-    latency: Histogram,
-    /// (method, status) → requests.
-    requests: BTreeMap<(&'static str, u16), u64>,
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    webhook: Family<DeliveryLabels, Counter>,
 }
 
-/// Request counts and latencies per route template.
-#[derive(Debug, Default)]
-pub struct HttpMetrics {
-    routes: Mutex<HashMap<String, RouteStats>>,
-}
-
-impl HttpMetrics {
-    pub fn observe(&self, route: &str, method: &Method, status: u16, elapsed: std::time::Duration) {
-        let method = method_label(method);
-        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        // Look up before inserting: no allocation on the common path.
-        if !routes.contains_key(route) {
-            routes.insert(
-                route.to_owned(),
-                RouteStats {
-                    latency: Histogram::new(LATENCY_BUCKETS),
-                    requests: BTreeMap::new(),
-                },
-            );
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        let webhook = Family::<DeliveryLabels, Counter>::default();
+        // Both results from the start, so that a rate over them is defined at once.
+        for result in ["ok", "failed"] {
+            webhook.get_or_create(&DeliveryLabels { result }).inc_by(0);
         }
-        if let Some(stats) = routes.get_mut(route) {
-            stats.latency.observe(elapsed);
-            *stats.requests.entry((method, status)).or_insert(0) += 1;
+        registry.register(
+            "vpnctl_webhook_deliveries",
+            "Alert webhook POSTs by result",
+            webhook.clone(),
+        );
+        registry.register(
+            "vpnctl_http_requests",
+            "API requests by method, route template and status",
+            requests.clone(),
+        );
+        registry.register(
+            "vpnctl_http_request_duration_seconds",
+            "API request latency (until the response head) by route template",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            webhook,
         }
     }
+}
 
-    fn write(&self, e: &mut Exposition) {
-        let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut names: Vec<&String> = routes.keys().collect();
-        names.sort();
-        e.family(
-            "vpnctl_http_requests_total",
-            Kind::Counter,
-            "API requests by method, route template and status.",
-        );
-        for route in &names {
-            for ((method, status), count) in &routes[*route].requests {
-                let status = status.to_string();
-                e.sample(
-                    "vpnctl_http_requests_total",
-                    &[("method", method), ("route", route), ("status", &status)],
-                    as_f64(*count),
-                );
-            }
+impl Metrics {
+    /// Counts and times one request.
+    pub fn observe(&self, route: &str, method: &Method, status: u16, elapsed: std::time::Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method_label(method),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts what a webhook round did: alerts delivered, and whether a POST failed.
+    pub fn webhook_round(&self, sent: u32, failed: bool) {
+        if sent > 0 {
+            self.webhook
+                .get_or_create(&DeliveryLabels { result: "ok" })
+                .inc_by(u64::from(sent));
         }
-        e.family(
-            "vpnctl_http_request_duration_seconds",
-            Kind::Histogram,
-            "API request latency (until the response head) by route template.",
-        );
-        for route in &names {
-            e.histogram(
-                "vpnctl_http_request_duration_seconds",
-                &[("route", route)],
-                &routes[*route].latency.snapshot(),
-            );
+        if failed {
+            self.webhook
+                .get_or_create(&DeliveryLabels { result: "failed" })
+                .inc();
         }
     }
 }
@@ -104,11 +141,6 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     }
-}
-
-#[allow(clippy::cast_precision_loss)] // counts and bytes far below 2^52 in practice
-fn as_f64(n: u64) -> f64 {
-    n as f64
 }
 
 /// Middleware: counts and times every request by its route template, and logs it
@@ -137,26 +169,13 @@ pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Resp
 
 /// Everything `/metrics` shows. Runs on the blocking pool (it reads the store).
 pub fn render(st: &AppState) -> vpnctl_core::Result<String> {
-    let mut e = Exposition::new();
-    service(st.vpn(), &mut e)?;
-    let hooks = st.webhook_stats();
-    e.family(
-        "vpnctl_webhook_deliveries_total",
-        Kind::Counter,
-        "Alert webhook POSTs by result.",
-    )
-    .sample(
-        "vpnctl_webhook_deliveries_total",
-        &[("result", "ok")],
-        as_f64(hooks.sent.load(Ordering::Relaxed)),
-    )
-    .sample(
-        "vpnctl_webhook_deliveries_total",
-        &[("result", "failed")],
-        as_f64(hooks.failed.load(Ordering::Relaxed)),
-    );
-    st.metrics().write(&mut e);
-    Ok(e.finish())
+    let figures = ServiceFigures::read(st.vpn())?;
+    let mut scraped = Registry::default();
+    scraped.register_collector(Box::new(figures));
+    let mut out = String::new();
+    vpnctl_daemon::metrics::encode(&mut out, &scraped);
+    vpnctl_daemon::metrics::encode(&mut out, &st.metrics().registry);
+    Ok(out)
 }
 
 fn user_state(u: &vpnctl_core::User, now: vpnctl_core::Timestamp) -> &'static str {
@@ -168,188 +187,261 @@ fn user_state(u: &vpnctl_core::User, now: vpnctl_core::Timestamp) -> &'static st
     }
 }
 
-fn service(vpn: &Vpnctl, e: &mut Exposition) -> vpnctl_core::Result<()> {
-    let now = vpn.now();
-    let users = vpn.users()?;
-    let mut by_state: BTreeMap<&str, u64> = ["active", "expired", "suspended", "disabled"]
-        .into_iter()
-        .map(|s| (s, 0))
-        .collect();
-    for u in &users {
-        *by_state.entry(user_state(u, now)).or_default() += 1;
-    }
-    e.family("vpnctl_users", Kind::Gauge, "Users by state.");
-    for (state, n) in &by_state {
-        e.sample("vpnctl_users", &[("state", state)], as_f64(*n));
-    }
+/// One node's row of the scrape.
+#[derive(Debug)]
+struct NodeRow {
+    id: String,
+    name: String,
+    peers: u64,
+    desired_revision: u64,
+    status: NodeStatus,
+}
 
-    let nodes = vpn.node_overviews()?;
-    let mut desired = 0;
-    for o in &nodes {
-        desired += vpn.desired_peer_count(&o.node)?;
-    }
-    e.single(
-        "vpnctl_peers",
-        Kind::Gauge,
-        "Peers (devices), with or without access.",
-        as_f64(nodes.iter().map(|o| o.peers).sum()),
-    );
-    e.single(
-        "vpnctl_peers_desired",
-        Kind::Gauge,
-        "Peers in some node's desired state.",
-        as_f64(desired),
-    );
+/// What the store says at scrape time.
+#[derive(Debug)]
+pub struct ServiceFigures {
+    now: i64,
+    users: BTreeMap<&'static str, u64>,
+    peers: u64,
+    peers_desired: u64,
+    nodes: Vec<NodeRow>,
+    pending: Vec<(&'static str, u64)>,
+}
 
-    struct Row {
-        id: String,
-        name: String,
-        peers: u64,
-        desired_revision: u64,
-        status: vpnctl_core::NodeStatus,
-    }
-    let rows: Vec<Row> = nodes
-        .into_iter()
-        .map(|o| Row {
-            id: o.node.id.to_string(),
-            name: o.node.name,
-            peers: o.peers,
-            desired_revision: o.desired_revision,
-            status: o.status,
+impl ServiceFigures {
+    pub fn read(vpn: &Vpnctl) -> vpnctl_core::Result<Self> {
+        let now = vpn.now();
+        let mut users: BTreeMap<&'static str, u64> = ["active", "expired", "suspended", "disabled"]
+            .into_iter()
+            .map(|s| (s, 0))
+            .collect();
+        for u in &vpn.users()? {
+            *users.entry(user_state(u, now)).or_default() += 1;
+        }
+        let overviews = vpn.node_overviews()?;
+        let mut peers_desired = 0;
+        for o in &overviews {
+            peers_desired += vpn.desired_peer_count(&o.node)?;
+        }
+        let peers = overviews.iter().map(|o| o.peers).sum();
+        let nodes = overviews
+            .into_iter()
+            .map(|o| NodeRow {
+                id: o.node.id.to_string(),
+                name: o.node.name,
+                peers: o.peers,
+                desired_revision: o.desired_revision,
+                status: o.status,
+            })
+            .collect();
+        let mut pending = Vec::new();
+        for (consumer, label) in [(Consumer::Bot, "bot"), (Consumer::Webhook, "webhook")] {
+            let n = vpn.notifications(consumer, PENDING_COUNT_LIMIT)?.len();
+            pending.push((label, u64::try_from(n).unwrap_or(u64::MAX)));
+        }
+        Ok(Self {
+            now: now.seconds(),
+            users,
+            peers,
+            peers_desired,
+            nodes,
+            pending,
         })
-        .collect();
-    e.family("vpnctl_nodes", Kind::Gauge, "Nodes by health.");
-    for h in Health::ALL {
-        let count = rows.iter().filter(|r| r.status.health == h).count();
-        e.sample(
-            "vpnctl_nodes",
-            &[("health", h.as_str())],
-            as_f64(count as u64),
-        );
     }
-    e.family(
-        "vpnctl_node_health",
-        Kind::Gauge,
-        "1 for the node's current health, 0 for the others.",
-    );
-    for r in &rows {
-        for h in Health::ALL {
-            let value = if r.status.health == h { 1.0 } else { 0.0 };
-            e.sample(
-                "vpnctl_node_health",
-                &[
-                    ("node", &r.name),
-                    ("node_id", &r.id),
-                    ("health", h.as_str()),
-                ],
-                value,
-            );
-        }
-    }
-    /// A per-node family: name, kind, help, and the value of a node at `now`.
-    type PerNode = (
-        &'static str,
-        Kind,
-        &'static str,
-        fn(&Row, i64) -> Option<f64>,
-    );
-    let gauges: [PerNode; 8] = [
-        (
-            "vpnctl_node_peers",
-            Kind::Gauge,
-            "Peers on the node.",
-            |r, _| Some(as_f64(r.peers)),
-        ),
-        (
-            "vpnctl_node_peers_connected",
-            Kind::Gauge,
-            "Peers with a handshake in the last 3 minutes, per the latest report.",
-            |r, _| Some(f64::from(r.status.peers_connected)),
-        ),
-        (
-            "vpnctl_node_desired_revision",
-            Kind::Gauge,
-            "The revision the control plane wants the node at.",
-            |r, _| Some(as_f64(r.desired_revision)),
-        ),
-        (
-            "vpnctl_node_applied_revision",
-            Kind::Gauge,
-            "The revision the node last reported as applied (absent before a report).",
-            |r, _| {
-                r.status
-                    .last_report_at
-                    .map(|_| as_f64(r.status.applied_revision))
-            },
-        ),
-        (
-            "vpnctl_node_last_report_age_seconds",
-            Kind::Gauge,
-            "Seconds since the node's last report (absent before a report).",
-            |r, now| {
-                r.status
-                    .last_report_at
-                    .map(|t| as_f64(u64::try_from(now.saturating_sub(t.seconds())).unwrap_or(0)))
-            },
-        ),
-        (
-            "vpnctl_node_probe_rtt_seconds",
-            Kind::Gauge,
-            "TCP connect time of the latest successful probe of the node's health port.",
-            |r, _| {
-                r.status
-                    .probe
-                    .as_ref()
-                    .and_then(|p| p.rtt_ms)
-                    .map(|ms| f64::from(ms) / 1000.0)
-            },
-        ),
-        (
-            "vpnctl_node_traffic_rx_bytes_total",
-            Kind::Counter,
-            "Bytes from clients to the node, accounted by the control plane.",
-            |r, _| Some(as_f64(r.status.traffic.rx)),
-        ),
-        (
-            "vpnctl_node_traffic_tx_bytes_total",
-            Kind::Counter,
-            "Bytes from the node to clients, accounted by the control plane.",
-            |r, _| Some(as_f64(r.status.traffic.tx)),
-        ),
-    ];
-    for (name, kind, help, value) in gauges {
-        e.family(name, kind, help);
-        for r in &rows {
-            if let Some(v) = value(r, now.seconds()) {
-                e.sample(name, &[("node", &r.name), ("node_id", &r.id)], v);
-            }
-        }
-    }
-    e.family(
-        "vpnctl_node_probe_failures",
-        Kind::Gauge,
-        "Consecutive failed probes of the node's health port.",
-    );
-    for r in &rows {
-        e.sample(
-            "vpnctl_node_probe_failures",
-            &[("node", &r.name), ("node_id", &r.id)],
-            f64::from(r.status.probe_failures),
-        );
-    }
+}
 
-    e.family(
-        "vpnctl_notifications_pending",
-        Kind::Gauge,
-        "Notifications a consumer has not acknowledged (counted up to 1000).",
-    );
-    for (consumer, label) in [(Consumer::Bot, "bot"), (Consumer::Webhook, "webhook")] {
-        let pending = vpn.notifications(consumer, PENDING_COUNT_LIMIT)?.len();
-        e.sample(
-            "vpnctl_notifications_pending",
-            &[("consumer", label)],
-            as_f64(pending as u64),
-        );
+/// A per-node series: name, help, and the node's value (absent: no sample).
+type PerNode = (
+    &'static str,
+    &'static str,
+    fn(&NodeRow, i64) -> Option<Value>,
+);
+
+/// A sample value: integers print as integers, the rest as floats.
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+/// Writes one gauge family: `samples` are (labels, value).
+fn gauge_family<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, Value)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        let metric = family.encode_family(&labels)?;
+        match value {
+            Value::Int(v) => ConstGauge::new(v).encode(metric)?,
+            Value::Float(v) => ConstGauge::new(v).encode(metric)?,
+        }
     }
     Ok(())
+}
+
+/// Writes one counter family (`name` without `_total`).
+fn counter_family<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for ServiceFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        gauge_family(
+            e,
+            "vpnctl_users",
+            "Users by state.",
+            self.users
+                .iter()
+                .map(|(state, n)| ([("state", *state)], Value::Int(*n))),
+        )?;
+        let none: [(&str, &str); 0] = [];
+        gauge_family(
+            e,
+            "vpnctl_peers",
+            "Peers (devices), with or without access.",
+            [(none, Value::Int(self.peers))],
+        )?;
+        gauge_family(
+            e,
+            "vpnctl_peers_desired",
+            "Peers in some node's desired state.",
+            [(none, Value::Int(self.peers_desired))],
+        )?;
+        gauge_family(
+            e,
+            "vpnctl_nodes",
+            "Nodes by health.",
+            Health::ALL.iter().map(|h| {
+                let n = self.nodes.iter().filter(|r| r.status.health == *h).count();
+                (
+                    [("health", h.as_str())],
+                    Value::Int(u64::try_from(n).unwrap_or(u64::MAX)),
+                )
+            }),
+        )?;
+        gauge_family(
+            e,
+            "vpnctl_node_health",
+            "1 for the node's current health, 0 for the others.",
+            self.nodes.iter().flat_map(|r| {
+                Health::ALL.iter().map(move |h| {
+                    (
+                        [
+                            ("node", r.name.as_str()),
+                            ("node_id", r.id.as_str()),
+                            ("health", h.as_str()),
+                        ],
+                        Value::Int(u64::from(r.status.health == *h)),
+                    )
+                })
+            }),
+        )?;
+        let gauges: [PerNode; 7] = [
+            ("vpnctl_node_peers", "Peers on the node.", |r, _| {
+                Some(Value::Int(r.peers))
+            }),
+            (
+                "vpnctl_node_peers_connected",
+                "Peers with a handshake in the last 3 minutes, per the latest report.",
+                |r, _| Some(Value::Int(u64::from(r.status.peers_connected))),
+            ),
+            (
+                "vpnctl_node_desired_revision",
+                "The revision the control plane wants the node at.",
+                |r, _| Some(Value::Int(r.desired_revision)),
+            ),
+            (
+                "vpnctl_node_applied_revision",
+                "The revision the node last reported as applied (absent before a report).",
+                |r, _| {
+                    r.status
+                        .last_report_at
+                        .map(|_| Value::Int(r.status.applied_revision))
+                },
+            ),
+            (
+                "vpnctl_node_last_report_age_seconds",
+                "Seconds since the node's last report (absent before a report).",
+                |r, now| {
+                    r.status.last_report_at.map(|t| {
+                        Value::Int(u64::try_from(now.saturating_sub(t.seconds())).unwrap_or(0))
+                    })
+                },
+            ),
+            (
+                "vpnctl_node_probe_rtt_seconds",
+                "TCP connect time of the latest successful probe of the node's health port.",
+                |r, _| {
+                    r.status
+                        .probe
+                        .as_ref()
+                        .and_then(|p| p.rtt_ms)
+                        .map(|ms| Value::Float(f64::from(ms) / 1000.0))
+                },
+            ),
+            (
+                "vpnctl_node_probe_failures",
+                "Consecutive failed probes of the node's health port.",
+                |r, _| Some(Value::Int(u64::from(r.status.probe_failures))),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            gauge_family(
+                e,
+                name,
+                help,
+                self.nodes.iter().filter_map(|r| {
+                    value(r, self.now)
+                        .map(|v| ([("node", r.name.as_str()), ("node_id", r.id.as_str())], v))
+                }),
+            )?;
+        }
+        type Traffic = (&'static str, &'static str, fn(&NodeRow) -> u64);
+        let traffic: [Traffic; 2] = [
+            (
+                "vpnctl_node_traffic_rx_bytes",
+                "Bytes from clients to the node, accounted by the control plane.",
+                |r| r.status.traffic.rx,
+            ),
+            (
+                "vpnctl_node_traffic_tx_bytes",
+                "Bytes from the node to clients, accounted by the control plane.",
+                |r| r.status.traffic.tx,
+            ),
+        ];
+        for (name, help, value) in traffic {
+            counter_family(
+                e,
+                name,
+                help,
+                self.nodes.iter().map(|r| {
+                    (
+                        [("node", r.name.as_str()), ("node_id", r.id.as_str())],
+                        value(r),
+                    )
+                }),
+            )?;
+        }
+        gauge_family(
+            e,
+            "vpnctl_notifications_pending",
+            "Notifications a consumer has not acknowledged (counted up to 1000).",
+            self.pending
+                .iter()
+                .map(|(consumer, n)| ([("consumer", *consumer)], Value::Int(*n))),
+        )
+    }
 }

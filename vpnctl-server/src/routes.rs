@@ -145,7 +145,7 @@ async fn metrics(_: Admin, State(st): State<AppState>) -> ApiResult<Response> {
     Ok((
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(vpnctl_core::prom::CONTENT_TYPE),
+            HeaderValue::from_static(vpnctl_daemon::metrics::CONTENT_TYPE),
         )],
         text,
     )

@@ -13,7 +13,6 @@
 //! `ManualClock` drive expiry and health; only the probe's round trip and the
 //! webhook's retry backoff are measured in real time.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpStream, lookup_host};
@@ -84,13 +83,7 @@ impl Lifecycle {
         match &mut self.webhook {
             Some(hook) => {
                 let done = hook.deliver(self.state.vpn(), self.interval).await;
-                let stats = self.state.webhook_stats();
-                stats
-                    .sent
-                    .fetch_add(u64::from(done.sent), Ordering::Relaxed);
-                if done.failed {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                }
+                self.state.metrics().webhook_round(done.sent, done.failed);
                 if done.sent > 0 {
                     tracing::info!(host = %hook.host(), sent = done.sent, "alerts delivered to the webhook");
                 }

@@ -4,7 +4,6 @@
 //! what matters of a report is persisted by core), and the HTTP metrics.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{broadcast, watch};
@@ -12,7 +11,7 @@ use vpnctl_api::Fingerprint;
 use vpnctl_api::body::StoredReport;
 use vpnctl_core::{Commit, Event, NodeId, Vpnctl};
 
-use crate::metrics::HttpMetrics;
+use crate::metrics::Metrics;
 
 /// How many live events a slow SSE subscriber may fall behind before it re-reads
 /// from the store.
@@ -101,16 +100,8 @@ struct Shared {
     feed: Arc<Feed>,
     reports: Mutex<HashMap<NodeId, StoredReport>>,
     public: PublicInfo,
-    metrics: HttpMetrics,
-    webhook: WebhookStats,
+    metrics: Metrics,
     shutdown: watch::Receiver<bool>,
-}
-
-/// Outcomes of alert webhook POSTs, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct WebhookStats {
-    pub sent: AtomicU64,
-    pub failed: AtomicU64,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -130,8 +121,7 @@ impl AppState {
             feed,
             reports: Mutex::new(HashMap::new()),
             public,
-            metrics: HttpMetrics::default(),
-            webhook: WebhookStats::default(),
+            metrics: Metrics::default(),
             shutdown,
         }))
     }
@@ -148,12 +138,9 @@ impl AppState {
         &self.0.public
     }
 
-    pub fn metrics(&self) -> &HttpMetrics {
+    /// The counters and histograms of `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
-    }
-
-    pub fn webhook_stats(&self) -> &WebhookStats {
-        &self.0.webhook
     }
 
     /// Resolves once the server is shutting down.

@@ -3,7 +3,8 @@
 //! human `text` field added. Delivery is at least once: the webhook's outbox cursor
 //! ([`Consumer::Webhook`]) only moves past a notification after a 2xx answer (or when
 //! it is for a user, which the webhook skips). A failure stops the round and the
-//! next attempt waits, doubling from one sweep interval up to five minutes.
+//! next attempt waits ([`vpnctl_daemon::Backoff`]: doubling from one sweep interval up
+//! to five minutes, with jitter).
 //!
 //! The URL may carry a secret (a token in the path or query), so it is never logged
 //! or printed whole: [`WebhookUrl`]'s `Debug`/`Display` show scheme and host only,
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 use vpnctl_core::{Consumer, Message, Notification, Recipient, Vpnctl};
+use vpnctl_daemon::Backoff;
 
 use crate::error::blocking;
 
@@ -74,6 +76,14 @@ impl fmt::Debug for WebhookUrl {
     }
 }
 
+/// The whole URL, secret included: only for merging settings layers
+/// ([`vpnctl_daemon::settings::layered`]); never serialize it into anything shown.
+impl Serialize for WebhookUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for WebhookUrl {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -128,7 +138,7 @@ pub struct Delivered {
 pub struct Webhook {
     url: WebhookUrl,
     http: reqwest::Client,
-    base_backoff: Duration,
+    backoff: Backoff,
     failures: u32,
     retry_at: Option<Instant>,
 }
@@ -145,7 +155,7 @@ impl Webhook {
         Ok(Self {
             url,
             http,
-            base_backoff: base_backoff.max(Duration::from_millis(10)),
+            backoff: Backoff::new(base_backoff.max(Duration::from_millis(10)), MAX_BACKOFF),
             failures: 0,
             retry_at: None,
         })
@@ -207,7 +217,7 @@ impl Webhook {
                     }
                     Err(Failure::Retry(why)) => {
                         self.failures = self.failures.saturating_add(1);
-                        let wait = backoff(self.base_backoff, self.failures);
+                        let wait = self.backoff.delay(self.failures);
                         self.retry_at = Some(Instant::now() + wait);
                         tracing::warn!(
                             host = %self.url.host(),
@@ -268,12 +278,6 @@ enum Failure {
     Refused(String),
 }
 
-/// `base`, doubled per failure after the first, at most [`MAX_BACKOFF`].
-fn backoff(base: Duration, failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(20);
-    base.saturating_mul(1 << doublings).min(MAX_BACKOFF)
-}
-
 /// Without a webhook nobody reads its queue: move its cursor to the end so that the
 /// outbox can be pruned once the bot has read it too.
 pub async fn discard(vpn: &Vpnctl) {
@@ -332,13 +336,17 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_a_cap() {
-        let base = Duration::from_secs(10);
-        assert_eq!(backoff(base, 1), Duration::from_secs(10));
-        assert_eq!(backoff(base, 2), Duration::from_secs(20));
-        assert_eq!(backoff(base, 4), Duration::from_secs(80));
-        assert_eq!(backoff(base, 10), MAX_BACKOFF);
-        assert_eq!(backoff(base, u32::MAX), MAX_BACKOFF);
+    fn retries_wait_from_one_interval_up_to_five_minutes() {
+        let hook = Webhook::new(
+            "https://hooks.example.com/x".parse().unwrap(),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(hook.backoff.ceiling(1), Duration::from_secs(10));
+        assert_eq!(hook.backoff.ceiling(2), Duration::from_secs(20));
+        assert_eq!(hook.backoff.ceiling(4), Duration::from_secs(80));
+        assert_eq!(hook.backoff.ceiling(10), MAX_BACKOFF);
+        assert_eq!(hook.backoff.ceiling(u32::MAX), MAX_BACKOFF);
     }
 
     #[test]

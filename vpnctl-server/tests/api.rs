@@ -2,18 +2,16 @@
 //! flow through the typed client, authentication on every route, malformed input,
 //! and the live event stream.
 
-mod support;
-
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode};
-use support::{TestServer, register};
 use vpnctl_api::ApiError;
 use vpnctl_api::body::{CreateInvite, CreateUser, IssuePeerRequest, PeerQuery};
 use vpnctl_client::ClientError;
 use vpnctl_core::wire::{DesiredUpdate, NodeReport, SystemStats};
 use vpnctl_core::{EventKind, Health, KeyPair, NodeState, Scope, Secret};
+use vpnctl_testbed::control_plane::{ControlPlane, EnrolledNode, nodes_add};
 
 fn report(applied: u64) -> NodeReport {
     NodeReport {
@@ -37,12 +35,20 @@ fn status(e: &ClientError) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_bot_and_node_flow() {
-    let mut srv = TestServer::start().await;
+    let mut srv = ControlPlane::start().await;
     let admin = srv.admin();
     admin.healthz().await.unwrap();
 
     // Node: register, join token, enroll (the join secret is single use).
-    let node = admin.register_node(&register("fra-1")).await.unwrap();
+    let node = admin
+        .register_node(&nodes_add(
+            "fra-1",
+            "de-fra",
+            "vpn.example.com:51820",
+            "10.8.0.0/16",
+        ))
+        .await
+        .unwrap();
     assert!(node.public_key.is_none());
     let (join, _) = admin.create_join_token(node.id, Some(600)).await.unwrap();
     assert_eq!(join.url, srv.url);
@@ -137,7 +143,7 @@ async fn admin_bot_and_node_flow() {
     );
 
     // The bot: peers and configs yes, tokens and node management no.
-    let (_, bot_secret) = admin.create_token(Scope::Bot, "bot").await.unwrap();
+    let (bot_token, bot_secret) = admin.create_token(Scope::Bot, "bot").await.unwrap();
     let bot = srv.client(Some(&bot_secret));
     let bot_peer = bot
         .issue_peer(&IssuePeerRequest {
@@ -165,7 +171,16 @@ async fn admin_bot_and_node_flow() {
         403
     );
     assert_eq!(
-        status(&bot.register_node(&register("x")).await.unwrap_err()),
+        status(
+            &bot.register_node(&nodes_add(
+                "x",
+                "de-fra",
+                "vpn.example.com:51820",
+                "10.8.0.0/16"
+            ))
+            .await
+            .unwrap_err()
+        ),
         403
     );
     assert_eq!(status(&bot.drain_node(node.id).await.unwrap_err()), 403);
@@ -206,15 +221,7 @@ async fn admin_bot_and_node_flow() {
     );
 
     // Revoking the bot token locks it out.
-    let bot_token_id = admin
-        .tokens()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.scope == Scope::Bot)
-        .unwrap()
-        .id;
-    admin.revoke_token(bot_token_id).await.unwrap();
+    admin.revoke_token(bot_token.id).await.unwrap();
     assert_eq!(status(&bot.nodes().await.unwrap_err()), 401);
     srv.stop().await;
 }
@@ -327,7 +334,7 @@ fn http() -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_missing_or_bad_tokens() {
-    let mut srv = TestServer::start().await;
+    let mut srv = ControlPlane::start().await;
     let http = http();
     let bad_auth = [
         None,
@@ -364,9 +371,13 @@ async fn every_route_refuses_missing_or_bad_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scopes_are_enforced_on_every_route() {
-    let mut srv = TestServer::start().await;
-    let (node_a, node_api) = srv.enrolled_node("fra-1").await;
-    let (node_b, _) = srv.enrolled_node("fra-2").await;
+    let mut srv = ControlPlane::start().await;
+    let EnrolledNode {
+        node: node_a,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
+    let EnrolledNode { node: node_b, .. } = srv.enrolled_node("fra-2").await;
     let http = http();
     let node_token = srv
         .vpn
@@ -466,8 +477,8 @@ async fn scopes_are_enforced_on_every_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_json_4xx() {
-    let mut srv = TestServer::start().await;
-    let (node, _) = srv.enrolled_node("fra-1").await;
+    let mut srv = ControlPlane::start().await;
+    let EnrolledNode { node, .. } = srv.enrolled_node("fra-1").await;
     let http = http();
     let auth = format!("Bearer {}", srv.admin_token.expose());
     let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(200_000));
@@ -639,7 +650,7 @@ async fn malformed_requests_get_json_4xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_stream_delivers_new_events() {
-    let mut srv = TestServer::start().await;
+    let mut srv = ControlPlane::start().await;
     let admin = srv.admin();
     let stream = admin.events_stream(None).await.unwrap();
     let mut stream = Box::pin(stream);

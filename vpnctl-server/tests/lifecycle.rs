@@ -3,15 +3,12 @@
 //! outbox long-poll and `/metrics`. A real vpnctld on loopback over a real redb file,
 //! with a `ManualClock` for the service's time and a lifecycle loop every 50 ms.
 
-mod support;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::TestServer;
 use vpnctl_api::body::{CreateUser, IssuePeerRequest, PatchUser};
 use vpnctl_client::{ApiClient, ClientError};
 use vpnctl_core::wire::{DesiredUpdate, NodeReport, PeerStats, SystemStats};
@@ -19,6 +16,8 @@ use vpnctl_core::{
     Clock, EvacuateTo, Health, HealthPolicy, ManualClock, Message, Node, NodeId, NodeState,
     Notification, Policy, PublicKey, Quota, QuotaPeriod, Recipient, Scope, Timestamp, UserId,
 };
+use vpnctl_server::ServerConfig;
+use vpnctl_testbed::control_plane::{ControlPlane, EnrolledNode};
 
 /// 2026-11-10T00:00:00Z.
 const START: Timestamp = Timestamp(1_794_268_800);
@@ -109,9 +108,27 @@ async fn issue(admin: &ApiClient, user: UserId, node: NodeId, device: &str) -> v
         .peer
 }
 
-async fn bot(srv: &TestServer) -> ApiClient {
+async fn bot(srv: &ControlPlane) -> ApiClient {
     let (_, secret) = srv.admin().create_token(Scope::Bot, "bot").await.unwrap();
     srv.client(Some(&secret))
+}
+
+/// Plain HTTP over a store on `clock` with `policy`; the lifecycle loop runs every
+/// 50 ms unless `configure` says otherwise.
+async fn clocked(
+    clock: &ManualClock,
+    policy: Policy,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> ControlPlane {
+    ControlPlane::builder()
+        .clock(clock)
+        .policy(policy)
+        .configure(|c| {
+            c.sweep_interval = Duration::from_millis(50);
+            configure(c);
+        })
+        .start()
+        .await
 }
 
 /// Waits (long-polling) for the next notifications, acknowledges them, returns them.
@@ -152,7 +169,7 @@ async fn health(admin: &ApiClient, node: NodeId) -> vpnctl_api::body::NodeHealth
 }
 
 /// Reports and waits until the node is judged up.
-async fn bring_up(srv: &TestServer, clock: &ManualClock, node: &Node, node_api: &ApiClient) {
+async fn bring_up(srv: &ControlPlane, clock: &ManualClock, node: &Node, node_api: &ApiClient) {
     let (rev, _) = desired(node_api, node.id).await;
     node_api
         .report(node.id, &report(rev, clock.now(), &[]))
@@ -168,10 +185,14 @@ async fn bring_up(srv: &TestServer, clock: &ManualClock, node: &Node, node_api: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_ends_with_reminders_and_comes_back_after_extend() {
     let clock = ManualClock::new(START);
-    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |_| {}).await;
+    let mut srv = clocked(&clock, Policy::default(), |_| {}).await;
     let admin = srv.admin();
     let bot = bot(&srv).await;
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     let alice = user(&admin, "alice", Some(42)).await;
     let until = START.plus_days(4);
     admin.set_access(alice, Some(until)).await.unwrap();
@@ -266,9 +287,13 @@ async fn access_ends_with_reminders_and_comes_back_after_extend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_survives_counter_resets() {
     let clock = ManualClock::new(START);
-    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |_| {}).await;
+    let mut srv = clocked(&clock, Policy::default(), |_| {}).await;
     let admin = srv.admin();
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     let bob = user(&admin, "bob", None).await;
     let phone = issue(&admin, bob, node.id, "phone").await;
     let laptop = issue(&admin, bob, node.id, "laptop").await;
@@ -320,10 +345,14 @@ async fn traffic_survives_counter_resets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_warns_suspends_and_resets_with_the_period() {
     let clock = ManualClock::new(START);
-    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |_| {}).await;
+    let mut srv = clocked(&clock, Policy::default(), |_| {}).await;
     let admin = srv.admin();
     let bot = bot(&srv).await;
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     let carol = user(&admin, "carol", Some(7)).await;
     let peer = issue(&admin, carol, node.id, "phone").await;
     let quota = Quota {
@@ -527,14 +556,18 @@ async fn a_silent_node_goes_down_after_the_hysteresis_and_alerts_once() {
     };
     let hook = receiver(0).await;
     let url = hook.url.clone();
-    let mut srv = TestServer::start_clocked(&clock, policy, |c| {
+    let mut srv = clocked(&clock, policy, |c| {
         c.sweep_interval = Duration::from_millis(200);
         c.alert_webhook = Some(url.parse().unwrap());
     })
     .await;
     let admin = srv.admin();
     let bot = bot(&srv).await;
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     bring_up(&srv, &clock, &node, &node_api).await;
     // A node's first report is not news.
     nothing_pending(&bot).await;
@@ -600,13 +633,17 @@ async fn a_failing_webhook_gets_the_alert_again() {
     let clock = ManualClock::new(START);
     let hook = receiver(1).await;
     let url = hook.url.clone();
-    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |c| {
+    let mut srv = clocked(&clock, Policy::default(), |c| {
         c.alert_webhook = Some(url.parse().unwrap());
     })
     .await;
     let admin = srv.admin();
     let alice = user(&admin, "alice", Some(1)).await;
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     bring_up(&srv, &clock, &node, &node_api).await;
     // A user notification first: the webhook passes over it.
     admin
@@ -650,11 +687,15 @@ async fn an_alert_the_webhook_refuses_does_not_block_later_ones() {
     let clock = ManualClock::new(START);
     let hook = receiver_failing_with(1, StatusCode::BAD_REQUEST).await;
     let url = hook.url.clone();
-    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |c| {
+    let mut srv = clocked(&clock, Policy::default(), |c| {
         c.alert_webhook = Some(url.parse().unwrap());
     })
     .await;
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     bring_up(&srv, &clock, &node, &node_api).await;
     clock.advance(120);
     eventually("the webhook to refuse the down alert", || async {
@@ -681,7 +722,7 @@ async fn an_alert_the_webhook_refuses_does_not_block_later_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_find_closed_health_ports() {
     let clock = ManualClock::new(START);
-    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |_| {}).await;
+    let mut srv = clocked(&clock, Policy::default(), |_| {}).await;
     let admin = srv.admin();
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -694,9 +735,21 @@ async fn probes_find_closed_health_ports() {
             drop(conn);
         }
     });
-    let (broken, broken_api) = srv.enrolled_node_at("fra-1", "127.0.0.1:51820").await;
-    let (fine, fine_api) = srv.enrolled_node_at("fra-2", "127.0.0.1:51821").await;
-    let (silent, silent_api) = srv.enrolled_node_at("fra-3", "127.0.0.1:51822").await;
+    let EnrolledNode {
+        node: broken,
+        client: broken_api,
+        ..
+    } = srv.enrolled_node_at("fra-1", "127.0.0.1:51820").await;
+    let EnrolledNode {
+        node: fine,
+        client: fine_api,
+        ..
+    } = srv.enrolled_node_at("fra-2", "127.0.0.1:51821").await;
+    let EnrolledNode {
+        node: silent,
+        client: silent_api,
+        ..
+    } = srv.enrolled_node_at("fra-3", "127.0.0.1:51822").await;
     for (node, api, port) in [
         (&broken, &broken_api, Some(closed)),
         (&fine, &fine_api, Some(open_port)),
@@ -743,11 +796,19 @@ async fn probes_find_closed_health_ports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evacuation_moves_devices_and_tells_their_users() {
     let clock = ManualClock::new(START);
-    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |_| {}).await;
+    let mut srv = clocked(&clock, Policy::default(), |_| {}).await;
     let admin = srv.admin();
     let bot = bot(&srv).await;
-    let (from, from_api) = srv.enrolled_node("fra-1").await;
-    let (to, to_api) = srv.enrolled_node("fra-2").await;
+    let EnrolledNode {
+        node: from,
+        client: from_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node: to,
+        client: to_api,
+        ..
+    } = srv.enrolled_node("fra-2").await;
     let dora = user(&admin, "dora", Some(11)).await;
     let eve = user(&admin, "eve", None).await;
     let dora_phone = issue(&admin, dora, from.id, "phone").await;
@@ -822,9 +883,13 @@ async fn evacuation_moves_devices_and_tells_their_users() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_an_admin_and_show_the_service() {
     let clock = ManualClock::new(START);
-    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |_| {}).await;
+    let mut srv = clocked(&clock, Policy::default(), |_| {}).await;
     let admin = srv.admin();
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     let active = user(&admin, "active", None).await;
     let off = user(&admin, "off", None).await;
     let gone = user(&admin, "gone", None).await;
@@ -861,7 +926,7 @@ async fn metrics_need_an_admin_and_show_the_service() {
     assert_eq!(ok.status(), 200);
     assert_eq!(
         ok.headers()["content-type"],
-        vpnctl_core::prom::CONTENT_TYPE
+        vpnctl_daemon::metrics::CONTENT_TYPE
     );
     let text = ok.text().await.unwrap();
     let id = node.id.to_string();
@@ -905,6 +970,16 @@ async fn metrics_need_an_admin_and_show_the_service() {
     assert!(text.contains("# TYPE vpnctl_http_request_duration_seconds histogram"));
     assert!(
         text.contains(
+            "# HELP vpnctl_http_requests_total API requests by method, route template and status.\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("..\n"),
+        "help texts end in one period: {text}"
+    );
+    assert!(
+        text.contains(
             "vpnctl_http_request_duration_seconds_count{route=\"/v1/nodes/{id}/desired\"}"
         )
     );
@@ -916,7 +991,7 @@ async fn metrics_need_an_admin_and_show_the_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbox_long_poll_wakes_on_news_and_ends_on_shutdown() {
     let clock = ManualClock::new(START);
-    let mut srv = TestServer::start_clocked(&clock, Policy::default(), |c| {
+    let mut srv = clocked(&clock, Policy::default(), |c| {
         // Nothing from the loop during this test.
         c.sweep_interval = Duration::from_secs(60);
     })
@@ -924,7 +999,11 @@ async fn the_outbox_long_poll_wakes_on_news_and_ends_on_shutdown() {
     let admin = srv.admin();
     let bot = bot(&srv).await;
     let frank = user(&admin, "frank", Some(5)).await;
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     let peer = issue(&admin, frank, node.id, "phone").await;
 
     // A waiting bot is woken by a notification: a quota warning from a report.

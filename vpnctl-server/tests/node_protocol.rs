@@ -1,20 +1,22 @@
 //! The node protocol's long-poll and TLS pinning, over real loopback connections.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::TestServer;
 use vpnctl_api::body::{CreateUser, IssuePeerRequest};
 use vpnctl_client::{ApiClient, ClientError, Fingerprint};
 use vpnctl_core::wire::{DesiredUpdate, PeerDelta};
 use vpnctl_server::{Server, ServerConfig, ServerError};
+use vpnctl_testbed::control_plane::{ControlPlane, EnrolledNode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_answers_when_the_node_changes() {
-    let mut srv = TestServer::start().await;
+    let mut srv = ControlPlane::start().await;
     let admin = srv.admin();
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     let current = node_api
         .desired(node.id, 0, Duration::ZERO)
         .await
@@ -100,14 +102,18 @@ async fn long_poll_answers_when_the_node_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_the_pinned_certificate_only() {
-    let mut srv = TestServer::start_with(true).await;
+    let mut srv = ControlPlane::start_tls().await;
     assert!(srv.url.starts_with("https://127.0.0.1:"));
     let pin = srv.fingerprint.expect("TLS server has a fingerprint");
 
     // Right pin: works, including the node flow (join token carries the pin).
     let admin = srv.admin();
     assert!(admin.nodes().await.unwrap().is_empty());
-    let (node, node_api) = srv.enrolled_node("fra-1").await;
+    let EnrolledNode {
+        node,
+        client: node_api,
+        ..
+    } = srv.enrolled_node("fra-1").await;
     node_api.desired(node.id, 0, Duration::ZERO).await.unwrap();
     let (join, _) = admin.create_join_token(node.id, None).await.unwrap();
     assert_eq!(join.fingerprint, Some(pin));

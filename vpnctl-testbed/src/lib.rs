@@ -15,12 +15,21 @@
 //! own tests and for whole-system tests that run the real bot. [`internet`] is what a
 //! tunnel browses: a DNS server for a test zone (dnsmasq), a web server, `curl`.
 //!
+//! With the `control-plane` feature, `control_plane::ControlPlane` is a real
+//! `vpnctld` in the test process (plain HTTP or pinned TLS, temp store, optional
+//! manual clock and policy, stop/restart on the same address), with helpers that
+//! register and enroll nodes the way `vpnctl nodes add` and `vpnctl-node join` do.
+//! [`RootLink`] connects the test's own (root) namespace to a node namespace, so that
+//! a node daemon inside it reaches a control plane listening on the root side.
+//!
 //! Commands are always built from argument arrays (`std::process::Command`), never
 //! from a shell string.
 //!
 //! Addresses used by tests come from the documentation ranges 192.0.2.0/24,
 //! 198.51.100.0/24 and 203.0.113.0/24 and exist only inside the namespaces.
 
+#[cfg(feature = "control-plane")]
+pub mod control_plane;
 pub mod internet;
 mod names;
 mod netns;
@@ -30,7 +39,7 @@ pub mod telegram;
 mod wgquick;
 
 pub use names::Names;
-pub use netns::{Netns, veth};
+pub use netns::{Netns, RootLink, veth};
 pub use ping::{ContinuousPing, PingStats, ping, ping_stats};
 pub use process::{ChildGuard, UapiGuard, run, run_ok};
 pub use wgquick::WgQuick;

@@ -178,3 +178,82 @@ pub fn veth(tag: &str, a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) -> (Str
     b.ip(&["link", "set", &bn, "up"]);
     (an, bn)
 }
+
+/// A veth pair between the namespace of the test process (the root namespace, where
+/// e.g. an in-process control plane listens) and a namespace `ns`:
+/// `root_ip`/30 ↔ `ns_ip`/30. Deleting the namespace destroys both ends; `Drop` also
+/// deletes the root end (and with it every route over it).
+#[derive(Debug)]
+pub struct RootLink {
+    root_end: String,
+}
+
+impl RootLink {
+    /// Interface names come from `names` with `tag` (`{tag}r` on the root side,
+    /// `{tag}n` in `ns`).
+    pub fn new(names: &crate::Names, tag: &str, ns: &Netns, root_ip: &str, ns_ip: &str) -> Self {
+        let root_end = names.iface(&format!("{tag}r"));
+        let ns_end = names.iface(&format!("{tag}n"));
+        run_ok(
+            "ip",
+            &[
+                "link",
+                "add",
+                &root_end,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns_end,
+                "netns",
+                ns.name(),
+            ],
+        );
+        let link = Self { root_end };
+        run_ok(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{root_ip}/30"),
+                "dev",
+                &link.root_end,
+            ],
+        );
+        run_ok("ip", &["link", "set", &link.root_end, "up"]);
+        ns.ip(&["addr", "add", &format!("{ns_ip}/30"), "dev", &ns_end]);
+        ns.ip(&["link", "set", &ns_end, "up"]);
+        link
+    }
+
+    /// The interface name on the root side.
+    pub fn root_end(&self) -> &str {
+        &self.root_end
+    }
+
+    /// Routes `dest` (a host address of the namespace, e.g. a node's endpoint) from
+    /// the root namespace over this link via `via` (the namespace's end).
+    pub fn route(&self, dest: &str, via: &str) {
+        run_ok(
+            "ip",
+            &[
+                "route",
+                "add",
+                &format!("{dest}/32"),
+                "via",
+                via,
+                "dev",
+                &self.root_end,
+            ],
+        );
+    }
+}
+
+impl Drop for RootLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.root_end])
+            .stderr(Stdio::null())
+            .status();
+    }
+}

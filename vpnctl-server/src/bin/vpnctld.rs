@@ -1,22 +1,18 @@
-//! `vpnctld`: parse the config, install tracing, then `init` or `run`.
+//! `vpnctld`: parse the settings, install logging, then `init` or `run`.
 
 use std::io::Write as _;
+use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser as _;
-use tracing_subscriber::EnvFilter;
 use vpnctl_server::{Command, Config, InitOptions};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    vpnctl_daemon::exit_code("vpnctld", run())
+}
+
+fn run() -> anyhow::Result<()> {
     let config = Config::parse().load()?;
-    let filter = match &config.log {
-        Some(filter) => EnvFilter::try_new(filter).context("--log")?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    vpnctl_daemon::logging::init(config.log.as_deref(), "info")?;
 
     let server = config.server()?;
     match config.command.unwrap_or(Command::Run) {
@@ -33,27 +29,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(vpnctl_server::run(server, shutdown_signal()))?;
+            runtime.block_on(vpnctl_server::run(server, vpnctl_daemon::shutdown_signal()))?;
             Ok(())
         }
-    }
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
