@@ -184,6 +184,30 @@ pub struct RegisterNode {
     pub persistent_keepalive: Option<u16>,
 }
 
+impl RegisterNode {
+    /// A node with only what `vpnctl nodes add` requires; every other setting is left
+    /// to the control plane's defaults (region name = its code).
+    pub fn new(name: &str, region: &str, endpoint: &str, ipv4_pool: Ipv4Net) -> Self {
+        Self {
+            name: name.into(),
+            region: Region {
+                code: region.into(),
+                name: region.into(),
+            },
+            endpoint: endpoint.into(),
+            ipv4_pool,
+            listen_port: None,
+            public_key: None,
+            ipv6_pool: None,
+            dns: None,
+            mtu: None,
+            capacity: None,
+            client_allowed_ips: None,
+            persistent_keepalive: None,
+        }
+    }
+}
+
 /// `PATCH /v1/nodes/{id}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -53,6 +53,7 @@ use vpnctl_core::wire::{self, DesiredUpdate, NodeDesired, NodeReport, PeerDelta}
 pub use vpnctl_daemon::Backoff;
 
 use crate::backend::{self, BackendError, DeviceState, WgBackend};
+use crate::dns::{DnsConfig, DnsServer, DnsStats};
 use crate::metrics::{MetricsListener, NodeMetrics};
 use crate::netconf::{ExitConfig, ExitNetwork};
 use crate::reconciler::{self, Cache, ReconcileError, ReconcileOutcome};
@@ -117,6 +118,17 @@ pub struct AgentConfig {
     /// On shutdown, remove the interface and our NAT table. Off by default: the VPN
     /// keeps serving while the daemon restarts or is upgraded.
     pub teardown_on_exit: bool,
+    /// The tunnel's resolver on the gateway addresses (see [`crate::dns`]); `None`:
+    /// the node answers no DNS (configs must then name other resolvers).
+    pub dns: Option<DnsSettings>,
+}
+
+/// Where the tunnel's resolver forwards to, and on which port it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSettings {
+    pub upstreams: Vec<std::net::SocketAddr>,
+    /// [`crate::dns::DNS_PORT`] except in tests.
+    pub port: u16,
 }
 
 impl AgentConfig {
@@ -131,6 +143,7 @@ impl AgentConfig {
             retry: Backoff::default(),
             reconnect: DEFAULT_RECONNECT,
             teardown_on_exit: false,
+            dns: None,
         }
     }
 }
@@ -196,6 +209,9 @@ pub struct Agent<C, B, N> {
     metrics_listener: Option<MetricsListener>,
     /// The bound port of the metrics listener, announced in every report.
     health_port: Option<u16>,
+    /// The tunnel's resolver while it runs, and the addresses it listens on.
+    dns: Option<(Vec<std::net::IpAddr>, DnsServer)>,
+    dns_stats: Arc<DnsStats>,
 }
 
 impl<C, B, N> fmt::Debug for Agent<C, B, N> {
@@ -221,6 +237,11 @@ where
         cache: Cache,
         config: AgentConfig,
     ) -> Self {
+        let metrics = Arc::new(NodeMetrics::new());
+        let dns_stats = Arc::new(DnsStats::default());
+        if config.dns.is_some() {
+            metrics.set_dns(Arc::clone(&dns_stats));
+        }
         Self {
             cp: Arc::new(control_plane),
             backend: Arc::new(Mutex::new(backend)),
@@ -238,9 +259,11 @@ where
             need_snapshot: false,
             link: Link::Unknown,
             sampler: SystemSampler::default(),
-            metrics: Arc::new(NodeMetrics::new()),
+            metrics,
             metrics_listener: None,
             health_port: None,
+            dns: None,
+            dns_stats,
         }
     }
 
@@ -532,8 +555,34 @@ where
             }
             self.metrics.set_network(Ok(()));
         }
+        if let Some(spec) = &spec {
+            self.ensure_dns(spec);
+        }
         self.brought_up = Some(spec);
         true
+    }
+
+    /// Runs the tunnel's resolver on the interface's gateway addresses (once, or again
+    /// when they changed). Its sockets bind without the addresses (IP_FREEBIND), so it
+    /// answers as soon as the interface carries them, and keeps its own state: it
+    /// serves on from here whether or not the control plane is reachable.
+    fn ensure_dns(&mut self, spec: &wire::InterfaceSpec) {
+        let Some(settings) = &self.config.dns else {
+            return;
+        };
+        let mut listen = vec![std::net::IpAddr::V4(spec.address_v4.addr())];
+        listen.extend(spec.address_v6.map(|v6| std::net::IpAddr::V6(v6.addr())));
+        if self.dns.as_ref().is_some_and(|(on, _)| *on == listen) {
+            return;
+        }
+        // The old listeners go before the new ones bind.
+        self.dns = None;
+        let mut config = DnsConfig::new(listen.clone(), settings.upstreams.clone());
+        config.port = settings.port;
+        match DnsServer::start(config, Arc::clone(&self.dns_stats)) {
+            Ok(server) => self.dns = Some((listen, server)),
+            Err(e) => self.record_error(format!("DNS: {e}")),
+        }
     }
 
     fn effective_peers(&self) -> Vec<PeerSpec> {
@@ -779,6 +828,14 @@ where
             .collect();
         let system = self.sampler.sample();
         self.metrics.set_system(&system);
+        // A resolver that cannot reach its upstreams leaves the tunnels working but
+        // names unresolved: the control plane hears it with every report.
+        if self.dns.is_some()
+            && let Some(problem) = self.dns_stats.health().problem()
+            && !self.errors.contains(&problem)
+        {
+            self.errors.push_back(problem);
+        }
         NodeReport {
             applied_revision: self.applied_revision(),
             interface_up: live.is_some(),

@@ -19,7 +19,7 @@ use vpnctl_core::keys::PublicKey;
 use vpnctl_daemon::SettingsError;
 use vpnctl_daemon::settings;
 
-use crate::agent::{Agent, AgentConfig, AgentError, ControlPlane, CpError};
+use crate::agent::{Agent, AgentConfig, AgentError, ControlPlane, CpError, DnsSettings};
 use crate::backend::{
     BackendError, BackendKind, KernelBackend, SimBackend, UserspaceBackend, WgBackend,
 };
@@ -36,13 +36,15 @@ pub const SUGGESTED_METRICS_PORT: u16 = 9586;
 
 /// Enrollment with the control plane: the seam where `join` meets the HTTP client.
 pub trait Enroller: Send + Sync {
-    /// Presents the join token with the node's public key and listen port; the join
-    /// token tells the client where the control plane is and which certificate to pin.
+    /// Presents the join token with the node's public key and, when the node's admin
+    /// set one, its listen port (otherwise the control plane keeps the port it has:
+    /// the endpoint's); the join token tells the client where the control plane is
+    /// and which certificate to pin.
     fn enroll(
         &self,
         join_token: &Token,
         public_key: PublicKey,
-        listen_port: u16,
+        listen_port: Option<u16>,
     ) -> impl Future<Output = Result<Credentials, CpError>> + Send;
 }
 
@@ -93,8 +95,10 @@ pub struct Config {
     )]
     pub wireguard_go: Option<String>,
 
-    /// UDP port announced at join; the control plane's interface spec wins afterwards
-    /// [default: 51820].
+    /// UDP port to listen on. Announced at join only when set: otherwise the control
+    /// plane keeps the port of the endpoint the node was added with. The control
+    /// plane's interface spec wins afterwards [default: the control plane's; 51820
+    /// until it is known].
     #[arg(
         long,
         global = true,
@@ -145,6 +149,29 @@ pub struct Config {
     )]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Answer the tunnel's DNS queries on the gateway addresses (the `DNS =` of the
+    /// configs core issues), forwarding them to --dns-upstream [default: true].
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_DNS",
+        value_name = "BOOL",
+        action = ArgAction::Set
+    )]
+    pub dns: Option<bool>,
+
+    /// Resolvers the tunnel's DNS forwards to, comma-separated IP or IP:PORT
+    /// [default: the nameservers of this host's /etc/resolv.conf].
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_DNS_UPSTREAM",
+        value_name = "IP[:PORT]",
+        value_delimiter = ',',
+        value_parser = parse_upstream
+    )]
+    pub dns_upstream: Option<Vec<SocketAddr>>,
+
     /// Log filter (tracing `EnvFilter` syntax) [default: info; RUST_LOG also works].
     #[arg(long, global = true, env = "VPNCTL_NODE_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -188,11 +215,18 @@ pub struct NodeConfig {
     /// `None`: the kernel module when it is loaded, else userspace.
     pub backend: Option<BackendKind>,
     pub wireguard_go: String,
-    pub listen_port: u16,
+    /// `--listen-port` as given: announced at join, and the port until the control
+    /// plane's interface spec names one. `None`: the control plane's (the endpoint's
+    /// port), [`DEFAULT_LISTEN_PORT`] until it is known.
+    pub listen_port: Option<u16>,
     pub nat: bool,
     pub reconcile_interval: Duration,
     pub report_interval: Duration,
     pub metrics_listen: Option<SocketAddr>,
+    /// Whether the node answers the tunnel's DNS queries.
+    pub dns: bool,
+    /// Where they go; empty: this host's resolvers, read when the daemon starts.
+    pub dns_upstreams: Vec<SocketAddr>,
     /// The `--log` filter, for the binary's logging.
     pub log: Option<String>,
     pub command: Command,
@@ -228,7 +262,7 @@ impl Config {
                 .unwrap_or_else(|| IfaceName::new(DEFAULT_INTERFACE).expect("valid default name")),
             backend: s.backend,
             wireguard_go: s.wireguard_go.unwrap_or_else(|| "wireguard-go".into()),
-            listen_port: s.listen_port.unwrap_or(DEFAULT_LISTEN_PORT),
+            listen_port: s.listen_port,
             nat: s.nat.unwrap_or(true),
             reconcile_interval: s
                 .reconcile_interval
@@ -237,6 +271,8 @@ impl Config {
                 .report_interval
                 .map_or(crate::agent::DEFAULT_REPORT_INTERVAL, |i| i.0),
             metrics_listen: s.metrics_listen,
+            dns: s.dns.unwrap_or(true),
+            dns_upstreams: s.dns_upstream.unwrap_or_default(),
             log: s.log,
             command,
         })
@@ -273,6 +309,17 @@ impl NodeConfig {
 
 /// `--metrics-listen`: an IP address and a port (`[::1]:9586` for IPv6); no host names,
 /// since the listener binds exactly one address.
+/// A resolver: `IP` (port 53) or `IP:PORT` (`[v6]:PORT`).
+fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    text.parse::<SocketAddr>()
+        .or_else(|_| {
+            text.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, crate::dns::DNS_PORT))
+        })
+        .map_err(|_| format!("{text:?}: expected IP or IP:PORT, e.g. 9.9.9.9 or [2620:fe::fe]:53"))
+}
+
 fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
     text.trim().parse().map_err(|_| {
         format!(
@@ -439,12 +486,18 @@ pub async fn run<C: ControlPlane>(
         Some(addr) => Some(MetricsListener::bind(addr).await?),
         None => None,
     };
-    let mut agent_config = AgentConfig::new(private_key, config.listen_port);
+    let mut agent_config = AgentConfig::new(
+        private_key,
+        config.listen_port.unwrap_or(DEFAULT_LISTEN_PORT),
+    );
     agent_config.nat = config.nat;
     agent_config.reconcile_interval = config.reconcile_interval;
     agent_config.report_interval = config.report_interval;
     agent_config.teardown_on_exit = down_on_exit;
     let kind = config.backend_kind();
+    if config.dns && kind != BackendKind::Sim {
+        agent_config.dns = dns_settings(config);
+    }
     tracing::info!(iface = %config.interface, backend = %kind, "starting");
     let backend = config.open_backend();
     if kind == BackendKind::Sim {
@@ -471,6 +524,29 @@ pub async fn run<C: ControlPlane>(
         .await
     }
 }
+
+/// The tunnel resolver's upstreams: the configured ones, else this host's. Without
+/// any the node runs on without DNS and says why in its log and reports.
+fn dns_settings(config: &NodeConfig) -> Option<DnsSettings> {
+    let upstreams = if config.dns_upstreams.is_empty() {
+        match crate::dns::system_upstreams(Path::new(RESOLV_CONF)) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "the tunnel's DNS is off");
+                return None;
+            }
+        }
+    } else {
+        config.dns_upstreams.clone()
+    };
+    Some(DnsSettings {
+        upstreams,
+        port: crate::dns::DNS_PORT,
+    })
+}
+
+/// Where this host's resolvers are listed.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 async fn run_agent<C: ControlPlane, N: ExitNetwork>(
     control_plane: C,
@@ -582,7 +658,10 @@ mod tests {
         assert_eq!(config.interface.as_str(), DEFAULT_INTERFACE);
         assert_eq!(config.backend, None);
         assert_eq!(config.wireguard_go, "wireguard-go");
-        assert_eq!(config.listen_port, DEFAULT_LISTEN_PORT);
+        assert_eq!(
+            config.listen_port, None,
+            "the control plane's port by default"
+        );
         assert!(config.nat);
         assert_eq!(
             config.reconcile_interval,
@@ -618,7 +697,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.state_dir, PathBuf::from("/srv/node"));
         assert_eq!(config.interface.as_str(), "wg-file");
-        assert_eq!(config.listen_port, 5000, "command line wins");
+        assert_eq!(config.listen_port, Some(5000), "command line wins");
         assert_eq!(config.backend, Some(BackendKind::Userspace));
         assert_eq!(config.reconcile_interval, Duration::from_secs(2));
         assert_eq!(config.report_interval, Duration::from_secs(30));
@@ -645,7 +724,7 @@ mod tests {
         ])
         .unwrap();
         assert!(config.nat);
-        assert_eq!(config.listen_port, 4000);
+        assert_eq!(config.listen_port, Some(4000));
 
         std::fs::write(&path, "no_such_setting = 1\n").unwrap();
         let err = Config::try_load_from([

@@ -57,6 +57,10 @@ pub struct DnsConfig {
     pub max_tcp_connections: usize,
     /// A TCP connection without a query for this long is closed.
     pub tcp_idle: Duration,
+    /// How often the upstreams are asked (for the root's name servers) when no
+    /// client asks anything, so that `/metrics`, `/healthz` and the reports know
+    /// whether names resolve before a user finds out; `None`: never.
+    pub probe_every: Option<Duration>,
 }
 
 impl DnsConfig {
@@ -71,6 +75,7 @@ impl DnsConfig {
             max_in_flight: 1024,
             max_tcp_connections: 128,
             tcp_idle: Duration::from_secs(10),
+            probe_every: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -157,6 +162,16 @@ pub enum DnsHealth {
     Failing(String),
 }
 
+impl DnsHealth {
+    /// The problem in one line, for reports and `/healthz`; `None` unless failing.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Self::Failing(e) => Some(format!("DNS: no upstream resolver answers ({e})")),
+            Self::Idle | Self::Ok => None,
+        }
+    }
+}
+
 impl DnsStats {
     pub fn health(&self) -> DnsHealth {
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
@@ -167,17 +182,22 @@ impl DnsStats {
         }
     }
 
-    fn record(&self, result: &Result<Vec<u8>, String>) {
+    /// The outcome of a relay; `client` counts it as an answered or failed query.
+    fn record(&self, result: &Result<Vec<u8>, String>, client: bool) {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         last.at = Some(Instant::now());
         match result {
             Ok(_) => {
-                self.answered.fetch_add(1, Ordering::Relaxed);
+                if client {
+                    self.answered.fetch_add(1, Ordering::Relaxed);
+                }
                 last.ok = Some(true);
                 last.error = None;
             }
             Err(e) => {
-                self.servfail.fetch_add(1, Ordering::Relaxed);
+                if client {
+                    self.servfail.fetch_add(1, Ordering::Relaxed);
+                }
                 last.ok = Some(false);
                 last.error = Some(e.clone());
             }
@@ -231,6 +251,9 @@ impl DnsServer {
                 config.tcp_idle,
                 stopped.clone(),
             ));
+        }
+        if let Some(every) = config.probe_every {
+            tasks.spawn(probe(shared.clone(), every, stopped.clone()));
         }
         tracing::info!(listen = ?bound, upstreams = ?config.upstreams, "DNS forwarder up");
         Ok(Self { stop, tasks, bound })
@@ -416,8 +439,42 @@ enum Transport {
     Tcp,
 }
 
+/// Asks the upstreams for the root's name servers every `every` (and at once), so
+/// that a dead upstream shows before a user asks.
+async fn probe(shared: Arc<Shared>, every: Duration, mut stopped: watch::Receiver<bool>) {
+    // `. IN NS`, recursion desired.
+    let query = [
+        0x7E, 0x57, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1,
+    ];
+    loop {
+        let result = ask_upstreams(&shared, &query, Transport::Udp).await;
+        shared.stats.record(&result, false);
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
 /// Asks the upstreams in order; the answer, or SERVFAIL for `query`.
 async fn relay(shared: &Shared, query: &[u8], transport: Transport) -> Vec<u8> {
+    let result = ask_upstreams(shared, query, transport).await;
+    shared.stats.record(&result, true);
+    match result {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::debug!(error = %e, "no upstream answered; SERVFAIL");
+            servfail(query)
+        }
+    }
+}
+
+/// The first answer of an upstream, or why none came.
+async fn ask_upstreams(
+    shared: &Shared,
+    query: &[u8],
+    transport: Transport,
+) -> Result<Vec<u8>, String> {
     let mut last_error = String::new();
     let mut result = Err(String::new());
     for upstream in &shared.upstreams {
@@ -449,14 +506,7 @@ async fn relay(shared: &Shared, query: &[u8], transport: Transport) -> Vec<u8> {
     if result.is_err() {
         result = Err(last_error);
     }
-    shared.stats.record(&result);
-    match result {
-        Ok(answer) => answer,
-        Err(e) => {
-            tracing::debug!(error = %e, "no upstream answered; SERVFAIL");
-            servfail(query)
-        }
-    }
+    result
 }
 
 async fn ask_udp(upstream: SocketAddr, query: &[u8]) -> io::Result<Vec<u8>> {
@@ -594,6 +644,7 @@ mod tests {
         let mut c = DnsConfig::new(vec![listen.parse().unwrap()], upstreams);
         c.port = 0;
         c.attempt_timeout = Duration::from_millis(300);
+        c.probe_every = None;
         c
     }
 
@@ -738,6 +789,35 @@ mod tests {
             DnsServer::start(DnsConfig::new(vec![], vec![]), stats),
             Err(DnsError::NoUpstream(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_probe_finds_a_dead_upstream_without_any_client() {
+        let refused = {
+            let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            s.local_addr().unwrap()
+        };
+        let stats = Arc::new(DnsStats::default());
+        let mut cfg = config("127.0.0.7", vec![refused]);
+        cfg.probe_every = Some(Duration::from_millis(50));
+        let server = DnsServer::start(cfg, stats.clone()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.health() == DnsHealth::Idle {
+            assert!(Instant::now() < deadline, "no probe ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let problem = stats.health().problem().unwrap();
+        assert!(
+            problem.starts_with("DNS: no upstream resolver answers"),
+            "{problem}"
+        );
+        assert_eq!(
+            stats.queries.load(Ordering::Relaxed),
+            0,
+            "probes are no queries"
+        );
+        assert_eq!(stats.servfail.load(Ordering::Relaxed), 0);
+        server.stop().await;
     }
 
     #[tokio::test]

@@ -79,13 +79,13 @@ impl Enroller for HttpEnroller {
         &self,
         join_token: &Token,
         public_key: PublicKey,
-        listen_port: u16,
+        listen_port: Option<u16>,
     ) -> Result<Credentials, CpError> {
         let join = JoinToken::parse(join_token.expose())
             .map_err(|e| CpError::Other(format!("join token: {e}")))?;
         let client = ApiClient::for_join_token(&join).map_err(cp_error)?;
         let (node, token) = client
-            .enroll(&join, public_key, Some(listen_port))
+            .enroll(&join, public_key, listen_port)
             .await
             .map_err(cp_error)?;
         Ok(Credentials {

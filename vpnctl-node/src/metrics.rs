@@ -12,7 +12,9 @@
 //! - `/healthz` answers `200 ok` when the WireGuard interface is up, the last
 //!   reconcile (delta, snapshot or drift check) succeeded and the exit network is set
 //!   up; otherwise `503` and a one-line reason. An unreachable control plane does not
-//!   make a node unhealthy: it keeps serving its last desired state.
+//!   make a node unhealthy: it keeps serving its last desired state. A tunnel
+//!   resolver whose upstreams do not answer gives `200 degraded: DNS: …`: tunnels
+//!   work, names do not.
 //! - `/metrics` is the Prometheus text exposition (0.0.4) of the `vpnctl_node_*`
 //!   series, kept in a [`prometheus_client`] registry: counters and the apply-time
 //!   histogram are updated as things happen (see [`NodeMetrics::render`]).
@@ -37,7 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -48,6 +50,7 @@ use vpnctl_core::wire::SystemStats;
 use vpnctl_daemon::metrics::{CONTENT_TYPE, latency_histogram};
 
 use crate::backend::DeviceState;
+use crate::dns::DnsStats;
 
 /// A peer counts as connected while its last handshake is at most this old
 /// (WireGuard re-handshakes every 2 minutes while traffic flows, and gives up on a
@@ -158,7 +161,11 @@ pub fn router(metrics: Arc<NodeMetrics>) -> Router {
 
 async fn healthz(State(metrics): State<Arc<NodeMetrics>>) -> Response {
     match metrics.health() {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(()) => match metrics.dns_problem() {
+            None => (StatusCode::OK, "ok\n").into_response(),
+            // Tunnels work, names do not: degraded, not down.
+            Some(problem) => (StatusCode::OK, format!("degraded: {problem}\n")).into_response(),
+        },
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
     }
 }
@@ -191,6 +198,7 @@ pub struct NodeMetrics {
     reports: Counter,
     report_failures: Counter,
     system: Arc<SystemCollector>,
+    dns: Arc<DnsCollector>,
     health: Mutex<Health>,
 }
 
@@ -240,6 +248,62 @@ impl Collector for SystemCollector {
     }
 }
 
+/// The tunnel resolver's counters, read at scrape time, once the agent runs one.
+#[derive(Debug, Default)]
+struct DnsCollector(Mutex<Option<Arc<DnsStats>>>);
+
+impl Collector for DnsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(stats) = lock(&self.0).clone() else {
+            return Ok(());
+        };
+        let counters: [(&str, &str, &AtomicU64); 5] = [
+            (
+                "vpnctl_node_dns_queries",
+                "DNS queries from the tunnel (UDP and TCP)",
+                &stats.queries,
+            ),
+            (
+                "vpnctl_node_dns_answered",
+                "DNS queries answered by an upstream resolver",
+                &stats.answered,
+            ),
+            (
+                "vpnctl_node_dns_servfail",
+                "DNS queries answered SERVFAIL because no upstream resolver answered",
+                &stats.servfail,
+            ),
+            (
+                "vpnctl_node_dns_dropped",
+                "DNS queries dropped: malformed, or too many in flight",
+                &stats.dropped,
+            ),
+            (
+                "vpnctl_node_dns_upstream_failures",
+                "Failed attempts at one upstream resolver (refused, timed out, bad answer)",
+                &stats.upstream_failures,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value.load(std::sync::atomic::Ordering::Relaxed));
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let up = ConstGauge::new(i64::from(stats.health().problem().is_none()));
+        up.encode(encoder.encode_descriptor(
+            "vpnctl_node_dns_upstream_up",
+            "Whether the upstream resolvers answered the last query or probe (1) or not (0)",
+            None,
+            up.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
 impl Default for NodeMetrics {
     fn default() -> Self {
         let mut registry = Registry::default();
@@ -258,6 +322,7 @@ impl Default for NodeMetrics {
         let reports = Counter::default();
         let report_failures = Counter::default();
         let system = Arc::new(SystemCollector::default());
+        let dns = Arc::new(DnsCollector::default());
         registry.register(
             "vpnctl_node_peers",
             "Peers the agent has put on the WireGuard interface",
@@ -329,6 +394,7 @@ impl Default for NodeMetrics {
             report_failures.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&system)));
+        registry.register_collector(Box::new(Arc::clone(&dns)));
         Self {
             registry,
             peers,
@@ -347,6 +413,7 @@ impl Default for NodeMetrics {
             reports,
             report_failures,
             system,
+            dns,
             health: Mutex::new(Health {
                 interface: Err("the interface is not up yet".into()),
                 reconcile: None,
@@ -376,6 +443,18 @@ impl NodeMetrics {
             return Err(format!("exit network setup failed: {reason}"));
         }
         Ok(())
+    }
+
+    /// What is wrong with the tunnel's resolver, if it runs and is failing. The node
+    /// still serves its tunnels then: `/healthz` says so with 200.
+    pub fn dns_problem(&self) -> Option<String> {
+        lock(&self.dns.0)
+            .as_ref()
+            .and_then(|stats| stats.health().problem())
+    }
+
+    pub(crate) fn set_dns(&self, stats: Arc<DnsStats>) {
+        *lock(&self.dns.0) = Some(stats);
     }
 
     pub fn interface_up(&self) -> bool {

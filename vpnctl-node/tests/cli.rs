@@ -19,7 +19,7 @@ const NODE_TOKEN: &str = "vpt_node-secret-456";
 /// Records what it was asked and answers with fixed credentials.
 #[derive(Default)]
 struct FakeEnroller {
-    seen: Mutex<Vec<(String, PublicKey, u16)>>,
+    seen: Mutex<Vec<(String, PublicKey, Option<u16>)>>,
     fail: bool,
 }
 
@@ -28,7 +28,7 @@ impl Enroller for FakeEnroller {
         &self,
         join_token: &Token,
         public_key: PublicKey,
-        listen_port: u16,
+        listen_port: Option<u16>,
     ) -> Result<Credentials, CpError> {
         self.seen
             .lock()
@@ -98,7 +98,11 @@ async fn join_generates_the_key_locally_and_stores_private_files() {
     let key_text = std::fs::read_to_string(state.join("node.key")).unwrap();
     let key = PrivateKey::from_base64(key_text.trim()).unwrap();
     let seen = enroller.seen.lock().unwrap().clone();
-    assert_eq!(seen, vec![(JOIN_TOKEN.to_owned(), key.public_key(), 51999)]);
+    assert_eq!(
+        seen,
+        vec![(JOIN_TOKEN.to_owned(), key.public_key(), Some(51999))],
+        "a port the node's admin set is announced"
+    );
     assert!(out.contains(&key.public_key().to_base64()), "{out}");
     assert!(
         !out.contains(key_text.trim()) && !out.contains(NODE_TOKEN),
@@ -124,6 +128,10 @@ async fn join_generates_the_key_locally_and_stores_private_files() {
     let seen = enroller.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].1, key.public_key(), "the key is kept");
+    assert_eq!(
+        seen[1].2, None,
+        "no --listen-port: the control plane keeps the endpoint's port"
+    );
 }
 
 #[tokio::test]

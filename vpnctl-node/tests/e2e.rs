@@ -40,6 +40,7 @@ async fn node_daemon_end_to_end() {
     let _serial = vpnctl_testbed::serial();
     let names = Names::new();
     let node_ns = Netns::new(&names.netns("node"));
+    let _node_ns_resolver = system::vps_resolver(&node_ns);
     let client_ns = Netns::new(&names.netns("cli"));
     let inet_ns = Netns::new(&names.netns("inet"));
     veth(

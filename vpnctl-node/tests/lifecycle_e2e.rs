@@ -87,7 +87,9 @@ async fn lifecycle_on_real_wireguard() {
     let _serial = vpnctl_testbed::serial();
     let names = Names::new();
     let a_ns = Netns::new(&names.netns("a"));
+    let _a_ns_resolver = system::vps_resolver(&a_ns);
     let b_ns = Netns::new(&names.netns("b"));
+    let _b_ns_resolver = system::vps_resolver(&b_ns);
     let client_ns = Netns::new(&names.netns("cli"));
     veth(
         "ua",

@@ -34,6 +34,7 @@ async fn changes_reach_the_node_soon_after_an_outage() {
     let _serial = vpnctl_testbed::serial();
     let names = Names::new();
     let node_ns = Netns::new(&names.netns("node"));
+    let _node_ns_resolver = system::vps_resolver(&node_ns);
     let _link = RootLink::new(&names, "cp", &node_ns, CP_ROOT, CP_NODE);
     let dir = tempfile::tempdir().unwrap();
     let mut cp = ControlPlane::builder()

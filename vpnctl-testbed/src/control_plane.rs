@@ -75,9 +75,7 @@ use tokio::task::JoinHandle;
 use vpnctl_api::body::RegisterNode;
 use vpnctl_client::{ApiClient, Fingerprint, JoinToken};
 use vpnctl_core::service::{DB_FILE, VAULT_FILE};
-use vpnctl_core::{
-    KeyPair, ManualClock, Node, NodeId, Policy, Region, Scope, Secret, Vault, Vpnctl,
-};
+use vpnctl_core::{KeyPair, ManualClock, Node, NodeId, Policy, Scope, Secret, Vault, Vpnctl};
 use vpnctl_server::{InitOptions, Server, ServerConfig, ServerError};
 
 /// The listen port [`ControlPlane::enroll`] announces, like `vpnctl-node join`'s default.
@@ -89,23 +87,12 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The request `vpnctl nodes add NAME --region REGION --endpoint ENDPOINT --pool POOL`
 /// sends: everything else is left to the control plane's defaults.
 pub fn nodes_add(name: &str, region: &str, endpoint: &str, pool: &str) -> RegisterNode {
-    RegisterNode {
-        name: name.into(),
-        region: Region {
-            code: region.into(),
-            name: region.into(),
-        },
-        endpoint: endpoint.into(),
-        ipv4_pool: pool.parse().expect("an IPv4 pool such as 10.8.0.0/16"),
-        listen_port: None,
-        public_key: None,
-        ipv6_pool: None,
-        dns: None,
-        mtu: None,
-        capacity: None,
-        client_allowed_ips: None,
-        persistent_keepalive: None,
-    }
+    RegisterNode::new(
+        name,
+        region,
+        endpoint,
+        pool.parse().expect("an IPv4 pool such as 10.8.0.0/16"),
+    )
 }
 
 /// A node registered and enrolled through the API.

@@ -556,3 +556,70 @@ async fn dashboard_issues_rotates_and_evacuates_with_configs() {
     assert!(std::fs::read_to_string(file).unwrap().contains("[Peer]"));
     demo.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_settings_from_the_terminal() {
+    let (_demo, cli) = start().await;
+    // Added with nothing but what is required: the defaults users get.
+    let added = cli
+        .json(&[
+            "nodes",
+            "add",
+            "se-sto-1",
+            "--region",
+            "se-sto",
+            "--endpoint",
+            "198.51.100.9:51820",
+            "--pool",
+            "10.77.0.0/24",
+        ])
+        .await;
+    assert_eq!(added["mtu"], 1280);
+    assert_eq!(added["capacity"], 0);
+    assert_eq!(added["dns"], serde_json::json!(["10.77.0.1"]));
+    assert_eq!(added["client_allowed_ips"], serde_json::json!([]));
+    // Changed by name: only what is given.
+    let set = cli
+        .json(&[
+            "nodes",
+            "set",
+            "se-sto-1",
+            "--mtu",
+            "1380",
+            "--dns",
+            "9.9.9.9,149.112.112.112",
+            "--allowed-ips",
+            "10.0.0.0/8",
+        ])
+        .await;
+    assert_eq!(set["mtu"], 1380);
+    assert_eq!(
+        set["dns"],
+        serde_json::json!(["9.9.9.9", "149.112.112.112"])
+    );
+    assert_eq!(set["client_allowed_ips"], serde_json::json!(["10.0.0.0/8"]));
+    assert_eq!(set["capacity"], 0, "untouched");
+    assert_eq!(set["endpoint"]["port"], 51820, "untouched");
+    // With an IPv6 pool at once.
+    let v6 = cli
+        .json(&[
+            "nodes",
+            "add",
+            "se-sto-2",
+            "--region",
+            "se-sto",
+            "--endpoint",
+            "198.51.100.10:51820",
+            "--pool",
+            "10.78.0.0/24",
+            "--ipv6-pool",
+            "fd00:78::/64",
+        ])
+        .await;
+    assert_eq!(v6["ipv6_pool"], "fd00:78::/64");
+    // Bad input is refused with the reason.
+    cli.fails(&["nodes", "set", "se-sto-1", "--mtu", "600"], 4, "mtu")
+        .await;
+    cli.fails(&["nodes", "set", "nowhere", "--mtu", "1400"], 4, "nowhere")
+        .await;
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use vpnctl_api::body::IssuePeerRequest;
 use vpnctl_client::ApiClient;
 use vpnctl_core::{NodeId, PeerId, UserId};
+use vpnctl_testbed::internet::Dnsmasq;
 use vpnctl_testbed::{ChildGuard, Netns};
 
 pub const WG_PORT: u16 = 51820;
@@ -32,8 +33,9 @@ impl NodeDaemon {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns, env!("CARGO_BIN_EXE_vpnctl-node")])
             .args(["--state-dir", self.state.to_str().unwrap()])
+            // No --listen-port, as an admin runs it: the node listens on the port of
+            // the endpoint it was added with.
             .args(["--interface", &self.iface, "--backend", "userspace"])
-            .args(["--listen-port", &WG_PORT.to_string()])
             .args(if self.fast {
                 &["--reconcile-interval", "1s", "--report-interval", "1s"][..]
             } else {
@@ -96,6 +98,21 @@ impl NodeDaemon {
         );
         let _ = std::fs::remove_file(format!("{}/{}.sock", vpnctl_testbed::UAPI_DIR, self.iface));
     }
+}
+
+/// What every VPS has: a resolver of its own, here a local stub on 127.0.0.53 (as
+/// systemd-resolved's) named by the namespace's resolv.conf. The node's tunnel
+/// resolver forwards to it; without it the node would rightly report its DNS as
+/// failing and be judged degraded.
+pub fn vps_resolver(ns: &Netns) -> Dnsmasq {
+    let stub: std::net::IpAddr = "127.0.0.53".parse().unwrap();
+    let resolver = Dnsmasq::start(
+        ns,
+        stub,
+        &[("vpn.example.test", &["192.0.2.1".parse().unwrap()])],
+    );
+    ns.set_resolv_conf("nameserver 127.0.0.53\n");
+    resolver
 }
 
 pub fn wg_peers(iface: &str) -> Vec<String> {

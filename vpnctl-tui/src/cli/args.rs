@@ -280,6 +280,24 @@ pub enum NodesCommand {
         /// IPv4 pool, e.g. 10.8.0.0/16.
         #[arg(long)]
         pool: String,
+        /// IPv6 pool for the tunnel (a /64 to /120, e.g. fd00:8::/64); without one,
+        /// IPv6 is routed into the tunnel and dropped there (no leak).
+        #[arg(long, value_name = "NET")]
+        ipv6_pool: Option<String>,
+        #[command(flatten)]
+        settings: NodeSettings,
+    },
+    /// Changes a node's settings; only the flags given change. MTU, DNS and routes
+    /// reach the node's interface at once and configs issued from then on (existing
+    /// devices keep theirs until re-issued).
+    Set {
+        /// Node name or id (`de-fra-1`, `n2`, `2`).
+        node: String,
+        /// host:port clients connect to.
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[command(flatten)]
+        settings: NodeSettings,
     },
     /// Keep serving its peers, take no new ones.
     Drain {
@@ -331,6 +349,29 @@ pub enum NodesCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+/// Settings of a node that `nodes add` and `nodes set` share.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NodeSettings {
+    /// MTU of the interface and of client configs, 1280-9000 [default: 1280, which
+    /// fits mobile networks].
+    #[arg(long)]
+    pub mtu: Option<u16>,
+    /// Resolvers written into client configs, comma-separated [default: the node's
+    /// gateway, where the node daemon answers].
+    #[arg(long, value_delimiter = ',', value_name = "IP")]
+    pub dns: Option<Vec<std::net::IpAddr>>,
+    /// Routes client configs send into the tunnel, comma-separated, e.g. a split
+    /// tunnel `10.0.0.0/8` [default: everything, `0.0.0.0/0, ::/0`].
+    #[arg(long, value_delimiter = ',', value_name = "NET")]
+    pub allowed_ips: Option<Vec<ipnet::IpNet>>,
+    /// Devices the node takes [default: 0, the pool's size].
+    #[arg(long)]
+    pub capacity: Option<u32>,
+    /// Keepalive written into client configs, seconds (0: off) [default: 25].
+    #[arg(long, value_name = "SECS")]
+    pub keepalive: Option<u16>,
 }
 
 /// Where a config goes: stdout (the default), a file, and/or a QR on the terminal.

@@ -4,11 +4,9 @@ use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
-use vpnctl_api::body::{NodeView, PeerQuery, RegisterNode};
+use vpnctl_api::body::{NodeView, PatchNode, PeerQuery, RegisterNode};
 use vpnctl_client::ApiClient;
-use vpnctl_core::{
-    EvacuateTo, Evacuation, Health, Node, NodeId, PeerId, Region, Timestamp, UserId,
-};
+use vpnctl_core::{EvacuateTo, Evacuation, Health, Node, NodeId, PeerId, Timestamp, UserId};
 
 use super::{Ask, CliError, NodesCommand, confirm, json, resolve};
 use crate::app::{health, placement};
@@ -58,28 +56,45 @@ pub(super) async fn run(
             region_name,
             endpoint,
             pool,
+            ipv6_pool,
+            settings,
         } => {
             let ipv4_pool = pool
                 .parse()
                 .map_err(|e| CliError::Usage(format!("--pool {pool:?}: {e}")))?;
-            api.register_node(&RegisterNode {
-                name,
-                region: Region {
-                    name: region_name.unwrap_or_else(|| region.clone()),
-                    code: region,
-                },
+            let mut request = RegisterNode::new(&name, &region, &endpoint, ipv4_pool);
+            if let Some(display) = region_name {
+                request.region.name = display;
+            }
+            request.ipv6_pool = ipv6_pool
+                .map(|p| {
+                    p.parse()
+                        .map_err(|e| CliError::Usage(format!("--ipv6-pool {p:?}: {e}")))
+                })
+                .transpose()?;
+            request.mtu = settings.mtu;
+            request.dns = settings.dns;
+            request.client_allowed_ips = settings.allowed_ips;
+            request.capacity = settings.capacity;
+            request.persistent_keepalive = settings.keepalive;
+            api.register_node(&request).await?
+        }
+        NodesCommand::Set {
+            node,
+            endpoint,
+            settings,
+        } => {
+            let id = resolve::node(api, &node).await?.node.id;
+            let patch = PatchNode {
                 endpoint,
-                ipv4_pool,
-                listen_port: None,
-                public_key: None,
-                ipv6_pool: None,
-                dns: None,
-                mtu: None,
-                capacity: None,
-                client_allowed_ips: None,
-                persistent_keepalive: None,
-            })
-            .await?
+                mtu: settings.mtu,
+                dns: settings.dns,
+                client_allowed_ips: settings.allowed_ips,
+                capacity: settings.capacity,
+                persistent_keepalive: settings.keepalive,
+                ..PatchNode::default()
+            };
+            api.update_node(id, &patch).await?
         }
         NodesCommand::Drain { node } => {
             api.drain_node(resolve::node(api, &node).await?.node.id)
