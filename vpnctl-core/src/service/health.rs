@@ -33,9 +33,9 @@ impl Vpnctl {
                 // age counts from its start, so a restart alerts nobody.
                 let mut judged = status.clone();
                 judged.last_report_at = judged.last_report_at.map(|t| t.max(opened_at));
-                let (seen, reason) = lifecycle::assess(&judged, desired, tx.now, &policy);
+                let (seen, reason) = lifecycle::assess(&judged, desired, tx.now(), &policy);
                 let before = status.clone();
-                let change = status.observe(node, seen, reason, tx.now, &policy);
+                let change = status.observe(node, seen, reason, tx.now(), &policy);
                 if status != before {
                     tx.put_node_status(node, &status)?;
                 }

@@ -40,7 +40,7 @@ impl Vpnctl {
         let code = InviteCode(Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref())));
         let hash = code_hash(code.expose());
         let invite = self.write(|tx| {
-            if new.expires_at.is_some_and(|t| t <= tx.now) {
+            if new.expires_at.is_some_and(|t| t <= tx.now()) {
                 return Err(Error::invalid("expiry", "is in the past"));
             }
             let invite = Invite {
@@ -51,7 +51,7 @@ impl Vpnctl {
                 expires_at: new.expires_at,
                 grant: new.grant,
                 revoked: false,
-                created_at: tx.now,
+                created_at: tx.now(),
             };
             tx.put_invite(&invite, Some(&hash))?;
             tx.event(EventKind::InviteCreated { invite: invite.id })?;
@@ -100,7 +100,7 @@ impl Vpnctl {
         let hash = code_hash(code);
         let name = validate_display_name("user name", &who.name, crate::model::MAX_USER_NAME)?;
         self.write(|tx| {
-            let now = tx.now;
+            let now = tx.now();
             let mut invite = tx
                 .invite_by_code_hash(&hash)?
                 .ok_or(Error::InviteNotFound)?;

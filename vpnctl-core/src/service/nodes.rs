@@ -41,7 +41,7 @@ impl Vpnctl {
                 client_allowed_ips: new.client_allowed_ips,
                 persistent_keepalive: new.persistent_keepalive,
                 state: NodeState::Active,
-                created_at: tx.now,
+                created_at: tx.now(),
             };
             tx.insert_node(&node)?;
             tx.bump(node.id, None)?;

@@ -128,10 +128,10 @@ impl Vpnctl {
                 return Err(Error::NodeDisabled { node: node.id });
             }
             let user = tx.user(old.peer.user)?;
-            check_access(&user, tx.now)?;
+            check_access(&user, tx.now())?;
             let mut rec = old.clone();
             rec.peer.public_key = keys.public;
-            rec.peer.rotated_at = Some(tx.now);
+            rec.peer.rotated_at = Some(tx.now());
             seal_keys(tx.vault, &mut rec, &keys, store_private);
             rec.peer.has_private_key = rec.private_key_sealed.is_some();
             tx.replace_peer_key(&old, &rec)?;
@@ -142,11 +142,7 @@ impl Vpnctl {
                 user: rec.peer.user,
                 node: node.id,
             })?;
-            let config = keys
-                .private
-                .as_ref()
-                .map(|private| render(&node, &rec.peer, private, &keys.psk))
-                .transpose()?;
+            let config = keys.config(&node, &rec.peer)?;
             Ok(IssuedPeer {
                 peer: rec.peer,
                 config,

@@ -22,7 +22,7 @@ impl Vpnctl {
         let policy = self.policy().health.clone();
         self.write(|tx| {
             let n = tx.node(node)?;
-            let now = tx.now;
+            let now = tx.now();
             let mut status = tx.node_status(node)?;
             let desired = tx.desired_revision(node)?;
             // A report that arrives after a newer one (a retry whose first attempt
@@ -134,7 +134,7 @@ fn charge(tx: &mut Tx<'_>, id: UserId, add: Traffic) -> Result<()> {
     let Some(quota) = old.quota else {
         return Ok(());
     };
-    let (start, end) = quota.period.bounds(tx.now);
+    let (start, end) = quota.period.bounds(tx.now());
     if !old.suspended && usage.period_bytes >= quota.bytes {
         // Suspends, logs it and tells the user.
         let mut user = old.clone();

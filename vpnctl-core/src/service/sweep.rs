@@ -15,7 +15,7 @@ impl Vpnctl {
     /// nodes. The control plane calls this every few seconds; returns who lapsed.
     pub fn expire_due(&self) -> Result<Vec<UserId>> {
         self.write(|tx| {
-            let due = tx.users_due(tx.now)?;
+            let due = tx.users_due(tx.now())?;
             for id in &due {
                 let old = tx.user(*id)?;
                 let mut user = old.clone();
@@ -29,7 +29,7 @@ impl Vpnctl {
                     "ended",
                     old.until.map_or(0, Timestamp::seconds),
                     Message::AccessEnded {
-                        until: old.until.unwrap_or(tx.now),
+                        until: old.until.unwrap_or(tx.now()),
                     },
                 )?;
             }
@@ -54,9 +54,9 @@ impl Vpnctl {
         }
         let (reminded, restored) = self.write(|tx| {
             let mut reminded = Vec::new();
-            let horizon = tx.now.plus_days(i64::from(reminders.max()));
-            for (id, until) in tx.users_ending(tx.now, horizon)? {
-                let Some(days) = reminders.due(until, tx.now) else {
+            let horizon = tx.now().plus_days(i64::from(reminders.max()));
+            for (id, until) in tx.users_ending(tx.now(), horizon)? {
+                let Some(days) = reminders.due(until, tx.now()) else {
                     continue;
                 };
                 if tx.was_sent(id, &format!("remind-{days}"), until.seconds())? {
@@ -72,14 +72,14 @@ impl Vpnctl {
                 if user.state != UserState::Active || user.lapsed {
                     continue;
                 }
-                let left = until.seconds() - tx.now.seconds();
+                let left = until.seconds() - tx.now().seconds();
                 let days_left = u32::try_from((left + DAY - 1) / DAY).unwrap_or(u32::MAX);
                 if notify_user(tx, &user, Message::AccessEndsSoon { until, days_left })? {
                     reminded.push(id);
                 }
             }
             let mut restored = Vec::new();
-            for id in tx.suspensions_over(tx.now)? {
+            for id in tx.suspensions_over(tx.now())? {
                 let old = tx.user(id)?;
                 let mut user = old.clone();
                 recheck_quota(tx, &mut user)?;

@@ -24,7 +24,7 @@ impl Vpnctl {
                 id: TokenId(tx.next_id("next_token")?),
                 scope,
                 label,
-                created_at: tx.now,
+                created_at: tx.now(),
             };
             tx.insert_token(&token, &hash)?;
             tx.event(EventKind::TokenCreated {
@@ -74,7 +74,7 @@ impl Vpnctl {
         let hash = auth::hash_secret(secret.expose());
         self.write(|tx| {
             tx.node(node)?;
-            let expires_at = tx.now.plus_seconds(valid_for_secs);
+            let expires_at = tx.now().plus_seconds(valid_for_secs);
             tx.insert_join(&hash, &auth::JoinRecord { node, expires_at })
         })?;
         Ok(secret)
@@ -98,7 +98,7 @@ impl Vpnctl {
         }
         let node = self.write(|tx| {
             let join = tx.take_join(&hash)?.ok_or(Error::JoinSecretInvalid)?;
-            if join.expires_at <= tx.now {
+            if join.expires_at <= tx.now() {
                 return Err(Error::JoinSecretInvalid);
             }
             let mut node = tx.node(join.node)?;
@@ -121,7 +121,7 @@ impl Vpnctl {
                 id: TokenId(tx.next_id("next_token")?),
                 scope: Scope::Node(node.id),
                 label: format!("node {}", node.name),
-                created_at: tx.now,
+                created_at: tx.now(),
             };
             tx.insert_token(&token, &token_hash)?;
             tx.event(EventKind::NodeEnrolled { node: node.id })?;

@@ -22,9 +22,9 @@ use super::{IssuePeer, IssuedPeer};
 
 /// Keys generated outside the write lock.
 pub(super) struct FreshKeys {
-    pub(super) private: Option<PrivateKey>,
+    private: Option<PrivateKey>,
     pub(super) public: PublicKey,
-    pub(super) psk: PresharedKey,
+    psk: PresharedKey,
 }
 
 impl FreshKeys {
@@ -50,6 +50,15 @@ impl FreshKeys {
             public,
             psk: PresharedKey::generate(),
         }
+    }
+
+    /// The client config for `peer` with these keys, when we generated the private
+    /// key: the one chance to show it when keys are not stored.
+    pub(super) fn config(&self, node: &Node, peer: &Peer) -> Result<Option<ClientConfig>> {
+        self.private
+            .as_ref()
+            .map(|private| render(node, peer, private, &self.psk))
+            .transpose()
     }
 }
 
@@ -106,7 +115,7 @@ pub(super) fn issue_in(
 ) -> Result<IssuedPeer> {
     let user = tx.user(req.user)?;
     if enforce_limits {
-        check_access(&user, tx.now)?;
+        check_access(&user, tx.now())?;
     }
     let placement = Placement::of(
         node,
@@ -145,7 +154,7 @@ pub(super) fn issue_in(
             has_private_key: false,
             ipv4: ipam::host_v4(node.ipv4_pool, offset),
             ipv6: node.ipv6_pool.map(|p| ipam::host_v6(p, offset)),
-            created_at: tx.now,
+            created_at: tx.now(),
             rotated_at: None,
         },
         offset,
@@ -161,11 +170,7 @@ pub(super) fn issue_in(
         user: user.id,
         node: node.id,
     })?;
-    let config = keys
-        .private
-        .as_ref()
-        .map(|private| render(node, &rec.peer, private, &keys.psk))
-        .transpose()?;
+    let config = keys.config(node, &rec.peer)?;
     Ok(IssuedPeer {
         peer: rec.peer,
         config,
@@ -201,7 +206,7 @@ pub(super) fn set_access_in(tx: &mut Tx<'_>, id: UserId, until: Option<Timestamp
     let old = tx.user(id)?;
     let mut user = old.clone();
     user.until = until;
-    user.lapsed = until.is_some_and(|u| u <= tx.now);
+    user.lapsed = until.is_some_and(|u| u <= tx.now());
     if user == old {
         return Ok(user);
     }
@@ -250,7 +255,7 @@ pub(super) fn period_of(user: &User) -> QuotaPeriod {
 /// The usage with its period rolled forward to the one containing `now`.
 pub(super) fn current_usage(tx: &Tx<'_>, user: &User) -> Result<Usage> {
     let mut usage = tx.usage(user.id)?;
-    let (start, _) = period_of(user).bounds(tx.now);
+    let (start, _) = period_of(user).bounds(tx.now());
     if usage.period_start != start {
         usage.period_start = start;
         usage.period_bytes = 0;
@@ -262,7 +267,7 @@ pub(super) fn current_usage(tx: &Tx<'_>, user: &User) -> Result<Usage> {
 /// When that suspends a user who was not, the user is told, as when traffic does.
 pub(super) fn recheck_quota(tx: &mut Tx<'_>, user: &mut User) -> Result<()> {
     let usage = current_usage(tx, user)?;
-    let (start, end) = period_of(user).bounds(tx.now);
+    let (start, end) = period_of(user).bounds(tx.now());
     let over = user.quota.is_some_and(|q| usage.period_bytes >= q.bytes);
     let newly = over && !user.suspended;
     user.suspended = over;

@@ -17,7 +17,7 @@ impl Vpnctl {
             .device_limit
             .unwrap_or(self.inner.policy.default_device_limit);
         self.write(|tx| {
-            let now = tx.now;
+            let now = tx.now();
             let user = User {
                 id: UserId(tx.next_id("next_user")?),
                 telegram_id: new.telegram_id,
@@ -137,7 +137,7 @@ impl Vpnctl {
             let Some(until) = user.until else {
                 return Ok(user);
             };
-            let from = until.max(tx.now);
+            let from = until.max(tx.now());
             set_access_in(tx, id, Some(from.plus_days(i64::from(days))))
         })
     }
