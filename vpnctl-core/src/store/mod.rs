@@ -1,10 +1,10 @@
 //! The redb store: every table definition, every transaction, and the record codecs.
 //!
-//! One [`Store`] owns the database file. Writes go through [`Store::write`], which runs
-//! a closure against a [`Tx`] (one write transaction) and commits it durably (redb's
+//! One [`Store`] owns the database file. Writes go through `Store::write`, which runs
+//! a closure against a `Tx` (one write transaction) and commits it durably (redb's
 //! default `Immediate` durability) before returning; an error from the closure aborts
 //! the transaction, so nothing is ever partly written. Reads go through
-//! [`Store::read`] on a consistent snapshot, an [`Rx`].
+//! `Store::read` on a consistent snapshot, an `Rx`.
 //!
 //! `Tx` and `Rx` are one type, `Txn`, over the two kinds of redb transaction
 //! (`Write`, `Read`), so every reader is written once for both:
@@ -16,7 +16,7 @@
 //! - `write.rs`: the writers, which keep indexes, pool bitmaps, the desired state,
 //!   revisions and change logs, and the outbox in step.
 //!
-//! A schema version in the `meta` table guards the record layouts; [`migrate`] is
+//! A schema version in the `meta` table guards the record layouts; `migrate` is
 //! where upgrades go.
 
 use std::collections::BTreeSet;
@@ -278,7 +278,7 @@ pub(crate) struct Writing {
 }
 
 /// One transaction over the store's tables. Readers (`read.rs`) serve both kinds;
-/// writers (`write.rs`) exist only on [`Tx`].
+/// writers (`write.rs`) exist only on `Tx`.
 pub(crate) struct Txn<'t, M: Mode> {
     pub vault: &'t Vault,
     tables: Tables<'t, M>,
