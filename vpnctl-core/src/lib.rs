@@ -19,7 +19,6 @@ pub mod devices;
 pub mod error;
 pub mod ipam;
 pub mod lifecycle;
-pub mod operations;
 pub mod placement;
 pub mod reconcile;
 pub mod render;
@@ -27,6 +26,11 @@ pub mod service;
 pub mod store;
 pub mod units;
 pub mod vault;
+
+/// The service's self-running operations (reports, sweep, health, evacuation, outbox,
+/// usage) were once their own module; they are part of [`service`] now, and this
+/// name keeps `vpnctl_core::operations::…` paths working.
+pub use service as operations;
 
 /// The data types, wire types and error codes every part shares.
 pub use vpnctl_api as api;

@@ -1,0 +1,66 @@
+//! Health judgement with hysteresis, and the alerts it raises.
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::lifecycle::{self, HealthChange, Message, Probe, Recipient};
+use crate::model::{EventKind, NodeId, NodeState};
+
+use super::Vpnctl;
+
+impl Vpnctl {
+    /// Judges every node from its status and the latest `probes`, through the
+    /// hysteresis; confirmed changes are logged, and alerts queued for the admins.
+    pub fn observe_health(&self, probes: &[(NodeId, Probe)]) -> Result<Vec<HealthChange>> {
+        let policy = self.policy().health.clone();
+        let probes: HashMap<NodeId, &Probe> = probes.iter().map(|(n, p)| (*n, p)).collect();
+        let opened_at = self.opened_at();
+        self.write(|tx| {
+            let mut changes = Vec::new();
+            for node in tx.node_ids()? {
+                let n = tx.node(node)?;
+                let mut status = tx.node_status(node)?;
+                if let Some(p) = probes.get(&node) {
+                    status.probe_failures = if p.rtt_ms.is_some() {
+                        0
+                    } else {
+                        status.probe_failures.saturating_add(1)
+                    };
+                    status.probe = Some((*p).clone());
+                }
+                let desired = tx.desired_revision(node)?;
+                // While the control plane was down nobody received reports: their
+                // age counts from its start, so a restart alerts nobody.
+                let mut judged = status.clone();
+                judged.last_report_at = judged.last_report_at.map(|t| t.max(opened_at));
+                let (seen, reason) = lifecycle::assess(&judged, desired, tx.now(), &policy);
+                let before = status.clone();
+                let change = status.observe(node, seen, reason, tx.now(), &policy);
+                if status != before {
+                    tx.put_node_status(node, &status)?;
+                }
+                let Some(change) = change else { continue };
+                tx.event(EventKind::NodeHealthChanged {
+                    node,
+                    from: change.from,
+                    to: change.to,
+                    reason: change.reason.clone(),
+                })?;
+                if lifecycle::is_alert(&change) && n.state != NodeState::Disabled {
+                    tx.notify(
+                        Recipient::Admins,
+                        Message::NodeHealth {
+                            node,
+                            name: n.name.clone(),
+                            from: change.from,
+                            to: change.to,
+                            reason: change.reason.clone(),
+                        },
+                    )?;
+                }
+                changes.push(change);
+            }
+            Ok(changes)
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! The outbox: notifications for frontends, acknowledged per consumer.
+
+use crate::error::{Error, Result};
+use crate::lifecycle::{self, Consumer, Notification};
+
+use super::Vpnctl;
+
+impl Vpnctl {
+    /// Notifications `consumer` has not acknowledged yet, oldest first.
+    pub fn notifications(&self, consumer: Consumer, limit: usize) -> Result<Vec<Notification>> {
+        self.read(|rx| {
+            let after = rx.cursor(lifecycle::cursor_key(consumer))?;
+            rx.notifications_after(after, limit.clamp(1, 1000))
+        })
+    }
+
+    /// Marks everything up to `upto` as handled by `consumer`; returns its cursor.
+    /// An `upto` beyond the newest notification is refused: it would silently swallow
+    /// notifications that do not exist yet.
+    pub fn ack_notifications(&self, consumer: Consumer, upto: u64) -> Result<u64> {
+        self.write(|tx| {
+            let newest = tx.cursor("next_notification")?.saturating_sub(1);
+            if upto > newest {
+                return Err(Error::invalid(
+                    "upto",
+                    format!("{upto} is beyond the newest notification ({newest})"),
+                ));
+            }
+            tx.advance_cursor(
+                lifecycle::cursor_key(consumer),
+                upto,
+                &[
+                    lifecycle::cursor_key(Consumer::Bot),
+                    lifecycle::cursor_key(Consumer::Webhook),
+                ],
+            )
+        })
+    }
+}

@@ -1,0 +1,158 @@
+//! Peers: issuing, listing, configs, rotation and revocation of devices' tunnels.
+
+use std::net::IpAddr;
+
+use tracing::instrument;
+
+use crate::error::{Error, Result};
+use crate::ipam;
+use crate::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::model::{EventKind, Node, NodeId, NodeState, Peer, PeerId, validate_display_name};
+use crate::render::ClientConfig;
+
+use super::tx::{FreshKeys, check_access, issue_in, render, revoke_in, seal_keys};
+use super::{IssuePeer, IssuedPeer, PeerFilter, Vpnctl};
+
+impl Vpnctl {
+    /// Issues one device's tunnel on a node, enforcing access, the device limit and
+    /// the node's state; the address is the lowest free one in the node's pool.
+    #[instrument(skip(self, req), fields(actor = %self.actor, user = %req.user, node = %req.node))]
+    pub fn issue_peer(&self, req: IssuePeer) -> Result<IssuedPeer> {
+        self.issue_peers(vec![req]).map(|mut v| v.remove(0))
+    }
+
+    /// Issues many peers in one transaction: all or none.
+    pub fn issue_peers(&self, reqs: Vec<IssuePeer>) -> Result<Vec<IssuedPeer>> {
+        let mut prepared = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let device =
+                validate_display_name("device name", &req.device, crate::model::MAX_DEVICE_NAME)?;
+            let keys = FreshKeys::new(req.public_key);
+            prepared.push((req, device, keys));
+        }
+        let store_private = self.inner.policy.store_private_keys;
+        self.write(|tx| {
+            let mut out = Vec::with_capacity(prepared.len());
+            let mut nodes: std::collections::HashMap<NodeId, Node> = Default::default();
+            for (req, device, keys) in &prepared {
+                let node = match nodes.get(&req.node) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n = tx.node(req.node)?;
+                        nodes.insert(req.node, n.clone());
+                        n
+                    }
+                };
+                out.push(issue_in(tx, req, device, keys, &node, store_private, true)?);
+            }
+            Ok(out)
+        })
+    }
+
+    pub fn peer(&self, id: PeerId) -> Result<Peer> {
+        self.read(|rx| rx.peer(id).map(|r| r.peer))
+    }
+
+    pub fn peers(&self, filter: PeerFilter) -> Result<Vec<Peer>> {
+        self.read(|rx| match (filter.user, filter.node) {
+            (Some(user), node) => Ok(rx
+                .user_peers(user)?
+                .into_iter()
+                .filter(|p| node.is_none_or(|n| p.node == n))
+                .collect()),
+            (None, Some(node)) => rx.node_peers(node),
+            (None, None) => rx.peers(),
+        })
+    }
+
+    /// The address the next peer issued on `node` would get (lowest free), without
+    /// taking it.
+    pub fn next_free_address(&self, node: NodeId) -> Result<std::net::Ipv4Addr> {
+        self.read(|rx| {
+            let node = rx.node(node)?;
+            let offset = rx.next_free_offset(&node)?;
+            Ok(ipam::host_v4(node.ipv4_pool, offset))
+        })
+    }
+
+    /// Peers with this public key (one per node at most).
+    pub fn peers_by_public_key(&self, key: &PublicKey) -> Result<Vec<Peer>> {
+        self.read(|rx| {
+            rx.peers_by_key(key)?
+                .into_iter()
+                .map(|id| rx.peer(id).map(|r| r.peer))
+                .collect()
+        })
+    }
+
+    /// The peer holding `addr` on `node`.
+    pub fn peer_by_address(&self, node: NodeId, addr: IpAddr) -> Result<Option<Peer>> {
+        self.read(|rx| {
+            let id = match addr {
+                IpAddr::V4(a) => rx.peer_by_v4(node, a)?,
+                IpAddr::V6(a) => rx.peer_by_v6(node, a)?,
+            };
+            id.map(|id| rx.peer(id).map(|r| r.peer)).transpose()
+        })
+    }
+
+    /// Renders the peer's client config from the stored (encrypted) private key.
+    pub fn peer_config(&self, id: PeerId) -> Result<ClientConfig> {
+        self.read(|rx| {
+            let rec = rx.peer(id)?;
+            let node = rx.node(rec.peer.node)?;
+            let sealed = rec
+                .private_key_sealed
+                .as_ref()
+                .ok_or(Error::PrivateKeyUnavailable { peer: id })?;
+            let bound = rec.peer.public_key.as_bytes();
+            let private = PrivateKey::from_bytes(*rx.vault.open(sealed, bound)?);
+            let psk = PresharedKey::from_bytes(*rx.vault.open(&rec.preshared_key_sealed, bound)?);
+            render(&node, &rec.peer, &private, &psk)
+        })
+    }
+
+    /// Gives the peer new keys (and a new preshared key), keeping its address. The
+    /// old key leaves the node's desired state in the same revision step.
+    #[instrument(skip(self, public_key), fields(actor = %self.actor))]
+    pub fn rotate_peer(&self, id: PeerId, public_key: Option<PublicKey>) -> Result<IssuedPeer> {
+        let keys = FreshKeys::new(public_key);
+        let store_private = self.inner.policy.store_private_keys;
+        self.write(|tx| {
+            let old = tx.peer(id)?;
+            let node = tx.node(old.peer.node)?;
+            if node.public_key.is_none() {
+                return Err(Error::NodeNotReady { node: node.id });
+            }
+            if node.state == NodeState::Disabled {
+                return Err(Error::NodeDisabled { node: node.id });
+            }
+            let user = tx.user(old.peer.user)?;
+            check_access(&user, tx.now())?;
+            let mut rec = old.clone();
+            rec.peer.public_key = keys.public;
+            rec.peer.rotated_at = Some(tx.now());
+            seal_keys(tx.vault, &mut rec, &keys, store_private);
+            rec.peer.has_private_key = rec.private_key_sealed.is_some();
+            tx.replace_peer_key(&old, &rec)?;
+            let desired = tx.is_desired(node.id, id)?;
+            tx.set_desired(&rec, desired)?;
+            tx.event(EventKind::PeerRotated {
+                peer: id,
+                user: rec.peer.user,
+                node: node.id,
+            })?;
+            let config = keys.config(&node, &rec.peer)?;
+            Ok(IssuedPeer {
+                peer: rec.peer,
+                config,
+            })
+        })
+    }
+
+    /// Revokes a peer: it leaves its node and its address is freed.
+    #[instrument(skip(self), fields(actor = %self.actor))]
+    pub fn revoke_peer(&self, id: PeerId) -> Result<Peer> {
+        self.write(|tx| revoke_in(tx, id))
+    }
+}

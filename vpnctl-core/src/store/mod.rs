@@ -1,0 +1,291 @@
+//! The redb store: every table definition, every transaction, and the record codecs.
+//!
+//! One [`Store`] owns the database file. Writes go through `Store::write`, which runs
+//! a closure against a `Tx` (one write transaction) and commits it durably (redb's
+//! default `Immediate` durability) before returning; an error from the closure aborts
+//! the transaction, so nothing is ever partly written. Reads go through
+//! `Store::read` on a consistent snapshot, an `Rx`.
+//!
+//! `Tx` and `Rx` are one type, `Txn`, over the two kinds of redb transaction
+//! (`Write`, `Read`), so every reader is written once for both:
+//!
+//! - `tables.rs`: every table, declared once, opened on first use;
+//! - `codec.rs`: how rows are encoded (postcard records, JSON where the API tags or
+//!   fields grow) and the stored shapes of peers and desired entries;
+//! - `read.rs`: the readers, for both kinds of transaction;
+//! - `write.rs`: the writers, which keep indexes, pool bitmaps, the desired state,
+//!   revisions and change logs, and the outbox in step.
+//!
+//! A schema version in the `meta` table guards the record layouts; `migrate` is
+//! where upgrades go.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use redb::{
+    Database, Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table,
+    TableDefinition, TableError, Value, WriteTransaction,
+};
+use serde::Deserialize;
+
+use crate::error::{Result, StorageError};
+use crate::model::{Actor, Event, NodeId, User};
+use crate::time::Timestamp;
+use crate::vault::Vault;
+
+mod codec;
+mod read;
+mod tables;
+mod write;
+
+pub(crate) use codec::PeerRecord;
+use codec::{decode, encode};
+use tables::Tables;
+
+/// Version of the record layouts this build reads and writes.
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// Change-log entries kept per node; a node further behind gets a snapshot.
+const LOG_KEEP: u64 = 8192;
+/// A delta with more distinct keys than this is sent as a snapshot instead.
+pub const DELTA_MAX_KEYS: usize = 2048;
+
+/// What a committed write changed, for listeners (event stream, node long-polls).
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    pub events: Vec<Event>,
+    /// Nodes whose desired state changed, with their new revision.
+    pub revisions: Vec<(NodeId, u64)>,
+    /// Notifications queued in the outbox (to wake long-polling consumers).
+    pub notified: u32,
+}
+
+/// The database file plus the key that seals secrets in it.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    vault: Vault,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`. Fails when another process has it
+    /// open, when it was written by a newer schema, or when `vault` is not the key file
+    /// the database was created with.
+    pub fn open(path: &Path, vault: Vault) -> Result<Self, StorageError> {
+        let db = Database::create(path)?;
+        let store = Self { db, vault };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn init(&self) -> Result<(), StorageError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut tables = Tables::<Write>::new(&txn);
+            let found = tables
+                .meta
+                .read()?
+                .get("schema_version")?
+                .map(|v| v.value());
+            match found {
+                None => {
+                    tables
+                        .meta
+                        .write()?
+                        .insert("schema_version", SCHEMA_VERSION)?;
+                }
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StorageError::SchemaTooNew {
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                Some(v) if v < SCHEMA_VERSION => {
+                    migrate(&mut tables, v)?;
+                    tables
+                        .meta
+                        .write()?
+                        .insert("schema_version", SCHEMA_VERSION)?;
+                }
+                Some(_) => {}
+            }
+            let fingerprint = self.vault.fingerprint();
+            let stored = tables
+                .meta_bytes
+                .read()?
+                .get("vault_fingerprint")?
+                .map(|v| v.value().to_vec());
+            match stored {
+                None => {
+                    tables
+                        .meta_bytes
+                        .write()?
+                        .insert("vault_fingerprint", fingerprint.as_slice())?;
+                }
+                Some(f) if f != fingerprint => return Err(StorageError::KeyMismatch),
+                Some(_) => {}
+            }
+            tables.create_all()?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Runs `f` in one write transaction and commits it durably; on error nothing is
+    /// written.
+    pub(crate) fn write<T>(
+        &self,
+        actor: &Actor,
+        now: Timestamp,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<(T, Commit)> {
+        let txn = self.db.begin_write()?;
+        let (out, commit) = {
+            let mut tx = Txn {
+                vault: &self.vault,
+                tables: Tables::new(&txn),
+                state: Writing {
+                    actor: actor.clone(),
+                    now,
+                    commit: Commit::default(),
+                    touched: BTreeSet::new(),
+                },
+            };
+            let out = f(&mut tx)?;
+            tx.finish()?;
+            (out, tx.state.commit)
+            // The tables close here, before the commit.
+        };
+        txn.commit()?;
+        Ok((out, commit))
+    }
+
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Rx<'_>) -> Result<T>) -> Result<T> {
+        let txn = self.db.begin_read()?;
+        f(&Txn {
+            vault: &self.vault,
+            tables: Tables::new(&txn),
+            state: (),
+        })
+    }
+}
+
+/// Upgrades the records of an older schema in place. Version 1 is the first.
+fn migrate(tables: &mut Tables<'_, Write>, from: u64) -> Result<(), StorageError> {
+    if from < 2 {
+        // Version 2 added `quota` and `suspended` to users.
+        #[derive(Deserialize)]
+        struct UserV1 {
+            id: crate::model::UserId,
+            telegram_id: Option<i64>,
+            name: String,
+            role: crate::model::Role,
+            state: crate::model::UserState,
+            until: Option<Timestamp>,
+            lapsed: bool,
+            device_limit: u32,
+            locale: crate::model::Locale,
+            created_at: Timestamp,
+        }
+        let users = tables.users.write()?;
+        let mut rewritten = Vec::new();
+        for row in users.iter()? {
+            let (k, v) = row?;
+            let old: UserV1 = decode("users", v.value()).map_err(|e| StorageError::Corrupt {
+                table: "users",
+                reason: e.to_string(),
+            })?;
+            let new = User {
+                id: old.id,
+                telegram_id: old.telegram_id,
+                name: old.name,
+                role: old.role,
+                state: old.state,
+                until: old.until,
+                lapsed: old.lapsed,
+                device_limit: old.device_limit,
+                locale: old.locale,
+                created_at: old.created_at,
+                quota: None,
+                suspended: false,
+            };
+            rewritten.push((k.value(), encode(&new)));
+        }
+        for (k, v) in rewritten {
+            users.insert(k, v.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// A kind of redb transaction: how it opens a table, and what it carries besides
+/// its tables.
+pub(crate) trait Mode {
+    type Txn;
+    type Table<'t, K: Key + 'static, V: Value + 'static>: ReadableTable<K, V>;
+    type State;
+
+    fn open<'t, K: Key + 'static, V: Value + 'static>(
+        txn: &'t Self::Txn,
+        def: TableDefinition<'static, K, V>,
+    ) -> Result<Self::Table<'t, K, V>, TableError>;
+}
+
+/// A read transaction: a consistent snapshot.
+pub(crate) enum Read {}
+
+impl Mode for Read {
+    type Txn = ReadTransaction;
+    type Table<'t, K: Key + 'static, V: Value + 'static> = ReadOnlyTable<K, V>;
+    type State = ();
+
+    fn open<K: Key + 'static, V: Value + 'static>(
+        txn: &ReadTransaction,
+        def: TableDefinition<'static, K, V>,
+    ) -> Result<ReadOnlyTable<K, V>, TableError> {
+        txn.open_table(def)
+    }
+}
+
+/// A write transaction: it is attributed to an actor, happens at one instant, and
+/// collects what listeners must hear of it.
+pub(crate) enum Write {}
+
+impl Mode for Write {
+    type Txn = WriteTransaction;
+    type Table<'t, K: Key + 'static, V: Value + 'static> = Table<'t, K, V>;
+    type State = Writing;
+
+    fn open<'t, K: Key + 'static, V: Value + 'static>(
+        txn: &'t WriteTransaction,
+        def: TableDefinition<'static, K, V>,
+    ) -> Result<Table<'t, K, V>, TableError> {
+        txn.open_table(def)
+    }
+}
+
+/// What a write transaction carries besides its tables.
+pub(crate) struct Writing {
+    actor: Actor,
+    now: Timestamp,
+    commit: Commit,
+    /// Nodes whose change log may need pruning at the end of the transaction.
+    touched: BTreeSet<u64>,
+}
+
+/// One transaction over the store's tables. Readers (`read.rs`) serve both kinds;
+/// writers (`write.rs`) exist only on `Tx`.
+pub(crate) struct Txn<'t, M: Mode> {
+    pub vault: &'t Vault,
+    tables: Tables<'t, M>,
+    state: M::State,
+}
+
+/// A write transaction.
+pub(crate) type Tx<'t> = Txn<'t, Write>;
+/// A consistent read snapshot.
+pub(crate) type Rx<'t> = Txn<'t, Read>;
