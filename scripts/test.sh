@@ -29,3 +29,13 @@ fi
 echo "== cargo test"
 # Two cores: the namespace tests serialize themselves on a machine-wide lock.
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+
+echo "== install to browse: the packages, installed, and the guide's commands"
+# The test build's binaries, packed exactly as scripts/package.sh packs releases
+# (nothing is compiled again), installed with dpkg, then docs/operations.md's journey
+# from `vpnctld init` to a client that browses, with the installed binaries only.
+VPNCTL_PACKAGE_PROFILE=dev bash scripts/package.sh
+dpkg -i dist/vpnctld_*.deb dist/vpnctl-node_*.deb dist/vpnctl-bot_*.deb dist/vpnctl_*.deb >/dev/null
+cargo test --workspace --locked --test install_to_browse -- --ignored
+# Leave the machine as it was (on failure the packages stay, for a look).
+dpkg --purge vpnctl vpnctl-bot vpnctl-node vpnctld >/dev/null

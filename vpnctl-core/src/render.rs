@@ -207,7 +207,13 @@ pub fn tunnel_name(node: &str, device: &str) -> String {
             // Keep the device part readable: give the node at most what is left.
             let room = MAX_TUNNEL_NAME.saturating_sub(device.len().min(9) + 1);
             let node: String = node.chars().take(room.max(1)).collect();
-            format!("{node}-{device}")
+            // A cut at a dash would read "de-fra--device1".
+            let node = node.trim_end_matches(['-', '.']);
+            if node.is_empty() {
+                device
+            } else {
+                format!("{node}-{device}")
+            }
         }
     };
     name.truncate(MAX_TUNNEL_NAME);
@@ -249,6 +255,11 @@ mod tests {
         assert_eq!(tunnel_name("", "телефон"), "vpn");
         assert_eq!(tunnel_name("con", ""), "vpn-con");
         assert_eq!(tunnel_name("nl", "laptop."), "nl-laptop");
+        assert_eq!(
+            tunnel_name("de-fra-2", "device1"),
+            "de-fra-device1",
+            "no double dash"
+        );
     }
 
     proptest! {

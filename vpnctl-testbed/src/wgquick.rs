@@ -35,23 +35,28 @@ impl WgQuick {
         std::fs::create_dir(&bin).expect("mkdir bin");
         // wg-quick hands a `DNS =` line to `resolvconf -a <iface>` (nameservers on
         // stdin) and calls `resolvconf -d <iface>` on down. The stub applies them to
-        // the namespace's own resolv.conf, if it has one (Netns::set_resolv_conf), so
-        // that names resolve through the tunnel exactly as the config says; it never
-        // writes the host's /etc/resolv.conf.
+        // the namespace's own resolv.conf, if it has one (Netns::set_resolv_conf), and
+        // puts back what was there before on down, as resolvconf does; so names
+        // resolve through the tunnel exactly as the config says, and after it with
+        // the namespace's own resolver. It never writes the host's /etc/resolv.conf.
         let ns_resolv = ns.etc_dir().join("resolv.conf");
         let stub = bin.join("resolvconf");
         std::fs::write(
             &stub,
             format!(
                 "#!/bin/sh\n# vpnctl-testbed stub for wg-quick: the namespace's resolv.conf only\n\
-                 target='{}'\n\
+                 target='{target}'\n\
+                 saved='{target}.before-wg-quick'\n\
                  case \"$1\" in\n\
-                 -a) if [ -f \"$target\" ]; then cat >\"$target\"; else cat >/dev/null; fi ;;\n\
-                 -d) if [ -f \"$target\" ]; then : >\"$target\"; fi ;;\n\
+                 -a) if [ -f \"$target\" ]; then\n\
+                 [ -f \"$saved\" ] || cp \"$target\" \"$saved\"\n\
+                 cat >\"$target\"\n\
+                 else cat >/dev/null; fi ;;\n\
+                 -d) if [ -f \"$saved\" ]; then mv \"$saved\" \"$target\"; fi ;;\n\
                  *) cat >/dev/null ;;\n\
                  esac\n\
                  exit 0\n",
-                ns_resolv.display()
+                target = ns_resolv.display()
             ),
         )
         .expect("write resolvconf stub");
