@@ -22,7 +22,25 @@ have_cmd curl         || need+=(curl)
 have_cmd pkill        || need+=(procps)
 have_cmd ps           || need+=(procps)
 
+# amneziawg-go (AmneziaWG's userspace daemon) has no Debian package: built from the
+# Go module proxy at a pinned version with the Go toolchain, installed to
+# /usr/local/bin. The AWG tests (vpnctl-node/tests/awg.rs) fail without it.
+AWG_MODULE=github.com/amnezia-vpn/amneziawg-go
+AWG_VERSION=v0.2.19
+install_amneziawg_go() {
+  have_cmd amneziawg-go && return 0
+  [ -x /usr/local/go/bin/go ] && PATH="$PATH:/usr/local/go/bin"
+  have_cmd go || { echo "install-test-deps: amneziawg-go needs the Go toolchain (go)" >&2; exit 1; }
+  local dir
+  dir=$(go mod download -json "$AWG_MODULE@$AWG_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { echo "install-test-deps: go mod download $AWG_MODULE@$AWG_VERSION failed" >&2; exit 1; }
+  echo "install-test-deps: building amneziawg-go $AWG_VERSION" >&2
+  (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o /usr/local/bin/amneziawg-go .)
+  have_cmd amneziawg-go || { echo "install-test-deps: amneziawg-go still missing" >&2; exit 1; }
+}
+
 if [ ${#need[@]} -eq 0 ]; then
+  install_amneziawg_go
   echo "install-test-deps: all present" >&2
   exit 0
 fi
@@ -44,4 +62,5 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 for c in wg wg-quick wireguard-go ip ping nft zbarimg tmux pkill dnsmasq curl; do
   have_cmd "$c" || { echo "install-test-deps: $c still missing after install" >&2; exit 1; }
 done
+install_amneziawg_go
 echo "install-test-deps: done" >&2

@@ -33,6 +33,8 @@ pub enum Scope {
     Bot,
     /// One node's own desired state and reports.
     Node(NodeId),
+    /// A metrics scraper (Prometheus): `/metrics` and nothing else.
+    Metrics,
 }
 
 impl fmt::Display for Scope {
@@ -41,6 +43,7 @@ impl fmt::Display for Scope {
             Self::Admin => f.write_str("admin"),
             Self::Bot => f.write_str("bot"),
             Self::Node(id) => write!(f, "node:{id}"),
+            Self::Metrics => f.write_str("metrics"),
         }
     }
 }
@@ -111,6 +114,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Scope::Admin).unwrap(),
             r#"{"scope":"admin"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Scope::Metrics).unwrap(),
+            r#"{"scope":"metrics"}"#
         );
     }
 }

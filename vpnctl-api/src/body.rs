@@ -10,7 +10,7 @@ use crate::model::{
     Grant, Invite, Locale, Node, NodeId, Peer, PeerId, Region, Role, User, UserId, UserState,
 };
 use crate::time::Timestamp;
-use crate::wire::NodeReport;
+use crate::wire::{NodeReport, SystemStats};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -182,6 +182,9 @@ pub struct RegisterNode {
     pub client_allowed_ips: Option<Vec<IpNet>>,
     #[serde(default)]
     pub persistent_keepalive: Option<u16>,
+    /// Default plain WireGuard; AmneziaWG without parameters gets fresh ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<crate::transport::TransportChoice>,
 }
 
 impl RegisterNode {
@@ -204,6 +207,7 @@ impl RegisterNode {
             capacity: None,
             client_allowed_ips: None,
             persistent_keepalive: None,
+            transport: None,
         }
     }
 }
@@ -230,6 +234,10 @@ pub struct PatchNode {
     pub client_allowed_ips: Option<Vec<IpNet>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent_keepalive: Option<u16>,
+    /// A new transport, or new AmneziaWG parameters (given, or fresh when omitted):
+    /// every client of the node then needs a new config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<crate::transport::TransportChoice>,
 }
 
 /// `DELETE /v1/nodes/{id}?force=true` revokes the node's peers too.
@@ -341,6 +349,39 @@ pub struct StoredReport {
     pub report: NodeReport,
 }
 
+impl StoredReport {
+    /// The same report without the peers' endpoints (users' IP addresses), as the bot
+    /// may see it.
+    #[must_use]
+    pub fn without_endpoints(mut self) -> Self {
+        for peer in &mut self.report.peers {
+            peer.endpoint = None;
+        }
+        self
+    }
+}
+
+/// What node listings say about a node's latest report: a few figures, never the
+/// per-peer list (`GET /v1/nodes/{id}/report` has it, for admins).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportSummary {
+    pub received_at: Timestamp,
+    /// When the node sent it (its own clock).
+    pub at: Timestamp,
+    pub applied_revision: u64,
+    pub interface_up: bool,
+    /// Peers listed in the report.
+    pub peers: u32,
+    /// Sum of the peers' counters as the node read them.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub system: SystemStats,
+    /// How many errors the node reported.
+    pub errors: u32,
+    /// The first of them, cleaned and cut short.
+    pub first_error: Option<String>,
+}
+
 /// A node as `GET /v1/nodes` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeView {
@@ -348,7 +389,7 @@ pub struct NodeView {
     /// Peers on the node (including those of users without access).
     pub peers: u64,
     pub health: NodeHealth,
-    pub report: Option<StoredReport>,
+    pub report: Option<ReportSummary>,
 }
 
 /// `POST /v1/nodes/{id}/join-token`.

@@ -10,12 +10,15 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod fingerprint;
+pub mod import;
 pub mod join;
 pub mod keys;
 pub mod lifecycle;
 pub mod model;
 pub mod routes;
+pub mod text;
 pub mod time;
+pub mod transport;
 pub mod wire;
 
 pub use auth::{ApiToken, Scope, Secret, TokenId};
@@ -30,3 +33,6 @@ pub use lifecycle::{
 };
 pub use model::*;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use transport::{
+    AwgGeneration, AwgParams, HeaderRange, Transport, TransportChoice, TransportKind,
+};

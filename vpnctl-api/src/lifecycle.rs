@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::transport::TransportKind;
+
 use crate::error::InvalidInput;
 use crate::model::{Locale, NodeId, PeerId, UserId};
 use crate::time::{DAY, Timestamp};
@@ -239,6 +241,23 @@ pub enum Message {
         name: String,
         moved: u32,
         failed: u32,
+    },
+    /// The node's transport or its AmneziaWG parameters changed: the device's old
+    /// config no longer connects. The frontend sends the new one (same keys).
+    ConfigChanged {
+        device: String,
+        peer: PeerId,
+        node: String,
+        region: String,
+        transport: TransportKind,
+    },
+    /// Admins: a node's transport (or its parameters) changed; `devices` clients
+    /// need new configs, and users with Telegram are sent theirs.
+    NodeTransportChanged {
+        node: NodeId,
+        name: String,
+        transport: TransportKind,
+        devices: u32,
     },
 }
 

@@ -273,6 +273,10 @@ pub struct Node {
     pub persistent_keepalive: u16,
     pub state: NodeState,
     pub created_at: Timestamp,
+    /// Plain WireGuard or AmneziaWG with its parameters; changing it changes every
+    /// client's config.
+    #[serde(default)]
+    pub transport: crate::transport::Transport,
 }
 
 impl Node {

@@ -2,8 +2,17 @@
 //! client fills them in, so a path cannot differ between the two.
 //!
 //! Templates use axum's `{id}` syntax; [`Route::path`] fills the one parameter.
+//!
+//! [`TABLE`] says, for every method and route, which token scopes may call it
+//! ([`Access`]), how long it may run ([`Kind`]) and whether its answer carries a
+//! secret (then it is sent with `Cache-Control: no-store`). The server enforces the
+//! table before any handler runs and refuses a route that is not in it; the scope
+//! matrix test and docs/operations.md iterate it.
 
 use std::fmt;
+
+use crate::auth::Scope;
+use crate::model::NodeId;
 
 /// One route's path template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +80,11 @@ pub const EVENTS: Route = Route("/v1/events");
 /// Server-sent events.
 pub const EVENTS_STREAM: Route = Route("/v1/events/stream");
 
+/// Moving in: the clients of a wg-quick or wg-easy server become the node's peers.
+pub const NODE_IMPORT: Route = Route("/v1/nodes/{id}/import");
+/// An encrypted snapshot of the whole store (admin only).
+pub const BACKUP: Route = Route("/v1/backup");
+
 /// Node enrollment, authenticated by the join secret in the body.
 pub const ENROLL: Route = Route("/v1/enroll");
 
@@ -81,9 +95,308 @@ pub const DESIRED_MAX_WAIT_SECS: u64 = 60;
 /// The longest wait a notification long-poll may ask for (seconds).
 pub const NOTIFICATIONS_MAX_WAIT_SECS: u64 = 30;
 
+/// An HTTP method of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    /// The method named by `name` (upper case), if the API uses it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "GET" => Self::Get,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "PATCH" => Self::Patch,
+            "DELETE" => Self::Delete,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which token scopes may call a route. Admin may call every route that takes a
+/// token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token: `/healthz`, and enrollment (authenticated by the join secret in the
+    /// body, rate-limited per address).
+    Public,
+    /// Admin tokens only.
+    Admin,
+    /// Admin and the Telegram bot.
+    Staff,
+    /// Admin, and a node token for its own node (the `{id}` of the path).
+    OwnNode,
+    /// Admin and metrics scrapers.
+    Metrics,
+}
+
+impl Access {
+    /// Whether a token of `scope` may call a route with this access; `node` is the
+    /// route's `{id}` for [`Access::OwnNode`] routes.
+    pub fn allows(self, scope: Scope, node: Option<NodeId>) -> bool {
+        match (self, scope) {
+            (Self::Public, _) | (_, Scope::Admin) => true,
+            (Self::Staff, Scope::Bot) | (Self::Metrics, Scope::Metrics) => true,
+            (Self::OwnNode, Scope::Node(own)) => node == Some(own),
+            _ => false,
+        }
+    }
+
+    /// The scopes that may call it, as the docs list them.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::Public => "anyone (no token)",
+            Self::Admin => "admin",
+            Self::Staff => "admin, bot",
+            Self::OwnNode => "admin, node (own id only)",
+            Self::Metrics => "admin, metrics",
+        }
+    }
+}
+
+/// How long a route may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Answers at once: bounded by the server's request timeout.
+    Plain,
+    /// Waits for a change up to the wait it was asked for (bounded by its own maximum).
+    LongPoll,
+    /// A server-sent event stream: bounded by the stream's maximum duration.
+    Stream,
+}
+
+/// One line of the route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub method: Method,
+    pub route: Route,
+    pub access: Access,
+    pub kind: Kind,
+    /// The answer carries a secret (private key, token, join token, invite code,
+    /// preshared keys): sent with `Cache-Control: no-store`.
+    pub secret: bool,
+    /// The bot may read it, but client endpoints (users' IP addresses) are removed
+    /// from its answer.
+    pub redacted_for_bot: bool,
+}
+
+const fn rule(method: Method, route: Route, access: Access) -> Rule {
+    Rule {
+        method,
+        route,
+        access,
+        kind: Kind::Plain,
+        secret: false,
+        redacted_for_bot: false,
+    }
+}
+
+impl Rule {
+    const fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    const fn kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    const fn redacted_for_bot(mut self) -> Self {
+        self.redacted_for_bot = true;
+        self
+    }
+
+    /// The route's `{id}` in `path` when it is a node id (routes under `/v1/nodes/`).
+    pub fn node_in(&self, id: Option<&str>) -> Option<NodeId> {
+        if !self.route.template().starts_with("/v1/nodes/{id}") {
+            return None;
+        }
+        id.and_then(|id| id.parse().ok()).map(NodeId)
+    }
+}
+
+use Access::{Admin, Metrics as MetricsScope, OwnNode, Public, Staff};
+use Method::{Delete, Get, Patch, Post, Put};
+
+/// Every route the server mounts, with who may call it. New routes go here (the
+/// server refuses a route that is not listed).
+pub const TABLE: &[Rule] = &[
+    rule(Get, HEALTHZ, Public),
+    rule(Get, METRICS, MetricsScope),
+    rule(Get, USERS, Staff),
+    rule(Post, USERS, Admin),
+    rule(Get, USER, Staff),
+    rule(Patch, USER, Admin),
+    rule(Delete, USER, Admin),
+    rule(Put, USER_STATE, Admin),
+    rule(Put, USER_ACCESS, Admin),
+    rule(Post, USER_ACCESS_EXTEND, Admin),
+    rule(Get, USER_USAGE, Staff),
+    rule(Get, INVITES, Admin),
+    rule(Post, INVITES, Admin).secret(),
+    rule(Post, INVITES_REDEEM, Staff),
+    rule(Get, INVITE, Admin),
+    rule(Post, INVITE_REVOKE, Admin),
+    rule(Get, NODES, Staff),
+    rule(Post, NODES, Admin),
+    rule(Get, NODE, Staff),
+    rule(Patch, NODE, Admin),
+    rule(Delete, NODE, Admin),
+    rule(Post, NODE_DRAIN, Admin),
+    rule(Post, NODE_EVACUATE, Admin),
+    rule(Post, NODE_DISABLE, Admin),
+    rule(Post, NODE_ACTIVATE, Admin),
+    rule(Post, NODE_JOIN_TOKEN, Admin).secret(),
+    // Carries the peers' preshared keys.
+    rule(Get, NODE_DESIRED, OwnNode)
+        .kind(Kind::LongPoll)
+        .secret(),
+    rule(Post, NODE_REPORT, OwnNode),
+    // The bot reads per-peer handshakes and counters for /status until it has a
+    // per-user route; it never sees the peers' endpoints.
+    rule(Get, NODE_REPORT, Staff).redacted_for_bot(),
+    rule(Get, PEERS, Staff),
+    rule(Post, PEERS, Staff).secret(),
+    rule(Get, PEER, Staff),
+    rule(Delete, PEER, Staff),
+    rule(Get, PEER_CONFIG, Staff).secret(),
+    rule(Get, PEER_QR, Staff).secret(),
+    rule(Post, PEER_ROTATE, Staff).secret(),
+    rule(Get, PEER_TRAFFIC, Staff),
+    rule(Get, NOTIFICATIONS, Staff).kind(Kind::LongPoll),
+    rule(Post, NOTIFICATIONS_ACK, Staff),
+    rule(Get, TOKENS, Admin),
+    rule(Post, TOKENS, Admin).secret(),
+    rule(Delete, TOKEN, Admin),
+    rule(Get, EVENTS, Admin),
+    rule(Get, EVENTS_STREAM, Admin).kind(Kind::Stream),
+    rule(Post, ENROLL, Public).secret(),
+    rule(Post, NODE_IMPORT, Admin),
+    // The encrypted backup carries the vault key (inside the encryption); it may take
+    // longer than a plain request on a large store.
+    rule(Post, BACKUP, Admin).kind(Kind::Stream).secret(),
+];
+
+/// The table's line for `method` on the route mounted as `template`.
+pub fn rule_for(method: Method, template: &str) -> Option<&'static Rule> {
+    TABLE
+        .iter()
+        .find(|r| r.method == method && r.route.template() == template)
+}
+
+/// The table as the Markdown table of docs/operations.md ("The scope matrix").
+pub fn scope_matrix_markdown() -> String {
+    let mut out = String::from(
+        "| method | route | who may call it | bounded by | notes |\n|---|---|---|---|---|\n",
+    );
+    for rule in TABLE {
+        let kind = match rule.kind {
+            Kind::Plain => "request timeout",
+            Kind::LongPoll => "its wait",
+            Kind::Stream => "stream maximum",
+        };
+        let mut notes = Vec::new();
+        if rule.secret {
+            notes.push("secret: `no-store`");
+        }
+        if rule.redacted_for_bot {
+            notes.push("bot: no endpoints");
+        }
+        if rule.route == ENROLL {
+            notes.push("join secret; rate-limited");
+        }
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {kind} | {} |\n",
+            rule.method,
+            rule.route,
+            rule.access.describe(),
+            notes.join("; ")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_docs_show_the_table() {
+        let docs = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/operations.md"
+        ))
+        .unwrap();
+        let expected = scope_matrix_markdown();
+        let shown = docs
+            .split_once("<!-- scope-matrix -->\n")
+            .and_then(|(_, rest)| rest.split_once("<!-- /scope-matrix -->"))
+            .map(|(table, _)| table);
+        assert_eq!(
+            shown,
+            Some(expected.as_str()),
+            "docs/operations.md's scope matrix differs from routes::TABLE; it should read:\n{expected}"
+        );
+    }
+
+    #[test]
+    fn every_line_is_unique_and_only_public_routes_take_no_token() {
+        for (i, a) in TABLE.iter().enumerate() {
+            for b in &TABLE[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.route == b.route),
+                    "{} {} twice",
+                    a.method,
+                    a.route
+                );
+            }
+        }
+        let public: Vec<_> = TABLE
+            .iter()
+            .filter(|r| r.access == Access::Public)
+            .map(|r| r.route)
+            .collect();
+        assert_eq!(public, [HEALTHZ, ENROLL]);
+    }
+
+    #[test]
+    fn scopes() {
+        let own = Some(NodeId(3));
+        assert!(Access::OwnNode.allows(Scope::Node(NodeId(3)), own));
+        assert!(!Access::OwnNode.allows(Scope::Node(NodeId(4)), own));
+        assert!(!Access::OwnNode.allows(Scope::Bot, own));
+        assert!(Access::OwnNode.allows(Scope::Admin, own));
+        assert!(Access::Metrics.allows(Scope::Metrics, None));
+        assert!(!Access::Staff.allows(Scope::Metrics, None));
+        assert!(!Access::Admin.allows(Scope::Bot, None));
+        assert!(Access::Staff.allows(Scope::Bot, None));
+        let rule = rule_for(Method::Get, NODE_DESIRED.template()).unwrap();
+        assert_eq!(rule.node_in(Some("3")), own);
+        assert_eq!(rule.kind, Kind::LongPoll);
+    }
 
     #[test]
     fn fills_the_parameter() {

@@ -74,6 +74,10 @@ pub struct InterfaceSpec {
     pub address_v4: Ipv4Net,
     pub address_v6: Option<Ipv6Net>,
     pub mtu: u16,
+    /// Plain WireGuard, or AmneziaWG with the parameters the interface must use.
+    /// Absent in caches written before transports existed: WireGuard.
+    #[serde(default)]
+    pub transport: crate::transport::Transport,
 }
 
 /// Everything a node must serve at one revision.
@@ -227,6 +231,7 @@ mod tests {
                 address_v4: "10.0.0.1/24".parse().unwrap(),
                 address_v6: None,
                 mtu: 1420,
+                transport: crate::transport::Transport::Wireguard,
             },
             peers,
         }

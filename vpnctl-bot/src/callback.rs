@@ -1,6 +1,7 @@
 //! Inline button payloads. Parsed strictly: anything else is a forged or stale
 //! button and gets a short refusal; ownership is checked again by the handler.
 
+use vpnctl_core::transport::TransportKind;
 use vpnctl_core::{Locale, NodeId, PeerId};
 
 /// What an inline button asks for.
@@ -21,6 +22,8 @@ pub enum Action {
     RotateConfirmed(PeerId),
     Language(Locale),
     Cancel,
+    /// A transport's heading row in the `/get_config` keyboard: explains, does nothing.
+    About(TransportKind),
 }
 
 impl Action {
@@ -35,6 +38,8 @@ impl Action {
             Self::Language(Locale::En) => "l:en".into(),
             Self::Language(Locale::Ru) => "l:ru".into(),
             Self::Cancel => "x".into(),
+            Self::About(TransportKind::Wireguard) => "h:wg".into(),
+            Self::About(TransportKind::Amneziawg) => "h:awg".into(),
         }
     }
 
@@ -60,6 +65,8 @@ impl Action {
             ("l", Some("en"), None, None) => Self::Language(Locale::En),
             ("l", Some("ru"), None, None) => Self::Language(Locale::Ru),
             ("x", None, None, None) => Self::Cancel,
+            ("h", Some("wg"), None, None) => Self::About(TransportKind::Wireguard),
+            ("h", Some("awg"), None, None) => Self::About(TransportKind::Amneziawg),
             _ => return None,
         };
         Some(action)
@@ -84,6 +91,8 @@ mod tests {
             Action::Language(Locale::Ru),
             Action::Language(Locale::En),
             Action::Cancel,
+            Action::About(TransportKind::Wireguard),
+            Action::About(TransportKind::Amneziawg),
         ] {
             let data = a.encode();
             assert!(data.len() <= 64);

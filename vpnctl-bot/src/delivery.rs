@@ -22,9 +22,17 @@ pub struct ConfigFile {
     /// `<tunnel>.conf`: the name the WireGuard apps show.
     pub file_name: String,
     pub text: String,
-    pub qr_png: Vec<u8>,
+    /// `None` when the config cannot be shown as a QR code: the file goes alone.
+    pub qr_png: Option<Vec<u8>>,
     /// The document's caption.
     pub caption: String,
+}
+
+impl ConfigFile {
+    /// Whether the config needs the AmneziaWG app (it has AWG keys).
+    pub fn awg(&self) -> bool {
+        vpnctl_core::render::needs_amneziawg(&self.text)
+    }
 }
 
 impl std::fmt::Debug for ConfigFile {
@@ -36,13 +44,35 @@ impl std::fmt::Debug for ConfigFile {
     }
 }
 
+/// The config's QR code, or `None` when the control plane says it cannot make one
+/// (the config is too long for a QR code): then the file is sent alone.
+pub async fn fetch_qr(
+    api: &vpnctl_client::ApiClient,
+    peer: vpnctl_core::PeerId,
+) -> Result<Option<Vec<u8>>, vpnctl_client::ClientError> {
+    match api.peer_qr_png(peer).await {
+        Ok(png) => Ok(Some(png)),
+        Err(e) if e.status() == Some(400) => {
+            warn!(%peer, error = %e, "no QR code for this config; sending the file alone");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// `<tunnel>.conf`, the tunnel name the control plane chose if it is valid for the
-/// apps, else one made from the node and device names.
-pub fn tunnel_file_name(tunnel: Option<&str>, node: &str, device: &str) -> String {
+/// apps, else one made from the node and device names (`awg-…` for a config that
+/// needs the AmneziaWG app).
+pub fn tunnel_file_name(tunnel: Option<&str>, node: &str, device: &str, config: &str) -> String {
+    let kind = if vpnctl_core::render::needs_amneziawg(config) {
+        vpnctl_core::transport::TransportKind::Amneziawg
+    } else {
+        vpnctl_core::transport::TransportKind::Wireguard
+    };
     let name = tunnel
         .filter(|t| vpnctl_core::render::is_valid_tunnel_name(t))
         .map_or_else(
-            || vpnctl_core::render::tunnel_name(node, device),
+            || vpnctl_core::render::transport_tunnel_name(kind, node, device),
             str::to_owned,
         );
     format!("{name}.conf")
@@ -82,7 +112,8 @@ impl Services {
         Ok(())
     }
 
-    /// The QR code, with how to import and when both are deleted.
+    /// The QR code, with how to import and when both are deleted (nothing when the
+    /// config has no QR code).
     pub async fn send_config_qr(
         &self,
         chat: ChatId,
@@ -90,8 +121,12 @@ impl Services {
         l: Locale,
         file: &ConfigFile,
     ) -> Result<(), RequestError> {
+        let Some(qr_png) = &file.qr_png else {
+            return Ok(());
+        };
         let caption = Text::QrCaption {
             delete_after: self.policy.delete_after,
+            awg: file.awg(),
         }
         .render(l);
         let request = self
@@ -99,7 +134,11 @@ impl Services {
             .raw()
             .send_photo(
                 chat,
-                InputFile::memory(file.qr_png.clone()).file_name("wireguard-qr.png"),
+                InputFile::memory(qr_png.clone()).file_name(if file.awg() {
+                    "amneziawg-qr.png"
+                } else {
+                    "wireguard-qr.png"
+                }),
             )
             .caption(caption)
             .protect_content(self.policy.protect_configs);

@@ -540,10 +540,31 @@ async fn tell_user(
                 from: from_node,
                 to: to_node,
                 region: to_region,
+                transport: None,
             };
             return device_moved(s, chat, l, &moved, progress, last).await;
         }
-        Notice::NodeHealth { .. } | Notice::NodeDrift { .. } | Notice::NodeEvacuated { .. } => {
+        Notice::ConfigChanged {
+            device,
+            peer,
+            node,
+            region,
+            transport,
+        } => {
+            let changed = Moved {
+                device,
+                new_peer: *peer,
+                from: node,
+                to: node,
+                region,
+                transport: Some(*transport),
+            };
+            return device_moved(s, chat, l, &changed, progress, last).await;
+        }
+        Notice::NodeHealth { .. }
+        | Notice::NodeDrift { .. }
+        | Notice::NodeEvacuated { .. }
+        | Notice::NodeTransportChanged { .. } => {
             // Admin news addressed to a user: nothing a user should read.
             warn!("an admin notification was addressed to a user; skipped");
             return Ok(());
@@ -553,17 +574,27 @@ async fn tell_user(
     Ok(())
 }
 
-/// A moved device, as [`device_moved`] needs it.
+/// A moved device, as [`device_moved`] needs it; with `transport`, a device that
+/// stayed but whose server changed its transport (a new config, same keys).
 struct Moved<'a> {
     device: &'a str,
     new_peer: PeerId,
     from: &'a str,
     to: &'a str,
     region: &'a str,
+    transport: Option<vpnctl_core::transport::TransportKind>,
 }
 
 impl Moved<'_> {
     fn text(&self, config_follows: bool) -> Text<'_> {
+        if let Some(transport) = self.transport {
+            return Text::ConfigChanged {
+                device: self.device,
+                server: self.to,
+                transport,
+                config_follows,
+            };
+        }
         Text::DeviceMoved {
             device: self.device,
             from: self.from,
@@ -599,7 +630,7 @@ async fn device_moved(
         match fetch(s, m.new_peer).await {
             Ok((text, qr_png)) => {
                 file = Some(ConfigFile {
-                    file_name: tunnel_file_name(None, m.to, m.device),
+                    file_name: tunnel_file_name(None, m.to, m.device, &text),
                     text,
                     qr_png,
                     caption: m.text(true).render(l),
@@ -643,9 +674,9 @@ async fn device_moved(
     Ok(())
 }
 
-async fn fetch(s: &Services, peer: PeerId) -> Result<(String, Vec<u8>), ClientError> {
+async fn fetch(s: &Services, peer: PeerId) -> Result<(String, Option<Vec<u8>>), ClientError> {
     let config = s.api.bot.peer_config(peer).await?;
-    let qr = s.api.bot.peer_qr_png(peer).await?;
+    let qr = crate::delivery::fetch_qr(&s.api.bot, peer).await?;
     Ok((config, qr))
 }
 
@@ -684,7 +715,18 @@ async fn alert_admins(
             moved: *moved,
             failed: *failed,
         },
+        Notice::NodeTransportChanged {
+            name,
+            transport,
+            devices,
+            ..
+        } => Text::NodeTransportChanged {
+            name,
+            transport: *transport,
+            devices: *devices,
+        },
         Notice::AccessEndsSoon { .. }
+        | Notice::ConfigChanged { .. }
         | Notice::AccessEnded { .. }
         | Notice::QuotaWarning { .. }
         | Notice::QuotaExceeded { .. }

@@ -73,8 +73,42 @@ impl Limits {
     }
 }
 
-/// Locales read from the control plane that are kept before the cache starts over.
+/// Locales read from the control plane kept in memory, at most (two generations of
+/// half this each).
 const STORED_KEPT: usize = 50_000;
+
+/// Recently used entries, bounded: a young and an old generation. A hit in the old
+/// one moves the entry to the young one; when the young one is full it becomes the
+/// old one and the old one is dropped. Users active in the last generation stay;
+/// memory stays under `STORED_KEPT` entries whatever the number of users.
+#[derive(Debug, Default)]
+struct Generations {
+    young: HashMap<i64, Option<Locale>>,
+    old: HashMap<i64, Option<Locale>>,
+}
+
+impl Generations {
+    fn insert(&mut self, key: i64, value: Option<Locale>) {
+        if self.young.len() >= STORED_KEPT / 2 && !self.young.contains_key(&key) {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.old.remove(&key);
+        self.young.insert(key, value);
+    }
+
+    fn get(&mut self, key: i64) -> Option<Option<Locale>> {
+        if let Some(v) = self.young.get(&key) {
+            return Some(*v);
+        }
+        let v = self.old.remove(&key)?;
+        self.insert(key, v);
+        Some(v)
+    }
+
+    fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+}
 
 /// What the bot holds only in memory, bounded: locales read from the control plane
 /// (so it is asked once per user, not per update), and the keyboards being worked
@@ -82,26 +116,32 @@ const STORED_KEPT: usize = 50_000;
 #[derive(Debug, Clone, Default)]
 pub struct Session {
     /// Stored locales read from the API (`None`: no account).
-    stored: Arc<Mutex<HashMap<i64, Option<Locale>>>>,
+    stored: Arc<Mutex<Generations>>,
     busy: Arc<Mutex<HashSet<(i64, i32)>>>,
 }
 
 impl Session {
     /// Records what the API stores for a user (after sign-up or a change).
     pub fn remember_stored(&self, telegram_id: i64, locale: Option<Locale>) {
-        let mut stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
-        if stored.len() >= STORED_KEPT {
-            stored.clear();
-        }
-        stored.insert(telegram_id, locale);
+        self.stored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(telegram_id, locale);
     }
 
     fn stored(&self, telegram_id: i64) -> Option<Option<Locale>> {
         self.stored
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&telegram_id)
-            .copied()
+            .get(telegram_id)
+    }
+
+    /// How many users' locales are held (bounded by `STORED_KEPT`).
+    pub fn remembered(&self) -> usize {
+        self.stored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Takes the keyboard of `message` for one press; `None` if a press of it is
@@ -193,4 +233,29 @@ impl Services {
 /// A Telegram user's id as the API stores it.
 pub fn telegram_id(user: &TgUser) -> Option<i64> {
     i64::try_from(user.id.0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_locales_are_bounded_and_recent_ones_stay() {
+        let session = Session::default();
+        session.remember_stored(1, Some(Locale::Ru));
+        for id in 2..=(STORED_KEPT as i64 * 2) {
+            session.remember_stored(id, None);
+            if id % 1000 == 0 {
+                // User 1 keeps talking to the bot.
+                assert_eq!(session.stored(1), Some(Some(Locale::Ru)));
+            }
+        }
+        assert!(
+            session.remembered() <= STORED_KEPT,
+            "{}",
+            session.remembered()
+        );
+        assert_eq!(session.stored(1), Some(Some(Locale::Ru)));
+        assert_eq!(session.stored(2), None, "long-idle users are forgotten");
+    }
 }

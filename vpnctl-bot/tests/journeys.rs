@@ -11,6 +11,7 @@ use support::{
 };
 use vpnctl_api::body::{IssuePeerRequest, PatchUser, PeerQuery};
 use vpnctl_bot::notifications::MAX_ATTEMPTS;
+use vpnctl_core::transport::TransportChoice;
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
     EvacuateTo, Health, HealthPolicy, KeyPair, Notification, Quota, QuotaPeriod, Recipient,
@@ -365,7 +366,7 @@ async fn bad_input_gets_short_replies() {
     );
 
     // The control plane goes away: a clear "try later", no crash.
-    h.stop_server();
+    h.stop_server().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let reply = h.ask(user, "/status").await.text();
     assert!(reply.contains("temporarily unavailable"), "{reply}");
@@ -953,7 +954,7 @@ async fn degraded_nodes_are_marked_and_unreported_ones_unavailable() {
     .await;
     // A second node that never reports: its health stays unknown.
     let (silent, _) = enrolled_node_at(
-        &h.admin,
+        &h.cp,
         "ams1",
         "b.example.net:51820",
         ("nl-ams", "Amsterdam"),
@@ -1394,5 +1395,93 @@ async fn a_restart_repeats_only_the_notification_in_flight() {
         !calls[mark..].iter().any(|c| c.chat_id == Some(admin)),
         "the alert was delivered before the restart"
     );
+    h.stop().await;
+}
+
+/// An AmneziaWG node added as `vpnctl nodes add … --transport amneziawg` adds it:
+/// `/get_config` lists it under its own heading after the WireGuard servers; the
+/// heading explains and leaves the keyboard usable; its config carries the AWG keys,
+/// is named for the AmneziaWG app, and its QR holds the same bytes; `/status` and
+/// `/servers` name the transport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amneziawg_servers_come_under_their_own_heading() {
+    let user = 11_501;
+    let h = Harness::start().await;
+    let mut request = vpnctl_testbed::control_plane::nodes_add(
+        "fra-awg",
+        "de-fra",
+        "awg.example.net:51821",
+        "10.9.0.0/16",
+    );
+    request.transport = Some(TransportChoice::Amneziawg {
+        generation: None,
+        params: None,
+    });
+    let awg = h.cp.register(&request).await;
+    let (awg, awg_client) = support::enroll(&h.cp, &awg).await;
+    report(&awg_client, &awg, &[]).await;
+    wait_health(&h.admin, &awg, Health::Up).await;
+    h.signed_up(user, 2).await;
+
+    let keyboard = h.ask(user, "/get_config").await;
+    let buttons = keyboard.buttons();
+    let data: Vec<&str> = buttons.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(
+        data,
+        [
+            "h:wg".to_owned(),
+            format!("n:{}", h.node.id),
+            "h:awg".to_owned(),
+            format!("n:{}", awg.id)
+        ],
+        "{buttons:?}"
+    );
+    assert!(
+        buttons[2].0.contains("if WireGuard does not connect"),
+        "{buttons:?}"
+    );
+    let message = keyboard.message_id.unwrap();
+    let mark = h.tg.mark();
+    h.tg.press(user, user, message, "h:awg");
+    let about =
+        h.tg.wait_after(mark, WAIT, |c| c.method == "answercallbackquery")
+            .await;
+    assert!(about.text().contains("AmneziaWG app"), "{about:?}");
+
+    // The keyboard still works after the heading was pressed.
+    let mark = h.tg.mark();
+    h.tg.press(user, user, message, &format!("n:{}", awg.id));
+    let doc = h.tg.reply(mark, user, "sendDocument").await;
+    let photo = h.tg.reply(mark, user, "sendPhoto").await;
+    let (_, file_name, bytes) = &doc.files[0];
+    let file_name = file_name.clone().unwrap();
+    assert!(file_name.starts_with("awg-"), "{file_name}");
+    let config = String::from_utf8(bytes.clone()).unwrap();
+    for key in [
+        "Jc = ", "Jmin = ", "Jmax = ", "S1 = ", "S2 = ", "H1 = ", "H4 = ",
+    ] {
+        assert!(config.contains(key), "no {key:?} in {config}");
+    }
+    assert!(
+        config.contains("Endpoint = awg.example.net:51821"),
+        "{config}"
+    );
+    assert_eq!(decode_qr(&photo.files[0].2), config);
+    assert!(
+        doc.text().contains("AmneziaWG") || photo.text().contains("AmneziaWG"),
+        "the captions name the app"
+    );
+
+    let status = h.ask(user, "/status").await.text();
+    assert!(status.contains("AmneziaWG app"), "{status}");
+    let servers = h.ask(user, "/servers").await.text();
+    let (wg_at, awg_at) = (
+        servers.find("WireGuard app").expect("WireGuard heading"),
+        servers
+            .find("if WireGuard does not connect")
+            .expect("AWG heading"),
+    );
+    let fra_awg = servers.find("fra-awg").unwrap();
+    assert!(wg_at < awg_at && awg_at < fra_awg, "{servers}");
     h.stop().await;
 }

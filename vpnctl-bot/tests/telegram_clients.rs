@@ -381,7 +381,7 @@ async fn servers_only_for_members() {
 async fn a_node_added_with_the_cli_defaults_is_offered() {
     let h = Harness::start().await;
     let node = support::register_like_the_cli(
-        &h.admin,
+        &h.cp,
         "waw1",
         "c.example.org:51820",
         ("pl-waw", "Warsaw"),
@@ -389,7 +389,7 @@ async fn a_node_added_with_the_cli_defaults_is_offered() {
     )
     .await;
     assert_eq!(node.capacity, 0, "as the CLI leaves it");
-    let (node, client) = support::enroll(&h.admin, &node).await;
+    let (node, client) = support::enroll(&h.cp, &node).await;
     support::report(&client, &node, &[]).await;
     support::wait_health(&h.admin, &node, vpnctl_core::Health::Up).await;
 

@@ -79,6 +79,9 @@ fn is_loopback_host(url: &Url) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
+/// How long an idle pooled connection is kept; see `vpnctl_server::Limits`.
+pub const POOL_IDLE: Duration = Duration::from_secs(5);
+
 impl ApiClient {
     /// A client of the API at `base_url` (e.g. `https://vpn.example.com:7443`).
     ///
@@ -94,7 +97,10 @@ impl ApiClient {
         let builder = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below vpnctld's idle limits (keep-alive connections without a request
+            // are closed after `header_read_timeout_secs`, 10 s by default): a pooled
+            // connection the server already closed would fail the next request.
+            .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("vpnctl-client/", env!("CARGO_PKG_VERSION")));
         let builder = match url.scheme() {
             "https" => {
@@ -168,11 +174,11 @@ impl ApiClient {
         &self.base
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let mut req = self
             .http
             .request(method, self.url(path))
@@ -186,7 +192,11 @@ impl ApiClient {
         req
     }
 
-    async fn send(&self, path: &str, req: RequestBuilder) -> Result<Response, ClientError> {
+    pub(crate) async fn send(
+        &self,
+        path: &str,
+        req: RequestBuilder,
+    ) -> Result<Response, ClientError> {
         let url = self.url(path);
         let resp = req
             .send()
@@ -240,7 +250,7 @@ impl ApiClient {
         self.json(path, self.request(method, path).json(body)).await
     }
 
-    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+    pub(crate) async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,

@@ -18,6 +18,7 @@
 
 mod client;
 mod error;
+mod move_in;
 mod pin;
 mod sse;
 

@@ -102,12 +102,13 @@ pub fn serves_devices(user: &User) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::lifecycle::{Quota, QuotaPeriod};
     use crate::model::{Locale, Role, UserId};
 
-    fn user() -> User {
+    /// An active user without an end date, quota or devices (the rule tests' start).
+    pub(crate) fn user() -> User {
         User {
             id: UserId(1),
             telegram_id: None,

@@ -27,7 +27,7 @@ pub fn next_device_name(peers: &[Peer]) -> String {
 mod tests {
     use super::*;
     use crate::keys::PublicKey;
-    use crate::model::{Locale, NodeId, PeerId, Role, UserId, UserState};
+    use crate::model::{NodeId, PeerId, UserId};
     use crate::time::Timestamp;
 
     fn peer(device: &str) -> Peer {
@@ -57,18 +57,8 @@ mod tests {
     #[test]
     fn the_limit_counts_every_device() {
         let user = User {
-            id: UserId(1),
-            telegram_id: None,
-            name: "a".into(),
-            role: Role::User,
-            state: UserState::Active,
-            until: None,
-            lapsed: false,
             device_limit: 2,
-            locale: Locale::En,
-            created_at: Timestamp(0),
-            quota: None,
-            suspended: false,
+            ..crate::access::tests::user()
         };
         assert!(may_add_device(&user, 1));
         assert!(!may_add_device(&user, 2));

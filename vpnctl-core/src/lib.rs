@@ -15,15 +15,19 @@
 
 pub mod access;
 pub mod auth;
+pub mod backup;
 pub mod devices;
 pub mod error;
 pub mod ipam;
+pub mod legacy;
 pub mod lifecycle;
 pub mod placement;
 pub mod reconcile;
 pub mod render;
+pub mod report;
 pub mod service;
 pub mod store;
+pub mod transport;
 pub mod units;
 pub mod vault;
 

@@ -177,7 +177,12 @@ pub fn assess(
     if findings.is_empty() {
         (Health::Up, "ok".into())
     } else {
-        (Health::Degraded, findings.join("; "))
+        // A reason goes into the event log and alerts: never longer than this.
+        let reason = findings.join("; ");
+        (
+            Health::Degraded,
+            vpnctl_api::text::clean_line(&reason, crate::report::MAX_REASON_CHARS),
+        )
     }
 }
 

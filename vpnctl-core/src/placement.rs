@@ -180,6 +180,7 @@ mod tests {
             capacity: 0,
             client_allowed_ips: Vec::new(),
             persistent_keepalive: 0,
+            transport: crate::transport::Transport::Wireguard,
             state: NodeState::Active,
             created_at: Timestamp(0),
         }

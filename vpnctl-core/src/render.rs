@@ -1,5 +1,10 @@
 //! Client configs in the wg-quick format that the official WireGuard apps (Windows,
 //! macOS, iOS, Android, Linux `wg-quick`) import, their file names, and their QR codes.
+//!
+//! For an AmneziaWG node the same format carries the node's AWG keys (`Jc`, `Jmin`,
+//! `Jmax`, `S1`…, `H1`…, `I1`…) in `[Interface]`, as the AmneziaWG and AmneziaVPN
+//! apps and `awg-quick` read it; the tunnel (and file) name starts with `awg-`. A
+//! WireGuard node's config never has them: the official apps refuse unknown keys.
 
 use std::fmt::{self, Write as _};
 
@@ -28,6 +33,45 @@ impl fmt::Debug for ClientConfig {
             .field("text", &"***")
             .finish()
     }
+}
+
+/// Most bytes a QR code holds (version 40, level L, byte mode): a config longer than
+/// this cannot be shown as a QR code.
+pub const QR_MAX_BYTES: usize = 2953;
+
+/// Checks that every config `node` can issue fits a QR code: renders the longest one
+/// it can (widest addresses) and measures it. Returns the length on failure.
+pub fn check_qr_fits(node: &Node) -> Result<(), usize> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let key = [0xff; 32];
+    let peer = Peer {
+        id: crate::model::PeerId(u64::MAX),
+        user: crate::model::UserId(u64::MAX),
+        node: node.id,
+        device: String::new(),
+        public_key: PublicKey::from_bytes(key),
+        has_private_key: true,
+        ipv4: Ipv4Addr::new(255, 255, 255, 255),
+        ipv6: node.ipv6_pool.map(|_| {
+            Ipv6Addr::new(
+                0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff,
+            )
+        }),
+        created_at: crate::time::Timestamp(0),
+        rotated_at: None,
+    };
+    let config = ClientConfig::render(&ConfigInput {
+        node,
+        node_public_key: node
+            .public_key
+            .as_ref()
+            .unwrap_or(&PublicKey::from_bytes(key)),
+        peer: &peer,
+        private_key: &PrivateKey::from_bytes(key),
+        preshared_key: &PresharedKey::from_bytes(key),
+    });
+    let len = config.expose_text().len();
+    if len > QR_MAX_BYTES { Err(len) } else { Ok(()) }
 }
 
 /// Rendering or encoding failed.
@@ -75,6 +119,11 @@ impl ClientConfig {
         if node.mtu > 0 {
             let _ = writeln!(t, "MTU = {}", node.mtu);
         }
+        if let Some(awg) = node.transport.awg() {
+            for (key, value) in awg.config_lines() {
+                let _ = writeln!(t, "{key} = {value}");
+            }
+        }
         let _ = writeln!(t);
         let _ = writeln!(t, "[Peer]");
         let _ = writeln!(t, "PublicKey = {node_public_key}");
@@ -93,7 +142,7 @@ impl ClientConfig {
             let _ = writeln!(t, "PersistentKeepalive = {}", node.persistent_keepalive);
         }
         Self {
-            tunnel_name: tunnel_name(&node.name, &peer.device),
+            tunnel_name: transport_tunnel_name(node.transport.kind(), &node.name, &peer.device),
             text,
         }
     }
@@ -230,6 +279,34 @@ pub fn tunnel_name(node: &str, device: &str) -> String {
         name.truncate(MAX_TUNNEL_NAME);
     }
     name
+}
+
+/// The tunnel name for a node of this transport: AmneziaWG tunnels start with
+/// `awg-`, so that a file says which app opens it.
+pub fn transport_tunnel_name(
+    transport: crate::transport::TransportKind,
+    node: &str,
+    device: &str,
+) -> String {
+    if transport == crate::transport::TransportKind::Amneziawg {
+        let name = tunnel_name(&format!("awg-{node}"), device);
+        if name.starts_with("awg-") {
+            return name;
+        }
+        let mut name = format!("awg-{name}");
+        name.truncate(MAX_TUNNEL_NAME);
+        return name.trim_end_matches(['-', '.']).to_owned();
+    }
+    tunnel_name(node, device)
+}
+
+/// Whether a rendered config needs an AmneziaWG app: it carries AWG keys (the
+/// official WireGuard apps refuse exactly those).
+pub fn needs_amneziawg(config: &str) -> bool {
+    config
+        .lines()
+        .take_while(|l| l.trim() != "[Peer]")
+        .any(|l| l.split('=').next().is_some_and(|k| k.trim() == "Jc"))
 }
 
 /// Whether `name` is a tunnel name the apps accept.

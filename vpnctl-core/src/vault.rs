@@ -30,6 +30,9 @@ const NONCE_LEN: usize = 12;
 pub struct Vault {
     cipher: Aes256Gcm,
     fingerprint: [u8; 32],
+    /// Kept for backups only ([`Vault::export_key`]): they carry the key inside
+    /// their encryption.
+    key: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -48,7 +51,31 @@ impl Vault {
         Self {
             cipher: Aes256Gcm::new(key.into()),
             fingerprint,
+            key: Zeroizing::new(*key),
         }
+    }
+
+    /// The raw key, for a backup that encrypts it (never write it anywhere else).
+    pub(crate) fn export_key(&self) -> Zeroizing<[u8; KEY_LEN]> {
+        self.key.clone()
+    }
+
+    /// Writes `key` as a new key file (0600) at `path`, refusing to replace one, and
+    /// returns the vault (restore of a backup).
+    pub fn create_with_key(path: &Path, key: &[u8; KEY_LEN]) -> Result<Self, StorageError> {
+        let err = |reason: String| StorageError::KeyFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| err(e.to_string()))?;
+        file.write_all(key).map_err(|e| err(e.to_string()))?;
+        file.sync_all().map_err(|e| err(e.to_string()))?;
+        Ok(Self::from_key(key))
     }
 
     /// A vault with a random key that lives only in memory (tests, throwaway demos).

@@ -528,6 +528,7 @@ where
         let identity = backend::InterfaceSpec {
             private_key: self.config.private_key.clone(),
             listen_port: port,
+            transport: spec.as_ref().map(|s| s.transport.clone()),
         };
         let shared = Arc::clone(&self.backend);
         if let Err(e) = blocking(move || lock(&shared).ensure(&identity)).await {

@@ -21,7 +21,8 @@ use vpnctl_daemon::settings;
 
 use crate::agent::{Agent, AgentConfig, AgentError, ControlPlane, CpError, DnsSettings};
 use crate::backend::{
-    BackendError, BackendKind, KernelBackend, SimBackend, UserspaceBackend, WgBackend,
+    AwgBackend, BackendError, BackendKind, KernelBackend, SimBackend, TransportBackend,
+    UserspaceBackend, WgBackend,
 };
 use crate::iface::IfaceName;
 use crate::metrics::{MetricsError, MetricsListener};
@@ -94,6 +95,16 @@ pub struct Config {
         value_name = "PROGRAM"
     )]
     pub wireguard_go: Option<String>,
+
+    /// The AmneziaWG program, run when the control plane gives the node the
+    /// amneziawg transport [default: amneziawg-go].
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCTL_NODE_AMNEZIAWG_GO",
+        value_name = "PROGRAM"
+    )]
+    pub amneziawg_go: Option<String>,
 
     /// UDP port to listen on. Announced at join only when set: otherwise the control
     /// plane keeps the port of the endpoint the node was added with. The control
@@ -193,6 +204,13 @@ pub enum Command {
         /// stay valid).
         #[arg(long)]
         force: bool,
+        /// Take over an existing server's WireGuard key instead of generating one, so
+        /// its clients' configs stay valid: its wg-quick config (`/etc/wireguard/wg0.conf`,
+        /// whose ListenPort is then announced unless --listen-port is given),
+        /// wg-easy's `wg0.json`, or a file with the private key alone. Replacing an
+        /// existing node key needs --force.
+        #[arg(long, value_name = "FILE")]
+        adopt_key: Option<PathBuf>,
     },
     /// Run the daemon: restore the interface from the cache, then follow the control plane.
     Run {
@@ -215,6 +233,7 @@ pub struct NodeConfig {
     /// `None`: the kernel module when it is loaded, else userspace.
     pub backend: Option<BackendKind>,
     pub wireguard_go: String,
+    pub amneziawg_go: String,
     /// `--listen-port` as given: announced at join, and the port until the control
     /// plane's interface spec names one. `None`: the control plane's (the endpoint's
     /// port), [`DEFAULT_LISTEN_PORT`] until it is known.
@@ -262,6 +281,7 @@ impl Config {
                 .unwrap_or_else(|| IfaceName::new(DEFAULT_INTERFACE).expect("valid default name")),
             backend: s.backend,
             wireguard_go: s.wireguard_go.unwrap_or_else(|| "wireguard-go".into()),
+            amneziawg_go: s.amneziawg_go.unwrap_or_else(|| "amneziawg-go".into()),
             listen_port: s.listen_port,
             nat: s.nat.unwrap_or(true),
             reconcile_interval: s
@@ -295,15 +315,19 @@ impl NodeConfig {
         })
     }
 
+    /// The configured WireGuard backend, beside amneziawg-go for when the control
+    /// plane names the amneziawg transport.
     fn open_backend(&self) -> Box<dyn WgBackend> {
         let iface = self.interface.clone();
-        match self.backend_kind() {
-            BackendKind::Kernel => Box::new(KernelBackend::new(iface)),
+        let plain: Box<dyn WgBackend> = match self.backend_kind() {
+            BackendKind::Kernel => Box::new(KernelBackend::new(iface.clone())),
             BackendKind::Userspace => {
-                Box::new(UserspaceBackend::new(iface).with_launcher([&self.wireguard_go]))
+                Box::new(UserspaceBackend::new(iface.clone()).with_launcher([&self.wireguard_go]))
             }
-            BackendKind::Sim => Box::new(SimBackend::new(iface)),
-        }
+            BackendKind::Sim => return Box::new(SimBackend::new(iface)),
+        };
+        let awg = AwgBackend::new(iface).with_launcher([&self.amneziawg_go]);
+        Box::new(TransportBackend::new(plain, awg))
     }
 }
 
@@ -396,6 +420,10 @@ pub enum CliError {
     AlreadyJoined(PathBuf),
     #[error("this node is not enrolled: run `vpnctl-node join <TOKEN>` first")]
     NotJoined,
+    #[error(
+        "{0} holds another key; `join --adopt-key FILE --force` replaces it (clients of the old key lose their tunnel)"
+    )]
+    KeyExists(PathBuf),
     #[error("enrollment failed: {0}")]
     Enroll(#[source] CpError),
     #[error("connecting to the control plane: {0}")]
@@ -425,7 +453,11 @@ where
     F: FnOnce(&Credentials) -> Result<C, CpError>,
 {
     match config.command.clone() {
-        Command::Join { token, force } => join(&config, &token, force, &enroller, out).await,
+        Command::Join {
+            token,
+            force,
+            adopt_key,
+        } => join_adopting(&config, &token, force, adopt_key.as_deref(), &enroller, out).await,
         Command::Run { down_on_exit } => {
             let credentials = config
                 .state_dir()
@@ -447,16 +479,54 @@ pub async fn join<E: Enroller>(
     enroller: &E,
     out: &mut (dyn Write + Send),
 ) -> Result<(), CliError> {
+    join_adopting(config, token, force, None, enroller, out).await
+}
+
+/// `join --adopt-key FILE`: [`join`] with an existing server's key (and listen port).
+pub async fn join_adopting<E: Enroller>(
+    config: &NodeConfig,
+    token: &Token,
+    force: bool,
+    adopt_key: Option<&Path>,
+    enroller: &E,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
     let state = config.state_dir();
     state.create()?;
     if !force && state.load_credentials()?.is_some() {
         return Err(CliError::AlreadyJoined(state.credentials_path()));
     }
-    let key = state.load_or_generate_key()?;
+    let mut listen_port = config.listen_port;
+    let key = match adopt_key {
+        Some(path) => {
+            let text =
+                zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+                    StateError::Io {
+                        path: path.to_owned(),
+                        source,
+                    }
+                })?);
+            let (key, port) =
+                vpnctl_core::legacy::server_key_file(&text).map_err(|e| StateError::Invalid {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                })?;
+            if let Some(have) = state.load_key()?
+                && have.public_key() != key.public_key()
+                && !force
+            {
+                return Err(CliError::KeyExists(state.key_path()));
+            }
+            state.store_key(&key)?;
+            listen_port = listen_port.or(port);
+            key
+        }
+        None => state.load_or_generate_key()?,
+    };
     let public_key = key.public_key();
     drop(key);
     let credentials = enroller
-        .enroll(token, public_key, config.listen_port)
+        .enroll(token, public_key, listen_port)
         .await
         .map_err(CliError::Enroll)?;
     state.store_credentials(&credentials)?;
@@ -770,7 +840,7 @@ mod tests {
     fn join_token_never_shows_in_debug() {
         let config = Config::try_load_from(["vpnctl-node", "join", "vpj_topsecret"]).unwrap();
         assert!(!format!("{config:?}").contains("topsecret"));
-        let Command::Join { token, force } = &config.command else {
+        let Command::Join { token, force, .. } = &config.command else {
             panic!("not a join: {:?}", config.command);
         };
         assert_eq!(token.expose(), "vpj_topsecret");

@@ -294,6 +294,7 @@ mod tests {
                 address_v4: "10.8.0.1/16".parse().unwrap(),
                 address_v6: Some("fd00:8::1/64".parse().unwrap()),
                 mtu: 1420,
+                transport: vpnctl_core::transport::Transport::Wireguard,
             },
             peers,
         }
@@ -358,6 +359,7 @@ mod tests {
         sim.ensure(&InterfaceSpec {
             private_key: PrivateKey::generate(),
             listen_port: 51820,
+            transport: None,
         })
         .unwrap();
         let stray = peer(9);

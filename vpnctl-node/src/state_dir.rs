@@ -146,6 +146,13 @@ impl StateDir {
         Ok(key)
     }
 
+    /// Writes `key` as the node key (0600), replacing any (`join --adopt-key`).
+    pub fn store_key(&self, key: &PrivateKey) -> Result<(), StateError> {
+        let mut text = zeroize::Zeroizing::new(key.expose_base64());
+        text.push('\n');
+        write_private(&self.key_path(), text.as_bytes())
+    }
+
     /// The enrollment result; `None` before `join`.
     pub fn load_credentials(&self) -> Result<Option<Credentials>, StateError> {
         let path = self.credentials_path();

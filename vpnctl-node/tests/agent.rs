@@ -260,6 +260,7 @@ fn iface_spec(listen_port: u16, mtu: u16) -> InterfaceSpec {
         address_v4: "10.8.0.1/16".parse().unwrap(),
         address_v6: None,
         mtu,
+        transport: vpnctl_core::transport::Transport::Wireguard,
     }
 }
 

@@ -70,7 +70,7 @@ fn mode(path: &Path) -> u32 {
 async fn exec(config: NodeConfig, enroller: &FakeEnroller) -> (Result<(), CliError>, String) {
     let mut out = Vec::new();
     let result = match config.command.clone() {
-        Command::Join { token, force } => {
+        Command::Join { token, force, .. } => {
             cli::join(&config, &token, force, enroller, &mut out).await
         }
         Command::Status => cli::status(&config, &mut out),
@@ -174,6 +174,7 @@ async fn status_summarises_without_any_secret() {
             address_v4: "10.8.0.1/16".parse().unwrap(),
             address_v6: Some("fd00:8::1/64".parse().unwrap()),
             mtu: 1420,
+            transport: vpnctl_core::transport::Transport::Wireguard,
         },
         peers: vec![PeerSpec::new(
             PrivateKey::generate().public_key(),

@@ -18,6 +18,7 @@ use vpnctl_core::{HealthPolicy, Policy, ReminderDays};
 use vpnctl_daemon::SettingsError;
 use vpnctl_daemon::settings;
 
+pub use crate::limits::Limits;
 pub use crate::webhook::WebhookUrl;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
@@ -29,6 +30,8 @@ pub const DEFAULT_SWEEP_INTERVAL_SECS: u64 = 10;
 pub const MAX_SWEEP_INTERVAL_SECS: u64 = 60;
 pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 2000;
 pub const MAX_PROBE_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_BACKUP_EVERY_HOURS: u64 = 24;
+pub const DEFAULT_BACKUP_KEEP: usize = 7;
 
 #[derive(Debug, Clone, Default, Parser, Serialize, Deserialize)]
 #[command(
@@ -136,18 +139,73 @@ pub struct Config {
     #[arg(skip)]
     pub health: Option<HealthPolicy>,
 
+    /// Connection caps, timeouts and rate limits of the API listener: the `[limits]`
+    /// table of the config file only (see docs/operations.md).
+    #[arg(skip)]
+    pub limits: Option<Limits>,
+
     /// Log filter (tracing `EnvFilter` syntax) [default: info; RUST_LOG also works].
     #[arg(long, env = "VPNCTLD_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// Directory for scheduled backups (encrypted; off when unset). Needs
+    /// --backup-recipient or --backup-passphrase-file.
+    #[arg(long, env = "VPNCTLD_BACKUP_DIR", global = true, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// Hours between scheduled backups [default: 24].
+    #[arg(
+        long,
+        env = "VPNCTLD_BACKUP_EVERY_HOURS",
+        global = true,
+        value_name = "HOURS"
+    )]
+    pub backup_every_hours: Option<u64>,
+
+    /// Scheduled backups kept; older ones are deleted [default: 7].
+    #[arg(long, env = "VPNCTLD_BACKUP_KEEP", global = true, value_name = "N")]
+    pub backup_keep: Option<usize>,
+
+    /// Encrypt scheduled backups to this age recipient (`age1...`, from
+    /// `vpnctl backup-key`).
+    #[arg(
+        long,
+        env = "VPNCTLD_BACKUP_RECIPIENT",
+        global = true,
+        value_name = "AGE1..."
+    )]
+    pub backup_recipient: Option<String>,
+
+    /// Encrypt scheduled backups with the passphrase in this file (its first line).
+    #[arg(
+        long,
+        env = "VPNCTLD_BACKUP_PASSPHRASE_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub backup_passphrase_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Create the data directory, store, TLS certificate and the first admin token
     /// (printed once).
     Init,
     /// Serve the API (the default).
     Run,
+    /// Restore a backup (from `vpnctl backup` or a scheduled one) into --data DIR,
+    /// which must be new or empty; then `vpnctld run` continues where it was taken.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// A file whose first line is the backup's passphrase.
+        #[arg(long, value_name = "FILE", conflicts_with = "identity")]
+        passphrase_file: Option<PathBuf>,
+        /// The age identity file whose recipient the backup was encrypted to.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+    },
 }
 
 impl Config {
@@ -209,7 +267,14 @@ impl Config {
             Some(days) => reminder_days(days)?,
             None => ReminderDays::default(),
         };
+        let limits = self.limits.clone().unwrap_or_default();
+        limits
+            .validate()
+            .map_err(|e| SettingsError::invalid("limits", e))?;
+        let backups = self.backup_schedule()?;
         Ok(ServerConfig {
+            backups,
+            limits,
             data: self.data.clone().unwrap_or_else(|| DEFAULT_DATA.into()),
             listen,
             public_url: self.public_url.clone(),
@@ -224,6 +289,45 @@ impl Config {
                 ..Policy::default()
             },
         })
+    }
+}
+
+impl Config {
+    /// Scheduled backups, when `backup_dir` is set.
+    fn backup_schedule(&self) -> Result<Option<crate::backups::Schedule>, SettingsError> {
+        use crate::backups::{Schedule, ScheduleKey};
+        let Some(dir) = self.backup_dir.clone() else {
+            return Ok(None);
+        };
+        let hours = self
+            .backup_every_hours
+            .unwrap_or(DEFAULT_BACKUP_EVERY_HOURS);
+        if !(1..=24 * 365).contains(&hours) {
+            return Err(SettingsError::invalid(
+                "backup_every_hours",
+                format!("{hours} is not in 1..=8760"),
+            ));
+        }
+        let key = match (&self.backup_recipient, &self.backup_passphrase_file) {
+            (Some(r), None) => {
+                vpnctl_core::backup::BackupKey::recipient(r)
+                    .map_err(|e| SettingsError::invalid("backup_recipient", e.to_string()))?;
+                ScheduleKey::Recipient(r.clone())
+            }
+            (None, Some(file)) => ScheduleKey::PassphraseFile(file.clone()),
+            _ => {
+                return Err(SettingsError::invalid(
+                    "backup_dir",
+                    "set exactly one of backup_recipient and backup_passphrase_file",
+                ));
+            }
+        };
+        Ok(Some(Schedule {
+            dir,
+            every: Duration::from_secs(hours * 3600),
+            keep: self.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1),
+            key,
+        }))
     }
 }
 
@@ -261,6 +365,10 @@ pub struct ServerConfig {
     /// The policy [`crate::Server::bind`] opens the store with (health thresholds,
     /// reminder days). [`crate::Server::bind_with`] uses the given service's own.
     pub policy: Policy,
+    /// The listener's connection caps, timeouts and rate limits.
+    pub limits: Limits,
+    /// Scheduled backups; `None`: off.
+    pub backups: Option<crate::backups::Schedule>,
 }
 
 impl ServerConfig {
@@ -276,6 +384,8 @@ impl ServerConfig {
             probe_timeout: Duration::from_millis(DEFAULT_PROBE_TIMEOUT_MS),
             alert_webhook: None,
             policy: Policy::default(),
+            limits: Limits::default(),
+            backups: None,
         }
     }
 }
@@ -352,6 +462,7 @@ worse_after = 4
         assert_eq!(s.policy.reminders, ReminderDays(vec![7, 3, 1]));
         assert_eq!(s.policy.health.report_down_secs, 120);
         assert_eq!(s.policy.health.worse_after, 4);
+        assert_eq!(s.limits, crate::Limits::default());
         assert_eq!(
             s.policy.health.better_after,
             HealthPolicy::default().better_after
@@ -393,11 +504,20 @@ worse_after = 4
             ("[health]\nworse_after = 0", "health"),
             ("reminder_days = [0]", "reminder_days"),
             ("probe_timeout_ms = 0", "probe_timeout_ms"),
+            ("[limits]\nheader_read_timeout_secs = 0", "limits"),
         ] {
             let err = loaded(&[], bad).unwrap().server().unwrap_err().to_string();
             assert!(err.starts_with(&format!("setting {key}: ")), "{bad}: {err}");
         }
+        let limits = loaded(&[], "[limits]\nmax_connections_per_address = 8\n")
+            .unwrap()
+            .server()
+            .unwrap()
+            .limits;
+        assert_eq!(limits.max_connections_per_address, 8);
+        assert_eq!(limits.enroll_per_minute, 10);
         for bad in [
+            "[limits]\nnonsense = 1",
             "[health]\nnonsense = 1",
             "alert_webhook_url = \"ftp://x\"",
             "alert_webhook_url = \"not a url\"",

@@ -1,6 +1,7 @@
 //! axum's extractors with JSON rejections, and the authenticated caller.
 
 use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -43,8 +44,18 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiFailure;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiFailure> {
-        let header = parts
-            .headers
+        // The gate authenticated the request already.
+        if let Some(caller) = parts.extensions.get::<Self>() {
+            return Ok(caller.clone());
+        }
+        Self::authenticate(&parts.headers, state).await
+    }
+}
+
+impl Caller {
+    /// The caller behind the `Authorization: Bearer` header, or 401.
+    pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Self, ApiFailure> {
+        let header = headers
             .get(AUTHORIZATION)
             .ok_or_else(|| ApiFailure::unauthorized("missing Authorization: Bearer token"))?;
         let secret = header
@@ -59,9 +70,17 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| ApiFailure::unauthorized("unknown or revoked API token"))?;
         Ok(Self { token })
     }
-}
 
-impl Caller {
+    /// 403 for a route of the table this token's scope does not cover.
+    pub fn refuse_for(&self, rule: &vpnctl_api::routes::Rule) -> ApiFailure {
+        match (rule.access, self.token.scope) {
+            (vpnctl_api::routes::Access::OwnNode, Scope::Node(_)) => {
+                ApiFailure::forbidden("a node token may only access its own node")
+            }
+            _ => self.refuse(),
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.token.scope == Scope::Admin
     }
@@ -79,7 +98,15 @@ impl Caller {
     pub fn staff(&self) -> Result<(), ApiFailure> {
         match self.token.scope {
             Scope::Admin | Scope::Bot => Ok(()),
-            Scope::Node(_) => Err(self.refuse()),
+            Scope::Node(_) | Scope::Metrics => Err(self.refuse()),
+        }
+    }
+
+    /// Admin or a metrics scraper.
+    pub fn scraper(&self) -> Result<(), ApiFailure> {
+        match self.token.scope {
+            Scope::Admin | Scope::Metrics => Ok(()),
+            Scope::Bot | Scope::Node(_) => Err(self.refuse()),
         }
     }
 
@@ -91,7 +118,7 @@ impl Caller {
             Scope::Node(_) => Err(ApiFailure::forbidden(
                 "a node token may only access its own node",
             )),
-            Scope::Bot => Err(self.refuse()),
+            Scope::Bot | Scope::Metrics => Err(self.refuse()),
         }
     }
 
@@ -102,6 +129,7 @@ impl Caller {
                 Scope::Admin => "admin",
                 Scope::Bot => "bot",
                 Scope::Node(_) => "node",
+                Scope::Metrics => "metrics",
             }
         ))
     }
@@ -112,6 +140,8 @@ impl Caller {
             Scope::Admin => Actor::Admin(self.token.label.clone()),
             Scope::Bot => Actor::Bot,
             Scope::Node(id) => Actor::Node(id),
+            // A metrics token writes nothing; attribute it like the system.
+            Scope::Metrics => Actor::System,
         })
     }
 }
@@ -153,7 +183,7 @@ impl FromRequestParts<AppState> for NodeAccess {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiFailure> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        if let Scope::Bot = caller.token.scope {
+        if matches!(caller.token.scope, Scope::Bot | Scope::Metrics) {
             return Err(caller.refuse());
         }
         let Path(node) = Path::<NodeId>::from_request_parts(parts, state).await?;

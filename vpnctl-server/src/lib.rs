@@ -12,10 +12,15 @@
 //! # }
 //! ```
 
+pub mod backups;
 pub mod config;
 mod error;
 mod extract;
+mod gate;
+pub mod limits;
+pub mod listener;
 pub mod metrics;
+mod move_in;
 pub mod routes;
 pub mod scheduler;
 mod state;
@@ -34,6 +39,7 @@ use vpnctl_core::{Scope, Secret, Vpnctl};
 
 pub use config::{Command, Config, ServerConfig};
 pub use error::ApiFailure;
+pub use limits::Limits;
 pub use state::{AppState, PublicInfo};
 pub use webhook::WebhookUrl;
 
@@ -64,21 +70,18 @@ pub enum ServerError {
 const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(config::MAX_SWEEP_INTERVAL_SECS);
 
-enum Bound {
-    Plain(TcpListener),
-    Tls(tls::TlsListener),
-}
-
 /// A bound, not yet serving control plane. Tests bind to `127.0.0.1:0`, read
 /// [`Server::base_url`], and serve with a shutdown future of their own.
 pub struct Server {
-    bound: Bound,
+    bound: listener::Listener,
     local_addr: SocketAddr,
     state: AppState,
     shutdown: watch::Sender<bool>,
     sweep_interval: Duration,
     probe_timeout: Duration,
     webhook: Option<webhook::Webhook>,
+    data: PathBuf,
+    backups: Option<backups::Schedule>,
 }
 
 impl std::fmt::Debug for Server {
@@ -108,6 +111,7 @@ impl Server {
         if !config.tls && !config.listen.ip().is_loopback() {
             return Err(ServerError::PlainHttpOffHost(config.listen));
         }
+        config.limits.validate().map_err(ServerError::Config)?;
         let sweep_interval = config
             .sweep_interval
             .clamp(MIN_SWEEP_INTERVAL, MAX_SWEEP_INTERVAL);
@@ -130,14 +134,14 @@ impl Server {
             .map_err(|e| ServerError::Io(e.to_string()))?;
         let (bound, fingerprint, scheme) = match tls {
             Some((server_config, fingerprint)) => (
-                Bound::Tls(
-                    tls::TlsListener::new(tcp, server_config)
-                        .map_err(|e| ServerError::Io(e.to_string()))?,
+                listener::Listener::Tls(
+                    tcp,
+                    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server_config)),
                 ),
                 Some(fingerprint),
                 "https",
             ),
-            None => (Bound::Plain(tcp), None, "http"),
+            None => (listener::Listener::Plain(tcp), None, "http"),
         };
         let url = config
             .public_url
@@ -154,6 +158,7 @@ impl Server {
                 bot_username: config.bot_username.clone(),
             },
             shutdown_rx,
+            config.limits.clone(),
         );
         Ok(Self {
             bound,
@@ -163,6 +168,8 @@ impl Server {
             sweep_interval,
             probe_timeout: config.probe_timeout,
             webhook,
+            data: config.data.clone(),
+            backups: config.backups.clone(),
         })
     }
 
@@ -197,6 +204,8 @@ impl Server {
             sweep_interval,
             probe_timeout,
             webhook,
+            data,
+            backups,
         } = self;
         tracing::info!(
             addr = %local_addr,
@@ -215,27 +224,21 @@ impl Server {
             }
             .run(),
         );
-        let app = routes::router(state.clone());
+        let scheduled = backups.map(|schedule| {
+            tokio::spawn(backups::run(state.vpn().clone(), data.clone(), schedule))
+        });
+        let app = routes::router(state.clone()).merge(move_in::router(state.clone(), data));
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down");
             let _ = shutdown_tx.send(true);
         };
-        let served = match bound {
-            Bound::Plain(tcp) => {
-                use axum::serve::ListenerExt as _;
-                let tcp = tcp.tap_io(|io| {
-                    let _ = io.set_nodelay(true);
-                });
-                axum::serve(tcp, app).with_graceful_shutdown(signal).await
-            }
-            Bound::Tls(listener) => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(signal)
-                    .await
-            }
-        };
+        let limits = state.limits().clone();
+        let served = listener::serve(bound, app, limits, signal).await;
         lifecycle.abort();
+        if let Some(task) = scheduled {
+            task.abort();
+        }
         tracing::info!("vpnctld stopped serving");
         served.map_err(|e| ServerError::Io(format!("serving: {e}")))
     }

@@ -1,11 +1,13 @@
 //! The `/v1` routes. Each handler authenticates (except enrollment and `/healthz`),
 //! checks the caller's scope, runs one blocking core call, and shapes the answer.
 //!
-//! Scopes: admin may do everything; the bot may read users and nodes, usage and
-//! traffic, redeem invites, manage peers (issue, configs, rotate, revoke) and read
-//! and acknowledge the outbox (`/v1/notifications`, the bot consumer's queue); a node
-//! token may only long-poll its own desired state and post its own report.
-//! `/metrics` takes an admin token.
+//! Who may call what is [`vpnctl_api::routes::TABLE`], enforced by [`crate::gate`]
+//! before any handler runs; the handlers' extractors (`Admin`, `Staff`,
+//! `NodeAccess`) check again. Admin may do everything; the bot may read users and
+//! nodes (never a client's endpoint), usage and traffic, redeem invites, manage peers
+//! (issue, configs, rotate, revoke) and read and acknowledge the outbox; a node token
+//! may only long-poll its own desired state and post its own report; a metrics token
+//! may only scrape `/metrics`.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -30,6 +32,7 @@ use vpnctl_api::body::{
 };
 use vpnctl_api::{ErrorCode, routes};
 use vpnctl_core::auth::{ApiToken, TokenId};
+use vpnctl_core::render::RenderError;
 use vpnctl_core::wire::{DesiredUpdate, NodeReport};
 use vpnctl_core::{
     Consumer, Endpoint, EvacuateTo, Evacuation, Event, Invite, InviteId, IssuePeer, IssuedPeer,
@@ -57,6 +60,8 @@ pub const MAX_NOTIFICATIONS: usize = 1000;
 /// Longest outbox long-poll.
 pub const MAX_NOTIFICATION_WAIT_SECS: u64 = routes::NOTIFICATIONS_MAX_WAIT_SECS;
 const QR_PIXELS: u32 = 512;
+/// How often an idle event stream sends a comment (at most).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
@@ -132,14 +137,20 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::gate::gate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::metrics::track,
         ))
         .with_state(state)
 }
 
-/// Prometheus exposition; Prometheus sends the admin token as a bearer token
-/// (`authorization: {credentials_file: ...}` in its scrape config).
-async fn metrics(_: Admin, State(st): State<AppState>) -> ApiResult<Response> {
+/// Prometheus exposition; Prometheus sends a metrics token (`vpnctl tokens create
+/// --scope metrics`) as a bearer token (`authorization: {credentials_file: ...}` in
+/// its scrape config).
+async fn metrics(caller: Caller, State(st): State<AppState>) -> ApiResult<Response> {
+    caller.scraper()?;
     let state = st.clone();
     let text = blocking(move || crate::metrics::render(&state)).await?;
     Ok((
@@ -389,7 +400,7 @@ async fn redeem_invite(
 fn node_view(st: &AppState, o: NodeOverview) -> NodeView {
     NodeView {
         health: o.health(),
-        report: st.report(o.node.id),
+        report: st.report_summary(o.node.id),
         node: o.node,
         peers: o.peers,
     }
@@ -442,6 +453,9 @@ async fn register_node(
     if let Some(keepalive) = body.persistent_keepalive {
         new.persistent_keepalive = keepalive;
     }
+    if let Some(choice) = &body.transport {
+        new.transport = vpnctl_core::transport::resolve(choice, new.mtu)?;
+    }
     let node = blocking(move || vpn.register_node(new)).await?;
     Ok((StatusCode::CREATED, Json(node)))
 }
@@ -453,7 +467,21 @@ async fn patch_node(
     Json(body): Json<PatchNode>,
 ) -> ApiResult<Json<Node>> {
     let vpn = caller.vpn(&st);
+    let transport = match &body.transport {
+        Some(choice) => {
+            let mtu = match body.mtu {
+                Some(mtu) => mtu,
+                None => {
+                    let vpn = vpn.clone();
+                    blocking(move || vpn.node(id)).await?.mtu
+                }
+            };
+            Some(vpnctl_core::transport::resolve(choice, mtu)?)
+        }
+        None => None,
+    };
     let patch = NodePatch {
+        transport,
         region: body.region,
         endpoint: body.endpoint.as_deref().map(endpoint).transpose()?,
         listen_port: body.listen_port,
@@ -577,7 +605,20 @@ async fn desired(
     let mut revisions = st.feed().watch_node(id);
     let vpn = st.vpn().clone();
     let after = q.after;
-    let update = blocking(move || vpn.node_update(id, after)).await?;
+    let update = match blocking(move || {
+        vpn.node(id)?;
+        vpn.node_update(id, after)
+    })
+    .await
+    {
+        Ok(update) => update,
+        Err(e) => {
+            // No channel for a node that does not exist.
+            drop(revisions);
+            st.feed().forget_unwatched(id);
+            return Err(e);
+        }
+    };
     if !matches!(update, DesiredUpdate::UpToDate { .. }) || wait.is_zero() {
         return Ok(Json(update));
     }
@@ -594,6 +635,8 @@ async fn post_report(
     NodeAccess(id): NodeAccess,
     Json(report): Json<NodeReport>,
 ) -> ApiResult<StatusCode> {
+    // Bounded and cleaned before anything keeps or logs it.
+    let report = vpnctl_core::report::bounded(report);
     let vpn = st.vpn().clone();
     let (report, received_at) = blocking(move || {
         // Status, traffic accounting, quotas and drift alerts all live in core.
@@ -614,13 +657,21 @@ async fn post_report(
 }
 
 async fn get_report(
-    _: Staff,
+    Staff(caller): Staff,
     State(st): State<AppState>,
     Path(id): Path<NodeId>,
 ) -> ApiResult<Json<StoredReport>> {
     let vpn = st.vpn().clone();
     blocking(move || vpn.node(id)).await?;
-    st.report(id).map(Json).ok_or_else(|| {
+    let report = st.report(id).map(|r| {
+        // The bot never sees users' IP addresses.
+        if caller.is_admin() {
+            r
+        } else {
+            r.without_endpoints()
+        }
+    });
+    report.map(Json).ok_or_else(|| {
         ApiFailure::not_found(
             ErrorCode::NoReport,
             format!("node {id} has not reported since the server started"),
@@ -692,13 +743,6 @@ async fn issue_peer(
     Ok((StatusCode::CREATED, Json(issued_view(issued))))
 }
 
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 async fn peer_config(
     _: Staff,
     State(st): State<AppState>,
@@ -709,19 +753,18 @@ async fn peer_config(
     let disposition =
         HeaderValue::from_str(&format!("attachment; filename=\"{}\"", config.file_name()))
             .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    Ok(no_store(
-        (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                ),
-                (header::CONTENT_DISPOSITION, disposition),
-            ],
-            config.expose_text().to_owned(),
-        )
-            .into_response(),
-    ))
+    // `Cache-Control: no-store` comes from the route table (a secret).
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        config.expose_text().to_owned(),
+    )
+        .into_response())
 }
 
 async fn peer_qr(
@@ -735,14 +778,16 @@ async fn peer_qr(
         Ok(config.qr_png(QR_PIXELS))
     })
     .await?
-    .map_err(|e| ApiFailure::internal(&e))?;
-    Ok(no_store(
-        (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("image/png"))],
-            png,
-        )
-            .into_response(),
-    ))
+    .map_err(|e| match e {
+        // The config is too long for a QR code: the caller sends the file alone.
+        RenderError::Qr(_) => ApiFailure::bad_request(e.to_string()),
+        RenderError::Png(_) => ApiFailure::internal(&e),
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("image/png"))],
+        png,
+    )
+        .into_response())
 }
 
 async fn rotate_peer(
@@ -956,9 +1001,18 @@ async fn event_stream(
         },
     );
     let shutdown = st.clone();
+    let longest = st.limits().event_stream_max();
     let stream = futures_util::stream::iter(backlog)
         .chain(live)
         .map(|e| Ok(sse_event(&e)))
-        .take_until(async move { shutdown.shutting_down().await });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+        .take_until(async move {
+            // The client reconnects with `after=` and misses nothing.
+            tokio::select! {
+                () = shutdown.shutting_down() => {}
+                () = tokio::time::sleep(longest) => {}
+            }
+        });
+    // A comment at least this often keeps the stream from looking idle.
+    let keep_alive = (st.limits().idle_timeout() / 2).clamp(Duration::from_secs(1), KEEP_ALIVE);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)))
 }

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{broadcast, watch};
 use vpnctl_api::Fingerprint;
-use vpnctl_api::body::StoredReport;
-use vpnctl_core::{Commit, Event, NodeId, Vpnctl};
+use vpnctl_api::body::{ReportSummary, StoredReport};
+use vpnctl_core::{Commit, Event, EventKind, NodeId, Vpnctl};
+
+use crate::limits::{Limits, RateLimiter};
 
 use crate::metrics::Metrics;
 
@@ -37,10 +39,12 @@ impl Default for Feed {
 }
 
 impl Feed {
+    fn lock_nodes(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, watch::Sender<u64>>> {
+        self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn sender(&self, node: NodeId) -> watch::Sender<u64> {
-        self.nodes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.lock_nodes()
             .entry(node)
             .or_insert_with(|| watch::channel(0).0)
             .clone()
@@ -58,6 +62,10 @@ impl Feed {
             });
         }
         for event in &commit.events {
+            if let EventKind::NodeDeleted { node } = event.kind {
+                // Its long-polls end with the node's 404 on their next read.
+                self.lock_nodes().remove(&node);
+            }
             // No subscriber is fine.
             let _ = self.events.send(event.clone());
         }
@@ -76,6 +84,20 @@ impl Feed {
     /// the store so that no commit in between is missed.
     pub fn watch_node(&self, node: NodeId) -> watch::Receiver<u64> {
         self.sender(node).subscribe()
+    }
+
+    /// Drops the node's channel when nobody waits on it: called when a long-poll
+    /// found that the node does not exist, so unknown ids leave nothing behind.
+    pub fn forget_unwatched(&self, node: NodeId) {
+        let mut nodes = self.lock_nodes();
+        if nodes.get(&node).is_some_and(|tx| tx.receiver_count() == 0) {
+            nodes.remove(&node);
+        }
+    }
+
+    /// How many nodes have a channel (for tests: it must not grow with unknown ids).
+    pub fn watched_nodes(&self) -> usize {
+        self.lock_nodes().len()
     }
 
     pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
@@ -102,6 +124,15 @@ struct Shared {
     public: PublicInfo,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
+    limits: Limits,
+    limiters: Limiters,
+}
+
+/// The per-address rate limits of [`Limits`].
+#[derive(Debug)]
+pub struct Limiters {
+    pub enroll: RateLimiter,
+    pub auth_failures: RateLimiter,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -110,7 +141,12 @@ pub struct AppState(Arc<Shared>);
 
 impl AppState {
     /// Wires the state to `vpn`'s commits.
-    pub fn new(vpn: Vpnctl, public: PublicInfo, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        vpn: Vpnctl,
+        public: PublicInfo,
+        shutdown: watch::Receiver<bool>,
+        limits: Limits,
+    ) -> Self {
         let feed = Arc::new(Feed::default());
         let listener_feed = Arc::clone(&feed);
         vpn.subscribe(Arc::new(move |commit: &Commit| {
@@ -123,6 +159,11 @@ impl AppState {
             public,
             metrics: Metrics::default(),
             shutdown,
+            limiters: Limiters {
+                enroll: RateLimiter::per_minute(limits.enroll_per_minute),
+                auth_failures: RateLimiter::per_minute(limits.auth_failures_per_minute),
+            },
+            limits,
         }))
     }
 
@@ -141,6 +182,14 @@ impl AppState {
     /// The counters and histograms of `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
+    pub fn limiters(&self) -> &Limiters {
+        &self.0.limiters
     }
 
     /// Resolves once the server is shutting down.
@@ -165,6 +214,16 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&node)
             .cloned()
+    }
+
+    /// What listings show of the latest report, without copying its peers.
+    pub fn report_summary(&self, node: NodeId) -> Option<ReportSummary> {
+        self.0
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&node)
+            .map(vpnctl_core::report::summary)
     }
 
     pub fn forget_report(&self, node: NodeId) {

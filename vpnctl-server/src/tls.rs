@@ -1,28 +1,21 @@
-//! The server's self-signed certificate (made at `vpnctld init`) and a TLS listener
-//! for axum. Clients pin the certificate's SHA-256 fingerprint instead of trusting a
+//! The server's self-signed certificate (made at `vpnctld init`) and the rustls
+//! configuration the listener ([`crate::listener`]) serves it with. Clients pin the certificate's SHA-256 fingerprint instead of trusting a
 //! CA, so the certificate never needs renewing by a third party.
 
 use std::fs::OpenOptions;
-use std::io::{self, Write as _};
-use std::net::SocketAddr;
+use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use vpnctl_api::Fingerprint;
 
 use crate::ServerError;
 
 pub const CERT_FILE: &str = "tls.crt";
 pub const KEY_FILE: &str = "tls.key";
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Writes a new self-signed certificate (`tls.crt`) and its key (`tls.key`, 0600)
 /// into `dir` for the given names (DNS names or IP addresses); returns the
@@ -78,67 +71,4 @@ pub fn load(dir: &Path) -> Result<(rustls::ServerConfig, Fingerprint), ServerErr
     .map_err(|e| ServerError::Tls(format!("certificate and key: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((config, fingerprint))
-}
-
-/// Accepts TCP connections and completes TLS handshakes concurrently (a slow
-/// handshake never blocks the next client), handing finished streams to axum.
-#[derive(Debug)]
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-}
-
-impl TlsListener {
-    pub fn new(tcp: TcpListener, config: rustls::ServerConfig) -> io::Result<Self> {
-        let local_addr = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    accepted = tcp.accept() => accepted,
-                    () = tx.closed() => break,
-                };
-                let (stream, addr) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off briefly.
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, addr)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { ready, local_addr })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept task only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
 }

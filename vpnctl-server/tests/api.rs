@@ -334,7 +334,12 @@ fn http() -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_missing_or_bad_tokens() {
-    let mut srv = ControlPlane::start().await;
+    // Hundreds of refusals from one address: past the default limit they would be
+    // 429s (tests/hostile.rs checks that).
+    let mut srv = ControlPlane::builder()
+        .configure(|c| c.limits.auth_failures_per_minute = 100_000)
+        .start()
+        .await;
     let http = http();
     let bad_auth = [
         None,

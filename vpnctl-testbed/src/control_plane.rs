@@ -201,7 +201,15 @@ impl<'a> Builder<'a> {
         } else {
             None
         };
-        let policy = self.policy.clone();
+        let mut config = ServerConfig::new(data.clone(), listen);
+        config.tls = self.tls;
+        config.bot_username = Some("test_bot".into());
+        config.policy = self.policy;
+        if let Some(configure) = self.configure {
+            configure(&mut config);
+        }
+        // The store runs the policy the server was configured with.
+        let policy = config.policy.clone();
         let vpn = match &self.clock {
             Some(clock) => {
                 create_private_dir(&data);
@@ -223,13 +231,6 @@ impl<'a> Builder<'a> {
             .create_token(Scope::Bot, "test bot")
             .expect("bot token")
             .1;
-        let mut config = ServerConfig::new(data, listen);
-        config.tls = self.tls;
-        config.bot_username = Some("test_bot".into());
-        config.policy = self.policy;
-        if let Some(configure) = self.configure {
-            configure(&mut config);
-        }
         let mut cp = ControlPlane {
             vpn,
             url: String::new(),

@@ -28,6 +28,7 @@
 //! Addresses used by tests come from the documentation ranges 192.0.2.0/24,
 //! 198.51.100.0/24 and 203.0.113.0/24 and exist only inside the namespaces.
 
+mod awgquick;
 #[cfg(feature = "control-plane")]
 pub mod control_plane;
 pub mod internet;
@@ -38,6 +39,7 @@ mod process;
 pub mod telegram;
 mod wgquick;
 
+pub use awgquick::{AWG_UAPI_DIR, AwgQuick, AwgUapiGuard};
 pub use names::Names;
 pub use netns::{Netns, RootLink, veth};
 pub use ping::{ContinuousPing, PingStats, ping, ping_stats};
@@ -57,6 +59,7 @@ pub const REQUIRED_TOOLS: &[&str] = &[
     "wg",
     "wg-quick",
     "wireguard-go",
+    "amneziawg-go",
     "ping",
     "nft",
     "kill",

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use vpnctl_api::body::NodeView;
+use vpnctl_api::body::{NodeView, StoredReport};
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
     Access, Event, Invite, NodeId, NodeState, Peer, PeerId, Placement, PublicKey, Timestamp, User,
@@ -169,6 +169,8 @@ impl Traffic {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub nodes: Vec<NodeView>,
+    /// Each node's latest full report (admins only), for per-peer figures.
+    pub reports: Vec<(NodeId, StoredReport)>,
     pub peers: Vec<Peer>,
     pub users: Vec<User>,
     pub invites: Vec<Invite>,
@@ -836,25 +838,25 @@ fn move_selection(app: &mut App, by: isize) {
 fn apply_snapshot(app: &mut App, snapshot: Snapshot) {
     let Snapshot {
         nodes,
+        reports,
         peers,
         users,
         invites,
     } = snapshot;
     app.peer_stats.clear();
     for view in &nodes {
-        if let Some(stored) = &view.report {
-            let report = &stored.report;
-            let (rx, tx) = report.peers.iter().fold((0u64, 0u64), |(rx, tx), p| {
-                (rx.saturating_add(p.rx_bytes), tx.saturating_add(p.tx_bytes))
-            });
-            app.traffic
-                .entry(view.node.id)
-                .or_default()
-                .observe(report.at, rx, tx);
-            for stats in &report.peers {
-                app.peer_stats
-                    .insert((view.node.id, stats.public_key), stats.clone());
-            }
+        if let Some(report) = &view.report {
+            app.traffic.entry(view.node.id).or_default().observe(
+                report.at,
+                report.rx_bytes,
+                report.tx_bytes,
+            );
+        }
+    }
+    for (node, stored) in &reports {
+        for stats in &stored.report.peers {
+            app.peer_stats
+                .insert((*node, stats.public_key), stats.clone());
         }
     }
     app.node_names = nodes

@@ -38,8 +38,17 @@ pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
         api.users(),
         api.invites()
     )?;
+    // Per-peer figures come from each node's full report; a node without one (or a
+    // failed read) just shows none.
+    let reports = futures_util::future::join_all(nodes.iter().map(|v| api.node_report(v.node.id)))
+        .await
+        .into_iter()
+        .zip(&nodes)
+        .filter_map(|(r, v)| r.ok().flatten().map(|r| (v.node.id, r)))
+        .collect();
     Ok(Snapshot {
         nodes,
+        reports,
         peers,
         users,
         invites,

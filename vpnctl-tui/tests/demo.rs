@@ -482,8 +482,8 @@ async fn evacuating_a_demo_node_moves_every_device() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let view = demo.api.node(fra).await.unwrap();
-        let have: std::collections::BTreeSet<_> = view
-            .report
+        let report = demo.api.node_report(fra).await.unwrap();
+        let have: std::collections::BTreeSet<_> = report
             .iter()
             .flat_map(|r| r.report.peers.iter().map(|p| p.public_key))
             .collect();

@@ -76,6 +76,14 @@ pub async fn callback(q: CallbackQuery, ctx: Ctx) -> HandlerResult {
         message: message.id(),
         telegram_id: tg,
     };
+    if let Action::About(transport) = action {
+        // A heading row: it explains and leaves the keyboard usable.
+        bot.answer_callback_query(q.id.clone())
+            .text(Text::TransportAbout { transport }.render(ctx.l))
+            .show_alert(true)
+            .await?;
+        return Ok(());
+    }
     // Choosing a language or a device to rotate can be repeated; the rest works once.
     let once = !matches!(action, Action::Rotate(_) | Action::Language(_));
     let _guard = if once {
@@ -113,6 +121,7 @@ pub async fn callback(q: CallbackQuery, ctx: Ctx) -> HandlerResult {
         Action::Replace { node, peer } => replace(&ctx, press, node, peer).await,
         Action::Rotate(peer) => confirm_rotation(&ctx, press, peer).await,
         Action::RotateConfirmed(peer) => rotate(&ctx, press, peer).await,
+        Action::About(_) => Ok(()),
     }
 }
 
@@ -266,7 +275,7 @@ async fn send_issued(
         peer: issued.peer.id,
         device: &device,
         server,
-        file_name: tunnel_file_name(issued.tunnel_name.as_deref(), server, &device),
+        file_name: tunnel_file_name(issued.tunnel_name.as_deref(), server, &device, &config),
         config,
     };
     let done = Text::ConfigFollows {
@@ -348,7 +357,7 @@ async fn deliver(
         .working(
             ctx.chat,
             ChatAction::UploadDocument,
-            ctx.s.api.bot.peer_qr_png(ready.peer),
+            crate::delivery::fetch_qr(&ctx.s.api.bot, ready.peer),
         )
         .await;
     let qr_png = match qr {
@@ -359,6 +368,7 @@ async fn deliver(
             return Ok(());
         }
     };
+    let awg_config = vpnctl_core::render::needs_amneziawg(&ready.config);
     let file = ConfigFile {
         file_name: ready.file_name,
         text: ready.config,
@@ -366,6 +376,7 @@ async fn deliver(
         caption: Text::ConfigCaption {
             device: ready.device,
             server: ready.server,
+            awg: awg_config,
         }
         .render(ctx.l),
     };
@@ -401,19 +412,21 @@ async fn resend(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
         .working(ctx.chat, ChatAction::UploadDocument, async {
             Ok::<_, ClientError>((
                 api.peer_config(peer.id).await?,
-                api.peer_qr_png(peer.id).await?,
+                crate::delivery::fetch_qr(api, peer.id).await?,
             ))
         })
         .await;
     let (config, qr_png) = step!(ctx, press, async { fetched });
     let server = node_name(&nodes, peer.node);
+    let awg_config = vpnctl_core::render::needs_amneziawg(&config);
     let file = ConfigFile {
-        file_name: tunnel_file_name(None, &server, &peer.device),
+        file_name: tunnel_file_name(None, &server, &peer.device, &config),
         text: config,
         qr_png,
         caption: Text::ConfigCaption {
             device: &peer.device,
             server: &server,
+            awg: awg_config,
         }
         .render(ctx.l),
     };
@@ -536,7 +549,12 @@ async fn rotate(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
         peer: peer.id,
         device: &peer.device,
         server: &server,
-        file_name: tunnel_file_name(rotated.tunnel_name.as_deref(), &server, &peer.device),
+        file_name: tunnel_file_name(
+            rotated.tunnel_name.as_deref(),
+            &server,
+            &peer.device,
+            &config,
+        ),
         config,
     };
     let done = Text::Rotated {

@@ -5,6 +5,7 @@ use teloxide::types::{ChatAction, InlineKeyboardButton, InlineKeyboardMarkup};
 use tracing::{info, warn};
 use vpnctl_api::body::{CreateUser, NodeView, RedeemInvite};
 use vpnctl_core::devices::may_add_device;
+use vpnctl_core::transport::TransportKind;
 use vpnctl_core::{Access, Availability, Locale, Peer, Placement, QuotaPeriod, Timestamp, User};
 
 use super::input::looks_like_code;
@@ -189,17 +190,36 @@ async fn get_config(ctx: &Ctx, msg: &Message) -> HandlerResult {
         }
     }
     let resend = !rows.is_empty();
-    for node in offered(&nodes).into_iter().take(MAX_ROWS) {
-        let line = server_line(node);
-        let label = if at_limit {
-            Text::ReplaceOnButton { server: &line }
-        } else {
-            Text::NewDeviceButton { server: &line }
-        };
-        rows.push(vec![InlineKeyboardButton::callback(
-            label.render(ctx.l),
-            Action::Node(node.node.id).encode(),
-        )]);
+    let servers = offered(&nodes);
+    // With AmneziaWG servers among them, the servers go under one heading per
+    // transport, plain WireGuard first: AWG is for networks where it fails.
+    let grouped = servers
+        .iter()
+        .any(|n| n.node.transport.kind() != TransportKind::Wireguard);
+    for transport in [TransportKind::Wireguard, TransportKind::Amneziawg] {
+        let group: Vec<_> = servers
+            .iter()
+            .filter(|n| n.node.transport.kind() == transport)
+            .take(MAX_ROWS)
+            .collect();
+        if grouped && !group.is_empty() {
+            rows.push(vec![InlineKeyboardButton::callback(
+                Text::TransportHeading { transport }.render(ctx.l),
+                Action::About(transport).encode(),
+            )]);
+        }
+        for node in group {
+            let line = server_line(node);
+            let label = if at_limit {
+                Text::ReplaceOnButton { server: &line }
+            } else {
+                Text::NewDeviceButton { server: &line }
+            };
+            rows.push(vec![InlineKeyboardButton::callback(
+                label.render(ctx.l),
+                Action::Node(node.node.id).encode(),
+            )]);
+        }
     }
     if rows.is_empty() {
         return ctx.say(Text::NoServers).await;
@@ -254,14 +274,26 @@ async fn status(ctx: &Ctx, msg: &Message) -> HandlerResult {
         return Ok(());
     };
     let now = Timestamp::now();
+    // The latest reports of the user's nodes (without anyone's endpoint): last
+    // handshakes and counters are extra, so /status answers without them.
+    let mut reports = Vec::new();
+    let mut on: Vec<_> = peers.iter().map(|p| p.node).collect();
+    on.sort_unstable();
+    on.dedup();
+    for node in on {
+        match ctx.s.api.bot.node_report(node).await {
+            Ok(Some(r)) => reports.push((node, r)),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, %node, "could not read a node's report"),
+        }
+    }
     let devices: Vec<DeviceLine> = peers
         .iter()
         .map(|p| {
-            let stats = nodes
+            let stats = reports
                 .iter()
-                .find(|n| n.node.id == p.node)
-                .and_then(|n| n.report.as_ref())
-                .and_then(|r| r.report.peers.iter().find(|s| s.public_key == p.public_key));
+                .find(|(n, _)| *n == p.node)
+                .and_then(|(_, r)| r.report.peers.iter().find(|s| s.public_key == p.public_key));
             DeviceLine {
                 device: p.device.clone(),
                 server: node_name(&nodes, p.node),
@@ -270,6 +302,10 @@ async fn status(ctx: &Ctx, msg: &Message) -> HandlerResult {
                     .map(|h| now.seconds().saturating_sub(h.seconds())),
                 rx_bytes: stats.map_or(0, |s| s.rx_bytes),
                 tx_bytes: stats.map_or(0, |s| s.tx_bytes),
+                transport: nodes
+                    .iter()
+                    .find(|n| n.node.id == p.node)
+                    .map_or_else(Default::default, |n| n.node.transport.kind()),
             }
         })
         .collect();

@@ -275,6 +275,7 @@ pub fn server_line(v: &NodeView) -> ServerLine {
         region: v.node.region.name.clone(),
         load_percent: placement.load_percent(),
         availability: placement.availability,
+        transport: v.node.transport.kind(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use vpnctl_core::transport::TransportKind;
 use vpnctl_core::{Access, Availability, Health, Locale, QuotaPeriod, Timestamp};
 
 use super::{DeviceLine, ServerLine, Text, UsageLine, command_descriptions};
@@ -78,11 +79,15 @@ pub fn name(t: &Text<'_>) -> &'static str {
         Text::NodeHealthChanged { .. } => "NodeHealthChanged",
         Text::NodeDrift { .. } => "NodeDrift",
         Text::NodeEvacuated { .. } => "NodeEvacuated",
+        Text::TransportHeading { .. } => "TransportHeading",
+        Text::TransportAbout { .. } => "TransportAbout",
+        Text::ConfigChanged { .. } => "ConfigChanged",
+        Text::NodeTransportChanged { .. } => "NodeTransportChanged",
     }
 }
 
 /// How many texts there are; kept beside [`name`].
-pub const TEXTS: usize = 66;
+pub const TEXTS: usize = 70;
 
 /// Every text (several samples for some), rendered: (name, English, Russian).
 #[allow(clippy::too_many_lines)]
@@ -93,6 +98,7 @@ pub fn catalogue() -> Vec<(String, String, String)> {
         region: "Frankfurt".into(),
         load_percent: 12,
         availability: Availability::Up,
+        transport: TransportKind::Wireguard,
     };
     let servers = [
         up.clone(),
@@ -101,24 +107,28 @@ pub fn catalogue() -> Vec<(String, String, String)> {
             region: "Amsterdam".into(),
             load_percent: 40,
             availability: Availability::Degraded,
+            transport: TransportKind::Wireguard,
         },
         ServerLine {
             name: "waw1".into(),
             region: "Warsaw".into(),
             load_percent: 100,
             availability: Availability::Full,
+            transport: TransportKind::Wireguard,
         },
         ServerLine {
             name: "hel1".into(),
             region: "Helsinki".into(),
             load_percent: 3,
             availability: Availability::Down,
+            transport: TransportKind::Wireguard,
         },
         ServerLine {
             name: "par1".into(),
             region: "Paris".into(),
             load_percent: 60,
             availability: Availability::Draining,
+            transport: TransportKind::Wireguard,
         },
     ];
     let devices = [
@@ -128,6 +138,7 @@ pub fn catalogue() -> Vec<(String, String, String)> {
             connected_ago: Some(300),
             rx_bytes: 1_000_000,
             tx_bytes: 52_400_000,
+            transport: TransportKind::Wireguard,
         },
         DeviceLine {
             device: "device2".into(),
@@ -135,6 +146,7 @@ pub fn catalogue() -> Vec<(String, String, String)> {
             connected_ago: None,
             rx_bytes: 0,
             tx_bytes: 0,
+            transport: TransportKind::Wireguard,
         },
     ];
     let usage = UsageLine {
@@ -203,11 +215,37 @@ pub fn catalogue() -> Vec<(String, String, String)> {
         Text::ConfigCaption {
             device: "device2",
             server: "fra1",
+            awg: false,
+        },
+        Text::ConfigCaption {
+            device: "device2",
+            server: "fra1",
+            awg: true,
         },
         Text::QrCaption {
             delete_after: Some(Duration::from_secs(600)),
+            awg: false,
         },
-        Text::QrCaption { delete_after: None },
+        Text::QrCaption {
+            delete_after: None,
+            awg: false,
+        },
+        Text::QrCaption {
+            delete_after: Some(Duration::from_secs(600)),
+            awg: true,
+        },
+        Text::TransportHeading {
+            transport: TransportKind::Wireguard,
+        },
+        Text::TransportHeading {
+            transport: TransportKind::Amneziawg,
+        },
+        Text::TransportAbout {
+            transport: TransportKind::Wireguard,
+        },
+        Text::TransportAbout {
+            transport: TransportKind::Amneziawg,
+        },
         Text::DeviceLimit {
             limit: 2,
             server: "fra1",
@@ -383,6 +421,23 @@ pub fn catalogue() -> Vec<(String, String, String)> {
             name: "fra1",
             moved: 21,
             failed: 2,
+        },
+        Text::ConfigChanged {
+            device: "device1",
+            server: "fra1",
+            transport: TransportKind::Amneziawg,
+            config_follows: true,
+        },
+        Text::ConfigChanged {
+            device: "device1",
+            server: "fra1",
+            transport: TransportKind::Amneziawg,
+            config_follows: false,
+        },
+        Text::NodeTransportChanged {
+            name: "fra1",
+            transport: TransportKind::Amneziawg,
+            devices: 12,
         },
     ];
     let mut out: Vec<(String, String, String)> = samples

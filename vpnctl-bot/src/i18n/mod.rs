@@ -10,6 +10,7 @@ pub mod words;
 
 use std::time::Duration;
 
+use vpnctl_core::transport::TransportKind;
 use vpnctl_core::{Access, Availability, Health, Locale, QuotaPeriod, Timestamp};
 
 use words::{
@@ -27,6 +28,8 @@ pub struct DeviceLine {
     /// As the node counts them: `rx` is what the device sent.
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// The server's transport: which app the device needs.
+    pub transport: TransportKind,
 }
 
 /// One server of `/servers` and of the `/get_config` keyboard.
@@ -38,6 +41,7 @@ pub struct ServerLine {
     pub load_percent: u8,
     /// Core's mark: whether and how the server takes new devices.
     pub availability: Availability,
+    pub transport: TransportKind,
 }
 
 /// The traffic lines of `/status`.
@@ -114,10 +118,21 @@ pub enum Text<'a> {
     ConfigCaption {
         device: &'a str,
         server: &'a str,
+        awg: bool,
     },
-    /// The QR code's caption: how to import, and when both are deleted.
+    /// The QR code's caption: how to import (into the WireGuard or the AmneziaWG
+    /// app), and when both are deleted.
     QrCaption {
         delete_after: Option<Duration>,
+        awg: bool,
+    },
+    /// The heading above a transport's servers in the `/get_config` keyboard.
+    TransportHeading {
+        transport: TransportKind,
+    },
+    /// A pressed transport heading: when to choose it and which app it needs.
+    TransportAbout {
+        transport: TransportKind,
     },
     DeviceLimit {
         limit: u32,
@@ -226,7 +241,21 @@ pub enum Text<'a> {
         region: &'a str,
         config_follows: bool,
     },
+    /// A device's server changed its transport or AmneziaWG settings. With
+    /// `config_follows` it is the new config's caption; without, it points to
+    /// /get_config.
+    ConfigChanged {
+        device: &'a str,
+        server: &'a str,
+        transport: TransportKind,
+        config_follows: bool,
+    },
     // Notifications to admins.
+    NodeTransportChanged {
+        name: &'a str,
+        transport: TransportKind,
+        devices: u32,
+    },
     NodeHealthChanged {
         name: &'a str,
         from: Health,
@@ -405,14 +434,25 @@ fn status(
         };
         // The node's rx is what the device sent: show the device's view.
         s.push_str(&format!(
-            "\n• {} — {}: {connected}; ↓{} ↑{}",
+            "\n• {} — {} ({}): {connected}; ↓{} ↑{}",
             d.device,
             d.server,
+            app(d.transport, l),
             size(d.tx_bytes, l),
             size(d.rx_bytes, l),
         ));
     }
     s
+}
+
+/// The app a device of this transport needs, as `/status` names it.
+fn app(t: TransportKind, l: Locale) -> &'static str {
+    match (t, l) {
+        (TransportKind::Wireguard, Locale::En) => "WireGuard app",
+        (TransportKind::Wireguard, Locale::Ru) => "приложение WireGuard",
+        (TransportKind::Amneziawg, Locale::En) => "AmneziaWG app",
+        (TransportKind::Amneziawg, Locale::Ru) => "приложение AmneziaWG",
+    }
 }
 
 fn usage_lines(u: &UsageLine, l: Locale) -> String {
@@ -452,9 +492,21 @@ fn servers(servers: &[ServerLine], l: Locale) -> String {
         Locale::En => String::from("Servers (the percentage is how full each one is):"),
         Locale::Ru => String::from("Серверы (процент — насколько сервер заполнен):"),
     };
-    for srv in servers {
-        s.push_str("\n• ");
-        s.push_str(&server_label(srv, l));
+    // Under one heading per transport when there is more than plain WireGuard.
+    let grouped = servers
+        .iter()
+        .any(|srv| srv.transport != TransportKind::Wireguard);
+    for transport in [TransportKind::Wireguard, TransportKind::Amneziawg] {
+        let mut group = servers.iter().filter(|srv| srv.transport == transport);
+        let Some(first) = group.next() else { continue };
+        if grouped {
+            s.push_str("\n\n");
+            s.push_str(&Text::TransportHeading { transport }.render(l));
+        }
+        for srv in std::iter::once(first).chain(group) {
+            s.push_str("\n• ");
+            s.push_str(&server_label(srv, l));
+        }
     }
     s
 }
@@ -546,16 +598,40 @@ impl Text<'_> {
             (Self::ServerGone { server }, Ru) => format!("Сервер {server} сейчас не принимает новые устройства. /get_config покажет доступные серверы."),
             (Self::ConfigFollows { device, server }, En) => format!("{device} on {server}: its config and QR code follow below."),
             (Self::ConfigFollows { device, server }, Ru) => format!("{device} на сервере {server}: конфигурация и QR-код ниже."),
-            (Self::ConfigCaption { device, server }, En) => format!("WireGuard config: {device} on {server}"),
-            (Self::ConfigCaption { device, server }, Ru) => format!("Конфигурация WireGuard: {device} на сервере {server}"),
-            (Self::QrCaption { delete_after }, En) => {
+            (Self::ConfigCaption { device, server, awg: false }, En) => format!("WireGuard config: {device} on {server}"),
+            (Self::ConfigCaption { device, server, awg: false }, Ru) => format!("Конфигурация WireGuard: {device} на сервере {server}"),
+            (Self::ConfigCaption { device, server, awg: true }, En) => format!("AmneziaWG config: {device} on {server} (for the AmneziaWG app, not WireGuard)"),
+            (Self::ConfigCaption { device, server, awg: true }, Ru) => format!("Конфигурация AmneziaWG: {device} на сервере {server} (для приложения AmneziaWG, не WireGuard)"),
+            (Self::TransportHeading { transport: TransportKind::Wireguard }, En) => "— WireGuard (the WireGuard app) —".into(),
+            (Self::TransportHeading { transport: TransportKind::Wireguard }, Ru) => "— WireGuard (приложение WireGuard) —".into(),
+            (Self::TransportHeading { transport: TransportKind::Amneziawg }, En) => "— AmneziaWG — if WireGuard does not connect on your network —".into(),
+            (Self::TransportHeading { transport: TransportKind::Amneziawg }, Ru) => "— AmneziaWG — если WireGuard не подключается в вашей сети —".into(),
+            (Self::TransportAbout { transport: TransportKind::Wireguard }, En) => "WireGuard: try these first. Import the config into the official WireGuard app.".into(),
+            (Self::TransportAbout { transport: TransportKind::Wireguard }, Ru) => "WireGuard: попробуйте сначала их. Конфигурацию импортируйте в официальное приложение WireGuard.".into(),
+            (Self::TransportAbout { transport: TransportKind::Amneziawg }, En) => "AmneziaWG: for networks where WireGuard does not connect. It needs the AmneziaWG app (Windows, macOS, iOS, Android); the WireGuard app refuses these configs.".into(),
+            (Self::TransportAbout { transport: TransportKind::Amneziawg }, Ru) => "AmneziaWG: для сетей, где WireGuard не подключается. Нужно приложение AmneziaWG (Windows, macOS, iOS, Android); приложение WireGuard такие конфигурации не принимает.".into(),
+            (Self::QrCaption { delete_after, awg: true }, En) => {
+                let mut s = String::from("How to connect (AmneziaWG app; the WireGuard app cannot open this config):\n• Windows: install AmneziaWG, click “Import tunnel(s) from file”, choose the .conf file above, then “Activate”.\n• iPhone/iPad and Android: install AmneziaWG (App Store / Google Play), tap “+” → “Create from QR code” and scan this picture from another screen, or open the .conf file above and share it to AmneziaWG.");
+                if let Some(after) = delete_after {
+                    s.push_str(&format!("\n\nFor your safety both will be deleted from this chat in {}. Save the file now; /get_config sends them again.", span(*after, l)));
+                }
+                s
+            }
+            (Self::QrCaption { delete_after, awg: true }, Ru) => {
+                let mut s = String::from("Как подключиться (приложение AmneziaWG; приложение WireGuard эту конфигурацию не откроет):\n• Windows: установите AmneziaWG, нажмите «Импорт туннелей из файла», выберите файл .conf выше, затем «Подключить».\n• iPhone/iPad и Android: установите AmneziaWG (App Store / Google Play), нажмите «+» → «Создать из QR-кода» и отсканируйте эту картинку с другого экрана или откройте файл .conf выше и поделитесь им с AmneziaWG.");
+                if let Some(after) = delete_after {
+                    s.push_str(&format!("\n\nДля безопасности оба сообщения будут удалены из чата через {}. Сохраните файл сейчас; /get_config пришлёт их снова.", span(*after, l)));
+                }
+                s
+            }
+            (Self::QrCaption { delete_after, awg: false }, En) => {
                 let mut s = String::from("How to connect:\n• Windows: install WireGuard, click “Import tunnel(s) from file”, choose the .conf file above, then “Activate”.\n• iPhone/iPad: install WireGuard from the App Store, tap “+” → “Create from QR code” and scan this picture from another screen, or open the .conf file above and share it to WireGuard.");
                 if let Some(after) = delete_after {
                     s.push_str(&format!("\n\nFor your safety both will be deleted from this chat in {}. Save the file now; /get_config sends them again.", span(*after, l)));
                 }
                 s
             }
-            (Self::QrCaption { delete_after }, Ru) => {
+            (Self::QrCaption { delete_after, awg: false }, Ru) => {
                 let mut s = String::from("Как подключиться:\n• Windows: установите WireGuard, нажмите «Импорт туннелей из файла», выберите файл .conf выше, затем «Подключить».\n• iPhone/iPad: установите WireGuard из App Store, нажмите «+» → «Создать из QR-кода» и отсканируйте эту картинку с другого экрана или откройте файл .conf выше и поделитесь им с WireGuard.");
                 if let Some(after) = delete_after {
                     s.push_str(&format!("\n\nДля безопасности оба сообщения будут удалены из чата через {}. Сохраните файл сейчас; /get_config пришлёт их снова.", span(*after, l)));
@@ -675,6 +751,24 @@ impl Text<'_> {
                 } else {
                     "Отправьте /get_config, чтобы получить новую."
                 }
+            ),
+            (Self::ConfigChanged { device, server, transport, config_follows }, En) => format!(
+                "Server {server} changed its connection settings (now {}), so the old config of {device} no longer connects. {}",
+                app(*transport, l),
+                if *config_follows { "Import this new file (your device keeps its key)." } else { "Send /get_config to get the new one." }
+            ),
+            (Self::ConfigChanged { device, server, transport, config_follows }, Ru) => format!(
+                "Сервер {server} сменил настройки подключения (теперь {}), поэтому старая конфигурация устройства {device} больше не подключается. {}",
+                app(*transport, l),
+                if *config_follows { "Импортируйте этот новый файл (ключ устройства прежний)." } else { "Отправьте /get_config, чтобы получить новую." }
+            ),
+            (Self::NodeTransportChanged { name, transport, devices }, En) => format!(
+                "🔧 Node {name} now runs {}: {} need new configs; users with Telegram are being sent theirs, others need theirs re-issued.",
+                transport, DEVICES.count(u64::from(*devices), l)
+            ),
+            (Self::NodeTransportChanged { name, transport, devices }, Ru) => format!(
+                "🔧 Узел {name} теперь работает по {}: {} нужны новые конфигурации; пользователям с Telegram они отправляются, остальным их нужно выдать заново.",
+                transport, DEVICES.count(u64::from(*devices), l)
             ),
             (Self::NodeHealthChanged { name, from, to, reason }, En) => {
                 let what = match to {
@@ -848,6 +942,7 @@ mod tests {
             connected_ago: Some(300),
             rx_bytes: 2048,
             tx_bytes: 50 * 1024 * 1024,
+            transport: TransportKind::Wireguard,
         }];
         let status = |l| {
             Text::Status {
@@ -868,7 +963,7 @@ mod tests {
         );
         assert!(en.contains("Devices (1 of 3)"), "{en}");
         assert!(
-            en.contains("phone — fra-1: last connected 5 minutes ago"),
+            en.contains("phone — fra-1 (WireGuard app): last connected 5 minutes ago"),
             "{en}"
         );
         assert!(en.contains("↓52.4 MB"), "{en}");
@@ -959,6 +1054,7 @@ mod tests {
             region: "Frankfurt".into(),
             load_percent: 0,
             availability: Availability::Up,
+            transport: TransportKind::Wireguard,
         };
         assert_eq!(
             Text::NewDeviceButton { server: &line }.render(Locale::En),
@@ -991,18 +1087,23 @@ mod tests {
     fn the_config_is_deleted_in_words_that_agree_with_the_number() {
         let ru = Text::QrCaption {
             delete_after: Some(Duration::from_secs(60)),
+            awg: false,
         }
         .render(Locale::Ru);
         assert!(ru.contains("через 1 минуту"), "{ru}");
         let en = Text::QrCaption {
             delete_after: Some(Duration::from_secs(600)),
+            awg: false,
         }
         .render(Locale::En);
         assert!(en.contains("in 10 minutes"), "{en}");
         assert!(
-            !Text::QrCaption { delete_after: None }
-                .render(Locale::En)
-                .contains("deleted")
+            !Text::QrCaption {
+                delete_after: None,
+                awg: false
+            }
+            .render(Locale::En)
+            .contains("deleted")
         );
     }
 

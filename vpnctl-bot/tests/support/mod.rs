@@ -15,31 +15,25 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use vpnctl_api::body::{CreateInvite, RegisterNode};
+use vpnctl_api::body::CreateInvite;
 use vpnctl_bot::{BotApp, Config};
 use vpnctl_client::ApiClient;
 use vpnctl_core::Health;
 use vpnctl_core::wire::{DesiredUpdate, NodeReport, PeerStats, SystemStats};
-use vpnctl_core::{
-    Grant, KeyPair, Node, PublicKey, Region, Role, Scope, Secret, Timestamp, Vpnctl,
-};
-use vpnctl_server::{Server, ServerConfig};
+use vpnctl_core::{Grant, Node, PublicKey, Role, Secret, Timestamp, Vpnctl};
+use vpnctl_server::ServerConfig;
+use vpnctl_testbed::control_plane::{ControlPlane, nodes_add};
 
 pub use vpnctl_testbed::telegram::{Call, FakeTelegram};
 
 pub fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            .try_into()
-            .unwrap(),
-    )
+    Timestamp::now()
 }
 
 pub struct Harness {
     pub tg: FakeTelegram,
+    /// The real vpnctld the bot talks to: the harness every test starts from.
+    pub cp: ControlPlane,
     pub admin: ApiClient,
     pub bot_token: Secret,
     pub api_url: String,
@@ -50,7 +44,6 @@ pub struct Harness {
     pub config: Config,
     bot_stop: Option<oneshot::Sender<()>>,
     bot: Option<JoinHandle<()>>,
-    server_stop: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -100,35 +93,31 @@ impl Harness {
             .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "vpnctl_bot=warn".into()))
             .with_test_writer()
             .try_init();
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let mut sc = ServerConfig::new(data.clone(), "127.0.0.1:0".parse().unwrap());
-        sc.tls = false;
-        sc.bot_username = Some("test_bot".into());
-        sc.sweep_interval = SWEEP;
-        server_tweak(&mut sc);
-        let vpn = Vpnctl::open_dir_with(&data, sc.policy.clone()).unwrap();
-        let admin_token = vpn.create_token(Scope::Admin, "test admin").unwrap().1;
-        let bot_token = vpn.create_token(Scope::Bot, "test bot").unwrap().1;
-        let server = Server::bind_with(sc, vpn.clone()).await.unwrap();
-        let api_url = server.base_url().to_owned();
-        let (server_stop, rx) = oneshot::channel::<()>();
-        tokio::spawn(server.serve(async move {
-            let _ = rx.await;
-        }));
-        let admin = ApiClient::new(&api_url, Some(admin_token.clone()), None).unwrap();
-        let (node, node_client) = enrolled_node(&admin, "fra1").await;
+        let cp = ControlPlane::builder()
+            .configure(|sc| {
+                sc.sweep_interval = SWEEP;
+                server_tweak(sc);
+            })
+            .start()
+            .await;
+        let admin = cp.admin();
+        let bot_token = cp.bot_token.clone();
+        let api_url = cp.url.clone();
+        let (node, node_client) = enrolled_node(&cp, "fra1").await;
         report(&node_client, &node, &[]).await;
         wait_health(&admin, &node, Health::Up).await;
 
+        let dir = tempfile::tempdir().unwrap();
         let tg = FakeTelegram::start().await;
         let mut config = test_config(&tg, &api_url, &bot_token);
-        config.admin_api_token = Some(vpnctl_bot::SecretText::new(admin_token.expose()));
+        config.admin_api_token = Some(vpnctl_bot::SecretText::new(cp.admin_token.expose()));
         config.state_dir = Some(dir.path().join("bot"));
         tweak(&mut config);
         let (bot_stop, bot) = spawn_bot(config.clone());
+        let vpn = cp.vpn.clone();
         let h = Self {
             tg,
+            cp,
             admin,
             bot_token,
             api_url,
@@ -138,7 +127,6 @@ impl Harness {
             config,
             bot_stop: Some(bot_stop),
             bot: Some(bot),
-            server_stop: Some(server_stop),
             _dir: dir,
         };
         h.wait_bot_up(0).await;
@@ -263,16 +251,12 @@ impl Harness {
                 .expect("bot stops")
                 .unwrap();
         }
-        if let Some(tx) = self.server_stop.take() {
-            let _ = tx.send(());
-        }
+        self.cp.stop().await;
     }
 
     /// Stops only the control plane (the bot keeps running).
-    pub fn stop_server(&mut self) {
-        if let Some(tx) = self.server_stop.take() {
-            let _ = tx.send(());
-        }
+    pub async fn stop_server(&mut self) {
+        self.cp.stop().await;
     }
 }
 
@@ -307,65 +291,40 @@ pub async fn wait_health(admin: &ApiClient, node: &Node, health: Health) {
     }
 }
 
-pub async fn enrolled_node(admin: &ApiClient, name: &str) -> (Node, ApiClient) {
-    enrolled_node_at(
-        admin,
-        name,
-        "vpn.example.com:51820",
-        ("de-fra", "Frankfurt"),
-    )
-    .await
+pub async fn enrolled_node(cp: &ControlPlane, name: &str) -> (Node, ApiClient) {
+    enrolled_node_at(cp, name, "vpn.example.com:51820", ("de-fra", "Frankfurt")).await
 }
 
-/// Registers a node as `vpnctl nodes add` does: capacity, DNS, MTU and keepalive
-/// left to the control plane's defaults.
+/// Registers a node as `vpnctl nodes add NAME --region CODE --region-name NAME
+/// --endpoint ENDPOINT --pool POOL` does: capacity, DNS, MTU and keepalive left to the
+/// control plane's defaults.
 pub async fn register_like_the_cli(
-    admin: &ApiClient,
+    cp: &ControlPlane,
     name: &str,
     endpoint: &str,
     (region_code, region_name): (&str, &str),
     pool: &str,
 ) -> Node {
-    admin
-        .register_node(&RegisterNode {
-            name: name.into(),
-            region: Region {
-                code: region_code.into(),
-                name: region_name.into(),
-            },
-            endpoint: endpoint.into(),
-            ipv4_pool: pool.parse().unwrap(),
-            listen_port: None,
-            public_key: None,
-            ipv6_pool: None,
-            dns: None,
-            mtu: None,
-            capacity: None,
-            client_allowed_ips: None,
-            persistent_keepalive: None,
-        })
-        .await
-        .unwrap()
+    let mut request = nodes_add(name, region_code, endpoint, pool);
+    region_name.clone_into(&mut request.region.name);
+    cp.register(&request).await
 }
 
 /// Enrolls a registered node as its daemon would; returns it and its client.
-pub async fn enroll(admin: &ApiClient, node: &Node) -> (Node, ApiClient) {
-    let (join, _) = admin.create_join_token(node.id, None).await.unwrap();
-    let joiner = ApiClient::for_join_token(&join).unwrap();
-    let public = KeyPair::generate().public;
-    let (node, token) = joiner.enroll(&join, public, Some(51820)).await.unwrap();
-    (node, joiner.with_token(token))
+pub async fn enroll(cp: &ControlPlane, node: &Node) -> (Node, ApiClient) {
+    let enrolled = cp.enroll(node.id).await;
+    (enrolled.node, enrolled.client)
 }
 
 /// Registers (as the CLI does) and enrolls a node with its own endpoint and region.
 pub async fn enrolled_node_at(
-    admin: &ApiClient,
+    cp: &ControlPlane,
     name: &str,
     endpoint: &str,
     region: (&str, &str),
 ) -> (Node, ApiClient) {
-    let node = register_like_the_cli(admin, name, endpoint, region, "10.8.0.0/16").await;
-    enroll(admin, &node).await
+    let node = register_like_the_cli(cp, name, endpoint, region, "10.8.0.0/16").await;
+    enroll(cp, &node).await
 }
 
 /// Posts a node report (so that the node counts as healthy) with peer stats.
@@ -551,7 +510,7 @@ async fn proxy_forward(
 /// A second node, healthy, for evacuations to move devices to.
 pub async fn second_node(h: &Harness) -> Node {
     let (b, b_client) = enrolled_node_at(
-        &h.admin,
+        &h.cp,
         "ams1",
         "b.example.net:51820",
         ("nl-ams", "Amsterdam"),

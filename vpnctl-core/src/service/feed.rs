@@ -89,5 +89,6 @@ pub fn interface_spec(node: &Node) -> InterfaceSpec {
             .ipv6_pool
             .map(|p| Ipv6Net::new(ipam::host_v6(p, 1), p.prefix_len()).expect("valid prefix")),
         mtu: node.mtu,
+        transport: node.transport.clone(),
     }
 }

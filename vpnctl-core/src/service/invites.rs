@@ -8,11 +8,9 @@ use tracing::instrument;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::model::{
-    EventKind, Invite, InviteId, Role, User, UserId, UserState, validate_display_name,
-};
+use crate::model::{EventKind, Invite, InviteId, Role, validate_display_name};
 
-use super::tx::set_access_in;
+use super::tx::{create_user_in, set_access_in};
 use super::{InviteCode, NewInvite, Redeemer, Redemption, Vpnctl};
 
 fn code_hash(code: &str) -> [u8; 32] {
@@ -37,7 +35,7 @@ impl Vpnctl {
         // 24 random bytes: 32 characters of A-Za-z0-9_-, a valid Telegram deep link.
         let mut raw = Zeroizing::new([0u8; 24]);
         OsRng.fill_bytes(raw.as_mut());
-        let code = InviteCode(Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref())));
+        let code = InviteCode(Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_slice())));
         let hash = code_hash(code.expose());
         let invite = self.write(|tx| {
             if new.expires_at.is_some_and(|t| t <= tx.now()) {
@@ -137,22 +135,15 @@ impl Vpnctl {
                 tx.put_user(Some(&before), &user)?;
                 (user, false)
             } else {
-                let user = User {
-                    id: UserId(tx.next_id("next_user")?),
-                    telegram_id: who.telegram_id,
+                let user = create_user_in(
+                    tx,
+                    who.telegram_id,
                     name,
-                    role: grant.role,
-                    state: UserState::Active,
-                    until: grant.access_days.map(|d| now.plus_days(i64::from(d))),
-                    lapsed: false,
-                    device_limit: grant.device_limit,
-                    locale: who.locale,
-                    created_at: now,
-                    quota: None,
-                    suspended: false,
-                };
-                tx.put_user(None, &user)?;
-                tx.event(EventKind::UserCreated { user: user.id })?;
+                    grant.role,
+                    grant.access_days.map(|d| now.plus_days(i64::from(d))),
+                    grant.device_limit,
+                    who.locale,
+                )?;
                 (user, true)
             };
             tx.event(EventKind::InviteRedeemed {

@@ -48,6 +48,7 @@ mod evacuation;
 mod events;
 mod feed;
 mod health;
+mod import;
 mod invites;
 mod nodes;
 mod outbox;
@@ -221,6 +222,9 @@ pub struct NewNode {
     pub capacity: u32,
     pub client_allowed_ips: Vec<IpNet>,
     pub persistent_keepalive: u16,
+    /// Plain WireGuard (default) or AmneziaWG; resolve an admin's choice with
+    /// `transport::resolve` first (it generates parameters).
+    pub transport: crate::transport::Transport,
 }
 
 impl NewNode {
@@ -244,6 +248,7 @@ impl NewNode {
             capacity: 0,
             client_allowed_ips: Vec::new(),
             persistent_keepalive: 25,
+            transport: crate::transport::Transport::Wireguard,
         }
     }
 }
@@ -259,6 +264,9 @@ pub struct NodePatch {
     pub capacity: Option<u32>,
     pub client_allowed_ips: Option<Vec<IpNet>>,
     pub persistent_keepalive: Option<u16>,
+    /// A new transport or new AmneziaWG parameters: every client needs a new config
+    /// (users with Telegram are sent theirs, admins are told).
+    pub transport: Option<crate::transport::Transport>,
 }
 
 /// A request for one device's tunnel on one node.
@@ -425,6 +433,10 @@ impl Vpnctl {
 
     fn read<T>(&self, f: impl FnOnce(&Rx<'_>) -> Result<T>) -> Result<T> {
         self.inner.store.read(f)
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
     }
 }
 

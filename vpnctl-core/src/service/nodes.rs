@@ -5,12 +5,13 @@ use tracing::instrument;
 use crate::error::{Error, Result};
 use crate::ipam;
 use crate::lifecycle::NodeStatus;
+use crate::lifecycle::{Message, Recipient};
 use crate::model::{
     EventKind, Node, NodeId, NodeState, Region, validate_display_name, validate_slug,
 };
-use crate::store::Rx;
+use crate::store::{Rx, Tx};
 
-use super::tx::revoke_in;
+use super::tx::{fits_qr, notify_user, revoke_in};
 use super::{NewNode, NodeOverview, NodePatch, Vpnctl};
 
 impl Vpnctl {
@@ -21,6 +22,7 @@ impl Vpnctl {
         new.endpoint.validate()?;
         ipam::validate_pools(new.ipv4_pool, new.ipv6_pool)?;
         validate_mtu(new.mtu)?;
+        crate::transport::validate_transport(&new.transport, new.mtu)?;
         let listen_port = new.listen_port.unwrap_or(new.endpoint.port);
         if listen_port == 0 {
             return Err(Error::invalid("listen port", "must be 1-65535"));
@@ -42,7 +44,9 @@ impl Vpnctl {
                 persistent_keepalive: new.persistent_keepalive,
                 state: NodeState::Active,
                 created_at: tx.now(),
+                transport: new.transport,
             };
+            fits_qr(&node)?;
             tx.insert_node(&node)?;
             tx.bump(node.id, None)?;
             tx.event(EventKind::NodeRegistered { node: node.id })?;
@@ -102,14 +106,24 @@ impl Vpnctl {
             if let Some(key) = patch.public_key {
                 node.public_key = Some(key);
             }
+            if let Some(t) = &patch.transport {
+                node.transport = t.clone();
+            }
             if node == old {
                 return Ok(node);
             }
+            crate::transport::validate_transport(&node.transport, node.mtu)?;
+            fits_qr(&node)?;
             tx.put_node(&node)?;
-            if node.listen_port != old.listen_port || node.mtu != old.mtu {
+            let transport_changed = node.transport != old.transport;
+            if node.listen_port != old.listen_port || node.mtu != old.mtu || transport_changed {
+                // An interface change: the node gets a snapshot.
                 tx.bump(id, None)?;
             }
             tx.event(EventKind::NodeUpdated { node: id })?;
+            if transport_changed {
+                tell_configs_changed(tx, &node)?;
+            }
             Ok(node)
         })
     }
@@ -176,6 +190,38 @@ impl Vpnctl {
             rx.node_status(node)
         })
     }
+}
+
+/// After a transport change every device on the node needs a new config: each
+/// user with Telegram is sent theirs (same keys, new parameters), the admins are
+/// told how many devices it concerns.
+fn tell_configs_changed(tx: &mut Tx<'_>, node: &Node) -> Result<()> {
+    let kind = node.transport.kind();
+    let peers = tx.node_peers(node.id)?;
+    for peer in &peers {
+        let user = tx.user(peer.user)?;
+        notify_user(
+            tx,
+            &user,
+            Message::ConfigChanged {
+                device: peer.device.clone(),
+                peer: peer.id,
+                node: node.name.clone(),
+                region: node.region.name.clone(),
+                transport: kind,
+            },
+        )?;
+    }
+    tx.notify(
+        Recipient::Admins,
+        Message::NodeTransportChanged {
+            node: node.id,
+            name: node.name.clone(),
+            transport: kind,
+            devices: u32::try_from(peers.len()).unwrap_or(u32::MAX),
+        },
+    )?;
+    Ok(())
 }
 
 fn overview(rx: &Rx<'_>, node: Node) -> Result<NodeOverview> {

@@ -46,7 +46,8 @@ impl Vpnctl {
                 None
             };
             status.interface_up = report.interface_up;
-            status.errors.clone_from(&report.errors);
+            // Bounded and cleaned here too, for embedders that skip the server.
+            status.errors = crate::report::bounded_errors(&report.errors);
             let connected = report
                 .peers
                 .iter()

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ipam;
 use crate::keys::{KeyPair, PresharedKey, PrivateKey, PublicKey};
 use crate::lifecycle::{Message, QuotaPeriod, Recipient, Usage};
-use crate::model::{EventKind, Node, Peer, PeerId, User, UserId};
+use crate::model::{EventKind, Locale, Node, Peer, PeerId, Role, User, UserId, UserState};
 use crate::placement::Placement;
 use crate::render::{ClientConfig, ConfigInput};
 use crate::store::{PeerRecord, Tx};
@@ -62,6 +62,37 @@ impl FreshKeys {
     }
 }
 
+/// A new account: a fresh id, active (lapsed already when `until` has passed), no
+/// quota; writes it and its creation event. The caller validated the name.
+pub(super) fn create_user_in(
+    tx: &mut Tx<'_>,
+    telegram_id: Option<i64>,
+    name: String,
+    role: Role,
+    until: Option<Timestamp>,
+    device_limit: u32,
+    locale: Locale,
+) -> Result<User> {
+    let now = tx.now();
+    let user = User {
+        id: UserId(tx.next_id("next_user")?),
+        telegram_id,
+        name,
+        role,
+        state: UserState::Active,
+        until,
+        lapsed: until.is_some_and(|u| u <= now),
+        device_limit,
+        locale,
+        created_at: now,
+        quota: None,
+        suspended: false,
+    };
+    tx.put_user(None, &user)?;
+    tx.event(EventKind::UserCreated { user: user.id })?;
+    Ok(user)
+}
+
 /// Refuses a device to a user without active access.
 pub(super) fn check_access(user: &User, now: Timestamp) -> Result<()> {
     match Access::of(user, now).refusal(user) {
@@ -104,6 +135,21 @@ pub(super) fn render(
     }))
 }
 
+/// Refuses settings (many DNS servers or client AllowedIPs, a long endpoint) whose
+/// configs could not be shown as a QR code.
+pub(super) fn fits_qr(node: &Node) -> Result<()> {
+    crate::render::check_qr_fits(node).map_err(|len| {
+        Error::invalid(
+            "node",
+            format!(
+                "its client configs would be up to {len} bytes, more than a QR code holds ({}); \
+                 use fewer DNS servers or client AllowedIPs",
+                crate::render::QR_MAX_BYTES
+            ),
+        )
+    })
+}
+
 pub(super) fn issue_in(
     tx: &mut Tx<'_>,
     req: &IssuePeer,
@@ -125,6 +171,8 @@ pub(super) fn issue_in(
     if let Some(refusal) = placement.refusal(node) {
         return Err(refusal);
     }
+    // Nodes registered before the check existed: refuse before the device counts.
+    fits_qr(node)?;
     if enforce_limits && !crate::devices::may_add_device(&user, tx.user_peer_count(user.id)?) {
         return Err(Error::DeviceLimit {
             user: user.id,

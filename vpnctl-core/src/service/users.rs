@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::{EventKind, User, UserId, UserState, validate_display_name};
 use crate::time::Timestamp;
 
-use super::tx::{recheck_quota, revoke_in, set_access_in, sync_user_peers};
+use super::tx::{create_user_in, recheck_quota, revoke_in, set_access_in, sync_user_peers};
 use super::{NewUser, UserPatch, Vpnctl};
 
 impl Vpnctl {
@@ -17,23 +17,15 @@ impl Vpnctl {
             .device_limit
             .unwrap_or(self.inner.policy.default_device_limit);
         self.write(|tx| {
-            let now = tx.now();
-            let user = User {
-                id: UserId(tx.next_id("next_user")?),
-                telegram_id: new.telegram_id,
+            let user = create_user_in(
+                tx,
+                new.telegram_id,
                 name,
-                role: new.role,
-                state: UserState::Active,
-                until: new.until,
-                lapsed: new.until.is_some_and(|u| u <= now),
+                new.role,
+                new.until,
                 device_limit,
-                locale: new.locale,
-                created_at: now,
-                quota: None,
-                suspended: false,
-            };
-            tx.put_user(None, &user)?;
-            tx.event(EventKind::UserCreated { user: user.id })?;
+                new.locale,
+            )?;
             Ok(user)
         })
     }

@@ -29,7 +29,7 @@ use redb::{
 use serde::Deserialize;
 
 use crate::error::{Result, StorageError};
-use crate::model::{Actor, Event, NodeId, User};
+use crate::model::{Actor, Event, Node, NodeId, User};
 use crate::time::Timestamp;
 use crate::vault::Vault;
 
@@ -40,10 +40,31 @@ mod write;
 
 pub(crate) use codec::PeerRecord;
 use codec::{decode, encode};
+pub use tables::TableDump;
 use tables::Tables;
 
+/// Every table of a store read in one read transaction: a consistent point in time,
+/// taken while writers go on (redb readers never block writers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dump {
+    pub schema_version: u64,
+    pub tables: Vec<TableDump>,
+}
+
+impl Dump {
+    /// Rows over all tables.
+    pub fn rows(&self) -> usize {
+        self.tables.iter().map(|t| t.rows.len()).sum()
+    }
+
+    /// The rows of the table named `name` (its name in the file).
+    pub fn table(&self, name: &str) -> Option<&TableDump> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
+
 /// Version of the record layouts this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Change-log entries kept per node; a node further behind gets a snapshot.
 const LOG_KEEP: u64 = 8192;
@@ -164,6 +185,58 @@ impl Store {
         Ok((out, commit))
     }
 
+    /// Every table as stored bytes, from one read transaction.
+    pub fn dump(&self) -> Result<Dump, StorageError> {
+        let txn = self.db.begin_read()?;
+        let tables = Tables::<Read>::new(&txn);
+        let schema_version = tables
+            .meta
+            .read()?
+            .get("schema_version")?
+            .map_or(SCHEMA_VERSION, |v| v.value());
+        Ok(Dump {
+            schema_version,
+            tables: tables.dump()?,
+        })
+    }
+
+    /// Writes `dump` as a new database at `path` (which must not exist) sealed by
+    /// `vault`: the same rows, byte for byte. Refuses a dump of another schema
+    /// version or of another vault key.
+    pub fn restore(path: &Path, vault: Vault, dump: &Dump) -> Result<Self, StorageError> {
+        if dump.schema_version != SCHEMA_VERSION {
+            return Err(StorageError::Corrupt {
+                table: "backup",
+                reason: format!(
+                    "it holds schema version {}, this build reads {SCHEMA_VERSION}",
+                    dump.schema_version
+                ),
+            });
+        }
+        let fingerprint = dump
+            .table("meta_bytes")
+            .and_then(|t| t.rows.iter().find(|(k, _)| k == b"vault_fingerprint"));
+        if fingerprint.is_some_and(|(_, v)| v.as_slice() != vault.fingerprint()) {
+            return Err(StorageError::KeyMismatch);
+        }
+        if path.exists() {
+            return Err(StorageError::Io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists; restore into a new place", path.display()),
+            )));
+        }
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut tables = Tables::<Write>::new(&txn);
+            tables.load(&dump.tables)?;
+        }
+        txn.commit()?;
+        let store = Self { db, vault };
+        store.init()?;
+        Ok(store)
+    }
+
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Rx<'_>) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read()?;
         f(&Txn {
@@ -218,6 +291,64 @@ fn migrate(tables: &mut Tables<'_, Write>, from: u64) -> Result<(), StorageError
         for (k, v) in rewritten {
             users.insert(k, v.as_slice())?;
         }
+    }
+    if from < 3 {
+        migrate_nodes_v2(tables)?;
+    }
+    Ok(())
+}
+
+/// Version 3 added `transport` to nodes: every node written before it is plain
+/// WireGuard.
+fn migrate_nodes_v2(tables: &mut Tables<'_, Write>) -> Result<(), StorageError> {
+    #[derive(Deserialize)]
+    struct NodeV2 {
+        id: NodeId,
+        name: String,
+        region: crate::model::Region,
+        endpoint: crate::model::Endpoint,
+        listen_port: u16,
+        public_key: Option<crate::keys::PublicKey>,
+        ipv4_pool: ipnet::Ipv4Net,
+        ipv6_pool: Option<ipnet::Ipv6Net>,
+        dns: Vec<std::net::IpAddr>,
+        mtu: u16,
+        capacity: u32,
+        client_allowed_ips: Vec<ipnet::IpNet>,
+        persistent_keepalive: u16,
+        state: crate::model::NodeState,
+        created_at: Timestamp,
+    }
+    let nodes = tables.nodes.write()?;
+    let mut rewritten = Vec::new();
+    for row in nodes.iter()? {
+        let (k, v) = row?;
+        let old: NodeV2 = decode("nodes", v.value()).map_err(|e| StorageError::Corrupt {
+            table: "nodes",
+            reason: e.to_string(),
+        })?;
+        let new = Node {
+            id: old.id,
+            name: old.name,
+            region: old.region,
+            endpoint: old.endpoint,
+            listen_port: old.listen_port,
+            public_key: old.public_key,
+            ipv4_pool: old.ipv4_pool,
+            ipv6_pool: old.ipv6_pool,
+            dns: old.dns,
+            mtu: old.mtu,
+            capacity: old.capacity,
+            client_allowed_ips: old.client_allowed_ips,
+            persistent_keepalive: old.persistent_keepalive,
+            state: old.state,
+            created_at: old.created_at,
+            transport: crate::transport::Transport::Wireguard,
+        };
+        rewritten.push((k.value(), encode(&new)));
+    }
+    for (k, v) in rewritten {
+        nodes.insert(k, v.as_slice())?;
     }
     Ok(())
 }

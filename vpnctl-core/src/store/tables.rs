@@ -8,7 +8,9 @@
 
 use std::cell::OnceCell;
 
-use redb::{Key, Table, TableDefinition, TableError, Value};
+use redb::{Key, ReadableTable, Table, TableDefinition, TableError, Value};
+
+use crate::error::StorageError;
 
 use super::Mode;
 use super::Write;
@@ -75,6 +77,35 @@ macro_rules! tables {
                 $( self.$field.write()?; )*
                 Ok(())
             }
+
+            /// Fills each table named in `dump` with its rows (the tables are new and
+            /// empty: a restore). A table the dump names but this build lacks is an
+            /// error; one it lacks stays empty.
+            pub(super) fn load(&mut self, dump: &[TableDump]) -> Result<(), StorageError> {
+                for table in dump {
+                    match table.name.as_str() {
+                        $( $name => load_rows(self.$field.write()?, &table.rows)?, )*
+                        other => {
+                            return Err(StorageError::Corrupt {
+                                table: "backup",
+                                reason: format!("unknown table {other:?}"),
+                            })
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+
+        impl<M: Mode> Tables<'_, M> {
+            /// Every row of every table as stored bytes, in key order, in table
+            /// declaration order.
+            pub(super) fn dump(&self) -> Result<Vec<TableDump>, StorageError> {
+                Ok(vec![ $( TableDump {
+                    name: $name.to_owned(),
+                    rows: dump_rows(self.$field.read()?)?,
+                }, )* ])
+            }
         }
     };
 }
@@ -135,4 +166,38 @@ tables! {
     outbox = "outbox": u64 => &'static [u8],
     /// (user, what, anchor) for what is sent once: e.g. (7, "remind-3", until).
     sent_once = "sent_once": (u64, &'static str, i64) => (),
+}
+
+/// A table's rows as stored bytes: (key, value).
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One table of a [`super::Dump`]: its name in the file and its rows as stored bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDump {
+    pub name: String,
+    pub rows: Rows,
+}
+
+fn dump_rows<K: Key + 'static, V: Value + 'static>(
+    table: &impl ReadableTable<K, V>,
+) -> Result<Rows, StorageError> {
+    let mut rows = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
+    for row in table.iter()? {
+        let (k, v) = row?;
+        rows.push((
+            K::as_bytes(&k.value()).as_ref().to_vec(),
+            V::as_bytes(&v.value()).as_ref().to_vec(),
+        ));
+    }
+    Ok(rows)
+}
+
+fn load_rows<K: Key + 'static, V: Value + 'static>(
+    table: &mut Table<'_, K, V>,
+    rows: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(), StorageError> {
+    for (k, v) in rows {
+        table.insert(K::from_bytes(k), V::from_bytes(v))?;
+    }
+    Ok(())
 }

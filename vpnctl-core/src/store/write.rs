@@ -414,6 +414,38 @@ impl Tx<'_> {
         }
     }
 
+    /// Takes a given offset of the node's pool (an imported peer keeps its address);
+    /// refuses a reserved or taken one.
+    pub fn claim(&mut self, node: &Node, offset: u32) -> Result<()> {
+        let id = node.id.0;
+        let size = ipam::pool_size(node.ipv4_pool);
+        if offset >= size || ipam::is_reserved(size, offset) {
+            return Err(Error::Conflict(format!(
+                "{} is not a client address of node {}",
+                ipam::host_v4(node.ipv4_pool, offset),
+                node.id
+            )));
+        }
+        let chunk = offset / ipam::CHUNK_BITS;
+        let mut bits = self.chunk_bits(id, chunk)?;
+        if ipam::is_set(&bits, offset) {
+            return Err(Error::Conflict(format!(
+                "{} is taken on node {}",
+                ipam::host_v4(node.ipv4_pool, offset),
+                node.id
+            )));
+        }
+        ipam::set(&mut bits, offset, true);
+        self.tables
+            .pool_bits
+            .write()?
+            .insert((id, chunk), bits.as_slice())?;
+        if ipam::first_free(&bits, chunk, size).is_none() {
+            self.tables.pool_free.write()?.remove((id, chunk))?;
+        }
+        Ok(())
+    }
+
     fn release(&mut self, node: &Node, offset: u32) -> Result<()> {
         let id = node.id.0;
         let chunk = offset / ipam::CHUNK_BITS;

@@ -9,7 +9,9 @@
 //! Never `Debug`-print `wireguard_control` types (`Device`, `Key`, `DeviceUpdate`):
 //! their `Debug` shows private and preshared keys in base64.
 
+mod awg;
 mod sim;
+pub mod uapi;
 mod wgctl;
 
 use std::fmt;
@@ -24,6 +26,7 @@ use vpnctl_core::reconcile::{PeerChange, PeerSpec};
 
 use crate::iface::IfaceName;
 
+pub use awg::{AWG_UAPI_DIR, AwgBackend, TransportBackend, awg_lines};
 pub use sim::SimBackend;
 pub use wgctl::{KernelBackend, UserspaceBackend};
 
@@ -32,6 +35,9 @@ pub use wgctl::{KernelBackend, UserspaceBackend};
 pub struct InterfaceSpec {
     pub private_key: PrivateKey,
     pub listen_port: u16,
+    /// The transport the desired state names; `None` before any is known (no
+    /// snapshot, no cache yet): keep whatever runs.
+    pub transport: Option<vpnctl_core::transport::Transport>,
 }
 
 /// Counters and session facts of one peer, as the device reports them.

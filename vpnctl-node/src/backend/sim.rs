@@ -158,6 +158,7 @@ mod tests {
         sim.ensure(&InterfaceSpec {
             private_key: PrivateKey::generate(),
             listen_port: 51820,
+            transport: None,
         })
         .unwrap();
         sim

@@ -323,7 +323,7 @@ fn remove_uapi_files(iface: &IfaceName) {
 
 /// SIGTERM (wireguard-go then removes its interface and socket), up to 2 s, then
 /// SIGKILL. `kill(1)` is used because the workspace forbids `unsafe` (no `libc::kill`).
-fn stop_process(child: &mut Child) {
+pub(super) fn stop_process(child: &mut Child) {
     if matches!(child.try_wait(), Ok(None)) {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])

@@ -66,6 +66,7 @@ impl Node {
             .ensure(&InterfaceSpec {
                 private_key: private.clone(),
                 listen_port: PORT,
+                transport: None,
             })
             .expect("start wireguard-go in the node namespace");
         Self {

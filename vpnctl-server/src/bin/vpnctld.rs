@@ -27,6 +27,35 @@ fn run() -> anyhow::Result<()> {
             out.flush()?;
             Ok(())
         }
+        Command::Restore {
+            from,
+            passphrase_file,
+            identity,
+        } => {
+            let done = vpnctl_server::backups::restore(&vpnctl_server::backups::RestoreOptions {
+                from,
+                data: server.data.clone(),
+                passphrase_file,
+                identity,
+            })?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "restored the backup of {} into {}: {} tables, {} rows, files: {}\nnext: vpnctld run --data {}",
+                done.created_at,
+                server.data.display(),
+                done.tables,
+                done.rows,
+                if done.files.is_empty() {
+                    "none".to_owned()
+                } else {
+                    done.files.join(", ")
+                },
+                server.data.display(),
+            )?;
+            out.flush()?;
+            Ok(())
+        }
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(vpnctl_server::run(server, vpnctl_daemon::shutdown_signal()))?;

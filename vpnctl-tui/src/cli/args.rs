@@ -77,6 +77,69 @@ pub enum Command {
     Tokens(TokensCommand),
     /// The audit log: recent events, or (--follow) each new one as it happens.
     Events(EventsArgs),
+    /// Move in from an existing server: its clients become users and peers of a node
+    /// with their own keys and addresses, so no client config changes.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// An encrypted backup of the whole control plane, taken while it keeps serving
+    /// (restore it with `vpnctld restore`).
+    Backup(BackupArgs),
+    /// A new age identity for backups: writes the identity file (0600) and prints
+    /// the recipient to back up to.
+    BackupKey {
+        /// Where to write the identity file (it must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A wg-quick server config (`/etc/wireguard/wg0.conf`): each [Peer] becomes a
+    /// user named by the comment above it.
+    WgQuick(ImportArgs),
+    /// wg-easy 14's data file (`wg0.json`): names, enabled state, expiry and the
+    /// clients' private keys (sealed), so users can get their config again.
+    WgEasy {
+        #[command(flatten)]
+        args: ImportArgs,
+        /// wg-easy's WG_PORT, the port its clients connect to.
+        #[arg(long, value_name = "PORT", default_value_t = vpnctl_core::legacy::WG_EASY_DEFAULT_PORT)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import.
+    pub file: PathBuf,
+    /// The node (name or id) that takes over; add it first with `vpnctl nodes add`
+    /// with the old server's endpoint and pool, and join it with `--adopt-key`.
+    #[arg(long, value_name = "NODE")]
+    pub node: String,
+    /// Only show what would be created and any conflict; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "backup_key", required = true, multiple = false)]
+pub struct BackupKeyArgs {
+    /// A file whose first line is the passphrase.
+    #[arg(long, value_name = "FILE", group = "backup_key")]
+    pub passphrase_file: Option<PathBuf>,
+    /// An age recipient (`age1...`, from `vpnctl backup-key`).
+    #[arg(long, value_name = "AGE1...", group = "backup_key")]
+    pub recipient: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the backup (0600; replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub key: BackupKeyArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +148,8 @@ pub enum TokensCommand {
     List,
     /// A new token; its secret is printed this once.
     Create {
-        /// What it may do: `admin` (everything) or `bot` (what the Telegram bot needs).
+        /// What it may do: `admin` (everything), `bot` (what the Telegram bot needs) or
+        /// `metrics` (`/metrics` only, for Prometheus).
         #[arg(long, value_enum)]
         scope: TokenScope,
         /// Who or what holds it, e.g. `alice` or `telegram-bot`.
@@ -106,6 +170,8 @@ pub enum TokenScope {
     Admin,
     /// What the Telegram bot needs.
     Bot,
+    /// `/metrics` only: for Prometheus and other scrapers.
+    Metrics,
 }
 
 /// A new end of access: a date, a date-time, or a span from now.
@@ -372,6 +438,33 @@ pub struct NodeSettings {
     /// Keepalive written into client configs, seconds (0: off) [default: 25].
     #[arg(long, value_name = "SECS")]
     pub keepalive: Option<u16>,
+    /// wireguard, or amneziawg for networks that block WireGuard (clients then need
+    /// the AmneziaWG app); on `set`, every client needs a new config (users with
+    /// Telegram are sent theirs) [default on add: wireguard].
+    #[arg(long, value_name = "KIND")]
+    pub transport: Option<vpnctl_api::transport::TransportKind>,
+    /// AmneziaWG generation, 1.0, 1.5 or 2.0 (see docs/awg.md for the apps each
+    /// needs); fresh parameters are generated [default: 1.0].
+    #[arg(long, value_name = "GEN")]
+    pub awg_generation: Option<vpnctl_api::transport::AwgGeneration>,
+}
+
+impl NodeSettings {
+    /// The transport asked for: `--transport`, or amneziawg when only a generation
+    /// is given.
+    pub fn transport_choice(&self) -> Option<vpnctl_api::transport::TransportChoice> {
+        use vpnctl_api::transport::{TransportChoice, TransportKind};
+        match (self.transport, self.awg_generation) {
+            (Some(TransportKind::Wireguard), _) => Some(TransportChoice::Wireguard),
+            (Some(TransportKind::Amneziawg), generation) | (None, generation @ Some(_)) => {
+                Some(TransportChoice::Amneziawg {
+                    generation,
+                    params: None,
+                })
+            }
+            (None, None) => None,
+        }
+    }
 }
 
 /// Where a config goes: stdout (the default), a file, and/or a QR on the terminal.

@@ -6,7 +6,10 @@
 //! subcommands out.
 
 mod args;
+mod backup;
+mod escaped;
 mod events;
+mod import;
 mod invites;
 mod nodes;
 mod peers;
@@ -45,6 +48,9 @@ pub enum CliError {
     /// The command ran but did not do everything (what it did is printed).
     #[error("{0}")]
     Incomplete(String),
+    /// An import found conflicts (printed) and changed nothing.
+    #[error("{0}")]
+    Conflicts(String),
     #[error("{}", describe(.0))]
     Api(#[from] ClientError),
     #[cfg(feature = "demo")]
@@ -63,7 +69,10 @@ impl CliError {
             Self::NoConnection | Self::Usage(_) => 2,
             Self::Api(ClientError::Config(_) | ClientError::Token(_)) => 2,
             Self::Api(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => 3,
-            Self::Api(ClientError::Api { .. }) | Self::NotFound(_) | Self::Refused(_) => 4,
+            Self::Api(ClientError::Api { .. })
+            | Self::NotFound(_)
+            | Self::Refused(_)
+            | Self::Conflicts(_) => 4,
             _ => 1,
         }
     }
@@ -155,6 +164,18 @@ pub async fn run_with(
     out: &mut dyn Write,
     ask: &mut Ask<'_>,
 ) -> Result<(), CliError> {
+    let mut escaped = escaped::Escaped::new(out);
+    let out: &mut dyn Write = &mut escaped;
+    let result = run_escaped(config, out, ask).await;
+    out.flush()?;
+    result
+}
+
+async fn run_escaped(
+    config: Config,
+    out: &mut dyn Write,
+    ask: &mut Ask<'_>,
+) -> Result<(), CliError> {
     let as_json = config.json;
     match config.command {
         None | Some(Command::Dashboard) => {
@@ -198,6 +219,13 @@ pub async fn run_with(
             events::run(&config.connection.client()?, &args, as_json, out).await
         }
         Some(Command::Tokens(cmd)) => tokens::run(&config.connection.client()?, cmd, as_json, out).await,
+        Some(Command::Import(cmd)) => {
+            import::run(&config.connection.client()?, cmd, as_json, out).await
+        }
+        Some(Command::Backup(args)) => {
+            backup::run(&config.connection.client()?, &args, as_json, out).await
+        }
+        Some(Command::BackupKey { out: file }) => backup::generate_key(&file, as_json, out),
     }
 }
 

@@ -29,10 +29,11 @@ pub(super) async fn run(
             for v in &nodes {
                 writeln!(
                     out,
-                    "{:<5} {:<12} {:<8} {:<12} {:<9} peers {:<5} rev {}/{} {}{}",
+                    "{:<5} {:<12} {:<8} {:<9} {:<12} {:<9} peers {:<5} rev {}/{} {}{}",
                     format!("n{}", v.node.id),
                     v.node.name,
                     v.node.region.code,
+                    v.node.transport.kind().as_str(),
                     placement(v).availability.as_str(),
                     health(v).as_str(),
                     v.peers,
@@ -63,6 +64,7 @@ pub(super) async fn run(
                 .parse()
                 .map_err(|e| CliError::Usage(format!("--pool {pool:?}: {e}")))?;
             let mut request = RegisterNode::new(&name, &region, &endpoint, ipv4_pool);
+            request.transport = settings.transport_choice();
             if let Some(display) = region_name {
                 request.region.name = display;
             }
@@ -85,6 +87,7 @@ pub(super) async fn run(
             settings,
         } => {
             let id = resolve::node(api, &node).await?.node.id;
+            let transport = settings.transport_choice();
             let patch = PatchNode {
                 endpoint,
                 mtu: settings.mtu,
@@ -92,6 +95,7 @@ pub(super) async fn run(
                 client_allowed_ips: settings.allowed_ips,
                 capacity: settings.capacity,
                 persistent_keepalive: settings.keepalive,
+                transport,
                 ..PatchNode::default()
             };
             api.update_node(id, &patch).await?
@@ -180,9 +184,21 @@ pub(super) async fn run(
     } else {
         writeln!(
             out,
-            "n{} {} {} {}",
-            node.id, node.name, node.region.code, node.state
+            "n{} {} {} {} {}",
+            node.id,
+            node.name,
+            node.region.code,
+            node.state,
+            node.transport.kind()
         )?;
+        if let Some(p) = node.transport.awg() {
+            let params: Vec<String> = p
+                .config_lines()
+                .into_iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect();
+            writeln!(out, "AmneziaWG {}: {}", p.generation, params.join(", "))?;
+        }
         Ok(())
     }
 }

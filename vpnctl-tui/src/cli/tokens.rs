@@ -37,6 +37,7 @@ pub(super) async fn run(
             let scope = match scope {
                 TokenScope::Admin => vpnctl_core::Scope::Admin,
                 TokenScope::Bot => vpnctl_core::Scope::Bot,
+                TokenScope::Metrics => vpnctl_core::Scope::Metrics,
             };
             let (token, secret) = api.create_token(scope, &label).await?;
             if as_json {

@@ -80,7 +80,7 @@ pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>, wide: bool) ->
                 cells.push(Cell::from(h.as_str()).style(health_style(h)));
                 cells.push(Cell::from(spark_text(traffic.map(|t| &t.history), 20)).fg(Color::Cyan));
                 cells.push(Cell::from(v.node.endpoint.to_string()));
-                let system = v.report.as_ref().map(|r| &r.report.system);
+                let system = v.report.as_ref().map(|r| &r.system);
                 cells.push(Cell::from(
                     system.map_or_else(|| "-".into(), |s| format!("{:.0}%", s.cpu_percent)),
                 ));
@@ -172,16 +172,17 @@ pub(super) fn detail(app: &App) -> Detail<'_> {
         if let Some(r) = &v.report {
             lines.push(Line::from(format!(
                 "cpu {:.0}%  load {:.2}  errors {}",
-                r.report.system.cpu_percent,
-                r.report.system.load1,
-                r.report.errors.len()
+                r.system.cpu_percent, r.system.load1, r.errors
             )));
         }
         lines.push(Line::from(format!(
             "region   {} ({})",
             n.region.name, n.region.code
         )));
-        lines.push(Line::from(format!("endpoint {}", n.endpoint)));
+        lines.push(Line::from(match n.transport.awg() {
+            Some(p) => format!("endpoint {} (amneziawg {})", n.endpoint, p.generation),
+            None => format!("endpoint {} (wireguard)", n.endpoint),
+        }));
         lines.push(Line::from(format!("pool     {}", n.ipv4_pool)));
         spark = app
             .traffic

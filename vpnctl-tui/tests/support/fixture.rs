@@ -50,6 +50,7 @@ fn node(id: u64, name: &str, code: &str, region: &str, state: NodeState) -> Node
         persistent_keepalive: 25,
         state,
         created_at: Timestamp(NOW.0 - 86_400 * 30),
+        transport: vpnctl_core::transport::Transport::Wireguard,
     }
 }
 
@@ -226,10 +227,10 @@ pub fn app(peers: usize) -> App {
                             tx: (id * 11) << 30,
                         },
                     },
-                    report: Some(StoredReport {
+                    report: Some(vpnctl_core::report::summary(&StoredReport {
                         received_at: at,
                         report: report(n.id.0, at, scale),
-                    }),
+                    })),
                 }
             })
             .collect()
@@ -242,10 +243,25 @@ pub fn app(peers: usize) -> App {
     let mut app = App::new("vpnctl test", NOW);
     update(&mut app, vpnctl_resize(80, 24));
     for (scale, shift) in [(1, 10), (3, 0)] {
+        let nodes = views(scale, shift);
+        let reports = nodes
+            .iter()
+            .map(|v| {
+                let at = v.report.as_ref().map_or(NOW, |r| r.at);
+                (
+                    v.node.id,
+                    StoredReport {
+                        received_at: at,
+                        report: report(v.node.id.0, at, scale),
+                    },
+                )
+            })
+            .collect();
         update(
             &mut app,
             Action::Data(Box::new(Snapshot {
-                nodes: views(scale, shift),
+                nodes,
+                reports,
                 peers: peer_list.clone(),
                 users: users.clone(),
                 invites: invites.clone(),
