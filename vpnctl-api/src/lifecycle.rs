@@ -259,6 +259,12 @@ pub enum Message {
         transport: TransportKind,
         devices: u32,
     },
+    /// Admins: a scheduled backup was written and may be sent to their chat; the
+    /// (encrypted) file is `GET /v1/backups/{file}`.
+    BackupTaken {
+        file: String,
+        bytes: u64,
+    },
 }
 
 /// One entry of the outbox. Delivery is at least once: a consumer reads after its

@@ -84,6 +84,8 @@ pub const EVENTS_STREAM: Route = Route("/v1/events/stream");
 pub const NODE_IMPORT: Route = Route("/v1/nodes/{id}/import");
 /// An encrypted snapshot of the whole store (admin only).
 pub const BACKUP: Route = Route("/v1/backup");
+/// A scheduled backup by file name (encrypted; for the bot to send to the admins).
+pub const BACKUP_FILE: Route = Route("/v1/backups/{id}");
 
 /// Node enrollment, authenticated by the join secret in the body.
 pub const ENROLL: Route = Route("/v1/enroll");
@@ -298,6 +300,7 @@ pub const TABLE: &[Rule] = &[
     // The encrypted backup carries the vault key (inside the encryption); it may take
     // longer than a plain request on a large store.
     rule(Post, BACKUP, Admin).kind(Kind::Stream).secret(),
+    rule(Get, BACKUP_FILE, Staff).kind(Kind::Stream).secret(),
 ];
 
 /// The table's line for `method` on the route mounted as `template`.

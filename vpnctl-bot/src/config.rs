@@ -127,6 +127,12 @@ pub struct Settings {
     #[arg(long, env = "VPNCTL_BOT_SERVERS_PUBLIC", num_args = 0..=1, default_missing_value = "true")]
     pub servers_public: Option<bool>,
 
+    /// Scheduled backups that vpnctld announces (its `backup_telegram`) are sent to
+    /// the admin chats in parts of at most this many bytes; Telegram's public Bot
+    /// API takes files up to 50 MB [default: 49000000].
+    #[arg(long, env = "VPNCTL_BOT_BACKUP_PART_BYTES")]
+    pub backup_part_bytes: Option<u64>,
+
     /// Configs (new or re-sent) one user may get per hour [default: 10].
     #[arg(long, env = "VPNCTL_BOT_ISSUE_PER_HOUR")]
     pub issue_per_hour: Option<u32>,
@@ -193,6 +199,7 @@ pub struct Config {
     pub delete_after_secs: u64,
     pub protect_configs: bool,
     pub servers_public: bool,
+    pub backup_part_bytes: u64,
     pub issue_per_hour: u32,
     pub rotate_per_hour: u32,
     pub redeem_per_hour: u32,
@@ -212,6 +219,8 @@ pub struct Config {
 /// Where the daemon keeps its state unless told otherwise (systemd's
 /// `StateDirectory=vpnctl-bot`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/vpnctl-bot";
+/// Under the public Bot API's 50 MB upload limit.
+pub const DEFAULT_BACKUP_PART_BYTES: u64 = 49_000_000;
 
 impl Settings {
     /// Flags and environment over the file named by `--config`, with defaults
@@ -243,6 +252,7 @@ impl Settings {
             delete_after_secs: self.delete_after_secs.unwrap_or(600),
             protect_configs: self.protect_configs.unwrap_or(false),
             servers_public: self.servers_public.unwrap_or(false),
+            backup_part_bytes: self.backup_part_bytes.unwrap_or(DEFAULT_BACKUP_PART_BYTES),
             issue_per_hour: self.issue_per_hour.unwrap_or(10),
             rotate_per_hour: self.rotate_per_hour.unwrap_or(5),
             redeem_per_hour: self.redeem_per_hour.unwrap_or(10),
@@ -283,6 +293,12 @@ impl Config {
 
     /// Checks the combinations clap and serde cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(1024..=2_000_000_000).contains(&self.backup_part_bytes) {
+            return Err(SettingsError::invalid(
+                "backup_part_bytes",
+                format!("{} is not in 1024..=2000000000", self.backup_part_bytes),
+            ));
+        }
         if self.mode == UpdateMode::Webhook && self.webhook_url.is_none() {
             return Err(SettingsError::missing(
                 "webhook_url",

@@ -30,7 +30,7 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 use teloxide::prelude::*;
-use teloxide::types::ChatId;
+use teloxide::types::{ChatId, InputFile};
 use teloxide::{ApiError, RequestError};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -208,6 +208,8 @@ enum Step {
     Text,
     Document,
     Photo,
+    /// Part N (from 0) of a backup file.
+    Part(u32),
 }
 
 impl Progress {
@@ -564,7 +566,8 @@ async fn tell_user(
         Notice::NodeHealth { .. }
         | Notice::NodeDrift { .. }
         | Notice::NodeEvacuated { .. }
-        | Notice::NodeTransportChanged { .. } => {
+        | Notice::NodeTransportChanged { .. }
+        | Notice::BackupTaken { .. } => {
             // Admin news addressed to a user: nothing a user should read.
             warn!("an admin notification was addressed to a user; skipped");
             return Ok(());
@@ -680,6 +683,75 @@ async fn fetch(s: &Services, peer: PeerId) -> Result<(String, Option<Vec<u8>>), 
     Ok((config, qr))
 }
 
+/// A scheduled backup (encrypted by vpnctld to the admin's key or passphrase) to
+/// every admin chat, as documents of at most `backup_part_bytes` each, in order; a
+/// retry skips the parts each chat already got. Not deleted later: it is a backup.
+async fn send_backup(
+    s: &Services,
+    admins: &[ChatId],
+    n: &Notification,
+    file: &str,
+    progress: &mut Progress,
+    attempt: u32,
+) -> Outcome {
+    if admins.is_empty() {
+        debug!(id = n.id, "no admin chat configured; backup not sent");
+        return Outcome::Done;
+    }
+    let blob = match s.api.bot.backup_file(file).await {
+        Ok(blob) => blob,
+        Err(e) if e.status() == Some(404) => {
+            warn!(
+                id = n.id,
+                file, "the announced backup is gone (deleted by retention?); not sent"
+            );
+            return Outcome::Done;
+        }
+        Err(e) => return judge(n.id, &BotError::Api(e), "admin chats (backup)", attempt),
+    };
+    let part_len = usize::try_from(s.policy.backup_part_bytes)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let parts: Vec<&[u8]> = blob.chunks(part_len).collect();
+    let total = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+    let bytes = u64::try_from(blob.len()).unwrap_or(u64::MAX);
+    let mut outcome = Outcome::Done;
+    for chat in admins {
+        let l = s.admin_locale(*chat).await;
+        for (i, part) in (0..total).zip(&parts) {
+            if progress.is_done(*chat, Step::Part(i)) {
+                continue;
+            }
+            let name = if total == 1 {
+                file.to_owned()
+            } else {
+                format!("{file}.part{}", i + 1)
+            };
+            let caption = Text::BackupFile {
+                file,
+                part: i + 1,
+                parts: total,
+                bytes,
+            }
+            .render(l);
+            let request =
+                s.tg.raw()
+                    .send_document(*chat, InputFile::memory(part.to_vec()).file_name(name))
+                    .caption(caption);
+            match s.tg.send(*chat, Class::Bulk, request).await {
+                Ok(_) => progress.mark(*chat, Step::Part(i)),
+                Err(e) => {
+                    let to = format!("admin chat {}", chat.0);
+                    outcome = outcome.max(judge(n.id, &BotError::Telegram(e), &to, attempt));
+                    // The parts go in order: the rest wait for the retry.
+                    break;
+                }
+            }
+        }
+    }
+    outcome
+}
+
 /// Alerts every admin chat in its language; a retry skips the chats that got it.
 async fn alert_admins(
     s: &Services,
@@ -688,6 +760,9 @@ async fn alert_admins(
     progress: &mut Progress,
     attempt: u32,
 ) -> Outcome {
+    if let Notice::BackupTaken { file, .. } = &n.message {
+        return send_backup(s, admins, n, file, progress, attempt).await;
+    }
     let text = match &n.message {
         Notice::NodeHealth {
             name,
@@ -725,6 +800,7 @@ async fn alert_admins(
             transport: *transport,
             devices: *devices,
         },
+        Notice::BackupTaken { .. } => return Outcome::Done,
         Notice::AccessEndsSoon { .. }
         | Notice::ConfigChanged { .. }
         | Notice::AccessEnded { .. }

@@ -36,6 +36,8 @@ pub struct Policy {
     pub protect_configs: bool,
     /// /servers answers people without an account too.
     pub servers_public: bool,
+    /// Scheduled backups go to the admin chats in parts of at most this size.
+    pub backup_part_bytes: u64,
 }
 
 impl Policy {
@@ -46,6 +48,7 @@ impl Policy {
             delete_after: config.delete_after(),
             protect_configs: config.protect_configs,
             servers_public: config.servers_public,
+            backup_part_bytes: config.backup_part_bytes,
         }
     }
 

@@ -1485,3 +1485,87 @@ async fn amneziawg_servers_come_under_their_own_heading() {
     assert!(wg_at < awg_at && awg_at < fra_awg, "{servers}");
     h.stop().await;
 }
+
+/// vpnctld with scheduled backups and `backup_telegram` on: the first backup is
+/// due at start; the bot fetches it and sends it to the admin chat, in order, in
+/// parts no larger than `backup_part_bytes`; joined, the parts are the file in the
+/// backup directory, and it opens with the admin's key. Nobody else gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_reach_the_admin_chat_in_parts() {
+    use vpnctl_core::backup::{self, RestoreKey};
+    use vpnctl_server::backups::{Schedule, ScheduleKey};
+    let admin = 9_601;
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let (identity, recipient) = backup::generate_identity(now());
+    let schedule = Schedule {
+        dir: backups.clone(),
+        every: Duration::from_secs(3600),
+        keep: 3,
+        key: ScheduleKey::Recipient(recipient),
+        telegram: true,
+    };
+    let h = Harness::start_full(
+        |sc| sc.backups = Some(schedule),
+        |c| {
+            c.admin_ids = vec![admin];
+            c.backup_part_bytes = 1024;
+        },
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let file = loop {
+        let found = vpnctl_server::backups::list(&backups).unwrap_or_default();
+        if let Some(file) = found.first() {
+            break file.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no backup written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+    let expected = std::fs::read(&file).unwrap();
+    let parts = expected.len().div_ceil(1024);
+    assert!(
+        parts >= 2,
+        "the test wants a split: {} bytes",
+        expected.len()
+    );
+    let last = format!("{name}.part{parts}");
+    h.tg.wait_after(0, WAIT, |c| {
+        c.method == "senddocument" && c.files.iter().any(|f| f.1.as_deref() == Some(&last))
+    })
+    .await;
+    let docs: Vec<_> =
+        h.tg.calls()
+            .into_iter()
+            .filter(|c| c.method == "senddocument")
+            .collect();
+    assert!(
+        docs.iter().all(|c| c.chat_id == Some(admin)),
+        "only the admin chat gets backups"
+    );
+    let names: Vec<String> = docs.iter().map(|c| c.files[0].1.clone().unwrap()).collect();
+    let want: Vec<String> = (1..=parts).map(|i| format!("{name}.part{i}")).collect();
+    assert_eq!(names, want, "every part once, in order");
+    assert!(
+        docs[0].text().contains(&format!("part 1 of {parts}")),
+        "{}",
+        docs[0].text()
+    );
+    assert!(docs[0].text().contains("cat "), "{}", docs[0].text());
+    let joined: Vec<u8> = docs.iter().flat_map(|c| c.files[0].2.clone()).collect();
+    assert_eq!(joined, expected, "the parts join into the file");
+    let key = RestoreKey::identity_file(&identity, "backup.key").unwrap();
+    assert!(
+        backup::open(&joined, &key).is_ok(),
+        "it opens with the admin's key"
+    );
+
+    // The bot's token may fetch scheduled backups by name only: nothing else.
+    let bot = h.cp.bot();
+    for bad in ["vpnctl.redb", "..%2Fvpnctl.redb", "vpnctl-1T2Z.backup.age"] {
+        let e = bot.backup_file(bad).await.unwrap_err();
+        assert_eq!(e.status(), Some(404), "{bad}: {e}");
+    }
+    h.stop().await;
+}

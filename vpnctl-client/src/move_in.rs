@@ -1,4 +1,5 @@
-//! Moving in and backing up: `POST /v1/nodes/{id}/import` and `POST /v1/backup`.
+//! Moving in and backing up: `POST /v1/nodes/{id}/import`, `POST /v1/backup` and
+//! `GET /v1/backups/{file}`.
 
 use std::time::Duration;
 
@@ -33,6 +34,19 @@ impl ApiClient {
             .json(request);
         let resp = self.send(path, req).await?;
         let url = self.url(path);
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::from_reqwest(&url, &e))
+    }
+
+    /// A scheduled backup by its file name (as announced to the admins; encrypted).
+    /// Admin and bot.
+    pub async fn backup_file(&self, name: &str) -> Result<Vec<u8>, ClientError> {
+        let path = routes::BACKUP_FILE.path(name);
+        let req = self.request(Method::GET, &path).timeout(BACKUP_TIMEOUT);
+        let resp = self.send(&path, req).await?;
+        let url = self.url(&path);
         resp.bytes()
             .await
             .map(|b| b.to_vec())

@@ -31,6 +31,9 @@ pub struct Schedule {
     /// Newest backups kept; older ones are deleted after each new one.
     pub keep: usize,
     pub key: ScheduleKey,
+    /// Tell the admins' chats of each new backup, which the bot then fetches
+    /// (`GET /v1/backups/{file}`) and sends them.
+    pub telegram: bool,
 }
 
 /// How scheduled backups are encrypted.
@@ -87,6 +90,20 @@ pub fn file_name(at: Timestamp) -> String {
     format!("{PREFIX}{stamp}{SUFFIX}")
 }
 
+/// Whether `name` is a scheduled backup's file name (nothing else of a directory
+/// is ever served): `vpnctl-<UTC time>.backup.age`, the time in digits and `T`/`Z`.
+pub fn is_file_name(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .and_then(|n| n.strip_suffix(SUFFIX))
+        .is_some_and(|stamp| {
+            !stamp.is_empty()
+                && stamp.len() <= 32
+                && stamp
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'T' || b == b'Z')
+        })
+}
+
 /// The scheduled backups in `dir`, oldest first.
 pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -95,7 +112,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(SUFFIX))
+                .is_some_and(is_file_name)
         })
         .collect();
     found.sort();
@@ -158,6 +175,9 @@ pub async fn run(vpn: Vpnctl, data: PathBuf, schedule: Schedule) {
                     ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     "backup written"
                 );
+                if schedule.telegram {
+                    announce(&vpn, &path, bytes).await;
+                }
             }
             Ok(Err(e)) => {
                 tracing::error!(dir = %schedule.dir.display(), error = %e, "scheduled backup failed");
@@ -168,6 +188,32 @@ pub async fn run(vpn: Vpnctl, data: PathBuf, schedule: Schedule) {
                 tokio::time::sleep(retry).await;
             }
         }
+    }
+}
+
+/// Queues the admins' notice of a new backup (the bot sends the file).
+async fn announce(vpn: &Vpnctl, path: &Path, bytes: u64) {
+    let Some(file) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+        return;
+    };
+    let v = vpn.clone();
+    match tokio::task::spawn_blocking(move || v.announce_backup(&file, bytes)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "could not queue the backup for Telegram"),
+        Err(e) => tracing::error!(error = %e, "backup notice task failed"),
+    }
+}
+
+/// A scheduled backup of `dir` by its file name, for `GET /v1/backups/{file}`;
+/// `None` when the name is not a backup's or there is no such file.
+pub fn read(dir: &Path, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+    if !is_file_name(name) {
+        return Ok(None);
+    }
+    match std::fs::read(dir.join(name)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -216,5 +262,31 @@ mod tests {
         let b = file_name(Timestamp(1_800_000_001));
         assert_eq!(a, "vpnctl-20270115T080000Z.backup.age");
         assert!(a < b);
+        assert!(is_file_name(&a));
+    }
+
+    #[test]
+    fn only_backup_names_are_served() {
+        for bad in [
+            "",
+            "vpnctl.redb",
+            "vault.key",
+            "tls.key",
+            "vpnctl-.backup.age",
+            "vpnctl-../../etc/passwd.backup.age",
+            "vpnctl-2027/../x.backup.age",
+            "vpnctl-20270115T080000Z.backup.age.tmp",
+        ] {
+            assert!(!is_file_name(bad), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls.key"), b"secret").unwrap();
+        assert_eq!(read(dir.path(), "tls.key").unwrap(), None);
+        assert_eq!(read(dir.path(), "vpnctl-1T2Z.backup.age").unwrap(), None);
+        std::fs::write(dir.path().join("vpnctl-1T2Z.backup.age"), b"age").unwrap();
+        assert_eq!(
+            read(dir.path(), "vpnctl-1T2Z.backup.age").unwrap(),
+            Some(b"age".to_vec())
+        );
     }
 }

@@ -184,6 +184,16 @@ pub struct Config {
         value_name = "FILE"
     )]
     pub backup_passphrase_file: Option<PathBuf>,
+
+    /// Also send each scheduled backup to the admins' Telegram chat, through the
+    /// bot (split into parts when larger than Telegram's file limit) [default: false].
+    #[arg(
+        long,
+        env = "VPNCTLD_BACKUP_TELEGRAM",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub backup_telegram: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -297,6 +307,12 @@ impl Config {
     fn backup_schedule(&self) -> Result<Option<crate::backups::Schedule>, SettingsError> {
         use crate::backups::{Schedule, ScheduleKey};
         let Some(dir) = self.backup_dir.clone() else {
+            if self.backup_telegram == Some(true) {
+                return Err(SettingsError::invalid(
+                    "backup_telegram",
+                    "needs backup_dir: only scheduled backups go to Telegram",
+                ));
+            }
             return Ok(None);
         };
         let hours = self
@@ -327,6 +343,7 @@ impl Config {
             every: Duration::from_secs(hours * 3600),
             keep: self.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1),
             key,
+            telegram: self.backup_telegram.unwrap_or(false),
         }))
     }
 }

@@ -224,10 +224,12 @@ impl Server {
             }
             .run(),
         );
+        let backup_dir = backups.as_ref().map(|s| s.dir.clone());
         let scheduled = backups.map(|schedule| {
             tokio::spawn(backups::run(state.vpn().clone(), data.clone(), schedule))
         });
-        let app = routes::router(state.clone()).merge(move_in::router(state.clone(), data));
+        let app =
+            routes::router(state.clone()).merge(move_in::router(state.clone(), data, backup_dir));
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down");

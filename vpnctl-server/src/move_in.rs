@@ -1,7 +1,9 @@
 //! The routes of moving in and backing up, kept apart from `routes.rs`:
 //! `POST /v1/nodes/{id}/import` (admin: an old server's clients become the node's
 //! peers, or a dry run says what would happen) and `POST /v1/backup` (admin: an
-//! encrypted snapshot, answered with `Cache-Control: no-store`).
+//! encrypted snapshot, answered with `Cache-Control: no-store`), and `GET
+//! /v1/backups/{file}` (admin, bot: a scheduled backup, which the bot sends to the
+//! admins' chat; it is encrypted to the admin's key or passphrase, never the bot's).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,14 +12,15 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
+use vpnctl_api::ErrorCode;
 use vpnctl_api::import::{BackupRequest, ImportReport, ImportRequest};
 use vpnctl_api::routes;
 use vpnctl_core::NodeId;
 use vpnctl_core::backup::BackupKey;
 
 use crate::error::{ApiFailure, blocking};
-use crate::extract::{Admin, Json, Path};
+use crate::extract::{Admin, Json, Path, Staff};
 use crate::state::AppState;
 
 /// An import carries one entry per client (~400 bytes): 16 MiB is ~40,000 clients.
@@ -27,13 +30,20 @@ pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone)]
 struct DataDir(Arc<PathBuf>);
 
-/// These routes over `state`, reading TLS material from `data`.
-pub fn router(state: AppState, data: PathBuf) -> Router {
+/// The scheduled backups' directory, when they are on.
+#[derive(Debug, Clone)]
+struct BackupDir(Option<Arc<PathBuf>>);
+
+/// These routes over `state`, reading TLS material from `data` and scheduled
+/// backups from `backup_dir`.
+pub fn router(state: AppState, data: PathBuf, backup_dir: Option<PathBuf>) -> Router {
     Router::new()
         .route(routes::NODE_IMPORT.template(), post(import))
         .route(routes::BACKUP.template(), post(backup))
+        .route(routes::BACKUP_FILE.template(), get(backup_file))
         .layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT))
         .layer(Extension(DataDir(Arc::new(data))))
+        .layer(Extension(BackupDir(backup_dir.map(Arc::new))))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::gate::gate,
@@ -80,9 +90,35 @@ async fn backup(
         .await
         .map_err(|e| ApiFailure::internal(&e))?;
     let (name, blob) = made.map_err(|e| ApiFailure::internal(&e))?;
+    Ok(attachment(&name, blob))
+}
+
+async fn backup_file(
+    _: Staff,
+    Extension(BackupDir(dir)): Extension<BackupDir>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiFailure> {
+    let not_found =
+        || ApiFailure::not_found(ErrorCode::NotFound, format!("no scheduled backup {name:?}"));
+    let Some(dir) = dir else {
+        return Err(not_found());
+    };
+    let file = name.clone();
+    let read = tokio::task::spawn_blocking(move || crate::backups::read(&dir, &file))
+        .await
+        .map_err(|e| ApiFailure::internal(&e))?
+        .map_err(|e| ApiFailure::internal(&e))?;
+    let Some(blob) = read else {
+        return Err(not_found());
+    };
+    Ok(attachment(&name, blob))
+}
+
+/// An encrypted backup as a download that no cache keeps.
+fn attachment(name: &str, blob: Vec<u8>) -> Response {
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    Ok((
+    (
         [
             (
                 header::CONTENT_TYPE,
@@ -93,5 +129,5 @@ async fn backup(
         ],
         blob,
     )
-        .into_response())
+        .into_response()
 }

@@ -118,6 +118,9 @@ pub fn alert_text(message: &Message) -> String {
             failed,
             ..
         } => format!("vpnctl: node {name} evacuated: {moved} device(s) moved, {failed} failed"),
+        Message::BackupTaken { file, bytes } => {
+            format!("vpnctl: scheduled backup {file} written ({bytes} bytes)")
+        }
         other => format!("vpnctl: {other:?}"),
     }
 }

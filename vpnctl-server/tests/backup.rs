@@ -243,6 +243,7 @@ fn scheduled_backups_keep_the_newest() {
         every: Duration::from_secs(3600),
         keep: 2,
         key: ScheduleKey::Recipient(recipient),
+        telegram: false,
     };
     let mut written = Vec::new();
     for _ in 0..3 {

@@ -81,13 +81,14 @@ pub fn name(t: &Text<'_>) -> &'static str {
         Text::NodeEvacuated { .. } => "NodeEvacuated",
         Text::TransportHeading { .. } => "TransportHeading",
         Text::TransportAbout { .. } => "TransportAbout",
+        Text::BackupFile { .. } => "BackupFile",
         Text::ConfigChanged { .. } => "ConfigChanged",
         Text::NodeTransportChanged { .. } => "NodeTransportChanged",
     }
 }
 
 /// How many texts there are; kept beside [`name`].
-pub const TEXTS: usize = 70;
+pub const TEXTS: usize = 71;
 
 /// Every text (several samples for some), rendered: (name, English, Russian).
 #[allow(clippy::too_many_lines)]
@@ -242,6 +243,18 @@ pub fn catalogue() -> Vec<(String, String, String)> {
         },
         Text::TransportAbout {
             transport: TransportKind::Wireguard,
+        },
+        Text::BackupFile {
+            file: "vpnctl-20270115T080000Z.backup.age",
+            part: 1,
+            parts: 1,
+            bytes: 2_400_000,
+        },
+        Text::BackupFile {
+            file: "vpnctl-20270115T080000Z.backup.age",
+            part: 2,
+            parts: 3,
+            bytes: 120_000_000,
         },
         Text::TransportAbout {
             transport: TransportKind::Amneziawg,

@@ -130,6 +130,14 @@ pub enum Text<'a> {
     TransportHeading {
         transport: TransportKind,
     },
+    /// The caption of a scheduled backup (or of one of its parts) in the admin chat.
+    BackupFile {
+        file: &'a str,
+        /// From 1.
+        part: u32,
+        parts: u32,
+        bytes: u64,
+    },
     /// A pressed transport heading: when to choose it and which app it needs.
     TransportAbout {
         transport: TransportKind,
@@ -606,6 +614,22 @@ impl Text<'_> {
             (Self::TransportHeading { transport: TransportKind::Wireguard }, Ru) => "— WireGuard (приложение WireGuard) —".into(),
             (Self::TransportHeading { transport: TransportKind::Amneziawg }, En) => "— AmneziaWG — if WireGuard does not connect on your network —".into(),
             (Self::TransportHeading { transport: TransportKind::Amneziawg }, Ru) => "— AmneziaWG — если WireGuard не подключается в вашей сети —".into(),
+            (Self::BackupFile { file, part: 1, parts: 1, bytes }, En) => format!(
+                "Backup {file} ({}), encrypted to your backup key or passphrase. Keep it somewhere safe. To restore: vpnctld restore --from {file} --data DIR --identity KEY (or --passphrase-file FILE).",
+                size(*bytes, En)
+            ),
+            (Self::BackupFile { file, part: 1, parts: 1, bytes }, Ru) => format!(
+                "Резервная копия {file} ({}), зашифрована вашим ключом или паролем для копий. Сохраните её в надёжном месте. Восстановление: vpnctld restore --from {file} --data DIR --identity KEY (или --passphrase-file FILE).",
+                size(*bytes, Ru)
+            ),
+            (Self::BackupFile { file, part, parts, bytes }, En) => format!(
+                "Backup {file} ({}), part {part} of {parts}. Join the parts in order before restoring: cat {file}.part1 … {file}.part{parts} > {file}",
+                size(*bytes, En)
+            ),
+            (Self::BackupFile { file, part, parts, bytes }, Ru) => format!(
+                "Резервная копия {file} ({}), часть {part} из {parts}. Перед восстановлением соедините части по порядку: cat {file}.part1 … {file}.part{parts} > {file}",
+                size(*bytes, Ru)
+            ),
             (Self::TransportAbout { transport: TransportKind::Wireguard }, En) => "WireGuard: try these first. Import the config into the official WireGuard app.".into(),
             (Self::TransportAbout { transport: TransportKind::Wireguard }, Ru) => "WireGuard: попробуйте сначала их. Конфигурацию импортируйте в официальное приложение WireGuard.".into(),
             (Self::TransportAbout { transport: TransportKind::Amneziawg }, En) => "AmneziaWG: for networks where WireGuard does not connect. It needs the AmneziaWG app (Windows, macOS, iOS, Android); the WireGuard app refuses these configs.".into(),

@@ -1,7 +1,7 @@
 //! The outbox: notifications for frontends, acknowledged per consumer.
 
 use crate::error::{Error, Result};
-use crate::lifecycle::{self, Consumer, Notification};
+use crate::lifecycle::{self, Consumer, Message, Notification, Recipient};
 
 use super::Vpnctl;
 
@@ -33,6 +33,20 @@ impl Vpnctl {
                     lifecycle::cursor_key(Consumer::Bot),
                     lifecycle::cursor_key(Consumer::Webhook),
                 ],
+            )
+        })
+    }
+
+    /// Tells the admins' chats that the scheduled backup `file` (`bytes` long) was
+    /// written; the bot fetches and sends it. Returns the notification's id.
+    pub fn announce_backup(&self, file: &str, bytes: u64) -> Result<u64> {
+        self.write(|tx| {
+            tx.notify(
+                Recipient::Admins,
+                Message::BackupTaken {
+                    file: file.to_owned(),
+                    bytes,
+                },
             )
         })
     }
