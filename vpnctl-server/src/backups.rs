@@ -122,7 +122,14 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Takes one scheduled backup: writes it atomically (0600) into the directory and
 /// deletes all but the newest `keep`. Returns the new file.
 pub fn run_once(vpn: &Vpnctl, data: &Path, schedule: &Schedule) -> Result<PathBuf, BackupError> {
-    std::fs::create_dir_all(&schedule.dir)?;
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        // Only the control plane's user reads its backups, encrypted as they are.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&schedule.dir)?;
+    }
     let key = schedule.key.key()?;
     let (name, blob) = make(vpn, data, &key)?;
     let path = schedule.dir.join(name);
@@ -249,7 +256,37 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
         }
     };
     let blob = read(&options.from)?;
-    backup::restore(&blob, &key, &options.data)
+    let done = backup::restore(&blob, &key, &options.data)?;
+    if done.files.iter().any(|f| f == CONFIG_FILE) {
+        point_settings_at(&options.data)?;
+    }
+    Ok(done)
+}
+
+/// The restored `vpnctld.toml` still names the data directory the backup was taken
+/// from; run with it, vpnctld would serve that directory (or a new empty store
+/// there) instead of the restored one. Its `data` is set to where it was restored.
+fn point_settings_at(data: &Path) -> Result<(), BackupError> {
+    let path = data.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path)?;
+    let mut table: toml::Table = text.parse().map_err(|e| {
+        BackupError::Malformed(format!("the restored {CONFIG_FILE} is not TOML: {e}"))
+    })?;
+    let dir = std::path::absolute(data)?;
+    let Some(dir_text) = dir.to_str() else {
+        return Err(BackupError::Malformed(format!(
+            "{} is not UTF-8: set `data` in {CONFIG_FILE} by hand",
+            dir.display()
+        )));
+    };
+    if table.get("data").and_then(toml::Value::as_str) == Some(dir_text) {
+        return Ok(());
+    }
+    table.insert("data".to_owned(), toml::Value::String(dir_text.to_owned()));
+    let text = toml::to_string(&table)
+        .map_err(|e| BackupError::Malformed(format!("writing {CONFIG_FILE}: {e}")))?;
+    backup::write_atomically(&path, text.as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]

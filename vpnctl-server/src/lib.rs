@@ -37,7 +37,7 @@ use tokio::sync::watch;
 use vpnctl_api::{ConnectionString, Fingerprint};
 use vpnctl_core::{Scope, Secret, Vpnctl};
 
-pub use config::{Command, Config, ServerConfig};
+pub use config::{CONFIG_FILE, Command, Config, ServerConfig};
 pub use error::ApiFailure;
 pub use limits::Limits;
 pub use state::{AppState, PublicInfo};

@@ -188,7 +188,14 @@ async fn a_backup_taken_under_writers_restores_with_vpnctld() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("next: vpnctld run"), "{stdout}");
+    let next = format!(
+        "next: vpnctld run --config {}",
+        target.join("vpnctld.toml").display()
+    );
+    assert!(stdout.contains(&next), "{stdout}");
+    // The restored settings name the restored directory, not the one backed up.
+    let settings = vpnctl_server::Config::from_file(&target.join("vpnctld.toml")).unwrap();
+    assert_eq!(settings.data.as_deref(), Some(target.as_path()));
     let contents = backup::open(
         &blob,
         &RestoreKey::identity_file(&identity, "backup.key").unwrap(),
@@ -252,11 +259,19 @@ fn scheduled_backups_keep_the_newest() {
         std::thread::sleep(Duration::from_millis(1100));
     }
     let kept = backups::list(&schedule.dir).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&schedule.dir)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
     assert_eq!(kept, written[1..], "the oldest is deleted");
     let blob = std::fs::read(&kept[1]).unwrap();
     let key = RestoreKey::identity_file(&identity, "id").unwrap();
     assert_eq!(backup::open(&blob, &key).unwrap().dump, vpn.dump().unwrap());
-    use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
         std::fs::metadata(&kept[1]).unwrap().permissions().mode() & 0o777,
         0o600

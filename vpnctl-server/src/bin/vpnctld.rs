@@ -38,10 +38,19 @@ fn run() -> anyhow::Result<()> {
                 passphrase_file,
                 identity,
             })?;
+            // The restored settings file now names this directory: run with it.
+            let next = if done.files.iter().any(|f| f == vpnctl_server::CONFIG_FILE) {
+                format!(
+                    "--config {}",
+                    server.data.join(vpnctl_server::CONFIG_FILE).display()
+                )
+            } else {
+                format!("--data {}", server.data.display())
+            };
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
-                "restored the backup of {} into {}: {} tables, {} rows, files: {}\nnext: vpnctld run --data {}",
+                "restored the backup of {} into {}: {} tables, {} rows, files: {}\nnext: vpnctld run {next}",
                 done.created_at,
                 server.data.display(),
                 done.tables,
@@ -51,7 +60,6 @@ fn run() -> anyhow::Result<()> {
                 } else {
                     done.files.join(", ")
                 },
-                server.data.display(),
             )?;
             out.flush()?;
             Ok(())

@@ -51,12 +51,18 @@ pub(super) async fn run(
             },
         );
     }
+    let key = if args.key.passphrase_file.is_some() {
+        "--passphrase-file FILE"
+    } else {
+        "--identity KEY-FILE"
+    };
     writeln!(
         out,
-        "backup written to {} ({} bytes, {:.1} s); restore with `vpnctld restore --from FILE --data DIR`",
+        "backup written to {} ({} bytes, {:.1} s); restore with `vpnctld restore --from {} --data NEW-DIR {key}`",
         args.out.display(),
         blob.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        args.out.display()
     )?;
     Ok(())
 }
