@@ -8,16 +8,13 @@
 //! its peers stay; sessions re-handshake with the new parameters).
 
 use std::ffi::OsString;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use vpnctl_core::reconcile::PeerChange;
 use vpnctl_core::transport::{AwgParams, Transport, TransportKind};
 
+use super::daemon::Daemon;
 use super::uapi;
-use super::wgctl::stop_process;
 use super::{BackendError, DeviceState, InterfaceSpec, WgBackend};
 use crate::iface::IfaceName;
 
@@ -71,19 +68,13 @@ fn expected_extra(params: &AwgParams) -> Vec<(String, String)> {
 /// already answers, so a restarted node daemon keeps live sessions).
 #[derive(Debug)]
 pub struct AwgBackend {
-    iface: IfaceName,
-    launcher: Vec<OsString>,
-    child: Option<Child>,
-    socket_timeout: Duration,
+    daemon: Daemon,
 }
 
 impl AwgBackend {
     pub fn new(iface: IfaceName) -> Self {
         Self {
-            iface,
-            launcher: vec![OsString::from("amneziawg-go")],
-            child: None,
-            socket_timeout: Duration::from_secs(5),
+            daemon: Daemon::new(iface, "amneziawg-go", AWG_UAPI_DIR, "amneziawg-go"),
         }
     }
 
@@ -95,114 +86,35 @@ impl AwgBackend {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        let launcher: Vec<OsString> = program_and_args.into_iter().map(Into::into).collect();
-        assert!(!launcher.is_empty(), "launcher needs a program");
-        self.launcher = launcher;
+        self.daemon
+            .set_launcher(program_and_args.into_iter().map(Into::into).collect());
         self
     }
 
     pub fn socket_path(&self) -> PathBuf {
-        Path::new(AWG_UAPI_DIR).join(format!("{}.sock", self.iface))
+        self.daemon.socket_path()
     }
 
     pub fn child_pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.daemon.child_pid()
     }
 
     pub fn socket_answers(&self) -> bool {
-        UnixStream::connect(self.socket_path()).is_ok()
-    }
-
-    fn program(&self) -> String {
-        self.launcher
-            .iter()
-            .map(|s| s.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    fn remove_files(&self) {
-        let dir = Path::new(AWG_UAPI_DIR);
-        let _ = std::fs::remove_file(dir.join(format!("{}.sock", self.iface)));
-        let _ = std::fs::remove_file(dir.join(format!("{}.name", self.iface)));
-    }
-
-    fn start(&mut self) -> Result<(), BackendError> {
-        self.remove_files();
-        let child = Command::new(&self.launcher[0])
-            .args(&self.launcher[1..])
-            .arg("-f")
-            .arg(self.iface.as_str())
-            .stdin(Stdio::null())
-            .env("WG_PROCESS_FOREGROUND", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|source| BackendError::Spawn {
-                program: self.program(),
-                iface: self.iface.clone(),
-                source,
-            })?;
-        tracing::info!(iface = %self.iface, pid = child.id(), "started amneziawg-go");
-        self.child = Some(child);
-        let deadline = Instant::now() + self.socket_timeout;
-        loop {
-            if self.socket_answers() {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(BackendError::Exited {
-                    program: self.program(),
-                    iface: self.iface.clone(),
-                    status,
-                });
-            }
-            if Instant::now() >= deadline {
-                self.stop_child();
-                return Err(BackendError::SocketTimeout(self.iface.clone()));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn stop_child(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop_process(&mut child);
-        }
-    }
-
-    fn require_running(&self) -> Result<(), BackendError> {
-        if self.socket_path().exists() {
-            Ok(())
-        } else {
-            Err(BackendError::NotRunning(self.iface.clone()))
-        }
+        self.daemon.socket_answers()
     }
 
     fn err(&self, op: &'static str, e: std::io::Error) -> BackendError {
-        BackendError::from_io(&self.iface, op, e)
+        BackendError::from_io(&self.daemon.iface, op, e)
     }
 }
 
 impl WgBackend for AwgBackend {
     fn iface(&self) -> &IfaceName {
-        &self.iface
+        &self.daemon.iface
     }
 
     fn ensure(&mut self, spec: &InterfaceSpec) -> Result<(), BackendError> {
-        let exited = self
-            .child
-            .as_mut()
-            .is_some_and(|c| !matches!(c.try_wait(), Ok(None)));
-        if exited {
-            self.stop_child();
-        }
-        if !self.socket_answers() {
-            self.start()?;
-        }
+        self.daemon.ensure_running()?;
         let live = uapi::get(&self.socket_path()).map_err(|e| self.err("read", e))?;
         let mut body = String::new();
         if live.state.public_key != Some(spec.private_key.public_key())
@@ -224,7 +136,7 @@ impl WgBackend for AwgBackend {
     }
 
     fn read(&self) -> Result<DeviceState, BackendError> {
-        self.require_running()?;
+        self.daemon.require_running()?;
         uapi::get(&self.socket_path())
             .map(|d| d.state)
             .map_err(|e| self.err("read", e))
@@ -234,40 +146,18 @@ impl WgBackend for AwgBackend {
         if changes.is_empty() {
             return Ok(());
         }
-        self.require_running()?;
+        self.daemon.require_running()?;
         uapi::set(&self.socket_path(), &uapi::peer_lines(changes))
             .map_err(|e| self.err("peer update", e))
     }
 
     fn teardown(&mut self) -> Result<(), BackendError> {
-        if self.child.is_some() {
-            self.stop_child();
-        } else if self.socket_answers() {
-            let _ = Command::new("ip")
-                .args(["link", "del", "dev", self.iface.as_str()])
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        if !self.socket_answers() {
-            self.remove_files();
-        }
+        self.daemon.teardown();
         Ok(())
     }
 
     fn leave_running(&mut self) {
-        if let Some(child) = self.child.take() {
-            tracing::info!(iface = %self.iface, pid = child.id(), "leaving amneziawg-go running");
-        }
-    }
-}
-
-impl Drop for AwgBackend {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.stop_child();
-            self.remove_files();
-        }
+        self.daemon.leave_running();
     }
 }
 

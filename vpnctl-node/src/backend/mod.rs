@@ -10,6 +10,7 @@
 //! their `Debug` shows private and preshared keys in base64.
 
 mod awg;
+mod daemon;
 mod sim;
 pub mod uapi;
 mod wgctl;

@@ -1,10 +1,8 @@
 //! Kernel and userspace backends over `wireguard-control`.
 
 use std::ffi::OsString;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use vpnctl_core::keys::{PresharedKey, PublicKey};
@@ -13,6 +11,7 @@ use wireguard_control::{
     Backend, Device, DeviceUpdate, InterfaceName, Key, PeerConfigBuilder, PeerInfo,
 };
 
+use super::daemon::Daemon;
 use super::{BackendError, DeviceState, InterfaceSpec, LivePeer, PeerStats, WgBackend};
 use crate::iface::IfaceName;
 
@@ -192,18 +191,19 @@ fn live_peer(iface: &IfaceName, info: PeerInfo) -> Result<LivePeer, BackendError
 #[derive(Debug)]
 pub struct UserspaceBackend {
     wg: WgControl,
-    launcher: Vec<OsString>,
-    child: Option<Child>,
-    socket_timeout: Duration,
+    daemon: Daemon,
 }
 
 impl UserspaceBackend {
     pub fn new(iface: IfaceName) -> Self {
         Self {
+            daemon: Daemon::new(
+                iface.clone(),
+                "wireguard-go",
+                UAPI_DIR,
+                "userspace WireGuard",
+            ),
             wg: WgControl::new(iface, Backend::Userspace),
-            launcher: vec![OsString::from("wireguard-go")],
-            child: None,
-            socket_timeout: Duration::from_secs(5),
         }
     }
 
@@ -215,132 +215,30 @@ impl UserspaceBackend {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        let launcher: Vec<OsString> = program_and_args.into_iter().map(Into::into).collect();
-        assert!(!launcher.is_empty(), "launcher needs a program");
-        self.launcher = launcher;
+        self.daemon
+            .set_launcher(program_and_args.into_iter().map(Into::into).collect());
         self
     }
 
     #[must_use]
     pub fn with_socket_timeout(mut self, timeout: Duration) -> Self {
-        self.socket_timeout = timeout;
+        self.daemon.set_socket_timeout(timeout);
         self
     }
 
     pub fn socket_path(&self) -> PathBuf {
-        Path::new(UAPI_DIR).join(format!("{}.sock", self.wg.iface))
+        self.daemon.socket_path()
     }
 
     /// Pid of the daemon this backend started, if it still owns one.
     pub fn child_pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.daemon.child_pid()
     }
 
     /// Gives up ownership: the daemon keeps running after this backend is gone.
     pub fn detach(mut self) {
-        self.child = None;
+        self.daemon.leave_running();
     }
-
-    fn socket_answers(&self) -> bool {
-        UnixStream::connect(self.socket_path()).is_ok()
-    }
-
-    fn program(&self) -> String {
-        self.launcher
-            .iter()
-            .map(|s| s.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    fn start(&mut self) -> Result<(), BackendError> {
-        let iface = self.wg.iface.clone();
-        // A socket file nobody listens on is left over from a killed daemon.
-        remove_uapi_files(&iface);
-        let mut cmd = Command::new(&self.launcher[0]);
-        cmd.args(&self.launcher[1..])
-            .arg("-f")
-            .arg(iface.as_str())
-            .stdin(Stdio::null())
-            // Set by wireguard-go for its own daemonized child; with `-f` it only
-            // silences the "use the kernel module" banner on stderr.
-            .env("WG_PROCESS_FOREGROUND", "1")
-            // wireguard-go logs to stdout; keep it off a TUI or a daemon's stdout.
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = cmd.spawn().map_err(|source| BackendError::Spawn {
-            program: self.program(),
-            iface: iface.clone(),
-            source,
-        })?;
-        tracing::info!(iface = %iface, pid = child.id(), "started userspace WireGuard");
-        self.child = Some(child);
-        let deadline = Instant::now() + self.socket_timeout;
-        loop {
-            if self.socket_answers() {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(BackendError::Exited {
-                    program: self.program(),
-                    iface,
-                    status,
-                });
-            }
-            if Instant::now() >= deadline {
-                self.stop_child();
-                return Err(BackendError::SocketTimeout(iface));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn stop_child(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop_process(&mut child);
-        }
-    }
-
-    /// `wireguard-control` spawns a daemon itself when the socket is missing; we want
-    /// to be the only one who starts it, so check first.
-    fn require_running(&self) -> Result<(), BackendError> {
-        if self.socket_path().exists() {
-            Ok(())
-        } else {
-            Err(BackendError::NotRunning(self.wg.iface.clone()))
-        }
-    }
-}
-
-fn remove_uapi_files(iface: &IfaceName) {
-    let dir = Path::new(UAPI_DIR);
-    let _ = std::fs::remove_file(dir.join(format!("{iface}.sock")));
-    let _ = std::fs::remove_file(dir.join(format!("{iface}.name")));
-}
-
-/// SIGTERM (wireguard-go then removes its interface and socket), up to 2 s, then
-/// SIGKILL. `kill(1)` is used because the workspace forbids `unsafe` (no `libc::kill`).
-pub(super) fn stop_process(child: &mut Child) {
-    if matches!(child.try_wait(), Ok(None)) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if !matches!(child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-    }
-    let _ = child.wait();
 }
 
 impl WgBackend for UserspaceBackend {
@@ -349,22 +247,13 @@ impl WgBackend for UserspaceBackend {
     }
 
     fn ensure(&mut self, spec: &InterfaceSpec) -> Result<(), BackendError> {
-        let child_exited = self
-            .child
-            .as_mut()
-            .is_some_and(|c| !matches!(c.try_wait(), Ok(None)));
-        if child_exited {
-            self.stop_child();
-        }
-        if !self.socket_answers() {
-            self.start()?;
-        }
+        self.daemon.ensure_running()?;
         let current = self.wg.read()?;
         self.wg.set_identity(spec, Some(&current))
     }
 
     fn read(&self) -> Result<DeviceState, BackendError> {
-        self.require_running()?;
+        self.daemon.require_running()?;
         self.wg.read()
     }
 
@@ -372,40 +261,17 @@ impl WgBackend for UserspaceBackend {
         if changes.is_empty() {
             return Ok(());
         }
-        self.require_running()?;
+        self.daemon.require_running()?;
         self.wg.apply(changes)
     }
 
     fn teardown(&mut self) -> Result<(), BackendError> {
-        if self.child.is_some() {
-            self.stop_child();
-        } else if self.socket_answers() {
-            // Adopted daemon in our namespace: deleting its tun device makes it exit.
-            let _ = Command::new("ip")
-                .args(["link", "del", "dev", self.wg.iface.as_str()])
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        if !self.socket_answers() {
-            remove_uapi_files(&self.wg.iface);
-        }
+        self.daemon.teardown();
         Ok(())
     }
 
     fn leave_running(&mut self) {
-        if let Some(child) = self.child.take() {
-            tracing::info!(iface = %self.wg.iface, pid = child.id(), "leaving userspace WireGuard running");
-        }
-    }
-}
-
-impl Drop for UserspaceBackend {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.stop_child();
-            remove_uapi_files(&self.wg.iface);
-        }
+        self.daemon.leave_running();
     }
 }
 
