@@ -9,8 +9,8 @@ use vpnctl_core::time::DAY;
 use vpnctl_core::wire::{NodeReport, PeerStats, SystemStats};
 use vpnctl_core::{
     Consumer, EvacuateTo, Health, HealthPolicy, IssuePeer, KeyPair, Message, NewUser, Node, NodeId,
-    NodeState, Notification, Policy, Probe, PublicKey, Quota, QuotaPeriod, Recipient, Timestamp,
-    User, UserPatch, Vpnctl,
+    NodeState, Notification, Policy, Probe, PublicKey, Quota, QuotaPeriod, Recipient, Severity,
+    Timestamp, User, UserPatch, Vpnctl,
 };
 
 fn tg_user(vpn: &Vpnctl, name: &str, tg: i64, until: Option<Timestamp>) -> User {
@@ -803,4 +803,50 @@ fn alternating_bad_readings_still_count_as_bad() {
     assert!(s.observe(n, Health::Degraded, "x".into(), t, &p).is_none());
     let c = s.observe(n, Health::Down, "y".into(), t, &p).unwrap();
     assert_eq!((c.from, c.to), (Health::Up, Health::Down));
+}
+
+/// The event log's retention: events older than `events_keep_days` go, and beyond
+/// `events_keep_max` the oldest go first; what stays is the newest, in order, and
+/// new events keep their numbering.
+#[test]
+fn event_retention_deletes_the_oldest_by_age_and_count() {
+    let f = fixture_with(Policy {
+        events_keep_days: 30,
+        events_keep_max: 12,
+        ..Policy::default()
+    });
+    let vpn = &f.vpn;
+    for i in 0..10 {
+        vpn.notice(Severity::Info, None, &format!("old {i}"))
+            .unwrap();
+    }
+    f.clock.advance(31 * 86_400);
+    for i in 0..15 {
+        vpn.notice(Severity::Info, None, &format!("new {i}"))
+            .unwrap();
+    }
+    let before = vpn.recent_events(1000).unwrap();
+    assert_eq!(before.len(), 25);
+    // 13 over the maximum of 12 (the 10 old ones and 3 new), then nothing else is
+    // older than 30 days.
+    assert_eq!(vpn.prune_events().unwrap(), 13);
+    let after = vpn.recent_events(1000).unwrap();
+    assert_eq!(after, before[13..], "the newest 12 stay, in order");
+    assert_eq!(vpn.prune_events().unwrap(), 0, "nothing more to do");
+    // By age alone: 31 days on, all 12 are too old.
+    f.clock.advance(31 * 86_400);
+    vpn.notice(Severity::Info, None, "newest").unwrap();
+    assert_eq!(vpn.prune_events().unwrap(), 12);
+    let last = vpn.recent_events(1000).unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].seq, before.last().unwrap().seq + 1);
+    // 0 keeps everything.
+    let keep = fixture_with(Policy {
+        events_keep_days: 0,
+        events_keep_max: 0,
+        ..Policy::default()
+    });
+    keep.vpn.notice(Severity::Info, None, "kept").unwrap();
+    keep.clock.advance(10_000 * 86_400);
+    assert_eq!(keep.vpn.prune_events().unwrap(), 0);
 }

@@ -194,6 +194,31 @@ pub struct Config {
         value_name = "BOOL"
     )]
     pub backup_telegram: Option<bool>,
+
+    /// The store's page cache in MiB; memory use is bounded by it plus the
+    /// requests in flight [default: 64].
+    #[arg(
+        long,
+        env = "VPNCTLD_STORE_CACHE_MB",
+        global = true,
+        value_name = "MIB"
+    )]
+    pub store_cache_mb: Option<u64>,
+
+    /// Events (the audit log) older than this many days are deleted, hourly; 0
+    /// keeps them for ever [default: 180].
+    #[arg(
+        long,
+        env = "VPNCTLD_EVENTS_KEEP_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub events_keep_days: Option<u32>,
+
+    /// At most this many events are kept, the oldest deleted first; 0: no limit
+    /// [default: 1000000].
+    #[arg(long, env = "VPNCTLD_EVENTS_KEEP_MAX", global = true, value_name = "N")]
+    pub events_keep_max: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -296,6 +321,13 @@ impl Config {
             policy: Policy {
                 health,
                 reminders,
+                store_cache_bytes: self.store_cache_bytes()?,
+                events_keep_days: self
+                    .events_keep_days
+                    .unwrap_or(vpnctl_core::operations::DEFAULT_EVENTS_KEEP_DAYS),
+                events_keep_max: self
+                    .events_keep_max
+                    .unwrap_or(vpnctl_core::operations::DEFAULT_EVENTS_KEEP_MAX),
                 ..Policy::default()
             },
         })
@@ -303,6 +335,21 @@ impl Config {
 }
 
 impl Config {
+    /// `store_cache_mb` in bytes, 1 MiB to 64 GiB.
+    fn store_cache_bytes(&self) -> Result<usize, SettingsError> {
+        let Some(mb) = self.store_cache_mb else {
+            return Ok(vpnctl_core::operations::DEFAULT_STORE_CACHE_BYTES);
+        };
+        if !(1..=65_536).contains(&mb) {
+            return Err(SettingsError::invalid(
+                "store_cache_mb",
+                format!("{mb} is not in 1..=65536"),
+            ));
+        }
+        usize::try_from(mb << 20)
+            .map_err(|_| SettingsError::invalid("store_cache_mb", "too large for this machine"))
+    }
+
     /// Scheduled backups, when `backup_dir` is set.
     fn backup_schedule(&self) -> Result<Option<crate::backups::Schedule>, SettingsError> {
         use crate::backups::{Schedule, ScheduleKey};
@@ -451,6 +498,27 @@ mod tests {
         let err = loaded(&[], "nonsense = 1").unwrap_err().to_string();
         assert!(err.starts_with("settings file "), "{err}");
         assert!(err.contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn store_cache_and_event_retention() {
+        let none = Config::parse_from(["vpnctld"]).server().unwrap();
+        assert_eq!(none.policy.store_cache_bytes, 64 << 20);
+        assert_eq!(none.policy.events_keep_days, 180);
+        assert_eq!(none.policy.events_keep_max, 1_000_000);
+        let file = "store_cache_mb = 16\nevents_keep_days = 0\nevents_keep_max = 5000\n";
+        let s = loaded(&[], file).unwrap().server().unwrap();
+        assert_eq!(s.policy.store_cache_bytes, 16 << 20);
+        assert_eq!(
+            (s.policy.events_keep_days, s.policy.events_keep_max),
+            (0, 5000)
+        );
+        let err = loaded(&["--store-cache-mb", "0"], "")
+            .unwrap()
+            .server()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store_cache_mb"), "{err}");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! Two sources, one exposition: [`Metrics`] holds the [`prometheus_client`] counters
 //! and histograms that are updated as things happen (each request, each webhook
 //! round) and restart with the process; [`ServiceFigures`] is read from the store at
-//! scrape time (what the store keeps: users, nodes, traffic totals, the outbox) and
-//! encoded by a collector.
+//! scrape time (what the store keeps: users, nodes, traffic totals, the outbox),
+//! reused for [`FIGURES_TTL`], and encoded by a collector.
 //!
 //! Routes are labelled with their template (`/v1/users/{id}`), never the raw path,
 //! so ids do not multiply the series.
@@ -61,6 +61,32 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     webhook: Family<DeliveryLabels, Counter>,
+    /// The store's figures of the last scrape and when they were read.
+    figures: std::sync::Mutex<Option<(Instant, ServiceFigures)>>,
+}
+
+/// How long the store's figures are reused between scrapes. Reading them touches
+/// every user and desired-state row; with this, any number of scrapers (or a fast
+/// one) cost one read per 5 s, and concurrent scrapes of a stale cache wait for the
+/// one read instead of each doing it.
+pub const FIGURES_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Metrics {
+    /// The store's figures, read again when older than [`FIGURES_TTL`].
+    fn figures(&self, vpn: &Vpnctl) -> vpnctl_core::Result<ServiceFigures> {
+        let mut cached = self
+            .figures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, figures)) = cached.as_ref()
+            && at.elapsed() < FIGURES_TTL
+        {
+            return Ok(figures.clone());
+        }
+        let figures = ServiceFigures::read(vpn)?;
+        *cached = Some((Instant::now(), figures.clone()));
+        Ok(figures)
+    }
 }
 
 impl Default for Metrics {
@@ -94,6 +120,7 @@ impl Default for Metrics {
             requests,
             latency,
             webhook,
+            figures: std::sync::Mutex::new(None),
         }
     }
 }
@@ -169,7 +196,7 @@ pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Resp
 
 /// Everything `/metrics` shows. Runs on the blocking pool (it reads the store).
 pub fn render(st: &AppState) -> vpnctl_core::Result<String> {
-    let figures = ServiceFigures::read(st.vpn())?;
+    let figures = st.metrics().figures(st.vpn())?;
     let mut scraped = Registry::default();
     scraped.register_collector(Box::new(figures));
     let mut out = String::new();
@@ -188,7 +215,7 @@ fn user_state(u: &vpnctl_core::User, now: vpnctl_core::Timestamp) -> &'static st
 }
 
 /// One node's row of the scrape.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct NodeRow {
     id: String,
     name: String,
@@ -197,8 +224,8 @@ struct NodeRow {
     status: NodeStatus,
 }
 
-/// What the store says at scrape time.
-#[derive(Debug)]
+/// What the store says at scrape time (at most [`FIGURES_TTL`] old).
+#[derive(Debug, Clone)]
 pub struct ServiceFigures {
     now: i64,
     users: BTreeMap<&'static str, u64>,

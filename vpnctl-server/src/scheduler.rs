@@ -31,11 +31,15 @@ pub struct Lifecycle {
     pub webhook: Option<Webhook>,
 }
 
+/// How often the event log's retention is applied.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 impl Lifecycle {
     pub async fn run(mut self) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let state = self.state.clone();
+        let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -44,6 +48,25 @@ impl Lifecycle {
             tokio::select! {
                 () = self.once() => {}
                 () = state.shutting_down() => return,
+            }
+            if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(tokio::time::Instant::now());
+                tokio::select! {
+                    () = self.prune() => {}
+                    () = state.shutting_down() => return,
+                }
+            }
+        }
+    }
+
+    /// The event log's retention (`events_keep_days`, `events_keep_max`).
+    async fn prune(&self) {
+        let vpn = self.state.vpn().clone();
+        match blocking(move || vpn.prune_events()).await {
+            Ok(0) => {}
+            Ok(gone) => tracing::info!(events = gone, "old events deleted (retention)"),
+            Err(e) => {
+                tracing::error!(code = %e.code, message = %e.message, "event retention failed");
             }
         }
     }

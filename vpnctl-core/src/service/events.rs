@@ -14,6 +14,26 @@ impl Vpnctl {
         self.read(|rx| rx.recent_events(limit))
     }
 
+    /// Applies the retention of the event log ([`super::Policy::events_keep_days`],
+    /// [`super::Policy::events_keep_max`]): deletes the oldest events in
+    /// transactions of at most 10,000, so writers wait at most one batch. Returns how
+    /// many went. The control plane runs it hourly.
+    pub fn prune_events(&self) -> Result<u64> {
+        const BATCH: usize = 10_000;
+        let policy = self.policy();
+        let before = (policy.events_keep_days > 0)
+            .then(|| self.now().plus_days(-i64::from(policy.events_keep_days)));
+        let keep_max = policy.events_keep_max;
+        let mut total = 0u64;
+        loop {
+            let gone = self.write(|tx| tx.prune_events(before, keep_max, BATCH))?;
+            total += u64::try_from(gone).unwrap_or(u64::MAX);
+            if gone < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Appends a notice (health, alerts) to the event log.
     pub fn notice(&self, severity: Severity, node: Option<NodeId>, message: &str) -> Result<()> {
         let message = validate_display_name("message", message, 500)?;

@@ -80,7 +80,22 @@ pub struct Policy {
     pub health: crate::lifecycle::HealthPolicy,
     /// Days before the end of access on which users are reminded.
     pub reminders: crate::lifecycle::ReminderDays,
+    /// The store's page cache (redb's own default is 1 GiB, filled by any full
+    /// scan). Reads beyond it go to the OS page cache.
+    pub store_cache_bytes: usize,
+    /// Events (the audit log) older than this many days are deleted by
+    /// [`Vpnctl::prune_events`]; 0 keeps them for ever.
+    pub events_keep_days: u32,
+    /// At most this many events are kept (the oldest go first); 0: no limit.
+    pub events_keep_max: u64,
 }
+
+/// [`Policy::store_cache_bytes`] by default: 64 MiB.
+pub const DEFAULT_STORE_CACHE_BYTES: usize = 64 << 20;
+/// [`Policy::events_keep_days`] by default.
+pub const DEFAULT_EVENTS_KEEP_DAYS: u32 = 180;
+/// [`Policy::events_keep_max`] by default.
+pub const DEFAULT_EVENTS_KEEP_MAX: u64 = 1_000_000;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -89,6 +104,9 @@ impl Default for Policy {
             default_device_limit: 3,
             health: crate::lifecycle::HealthPolicy::default(),
             reminders: crate::lifecycle::ReminderDays::default(),
+            store_cache_bytes: DEFAULT_STORE_CACHE_BYTES,
+            events_keep_days: DEFAULT_EVENTS_KEEP_DAYS,
+            events_keep_max: DEFAULT_EVENTS_KEEP_MAX,
         }
     }
 }
@@ -366,7 +384,7 @@ impl Vpnctl {
     }
 
     pub fn open(path: &Path, vault: Vault, clock: Arc<dyn Clock>, policy: Policy) -> Result<Self> {
-        let store = Store::open(path, vault)?;
+        let store = Store::open_with_cache(path, vault, policy.store_cache_bytes)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,

@@ -93,7 +93,18 @@ impl Store {
     /// open, when it was written by a newer schema, or when `vault` is not the key file
     /// the database was created with.
     pub fn open(path: &Path, vault: Vault) -> Result<Self, StorageError> {
-        let db = Database::create(path)?;
+        Self::open_with_cache(path, vault, crate::service::DEFAULT_STORE_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes` (redb's default is 1 GiB).
+    pub fn open_with_cache(
+        path: &Path,
+        vault: Vault,
+        cache_bytes: usize,
+    ) -> Result<Self, StorageError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
         let store = Self { db, vault };
         store.init()?;
         Ok(store)

@@ -1,7 +1,7 @@
 //! The writers of a [`Tx`]: each keeps the indexes, pool bitmaps, desired state,
 //! revisions and change logs, and the outbox in step with the records it writes.
 
-use redb::ReadableTable;
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::auth::{ApiToken, JoinRecord, TokenId};
 use crate::error::{Error, Result, StorageError};
@@ -67,6 +67,47 @@ impl Tx<'_> {
             .insert(seq, encode_json(&event).as_slice())?;
         self.state.commit.events.push(event);
         Ok(())
+    }
+
+    /// Deletes the oldest events: every one beyond the newest `keep_max` (0: no
+    /// limit) and those before `before`, at most `batch` of them. Returns how many
+    /// went. Events are appended in time order, so the scan stops at the first one
+    /// that stays.
+    pub fn prune_events(
+        &mut self,
+        before: Option<Timestamp>,
+        keep_max: u64,
+        batch: usize,
+    ) -> Result<usize> {
+        let table = self.tables.events.write()?;
+        let total = table.len()?;
+        let mut over = if keep_max == 0 {
+            0
+        } else {
+            total.saturating_sub(keep_max)
+        };
+        let mut doomed = Vec::new();
+        for row in table.iter()? {
+            if doomed.len() >= batch {
+                break;
+            }
+            let (key, value) = row?;
+            if over > 0 {
+                over -= 1;
+                doomed.push(key.value());
+                continue;
+            }
+            let Some(before) = before else { break };
+            let event: Event = decode_json("events", value.value())?;
+            if event.at >= before {
+                break;
+            }
+            doomed.push(key.value());
+        }
+        for key in &doomed {
+            table.remove(key)?;
+        }
+        Ok(doomed.len())
     }
 
     // ---- users

@@ -1,0 +1,237 @@
+//! A measurement, not a timed test: a control plane holding 100 nodes, 100,000
+//! users and 200,000 peers (`VPNCTL_SCALE_USERS` to change the users; two peers
+//! each), built through the SDK's bulk paths (an import per node, then one bulk
+//! issue per node), served by an in-process vpnctld on loopback; then the calls of
+//! issue 16 one at a time and with 16 concurrent clients, and the process's RSS.
+//!
+//! ```text
+//! cargo test --release -p vpnctl-server --test scale -- --ignored --nocapture
+//! ```
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use vpnctl_api::body::IssuePeerRequest;
+use vpnctl_api::import::{ImportPeer, ImportRequest};
+use vpnctl_core::{IssuePeer, KeyPair, NewNode, NodeId, Policy, UserId, Vpnctl};
+use vpnctl_testbed::control_plane::ControlPlane;
+
+const NODES: u32 = 100;
+
+fn rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// Users per node (each node gets `users / NODES`), with one imported and one
+/// issued peer each.
+fn build(vpn: &Vpnctl, users: u32) -> (Vec<NodeId>, Vec<UserId>) {
+    let per_node = users / NODES;
+    let mut nodes = Vec::new();
+    let mut all_users = Vec::new();
+    for n in 0..NODES {
+        let mut new = NewNode::new(
+            &format!("node{n:03}"),
+            &format!("region{}", n % 10),
+            format!("192.0.2.{}:51820", n + 1).parse().unwrap(),
+            format!("10.{}.0.0/16", n + 1).parse().unwrap(),
+        );
+        new.public_key = Some(KeyPair::generate().public);
+        let node = vpn.register_node(new).unwrap();
+        let peers = (0..per_node)
+            .map(|i| ImportPeer {
+                source: format!("line {i}"),
+                name: Some(format!("u{n:03}-{i:05}")),
+                public_key: KeyPair::generate().public,
+                preshared_key: None,
+                private_key: None,
+                ipv4: Some(Ipv4Addr::from(
+                    u32::from(Ipv4Addr::new(10, u8::try_from(n + 1).unwrap(), 0, 2)) + i,
+                )),
+                ipv6: None,
+                enabled: true,
+                expires_at: None,
+            })
+            .collect();
+        let report = vpn
+            .import_peers(
+                node.id,
+                &ImportRequest {
+                    source: "scale".into(),
+                    server_public_key: None,
+                    listen_port: None,
+                    peers,
+                    dry_run: false,
+                },
+            )
+            .unwrap();
+        assert!(report.applied, "{:?}", report.conflicts.first());
+        let users: Vec<UserId> = report.peers.iter().filter_map(|p| p.user).collect();
+        vpn.issue_peers(
+            users
+                .iter()
+                .map(|u| IssuePeer {
+                    user: *u,
+                    node: node.id,
+                    device: "laptop".into(),
+                    public_key: Some(KeyPair::generate().public),
+                })
+                .collect(),
+        )
+        .unwrap();
+        nodes.push(node.id);
+        all_users.extend(users);
+    }
+    (nodes, all_users)
+}
+
+/// `count` calls of `call`, `concurrency` at a time: p50, p99 and calls per second.
+async fn measure<F, Fut>(count: usize, concurrency: usize, call: F) -> (Duration, Duration, f64)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    let mut times: Vec<Duration> = futures_util::stream::iter(0..count)
+        .map(|i| {
+            let fut = call(i);
+            async move {
+                let t = Instant::now();
+                fut.await;
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    (at(0.5), at(0.99), rate)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: builds a 100k-user store; run with --release --ignored --nocapture"]
+async fn a_hundred_thousand_users() {
+    let users: u32 = std::env::var("VPNCTL_SCALE_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let started = Instant::now();
+    let (nodes, user_ids) = {
+        let vpn = Vpnctl::open_dir_with(&data, Policy::default()).unwrap();
+        tokio::task::block_in_place(|| build(&vpn, users))
+    };
+    let db = std::fs::metadata(data.join(vpnctl_core::operations::DB_FILE))
+        .unwrap()
+        .len();
+    eprintln!(
+        "built {} users, {} peers on {NODES} nodes in {:.1} s; store {} MB; RSS {} MB",
+        user_ids.len(),
+        user_ids.len() * 2,
+        started.elapsed().as_secs_f64(),
+        db >> 20,
+        rss_mb()
+    );
+
+    let opened = Instant::now();
+    let cp = ControlPlane::builder().data_dir(&data).start().await;
+    eprintln!(
+        "vpnctld started in {} ms; RSS {} MB",
+        opened.elapsed().as_millis(),
+        rss_mb()
+    );
+    let admin = Arc::new(cp.admin());
+    let bot = Arc::new(cp.bot());
+    let user_ids = Arc::new(user_ids);
+    let mut peak = rss_mb();
+    eprintln!("| call | concurrency | p50 | p99 | calls/s | RSS after |");
+    eprintln!("|---|---|---|---|---|---|");
+    let row =
+        |name: &str, c: usize, (p50, p99, rate): (Duration, Duration, f64), peak: &mut u64| {
+            let rss = rss_mb();
+            *peak = (*peak).max(rss);
+            eprintln!(
+                "| {name} | {c} | {:.2} ms | {:.2} ms | {rate:.0} | {rss} MB |",
+                p50.as_secs_f64() * 1000.0,
+                p99.as_secs_f64() * 1000.0
+            );
+        };
+    for c in [1, 16] {
+        let (api, ids) = (Arc::clone(&bot), Arc::clone(&user_ids));
+        let m = measure(2000, c, move |i| {
+            let (api, id) = (Arc::clone(&api), ids[(i * 7919) % ids.len()]);
+            async move {
+                api.user(id).await.unwrap();
+            }
+        })
+        .await;
+        row("one user (bot)", c, m, &mut peak);
+        let (api, ids) = (Arc::clone(&bot), Arc::clone(&user_ids));
+        let m = measure(2000, c, move |i| {
+            let (api, id) = (Arc::clone(&api), ids[(i * 7919) % ids.len()]);
+            async move {
+                api.peers(vpnctl_api::body::PeerQuery {
+                    user: Some(id),
+                    node: None,
+                })
+                .await
+                .unwrap();
+            }
+        })
+        .await;
+        row("a user's peers (bot)", c, m, &mut peak);
+        let api = Arc::clone(&bot);
+        let m = measure(200, c, move |_| {
+            let api = Arc::clone(&api);
+            async move {
+                api.nodes().await.unwrap();
+            }
+        })
+        .await;
+        row("`GET /v1/nodes` (bot)", c, m, &mut peak);
+        let api = Arc::clone(&admin);
+        let url = format!("{}/metrics", cp.url);
+        let token = cp.admin_token.expose().to_owned();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let m = measure(200, c, move |_| {
+            let (http, url, token) = (http.clone(), url.clone(), token.clone());
+            let _ = &api;
+            async move {
+                let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap();
+            }
+        })
+        .await;
+        row("`/metrics`", c, m, &mut peak);
+        let (api, ids, nodes) = (Arc::clone(&admin), Arc::clone(&user_ids), nodes.clone());
+        let m = measure(1000, c, move |i| {
+            let api = Arc::clone(&api);
+            let user = ids[((i + c * 1000) * 4729) % ids.len()];
+            let node = nodes[i % nodes.len()];
+            async move {
+                api.issue_peer(&IssuePeerRequest {
+                    user,
+                    node,
+                    device: format!("bench-{c}-{i}"),
+                    public_key: Some(KeyPair::generate().public),
+                })
+                .await
+                .unwrap();
+            }
+        })
+        .await;
+        row("issue a peer", c, m, &mut peak);
+    }
+    eprintln!("peak RSS seen {peak} MB");
+}
