@@ -88,11 +88,29 @@ pub struct ExtendAccess {
     pub days: u32,
 }
 
-/// `GET /v1/users?telegram_id=`.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// `GET /v1/users?telegram_id=` (that one user), or one page:
+/// `?after=&limit=&name=`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telegram_id: Option<i64>,
+    /// The previous page's cursor ([`crate::routes::NEXT_AFTER_HEADER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<UserId>,
+    /// At most this many (default and maximum [`crate::routes::PAGE_MAX`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Only users whose name contains this, ignoring case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// One page of a list and the cursor of the next (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<u64>,
 }
 
 /// `POST /v1/invites`.
@@ -480,10 +498,16 @@ pub struct IssuePeerRequest {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerQuery {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserId>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeId>,
+    /// The previous page's cursor ([`crate::routes::NEXT_AFTER_HEADER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<PeerId>,
+    /// At most this many (default and maximum [`crate::routes::PAGE_MAX`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }
 
 /// `POST /v1/peers/{id}/rotate`.

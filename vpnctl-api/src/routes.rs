@@ -90,6 +90,13 @@ pub const BACKUP_FILE: Route = Route("/v1/backups/{id}");
 /// Node enrollment, authenticated by the join secret in the body.
 pub const ENROLL: Route = Route("/v1/enroll");
 
+/// The most items one page of a list route returns (and its default): `GET
+/// /v1/users` and `GET /v1/peers` take `after` (the previous page's cursor) and
+/// `limit`, and answer with [`NEXT_AFTER_HEADER`] while there may be more.
+pub const PAGE_MAX: usize = 1000;
+/// The response header that carries the next page's `after`.
+pub const NEXT_AFTER_HEADER: &str = "x-next-after";
+
 /// How long a desired-state long-poll waits for a change by default (seconds).
 pub const DESIRED_WAIT_SECS: u64 = 25;
 /// The longest wait a desired-state long-poll may ask for (seconds).

@@ -69,6 +69,7 @@ async fn invite_get_config_status_regen() {
         .peers(PeerQuery {
             user: Some(u.id),
             node: None,
+            ..PeerQuery::default()
         })
         .await
         .unwrap();
@@ -126,6 +127,7 @@ async fn invite_get_config_status_regen() {
         .peers(PeerQuery {
             user: Some(u.id),
             node: None,
+            ..PeerQuery::default()
         })
         .await
         .unwrap()[0]
@@ -150,6 +152,7 @@ async fn invite_get_config_status_regen() {
         .peers(PeerQuery {
             user: Some(u.id),
             node: None,
+            ..PeerQuery::default()
         })
         .await
         .unwrap();
@@ -203,7 +206,8 @@ async fn group_chat_is_refused() {
         h.admin
             .peers(PeerQuery {
                 user: Some(u.id),
-                node: None
+                node: None,
+                ..PeerQuery::default()
             })
             .await
             .unwrap()
@@ -322,6 +326,7 @@ async fn bad_input_gets_short_replies() {
         .peers(PeerQuery {
             user: Some(other_user.id),
             node: None,
+            ..PeerQuery::default()
         })
         .await
         .unwrap()[0]
@@ -352,7 +357,8 @@ async fn bad_input_gets_short_replies() {
         h.admin
             .peers(PeerQuery {
                 user: Some(u.id),
-                node: None
+                node: None,
+                ..PeerQuery::default()
             })
             .await
             .unwrap()
@@ -404,6 +410,7 @@ async fn device_limit_offers_replacement_and_double_taps_issue_once() {
         .peers(PeerQuery {
             user: Some(u.id),
             node: None,
+            ..PeerQuery::default()
         })
         .await
         .unwrap();
@@ -420,7 +427,8 @@ async fn device_limit_offers_replacement_and_double_taps_issue_once() {
         h.admin
             .peers(PeerQuery {
                 user: Some(u.id),
-                node: None
+                node: None,
+                ..PeerQuery::default()
             })
             .await
             .unwrap()
@@ -465,6 +473,7 @@ async fn device_limit_offers_replacement_and_double_taps_issue_once() {
         .peers(PeerQuery {
             user: Some(u.id),
             node: None,
+            ..PeerQuery::default()
         })
         .await
         .unwrap();
@@ -1070,6 +1079,7 @@ async fn evacuated_devices_get_their_new_config() {
         .peers(PeerQuery {
             user: Some(user_of(&h, user).await.id),
             node: None,
+            ..PeerQuery::default()
         })
         .await
         .unwrap();
@@ -1133,6 +1143,7 @@ async fn status_shows_traffic_quota_and_suspension() {
         .peers(PeerQuery {
             user: Some(u.id),
             node: None,
+            ..PeerQuery::default()
         })
         .await
         .unwrap()[0]

@@ -25,6 +25,7 @@ async fn peers_of(h: &Harness, tg: i64) -> Vec<vpnctl_core::Peer> {
         .peers(PeerQuery {
             user: Some(user.id),
             node: None,
+            ..PeerQuery::default()
         })
         .await
         .unwrap()

@@ -14,9 +14,9 @@ use vpnctl_api::body::{
     AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
     CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse,
     EvacuateRequest, EvacuateTo, Evacuation, EventQuery, ExtendAccess, IssuePeerRequest,
-    IssuedPeerView, NodeView, NotificationQuery, PatchNode, PatchUser, PeerQuery, RedeemInvite,
-    Redeemed, RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport, UsageView,
-    UserQuery,
+    IssuedPeerView, NodeView, NotificationQuery, Page, PatchNode, PatchUser, PeerQuery,
+    RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport,
+    UsageView, UserQuery,
 };
 use vpnctl_api::error::{ApiError, ErrorCode};
 use vpnctl_api::fingerprint::Fingerprint;
@@ -269,8 +269,56 @@ impl ApiClient {
 
     // ------------------------------------------------------------ users
 
+    /// Every user, page by page (each a bounded request).
     pub async fn users(&self) -> Result<Vec<User>, ClientError> {
-        self.get(routes::USERS.template()).await
+        let mut all = Vec::new();
+        let mut query = UserQuery::default();
+        loop {
+            let page = self.users_page(&query).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => query.after = Some(UserId(next)),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of users (`after`, `limit`, `name` of `query`).
+    pub async fn users_page(&self, query: &UserQuery) -> Result<Page<User>, ClientError> {
+        self.page(routes::USERS.template(), query).await
+    }
+
+    /// A GET of one page: the items and the `x-next-after` cursor.
+    async fn page<Q: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<Page<T>, ClientError> {
+        let resp = self
+            .send(path, self.request(Method::GET, path).query(query))
+            .await?;
+        let url = self.url(path);
+        let next = match resp.headers().get(routes::NEXT_AFTER_HEADER) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| ClientError::Protocol {
+                        url: url.clone(),
+                        reason: format!("{} is not a number", routes::NEXT_AFTER_HEADER),
+                    })?,
+            ),
+        };
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::from_reqwest(&url, &e))?;
+        let items = serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+            url,
+            reason: format!("JSON: {e}"),
+        })?;
+        Ok(Page { items, next })
     }
 
     pub async fn user_by_telegram(&self, telegram_id: i64) -> Result<Option<User>, ClientError> {
@@ -280,6 +328,7 @@ impl ApiClient {
                 path,
                 self.request(Method::GET, path).query(&UserQuery {
                     telegram_id: Some(telegram_id),
+                    ..UserQuery::default()
                 }),
             )
             .await?;
@@ -492,10 +541,23 @@ impl ApiClient {
 
     // ------------------------------------------------------------ peers
 
+    /// Every peer `filter` selects, page by page (each a bounded request).
     pub async fn peers(&self, filter: PeerQuery) -> Result<Vec<Peer>, ClientError> {
-        let path = routes::PEERS.template();
-        self.json(path, self.request(Method::GET, path).query(&filter))
-            .await
+        let mut all = Vec::new();
+        let mut query = filter;
+        loop {
+            let page = self.peers_page(&query).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => query.after = Some(PeerId(next)),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of peers (`user`, `node`, `after`, `limit` of `query`).
+    pub async fn peers_page(&self, query: &PeerQuery) -> Result<Page<Peer>, ClientError> {
+        self.page(routes::PEERS.template(), query).await
     }
 
     pub async fn peer(&self, id: PeerId) -> Result<Peer, ClientError> {

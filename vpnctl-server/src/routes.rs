@@ -27,7 +27,7 @@ use vpnctl_api::body::{
     AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
     CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse,
     EvacuateRequest, EventQuery, ExtendAccess, IssuePeerRequest, IssuedPeerView, NodeView,
-    NotificationQuery, PatchNode, PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode,
+    NotificationQuery, Page, PatchNode, PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode,
     RotatePeer, SetAccess, SetUserState, StoredReport, UserQuery,
 };
 use vpnctl_api::{ErrorCode, routes};
@@ -204,14 +204,33 @@ async fn list_users(
     _: Staff,
     State(st): State<AppState>,
     Query(q): Query<UserQuery>,
-) -> ApiResult<Json<Vec<User>>> {
+) -> ApiResult<Response> {
     let vpn = st.vpn().clone();
-    let users = blocking(move || match q.telegram_id {
-        Some(tg) => vpn.user_by_telegram(tg).map(|u| u.into_iter().collect()),
-        None => vpn.users(),
+    let page = blocking(move || match q.telegram_id {
+        Some(tg) => vpn.user_by_telegram(tg).map(|u| Page {
+            items: u.into_iter().collect(),
+            next: None,
+        }),
+        None => vpn.users_page(
+            q.after,
+            q.limit.unwrap_or(routes::PAGE_MAX),
+            q.name.as_deref(),
+        ),
     })
     .await?;
-    Ok(Json(users))
+    Ok(paged(page))
+}
+
+/// A page as its JSON array, with the next page's cursor in a header.
+fn paged<T: serde::Serialize>(page: Page<T>) -> Response {
+    let mut response = Json(page.items).into_response();
+    if let Some(next) = page.next {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static(routes::NEXT_AFTER_HEADER),
+            axum::http::HeaderValue::from(next),
+        );
+    }
+    response
 }
 
 async fn get_user(
@@ -701,13 +720,15 @@ async fn list_peers(
     _: Staff,
     State(st): State<AppState>,
     Query(q): Query<PeerQuery>,
-) -> ApiResult<Json<Vec<Peer>>> {
+) -> ApiResult<Response> {
     let vpn = st.vpn().clone();
     let filter = PeerFilter {
         user: q.user,
         node: q.node,
     };
-    Ok(Json(blocking(move || vpn.peers(filter)).await?))
+    let limit = q.limit.unwrap_or(routes::PAGE_MAX);
+    let page = blocking(move || vpn.peers_page(filter, q.after, limit)).await?;
+    Ok(paged(page))
 }
 
 async fn get_peer(

@@ -183,6 +183,7 @@ async fn a_hundred_thousand_users() {
                 api.peers(vpnctl_api::body::PeerQuery {
                     user: Some(id),
                     node: None,
+                    ..vpnctl_api::body::PeerQuery::default()
                 })
                 .await
                 .unwrap();

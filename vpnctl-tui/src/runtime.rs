@@ -197,6 +197,7 @@ pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, Clie
                 .peers(PeerQuery {
                     user: Some(*user),
                     node: None,
+                    ..PeerQuery::default()
                 })
                 .await?;
             let issued = api

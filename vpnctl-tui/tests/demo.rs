@@ -327,6 +327,7 @@ async fn evacuating_a_demo_node_moves_every_device() {
     let on = |node| vpnctl_api::body::PeerQuery {
         user: None,
         node: Some(node),
+        ..vpnctl_api::body::PeerQuery::default()
     };
     let before = demo.api.peers(on(fra)).await.unwrap();
     assert!(!before.is_empty());

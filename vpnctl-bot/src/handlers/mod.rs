@@ -203,6 +203,7 @@ impl Ctx {
                 .peers(PeerQuery {
                     user: Some(user.id),
                     node: None,
+                    ..PeerQuery::default()
                 })
                 .await?;
             let nodes = api.nodes().await?;

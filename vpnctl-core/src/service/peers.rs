@@ -12,6 +12,8 @@ use crate::render::ClientConfig;
 
 use super::tx::{FreshKeys, check_access, issue_in, render, revoke_in, seal_keys};
 use super::{IssuePeer, IssuedPeer, PeerFilter, Vpnctl};
+use crate::api::body::Page;
+use crate::api::routes::PAGE_MAX;
 
 impl Vpnctl {
     /// Issues one device's tunnel on a node, enforcing access, the device limit and
@@ -63,6 +65,35 @@ impl Vpnctl {
             (None, Some(node)) => rx.node_peers(node),
             (None, None) => rx.peers(),
         })
+    }
+
+    /// One page of peers in id order, after `after`, at most `limit`
+    /// (1..=[`PAGE_MAX`]), with the next page's cursor when there may be more.
+    /// Reads only the page (and, by user, that user's few peers).
+    pub fn peers_page(
+        &self,
+        filter: PeerFilter,
+        after: Option<PeerId>,
+        limit: usize,
+    ) -> Result<Page<Peer>> {
+        let limit = limit.clamp(1, PAGE_MAX);
+        let after = after.map_or(0, |p| p.0);
+        let (items, next) = self.read(|rx| match (filter.user, filter.node) {
+            (Some(user), node) => {
+                let mut mine: Vec<Peer> = rx
+                    .user_peers(user)?
+                    .into_iter()
+                    .filter(|p| node.is_none_or(|n| p.node == n) && p.id.0 > after)
+                    .collect();
+                mine.sort_by_key(|p| p.id);
+                let next = (mine.len() > limit).then(|| mine[limit - 1].id.0);
+                mine.truncate(limit);
+                Ok((mine, next))
+            }
+            (None, Some(node)) => rx.node_peers_after(node, after, limit),
+            (None, None) => rx.peers_after(after, limit),
+        })?;
+        Ok(Page { items, next })
     }
 
     /// The address the next peer issued on `node` would get (lowest free), without

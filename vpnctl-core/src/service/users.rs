@@ -8,6 +8,8 @@ use crate::time::Timestamp;
 
 use super::tx::{create_user_in, recheck_quota, revoke_in, set_access_in, sync_user_peers};
 use super::{NewUser, UserPatch, Vpnctl};
+use crate::api::body::Page;
+use crate::api::routes::PAGE_MAX;
 
 impl Vpnctl {
     #[instrument(skip(self, new), fields(actor = %self.actor))]
@@ -42,6 +44,27 @@ impl Vpnctl {
         // A method path does not satisfy the higher-ranked closure bound here.
         #[allow(clippy::redundant_closure_for_method_calls)]
         self.read(|rx| rx.users())
+    }
+
+    /// One page of users in id order: those after `after` whose name contains
+    /// `name` (case-insensitive, when given), at most `limit` (1..=[`PAGE_MAX`]),
+    /// and the cursor of the next page when there may be more.
+    pub fn users_page(
+        &self,
+        after: Option<UserId>,
+        limit: usize,
+        name: Option<&str>,
+    ) -> Result<Page<User>> {
+        let limit = limit.clamp(1, PAGE_MAX);
+        let needle = name.map(str::to_lowercase);
+        let (items, next) = self.read(|rx| {
+            rx.users_after(after.map_or(0, |u| u.0), limit, limit * 20, |u| {
+                needle
+                    .as_deref()
+                    .is_none_or(|n| u.name.to_lowercase().contains(n))
+            })
+        })?;
+        Ok(Page { items, next })
     }
 
     #[instrument(skip(self, patch), fields(actor = %self.actor))]

@@ -195,6 +195,81 @@ impl<M: Mode> Txn<'_, M> {
         Ok(recs.into_iter().map(|r| r.peer).collect())
     }
 
+    /// Peers with ids above `after`, in id order: at most `limit`, and the last id
+    /// when there may be more.
+    pub fn peers_after(&self, after: u64, limit: usize) -> Result<(Vec<Peer>, Option<u64>)> {
+        let mut out = Vec::new();
+        let mut last = None;
+        for row in self.tables.peers.read()?.range(after.saturating_add(1)..)? {
+            if out.len() == limit {
+                return Ok((out, last));
+            }
+            let (key, value) = row?;
+            last = Some(key.value());
+            out.push(decode::<PeerRecord>("peers", value.value())?.peer);
+        }
+        Ok((out, None))
+    }
+
+    /// A node's peers with ids above `after`, in id order: at most `limit`, and the
+    /// last id when there may be more.
+    pub fn node_peers_after(
+        &self,
+        node: NodeId,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Peer>, Option<u64>)> {
+        let mut ids = Vec::new();
+        let mut more = false;
+        for row in self
+            .tables
+            .peers_by_node
+            .read()?
+            .range((node.0, after.saturating_add(1))..=(node.0, u64::MAX))?
+        {
+            if ids.len() == limit {
+                more = true;
+                break;
+            }
+            ids.push(PeerId(row?.0.value().1));
+        }
+        let next = more.then(|| ids.last().map(|id| id.0)).flatten();
+        Ok((self.peers_of(ids)?, next))
+    }
+
+    /// Users with ids above `after` that `keep` accepts, in id order: at most
+    /// `limit`, reading at most `scan` rows, and the last id read when there may be
+    /// more (a page may then hold fewer than `limit`: a rare filter never makes one
+    /// request read the whole table).
+    pub fn users_after(
+        &self,
+        after: u64,
+        limit: usize,
+        scan: usize,
+        keep: impl Fn(&User) -> bool,
+    ) -> Result<(Vec<User>, Option<u64>)> {
+        let mut out = Vec::new();
+        let mut last = None;
+        for (read, row) in self
+            .tables
+            .users
+            .read()?
+            .range(after.saturating_add(1)..)?
+            .enumerate()
+        {
+            if out.len() == limit || read == scan {
+                return Ok((out, last));
+            }
+            let (key, value) = row?;
+            last = Some(key.value());
+            let user: User = decode("users", value.value())?;
+            if keep(&user) {
+                out.push(user);
+            }
+        }
+        Ok((out, None))
+    }
+
     pub fn user_peer_ids(&self, user: UserId) -> Result<Vec<PeerId>> {
         ids_in(self.tables.peers_by_user.read()?, user.0)
     }

@@ -259,6 +259,7 @@ async fn evacuate(
         api.peers(PeerQuery {
             user: None,
             node: Some(source.id),
+            ..PeerQuery::default()
         }),
         api.users()
     )?;

@@ -31,6 +31,7 @@ pub(super) async fn run(
                     .as_deref()
                     .map(|n| resolve::node_in(&nodes, n).map(|v| v.node.id))
                     .transpose()?,
+                ..PeerQuery::default()
             };
             let peers = api.peers(query).await?;
             if as_json {
@@ -70,6 +71,7 @@ pub(super) async fn run(
                         .peers(PeerQuery {
                             user: Some(user.id),
                             node: None,
+                            ..PeerQuery::default()
                         })
                         .await?;
                     vpnctl_core::devices::next_device_name(&theirs)

@@ -90,6 +90,7 @@ pub async fn peer(api: &ApiClient, text: &str) -> Result<Peer, CliError> {
             .peers(PeerQuery {
                 user: Some(user.id),
                 node: None,
+                ..PeerQuery::default()
             })
             .await?;
         let node_names = if peers.iter().filter(|p| p.device == device).count() > 1 {

@@ -138,6 +138,7 @@ pub(super) async fn run(
                 .peers(PeerQuery {
                     user: Some(user.id),
                     node: None,
+                    ..PeerQuery::default()
                 })
                 .await?
                 .len();
@@ -190,6 +191,7 @@ async fn show(
         api.peers(PeerQuery {
             user: Some(user.id),
             node: None,
+            ..PeerQuery::default()
         }),
         api.nodes()
     )?;

@@ -1,0 +1,139 @@
+//! Lists come in bounded pages: `GET /v1/users` and `GET /v1/peers` return at most
+//! `routes::PAGE_MAX` items with the next page's cursor in `x-next-after`, filter on
+//! the server, and the client pages through them transparently.
+
+use vpnctl_api::body::{PeerQuery, UserQuery};
+use vpnctl_api::routes::{NEXT_AFTER_HEADER, PAGE_MAX};
+use vpnctl_core::{IssuePeer, KeyPair, NewUser, UserId};
+use vpnctl_testbed::control_plane::ControlPlane;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_peers_come_in_pages() {
+    let cp = ControlPlane::start().await;
+    let admin = cp.admin();
+    let bot = cp.bot();
+    let users = 1_203;
+    for i in 0..users {
+        cp.vpn
+            .create_user(NewUser {
+                name: format!("user-{i:04}"),
+                device_limit: Some(2_000),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    // A bare GET is one bounded page with a cursor.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let raw = http
+        .get(format!("{}/v1/users", cp.url))
+        .bearer_auth(cp.bot_token.expose())
+        .send()
+        .await
+        .unwrap();
+    let next = raw.headers().get(NEXT_AFTER_HEADER).cloned();
+    let first: Vec<serde_json::Value> = raw.json().await.unwrap();
+    assert_eq!(first.len(), PAGE_MAX);
+    assert!(next.is_some(), "a full page says where the next starts");
+
+    // Pages of 500 follow each other without gap or repeat.
+    let mut query = UserQuery {
+        limit: Some(500),
+        ..UserQuery::default()
+    };
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        let page = bot.users_page(&query).await.unwrap();
+        sizes.push(page.items.len());
+        seen.extend(page.items.into_iter().map(|u| u.name));
+        match page.next {
+            Some(n) => query.after = Some(UserId(n)),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [500, 500, 203]);
+    let expected: Vec<String> = (0..users).map(|i| format!("user-{i:04}")).collect();
+    assert_eq!(seen, expected);
+    // A limit above the maximum is the maximum; the client pages transparently.
+    let big = bot
+        .users_page(&UserQuery {
+            limit: Some(50_000),
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(big.items.len(), PAGE_MAX);
+    let all = bot.users().await.unwrap();
+    assert_eq!(all.len(), 1_203);
+
+    // Filtered on the server, case-insensitive.
+    let mut found = Vec::new();
+    let mut query = UserQuery {
+        name: Some("USER-11".into()),
+        limit: Some(7),
+        ..UserQuery::default()
+    };
+    loop {
+        let page = bot.users_page(&query).await.unwrap();
+        assert!(page.items.len() <= 7);
+        found.extend(page.items.into_iter().map(|u| u.name));
+        match page.next {
+            Some(n) => query.after = Some(UserId(n)),
+            None => break,
+        }
+    }
+    let want: Vec<String> = expected
+        .iter()
+        .filter(|n| n.contains("user-11"))
+        .cloned()
+        .collect();
+    assert_eq!(found, want);
+
+    // Peers: a node's 1,100 peers in pages; a user's own; the client gets them all.
+    let node = cp.enrolled_node("fra1").await.node;
+    let owner = cp.vpn.users().unwrap()[0].id;
+    cp.vpn
+        .issue_peers(
+            (0..1_100)
+                .map(|i| IssuePeer {
+                    user: owner,
+                    node: node.id,
+                    device: format!("d{i}"),
+                    public_key: Some(KeyPair::generate().public),
+                })
+                .collect(),
+        )
+        .unwrap();
+    let on_node = PeerQuery {
+        node: Some(node.id),
+        ..PeerQuery::default()
+    };
+    let page = admin.peers_page(&on_node).await.unwrap();
+    assert_eq!(page.items.len(), PAGE_MAX);
+    let rest = admin
+        .peers_page(&PeerQuery {
+            after: page.next.map(vpnctl_core::PeerId),
+            ..on_node
+        })
+        .await
+        .unwrap();
+    assert_eq!((rest.items.len(), rest.next), (100, None));
+    assert_eq!(admin.peers(on_node).await.unwrap().len(), 1_100);
+    assert_eq!(
+        admin.peers(PeerQuery::default()).await.unwrap().len(),
+        1_100
+    );
+    let mine = admin
+        .peers_page(&PeerQuery {
+            user: Some(owner),
+            limit: Some(600),
+            ..PeerQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.items.len(), 600);
+    assert!(mine.next.is_some());
+    let ids: Vec<u64> = mine.items.iter().map(|p| p.id.0).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
+}
