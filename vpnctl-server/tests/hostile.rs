@@ -16,6 +16,7 @@ use vpnctl_core::wire::{NodeReport, PeerStats, SystemStats};
 use vpnctl_core::{HealthPolicy, Policy, PublicKey, Scope, Secret, Timestamp};
 use vpnctl_server::{AppState, Limits, PublicInfo};
 use vpnctl_testbed::control_plane::{ControlPlane, EnrolledNode, nodes_add};
+use vpnctl_testbed::rss_bytes;
 
 fn report(errors: Vec<String>, peers: Vec<PeerStats>) -> NodeReport {
     NodeReport {
@@ -30,16 +31,6 @@ fn report(errors: Vec<String>, peers: Vec<PeerStats>) -> NodeReport {
         at: Timestamp::now(),
         health_port: None,
     }
-}
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
 }
 
 /// A TCP connection from `source` (any 127/8 address) with a finished TLS

@@ -21,13 +21,7 @@ use vpnctl_testbed::control_plane::ControlPlane;
 const NODES: u32 = 100;
 
 fn rss_mb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb / 1024
+    vpnctl_testbed::rss_bytes() >> 20
 }
 
 /// Users per node (each node gets `users / NODES`), with one imported and one

@@ -135,3 +135,14 @@ pub fn serial() -> SerialGuard {
         .unwrap_or_else(|e| panic!("lock {}: {e}", path.display()));
     SerialGuard { file }
 }
+
+/// This process's resident memory (`VmRSS` of `/proc/self/status`), in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
