@@ -121,9 +121,23 @@ async fn a_hundred_thousand_users() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let started = Instant::now();
-    let (nodes, user_ids) = {
+    let (nodes, user_ids, issuers) = {
         let vpn = Vpnctl::open_dir_with(&data, Policy::default()).unwrap();
-        tokio::task::block_in_place(|| build(&vpn, users))
+        let (nodes, users) = tokio::task::block_in_place(|| build(&vpn, users));
+        // Issuing goes to users of its own, so that no device limit is reached
+        // whatever the store's size.
+        let issuers: Vec<UserId> = (0..32)
+            .map(|i| {
+                vpn.create_user(vpnctl_core::NewUser {
+                    name: format!("issuer{i}"),
+                    device_limit: Some(100_000),
+                    ..Default::default()
+                })
+                .unwrap()
+                .id
+            })
+            .collect();
+        (nodes, users, issuers)
     };
     let db = std::fs::metadata(data.join(vpnctl_core::operations::DB_FILE))
         .unwrap()
@@ -209,10 +223,10 @@ async fn a_hundred_thousand_users() {
         })
         .await;
         row("`/metrics`", c, m, &mut peak);
-        let (api, ids, nodes) = (Arc::clone(&admin), Arc::clone(&user_ids), nodes.clone());
+        let (api, ids, nodes) = (Arc::clone(&admin), issuers.clone(), nodes.clone());
         let m = measure(1000, c, move |i| {
             let api = Arc::clone(&api);
-            let user = ids[((i + c * 1000) * 4729) % ids.len()];
+            let user = ids[i % ids.len()];
             let node = nodes[i % nodes.len()];
             async move {
                 api.issue_peer(&IssuePeerRequest {
