@@ -1580,3 +1580,30 @@ async fn scheduled_backups_reach_the_admin_chat_in_parts() {
     }
     h.stop().await;
 }
+
+/// /status and /regen read the user's own nodes, not the fleet's list; /get_config,
+/// which offers servers, reads the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reads_only_the_users_own_nodes() {
+    let proxy = ApiProxy::start().await;
+    let h = Harness::start_with(|c| proxy.insert(c)).await;
+    second_node(&h).await;
+    let user = 11_801;
+    h.signed_up(user, 2).await;
+    h.get_config(user, &format!("n:{}", h.node.id)).await;
+    proxy.take_paths();
+    let status = h.ask(user, "/status").await.text();
+    assert!(status.contains("fra1"), "{status}");
+    let paths = proxy.take_paths();
+    let own = format!("/v1/nodes/{}", h.node.id);
+    assert!(paths.contains(&own), "{paths:?}");
+    assert!(
+        !paths.iter().any(|p| p == "/v1/nodes"),
+        "/status fetched the fleet: {paths:?}"
+    );
+    h.ask(user, "/regen").await;
+    assert!(!proxy.take_paths().iter().any(|p| p == "/v1/nodes"));
+    h.ask(user, "/get_config").await;
+    assert!(proxy.take_paths().iter().any(|p| p == "/v1/nodes"));
+    h.stop().await;
+}

@@ -19,7 +19,9 @@ use vpnctl_client::ClientError;
 use vpnctl_core::devices::may_add_device;
 use vpnctl_core::{Locale, NodeId, Peer, PeerId, User};
 
-use super::{Ctx, HandlerResult, MAX_ROWS, access_problem, api_failure, node_name, placement};
+use super::{
+    Ctx, HandlerResult, MAX_ROWS, Nodes, access_problem, api_failure, node_name, placement,
+};
 use crate::callback::Action;
 use crate::delivery::{ConfigFile, tunnel_file_name};
 use crate::i18n::Text;
@@ -152,7 +154,10 @@ async fn member(
     ctx: &Ctx,
     press: Press,
 ) -> Result<Option<(User, Vec<Peer>, Vec<NodeView>)>, crate::BotError> {
-    match ctx.account(press.telegram_id, ChatAction::Typing).await {
+    match ctx
+        .account(press.telegram_id, ChatAction::Typing, Nodes::All)
+        .await
+    {
         Ok(Some((user, peers, nodes))) => {
             if let Some(problem) = access_problem(&user) {
                 press.close(ctx, problem).await?;

@@ -10,7 +10,8 @@ use vpnctl_core::{Access, Availability, Locale, Peer, Placement, QuotaPeriod, Ti
 
 use super::input::looks_like_code;
 use super::{
-    Command, Ctx, HandlerResult, MAX_ROWS, access_problem, api, node_name, placement, server_line,
+    Command, Ctx, HandlerResult, MAX_ROWS, Nodes, access_problem, api, node_name, placement,
+    server_line,
 };
 use crate::callback::Action;
 use crate::i18n::{DeviceLine, ServerLine, Text, UsageLine};
@@ -126,11 +127,12 @@ fn display_name(user: &teloxide::types::User) -> String {
 async fn member_view(
     ctx: &Ctx,
     msg: &Message,
+    which: Nodes,
 ) -> Result<Option<(User, Vec<Peer>, Vec<NodeView>)>, crate::BotError> {
     let Some(tg) = msg.from.as_ref().and_then(telegram_id) else {
         return Ok(None);
     };
-    match ctx.account(tg, ChatAction::Typing).await {
+    match ctx.account(tg, ChatAction::Typing, which).await {
         Ok(Some(view)) => Ok(Some(view)),
         Ok(None) => {
             ctx.say(Text::NoAccount).await?;
@@ -163,7 +165,7 @@ fn offered(nodes: &[NodeView]) -> Vec<&NodeView> {
 /// device can go to, or, at the device limit, the servers a device can be replaced
 /// on.
 async fn get_config(ctx: &Ctx, msg: &Message) -> HandlerResult {
-    let Some((user, peers, nodes)) = member_view(ctx, msg).await? else {
+    let Some((user, peers, nodes)) = member_view(ctx, msg, Nodes::All).await? else {
         return Ok(());
     };
     if let Some(problem) = access_problem(&user) {
@@ -240,7 +242,7 @@ async fn get_config(ctx: &Ctx, msg: &Message) -> HandlerResult {
 
 /// `/regen`: which device's key to replace.
 async fn regen(ctx: &Ctx, msg: &Message) -> HandlerResult {
-    let Some((user, peers, nodes)) = member_view(ctx, msg).await? else {
+    let Some((user, peers, nodes)) = member_view(ctx, msg, Nodes::Mine).await? else {
         return Ok(());
     };
     if let Some(problem) = access_problem(&user) {
@@ -270,7 +272,7 @@ async fn regen(ctx: &Ctx, msg: &Message) -> HandlerResult {
 
 /// `/status`: access, traffic, devices.
 async fn status(ctx: &Ctx, msg: &Message) -> HandlerResult {
-    let Some((user, peers, nodes)) = member_view(ctx, msg).await? else {
+    let Some((user, peers, nodes)) = member_view(ctx, msg, Nodes::Mine).await? else {
         return Ok(());
     };
     let now = Timestamp::now();

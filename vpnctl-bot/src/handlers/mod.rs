@@ -193,6 +193,7 @@ impl Ctx {
         &self,
         telegram_id: i64,
         action: ChatAction,
+        which: Nodes,
     ) -> Result<Option<(User, Vec<Peer>, Vec<NodeView>)>, ClientError> {
         let api = &self.s.api.bot;
         let fetch = async {
@@ -206,7 +207,27 @@ impl Ctx {
                     ..PeerQuery::default()
                 })
                 .await?;
-            let nodes = api.nodes().await?;
+            let nodes = match which {
+                Nodes::All => api.nodes().await?,
+                Nodes::Mine => {
+                    let mut ids: Vec<_> = peers.iter().map(|p| p.node).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    let found =
+                        futures_util::future::join_all(ids.into_iter().map(|id| api.node(id)))
+                            .await;
+                    let mut nodes = Vec::with_capacity(found.len());
+                    for node in found {
+                        match node {
+                            Ok(n) => nodes.push(n),
+                            // Gone meanwhile: the device shows the node's id.
+                            Err(e) if e.status() == Some(404) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    nodes
+                }
+            };
             Ok(Some((user, peers, nodes)))
         };
         if action == ChatAction::Typing {
@@ -215,6 +236,16 @@ impl Ctx {
             self.s.tg.working(self.chat, action, fetch).await
         }
     }
+}
+
+/// Which nodes [`Ctx::account`] reads with the user and their devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nodes {
+    /// The whole fleet: for offering servers.
+    All,
+    /// Only the nodes the user's devices are on (none for none): /status and
+    /// /regen read a few nodes, not the fleet.
+    Mine,
 }
 
 /// Unwraps an API result, or tells the user what went wrong and returns.

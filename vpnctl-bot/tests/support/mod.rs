@@ -392,6 +392,8 @@ pub struct ProxyState {
     down: AtomicBool,
     /// Every request (but notification polls) waits this long first.
     delay_ms: AtomicU64,
+    /// Every path requested (but notification polls), in order.
+    paths: Mutex<Vec<String>>,
     http: reqwest::Client,
 }
 
@@ -411,6 +413,7 @@ impl ApiProxy {
             hold_notifications: AtomicBool::new(false),
             down: AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
+            paths: Mutex::new(Vec::new()),
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
         });
         let app = axum::Router::new()
@@ -435,6 +438,11 @@ impl ApiProxy {
 
     pub fn config_fetches(&self) -> u32 {
         self.state.config_fetches.load(Ordering::SeqCst)
+    }
+
+    /// The paths requested since the last call (notification polls left out).
+    pub fn take_paths(&self) -> Vec<String> {
+        std::mem::take(&mut *self.state.paths.lock().unwrap())
     }
 
     pub fn hold_notifications(&self, hold: bool) {
@@ -466,6 +474,9 @@ async fn proxy_forward(
     }
     if path == "/v1/notifications" && s.hold_notifications.load(Ordering::SeqCst) {
         return axum::Json(serde_json::json!([])).into_response();
+    }
+    if !path.starts_with("/v1/notifications") {
+        s.paths.lock().unwrap().push(path.to_owned());
     }
     let delay = s.delay_ms.load(Ordering::SeqCst);
     if delay > 0 && path != "/v1/notifications" {
