@@ -271,21 +271,34 @@ impl ApiClient {
 
     /// Every user, page by page (each a bounded request).
     pub async fn users(&self) -> Result<Vec<User>, ClientError> {
-        let mut all = Vec::new();
-        let mut query = UserQuery::default();
-        loop {
-            let page = self.users_page(&query).await?;
-            all.extend(page.items);
-            match page.next {
-                Some(next) => query.after = Some(UserId(next)),
-                None => return Ok(all),
-            }
-        }
+        self.all_pages(routes::USERS.template(), UserQuery::default(), |q, next| {
+            q.after = Some(UserId(next));
+        })
+        .await
     }
 
     /// One page of users (`after`, `limit`, `name` of `query`).
     pub async fn users_page(&self, query: &UserQuery) -> Result<Page<User>, ClientError> {
         self.page(routes::USERS.template(), query).await
+    }
+
+    /// Every item of a paged list: `query` on `path`, then the pages after it
+    /// (`set_after` puts the `x-next-after` cursor into the query) to the last.
+    async fn all_pages<Q: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        mut query: Q,
+        set_after: impl Fn(&mut Q, u64),
+    ) -> Result<Vec<T>, ClientError> {
+        let mut all = Vec::new();
+        loop {
+            let page: Page<T> = self.page(path, &query).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => set_after(&mut query, next),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// A GET of one page: the items and the `x-next-after` cursor.
@@ -543,16 +556,10 @@ impl ApiClient {
 
     /// Every peer `filter` selects, page by page (each a bounded request).
     pub async fn peers(&self, filter: PeerQuery) -> Result<Vec<Peer>, ClientError> {
-        let mut all = Vec::new();
-        let mut query = filter;
-        loop {
-            let page = self.peers_page(&query).await?;
-            all.extend(page.items);
-            match page.next {
-                Some(next) => query.after = Some(PeerId(next)),
-                None => return Ok(all),
-            }
-        }
+        self.all_pages(routes::PEERS.template(), filter, |q, next| {
+            q.after = Some(PeerId(next));
+        })
+        .await
     }
 
     /// One page of peers (`user`, `node`, `after`, `limit` of `query`).

@@ -236,7 +236,11 @@ impl Store {
                 format!("{} exists; restore into a new place", path.display()),
             )));
         }
-        let db = Database::create(path)?;
+        // The same bounded page cache as a running store: a restore on a small VPS
+        // must not grow to the size of the database.
+        let db = Database::builder()
+            .set_cache_size(crate::service::DEFAULT_STORE_CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         {
             let mut tables = Tables::<Write>::new(&txn);
