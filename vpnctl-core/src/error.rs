@@ -207,7 +207,8 @@ redb_errors!(
     redb::StorageError,
     redb::TableError,
     redb::TransactionError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 impl From<redb::DatabaseError> for StorageError {

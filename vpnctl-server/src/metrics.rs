@@ -228,6 +228,8 @@ struct NodeRow {
 #[derive(Debug, Clone)]
 pub struct ServiceFigures {
     now: i64,
+    /// Write transactions committed and fsyncs made since start.
+    commits: (u64, u64),
     users: BTreeMap<&'static str, u64>,
     peers: u64,
     peers_desired: u64,
@@ -268,6 +270,7 @@ impl ServiceFigures {
         }
         Ok(Self {
             now: now.seconds(),
+            commits: vpn.commit_figures(),
             users,
             peers,
             peers_desired,
@@ -335,6 +338,18 @@ impl Collector for ServiceFigures {
                 .map(|(state, n)| ([("state", *state)], Value::Int(*n))),
         )?;
         let none: [(&str, &str); 0] = [];
+        counter_family(
+            e,
+            "vpnctl_store_commits",
+            "Write transactions committed since start.",
+            [(none, self.commits.0)],
+        )?;
+        counter_family(
+            e,
+            "vpnctl_store_syncs",
+            "Store fsyncs since start; concurrent writes share one (group commit).",
+            [(none, self.commits.1)],
+        )?;
         gauge_family(
             e,
             "vpnctl_peers",

@@ -453,6 +453,13 @@ impl Vpnctl {
         self.inner.store.read(f)
     }
 
+    /// Write transactions committed and fsyncs made since the store was opened:
+    /// with group commit, concurrent writes share syncs, so their ratio is the
+    /// batching.
+    pub fn commit_figures(&self) -> (u64, u64) {
+        self.inner.store.commit_figures()
+    }
+
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }
