@@ -561,12 +561,20 @@ impl std::fmt::Debug for CreatedToken {
     }
 }
 
-/// `GET /v1/events?after=&limit=` and `GET /v1/events/stream?after=`.
+/// `GET /v1/events?after=&limit=`, `GET /v1/events?before=&limit=` and
+/// `GET /v1/events/stream?after=`.
+///
+/// `after` reads the log forwards (the oldest events after it); `before` reads it
+/// backwards from its end (the newest events before it, still oldest first), which
+/// is how a dashboard shows recent events and pages older ones on demand. The two do
+/// not combine.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     #[serde(default)]
     pub after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
     #[serde(default)]
     pub limit: Option<usize>,
 }

@@ -707,8 +707,30 @@ impl ApiClient {
         let path = routes::EVENTS.template();
         self.json(
             path,
-            self.request(Method::GET, path)
-                .query(&EventQuery { after, limit }),
+            self.request(Method::GET, path).query(&EventQuery {
+                after,
+                limit,
+                ..EventQuery::default()
+            }),
+        )
+        .await
+    }
+
+    /// The newest `limit` events before sequence number `before` (`None`: the newest
+    /// of all), oldest first.
+    pub async fn events_before(
+        &self,
+        before: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Event>, ClientError> {
+        let path = routes::EVENTS.template();
+        self.json(
+            path,
+            self.request(Method::GET, path).query(&EventQuery {
+                before: Some(before.unwrap_or(u64::MAX)),
+                limit,
+                ..EventQuery::default()
+            }),
         )
         .await
     }
@@ -725,7 +747,10 @@ impl ApiClient {
             .http
             .get(self.url(path))
             .header(ACCEPT, "text/event-stream")
-            .query(&EventQuery { after, limit: None });
+            .query(&EventQuery {
+                after,
+                ..EventQuery::default()
+            });
         if let Some(token) = &self.token
             && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
         {

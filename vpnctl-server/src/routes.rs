@@ -965,10 +965,19 @@ async fn list_events(
 ) -> ApiResult<Json<Vec<Event>>> {
     let vpn = st.vpn().clone();
     let limit = q.limit.unwrap_or(100).min(MAX_EVENTS);
-    let after = q.after.unwrap_or(0);
-    Ok(Json(
-        blocking(move || vpn.events_after(after, limit)).await?,
-    ))
+    let events = match (q.after, q.before) {
+        (Some(_), Some(_)) => {
+            return Err(ApiFailure::bad_request(
+                "give `after` (read forwards) or `before` (read backwards), not both",
+            ));
+        }
+        (after, None) => {
+            let after = after.unwrap_or(0);
+            blocking(move || vpn.events_after(after, limit)).await?
+        }
+        (None, Some(before)) => blocking(move || vpn.events_before(before, limit)).await?,
+    };
+    Ok(Json(events))
 }
 
 fn sse_event(event: &Event) -> SseEvent {

@@ -137,3 +137,49 @@ async fn users_and_peers_come_in_pages() {
     let ids: Vec<u64> = mine.items.iter().map(|p| p.id.0).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_log_reads_backwards_from_its_end() {
+    let cp = ControlPlane::start().await;
+    let admin = cp.admin();
+    for i in 0..30 {
+        cp.vpn
+            .create_user(NewUser {
+                name: format!("user-{i:02}"),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let all = admin.events(None, Some(1_000)).await.unwrap();
+    assert!(all.len() >= 30);
+    let last = all.last().unwrap().seq;
+
+    // The newest ten, oldest first, and the ten before them.
+    let newest = admin.events_before(None, Some(10)).await.unwrap();
+    let seqs: Vec<u64> = newest.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, ((last - 9)..=last).collect::<Vec<_>>());
+    let before = admin.events_before(Some(seqs[0]), Some(10)).await.unwrap();
+    let seqs: Vec<u64> = before.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, ((last - 19)..=(last - 10)).collect::<Vec<_>>());
+    // Before the first event there is nothing.
+    let first = all.first().unwrap().seq;
+    assert!(
+        admin
+            .events_before(Some(first), Some(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Forwards and backwards at once is a clear 400.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let both = http
+        .get(format!("{}/v1/events?after=1&before=5", cp.url))
+        .bearer_auth(cp.admin_token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 400);
+    let text = both.text().await.unwrap();
+    assert!(text.contains("not both"), "{text}");
+}

@@ -10,8 +10,15 @@ impl Vpnctl {
         self.read(|rx| rx.events_after(after, limit))
     }
 
+    /// The newest `limit` events, oldest first.
     pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>> {
-        self.read(|rx| rx.recent_events(limit))
+        self.events_before(u64::MAX, limit)
+    }
+
+    /// The newest `limit` events before sequence number `before`, oldest first: the
+    /// page before one already shown, for a log read from its end.
+    pub fn events_before(&self, before: u64, limit: usize) -> Result<Vec<Event>> {
+        self.read(|rx| rx.events_before(before, limit))
     }
 
     /// Applies the retention of the event log ([`super::Policy::events_keep_days`],

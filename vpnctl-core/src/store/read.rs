@@ -489,9 +489,17 @@ impl<M: Mode> Txn<'_, M> {
         json_after(self.tables.events.read()?, "events", after, limit)
     }
 
-    pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>> {
+    /// The newest `limit` events before `before` (a sequence number), oldest first.
+    pub fn events_before(&self, before: u64, limit: usize) -> Result<Vec<Event>> {
         let mut out = Vec::new();
-        for row in self.tables.events.read()?.iter()?.rev().take(limit) {
+        for row in self
+            .tables
+            .events
+            .read()?
+            .range(..before)?
+            .rev()
+            .take(limit)
+        {
             out.push(decode_json("events", row?.1.value())?);
         }
         out.reverse();
