@@ -2,15 +2,15 @@
 //! [`update`]. No I/O here: requests to the API leave through [`App::outbox`] and their
 //! answers come back as actions, so every behaviour is testable without a terminal.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use vpnctl_api::body::{NodeView, StoredReport};
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
-    Access, Event, Invite, NodeId, NodeState, Peer, PeerId, Placement, PublicKey, Timestamp, User,
-    UserId, UserState,
+    Access, Event, EventKind, Invite, NodeId, NodeState, Peer, PeerId, Placement, PublicKey,
+    Timestamp, User, UserId, UserState,
 };
 
 /// Events kept for the Events tab.
@@ -176,10 +176,97 @@ pub struct Snapshot {
     pub invites: Vec<Invite>,
 }
 
+/// What the event stream says changed since the last fetch: the rows to read again.
+/// The dashboard's steady state is these point reads (and the node list), not the
+/// whole tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dirty {
+    pub users: BTreeSet<UserId>,
+    pub peers: BTreeSet<PeerId>,
+    pub invites: bool,
+    /// Something changed many rows at once (an evacuation, a deleted node or user),
+    /// or more changed than point reads are worth: read everything again.
+    pub everything: bool,
+}
+
+/// Beyond this many rows to read again, one full read is cheaper.
+pub const DIRTY_MAX: usize = 256;
+
+impl Dirty {
+    /// Notes what `kind` changed.
+    pub fn note(&mut self, kind: &EventKind) {
+        match kind {
+            EventKind::UserCreated { user }
+            | EventKind::UserUpdated { user }
+            | EventKind::UserDisabled { user }
+            | EventKind::UserEnabled { user }
+            | EventKind::AccessChanged { user, .. }
+            | EventKind::AccessExpired { user }
+            | EventKind::QuotaExceeded { user, .. }
+            | EventKind::QuotaRestored { user } => {
+                self.users.insert(*user);
+            }
+            EventKind::InviteCreated { .. } | EventKind::InviteRevoked { .. } => {
+                self.invites = true;
+            }
+            EventKind::InviteRedeemed { user, .. } => {
+                self.invites = true;
+                self.users.insert(*user);
+            }
+            EventKind::PeerIssued { peer, user, .. }
+            | EventKind::PeerRotated { peer, user, .. }
+            | EventKind::PeerRevoked { peer, user, .. } => {
+                self.peers.insert(*peer);
+                self.users.insert(*user);
+            }
+            // A user's devices go with them; a node's devices go or move with it.
+            EventKind::UserDeleted { .. }
+            | EventKind::NodeDeleted { .. }
+            | EventKind::NodeEvacuated { .. } => self.everything = true,
+            // Nodes are read on every poll; tokens and notices have no table here.
+            EventKind::NodeRegistered { .. }
+            | EventKind::NodeUpdated { .. }
+            | EventKind::NodeStateChanged { .. }
+            | EventKind::NodeEnrolled { .. }
+            | EventKind::NodeHealthChanged { .. }
+            | EventKind::Notice { .. }
+            | EventKind::TokenCreated { .. }
+            | EventKind::TokenRevoked { .. } => {}
+        }
+        if self.users.len() + self.peers.len() > DIRTY_MAX {
+            self.everything = true;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Rows read again after events, and the node list of this poll.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub nodes: Vec<NodeView>,
+    /// Full reports of the nodes the Peers tab shows (see [`App::report_nodes`]).
+    pub reports: Vec<(NodeId, StoredReport)>,
+    pub users: Vec<User>,
+    pub users_gone: Vec<UserId>,
+    pub peers: Vec<Peer>,
+    pub peers_gone: Vec<PeerId>,
+    /// The invite list, when an invite changed.
+    pub invites: Option<Vec<Invite>>,
+}
+
 /// A request to the API that the runtime carries out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Read now what events say changed (after a command of the dashboard's own).
     Refresh,
+    /// Read everything again (`R`).
+    Reload,
+    /// The events before this sequence number (`None`: the newest), for the Events
+    /// tab; asks no question.
+    OlderEvents(Option<u64>),
     CreateInvite,
     ExtendAccess(UserId, u32),
     SetUserState(UserId, UserState),
@@ -212,6 +299,8 @@ impl Command {
     pub fn describe(&self) -> String {
         match self {
             Self::Refresh => "Refresh now?".into(),
+            Self::Reload => "Read everything again?".into(),
+            Self::OlderEvents(_) => "Read older events?".into(),
             Self::CreateInvite => "Create a single-use invite (30 days, 3 devices)?".into(),
             Self::ExtendAccess(id, days) => format!("Extend access of user u{id} by {days} days?"),
             Self::SetUserState(id, UserState::Disabled) => format!("Disable user u{id}?"),
@@ -336,7 +425,13 @@ pub enum Action {
     Tick(Timestamp),
     Resize(u16, u16),
     Data(Box<Snapshot>),
+    /// The node list and the rows that changed since the last read.
+    Changes(Box<Changes>),
     Events(Vec<Event>),
+    /// Read the events before the oldest one shown.
+    LoadOlderEvents,
+    /// Older events, read on demand at the top of the Events tab.
+    OlderEvents(Vec<Event>),
     ApiFailed(String),
     CommandDone(Result<Outcome, String>),
 }
@@ -476,6 +571,27 @@ impl App {
         self.node_names.get(&id).map_or("?", String::as_str)
     }
 
+    /// The nodes whose full reports (per-peer handshakes and traffic) the screen
+    /// needs: those of the Peers tab's rows around the selection. Empty on the other
+    /// tabs, so a dashboard left on them reads no report at all.
+    pub fn report_nodes(&self) -> Vec<NodeId> {
+        if self.tab != Tab::Peers {
+            return Vec::new();
+        }
+        let view = self.view(Tab::Peers);
+        let selected = self.tab_state(Tab::Peers).selected;
+        let from = selected.saturating_sub(self.page).min(view.len());
+        let to = selected.saturating_add(self.page).min(view.len());
+        let mut nodes: Vec<NodeId> = view[from..to]
+            .iter()
+            .filter_map(|&i| self.peers.get(i))
+            .map(|p| p.node)
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+
     pub fn stats_of(&self, peer: &Peer) -> Option<&PeerStats> {
         self.peer_stats.get(&(peer.node, peer.public_key))
     }
@@ -547,7 +663,7 @@ impl App {
             KeyCode::Esc => Action::FilterClear,
             KeyCode::Char('s') => Action::NextSort,
             KeyCode::Char('S') => Action::ReverseSort,
-            KeyCode::Char('R') => Action::Request(Command::Refresh),
+            KeyCode::Char('R') => Action::Request(Command::Reload),
             KeyCode::Char('i') => Action::Request(Command::CreateInvite),
             KeyCode::Char('e') => {
                 let user = self.selected_user()?;
@@ -562,6 +678,7 @@ impl App {
                 Action::Request(Command::SetUserState(user.id, to))
             }
             KeyCode::Char('r') => Action::Request(Command::RevokePeer(self.selected_peer()?.id)),
+            KeyCode::Char('o') if self.tab == Tab::Events => Action::LoadOlderEvents,
             KeyCode::Char('o') => Action::Request(Command::RotatePeer(self.selected_peer()?.id)),
             KeyCode::Char('n') => {
                 let user = self.selected_user()?;
@@ -613,11 +730,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("x", "Users: disable / enable"),
     ("n", "Users: new device (pick a node, QR)"),
     ("r", "Peers: revoke peer"),
-    ("o", "Peers: rotate keys (new QR)"),
+    ("o", "Peers: new keys / Events: older"),
     ("d / D / a", "Nodes: drain / disable / activate"),
     ("J", "Nodes: show join command"),
     ("E", "Nodes: evacuate (move all devices)"),
-    ("R", "refresh now"),
+    ("R", "read everything again"),
     ("y / n", "confirm / cancel a dialog"),
     ("?", "this help"),
     ("q / Ctrl-C", "quit"),
@@ -686,8 +803,8 @@ pub fn update(app: &mut App, action: Action) {
             state.descending = !state.descending;
             refilter(app, app.tab);
         }
-        Action::Request(Command::Refresh) => {
-            app.outbox.push(Command::Refresh);
+        Action::Request(Command::Reload) => {
+            app.outbox.push(Command::Reload);
             app.status = Some(REFRESHING.into());
         }
         Action::Request(command) => app.modal = Some(Modal::Confirm(command)),
@@ -796,6 +913,34 @@ pub fn update(app: &mut App, action: Action) {
                 app.status = None;
             }
         }
+        Action::Changes(changes) => {
+            apply_changes(app, *changes);
+            app.connection = Connection::Live;
+        }
+        Action::LoadOlderEvents => {
+            app.status = Some("reading older events…".into());
+            let before = app.events.front().map(|e| e.seq);
+            app.outbox.push(Command::OlderEvents(before));
+        }
+        Action::OlderEvents(older) => {
+            let room = MAX_EVENTS.saturating_sub(app.events.len());
+            let first = app.events.front().map_or(u64::MAX, |e| e.seq);
+            let keep: Vec<Event> = older.into_iter().filter(|e| e.seq < first).collect();
+            let skip = keep.len().saturating_sub(room);
+            let added = keep.len() - skip;
+            for event in keep.into_iter().skip(skip).rev() {
+                app.events.push_front(event);
+            }
+            app.status = Some(if added == 0 {
+                "no older events".into()
+            } else {
+                format!("{added} older events")
+            });
+            // The selection stays on the same event.
+            let state = app.tabs.entry(Tab::Events).or_default();
+            state.selected += added;
+            refilter(app, Tab::Events);
+        }
         Action::Events(events) => {
             for event in events {
                 if app.events.back().is_some_and(|e| e.seq >= event.seq) {
@@ -874,6 +1019,82 @@ fn apply_snapshot(app: &mut App, snapshot: Snapshot) {
     app.invites = invites;
     for tab in [Tab::Nodes, Tab::Peers, Tab::Users, Tab::Invites] {
         refilter(app, tab);
+    }
+}
+
+/// Applies the rows read again after events: upserts and removals by id, then the
+/// derived maps, then only the tabs that changed are filtered and sorted again.
+fn apply_changes(app: &mut App, changes: Changes) {
+    let Changes {
+        nodes,
+        reports,
+        users,
+        users_gone,
+        peers,
+        peers_gone,
+        invites,
+    } = changes;
+    for view in &nodes {
+        if let Some(report) = &view.report {
+            app.traffic.entry(view.node.id).or_default().observe(
+                report.at,
+                report.rx_bytes,
+                report.tx_bytes,
+            );
+        }
+    }
+    for (node, stored) in &reports {
+        app.peer_stats.retain(|(n, _), _| n != node);
+        for stats in &stored.report.peers {
+            app.peer_stats
+                .insert((*node, stats.public_key), stats.clone());
+        }
+    }
+    app.node_names = nodes
+        .iter()
+        .map(|v| (v.node.id, v.node.name.clone()))
+        .collect();
+    app.nodes = nodes;
+    let mut dirty_tabs = vec![Tab::Nodes];
+    if !reports.is_empty() {
+        dirty_tabs.push(Tab::Peers);
+    }
+    if !users.is_empty() || !users_gone.is_empty() {
+        upsert(&mut app.users, users, &users_gone, |u| u.id);
+        app.user_names = app.users.iter().map(|u| (u.id, u.name.clone())).collect();
+        dirty_tabs.push(Tab::Users);
+    }
+    if !peers.is_empty() || !peers_gone.is_empty() {
+        upsert(&mut app.peers, peers, &peers_gone, |p| p.id);
+        app.devices.clear();
+        for peer in &app.peers {
+            *app.devices.entry(peer.user).or_default() += 1;
+        }
+        dirty_tabs.extend([Tab::Peers, Tab::Users]);
+    }
+    if let Some(invites) = invites {
+        app.invites = invites;
+        dirty_tabs.push(Tab::Invites);
+    }
+    dirty_tabs.sort_by_key(|t| Tab::ALL.iter().position(|a| a == t));
+    dirty_tabs.dedup();
+    for tab in dirty_tabs {
+        refilter(app, tab);
+    }
+}
+
+/// Replaces rows by id, appends new ones (keeping id order) and drops `gone`.
+fn upsert<T, K: Ord + Copy>(rows: &mut Vec<T>, fresh: Vec<T>, gone: &[K], id: impl Fn(&T) -> K) {
+    for row in fresh {
+        match rows.binary_search_by_key(&id(&row), &id) {
+            Ok(i) => rows[i] = row,
+            Err(i) => rows.insert(i, row),
+        }
+    }
+    for key in gone {
+        if let Ok(i) = rows.binary_search_by_key(key, &id) {
+            rows.remove(i);
+        }
     }
 }
 

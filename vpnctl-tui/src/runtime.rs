@@ -12,13 +12,16 @@ use ratatui::crossterm::event::{self, Event as TermEvent};
 use tokio::sync::{Notify, mpsc};
 use vpnctl_api::body::{CreateInvite, IssuePeerRequest, PeerQuery};
 use vpnctl_client::{ApiClient, ClientError};
-use vpnctl_core::{EvacuateTo, Evacuation, Timestamp, UserState};
+use vpnctl_core::{EvacuateTo, Evacuation, NodeId, Timestamp, UserState};
 
-use crate::app::{Action, App, Command, Outcome, Snapshot, update};
+use crate::app::{Action, App, Changes, Command, Dirty, Outcome, Snapshot, update};
 use crate::configs;
 
-/// How often the lists are fetched again without an event asking for it.
+/// How often the node list (and the reports on screen) are read again; the other
+/// tables are read again only for the rows an event names.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
+/// Events shown at start; older ones are read on demand (`o` on the Events tab).
+pub const RECENT_EVENTS: usize = 500;
 
 /// A message for an admin, from a client error.
 pub fn describe(e: &ClientError) -> String {
@@ -31,6 +34,9 @@ pub fn describe(e: &ClientError) -> String {
     }
 }
 
+/// Everything, read in pages: the dashboard's first read, and its read after a
+/// change too broad for point reads. Node reports are not read here: the periodic
+/// poll reads those the screen shows.
 pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
     let (nodes, peers, users, invites) = tokio::try_join!(
         api.nodes(),
@@ -38,21 +44,71 @@ pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
         api.users(),
         api.invites()
     )?;
-    // Per-peer figures come from each node's full report; a node without one (or a
-    // failed read) just shows none.
-    let reports = futures_util::future::join_all(nodes.iter().map(|v| api.node_report(v.node.id)))
-        .await
-        .into_iter()
-        .zip(&nodes)
-        .filter_map(|(r, v)| r.ok().flatten().map(|r| (v.node.id, r)))
-        .collect();
     Ok(Snapshot {
         nodes,
-        reports,
+        reports: Vec::new(),
         peers,
         users,
         invites,
     })
+}
+
+/// The periodic read: the node list, the reports of `report_nodes` (a failed or
+/// absent report shows none) and the rows `dirty` names, each read by id (a 404 is
+/// a row gone).
+pub async fn fetch_changes(
+    api: &ApiClient,
+    dirty: &Dirty,
+    report_nodes: &[NodeId],
+) -> Result<Changes, ClientError> {
+    let nodes = api.nodes();
+    let reports = futures_util::future::join_all(
+        report_nodes
+            .iter()
+            .map(|id| async move { api.node_report(*id).await.ok().flatten().map(|r| (*id, r)) }),
+    );
+    let users = futures_util::future::join_all(dirty.users.iter().map(|id| async move {
+        match api.user(*id).await {
+            Ok(user) => Ok(Ok(user)),
+            Err(e) if e.status() == Some(404) => Ok(Err(*id)),
+            Err(e) => Err(e),
+        }
+    }));
+    let peers = futures_util::future::join_all(dirty.peers.iter().map(|id| async move {
+        match api.peer(*id).await {
+            Ok(peer) => Ok(Ok(peer)),
+            Err(e) if e.status() == Some(404) => Ok(Err(*id)),
+            Err(e) => Err(e),
+        }
+    }));
+    let invites = async {
+        if dirty.invites {
+            api.invites().await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (nodes, reports, users, peers, invites) =
+        tokio::join!(nodes, reports, users, peers, invites);
+    let mut changes = Changes {
+        nodes: nodes?,
+        reports: reports.into_iter().flatten().collect(),
+        invites: invites?,
+        ..Changes::default()
+    };
+    for user in users {
+        match user? {
+            Ok(user) => changes.users.push(user),
+            Err(gone) => changes.users_gone.push(gone),
+        }
+    }
+    for peer in peers {
+        match peer? {
+            Ok(peer) => changes.peers.push(peer),
+            Err(gone) => changes.peers_gone.push(gone),
+        }
+    }
+    Ok(changes)
 }
 
 /// The QR code of `text` (core's rendering) cropped to a 2-module quiet zone: enough
@@ -101,7 +157,9 @@ fn device_outcome(title: &str, config: &str) -> Outcome {
 /// Carries out one confirmed command.
 pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, ClientError> {
     Ok(match command {
-        Command::Refresh => Outcome::Done("refreshed".into()),
+        Command::Refresh | Command::Reload | Command::OlderEvents(_) => {
+            Outcome::Done("refreshed".into())
+        }
         Command::CreateInvite => {
             let created = api
                 .create_invite(&CreateInvite {
@@ -244,61 +302,110 @@ pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, Clie
     })
 }
 
-/// Starts the background tasks; returns where confirmed commands go. The tasks end
-/// when the returned sender and `actions` are dropped.
+/// Starts the background tasks; returns where confirmed commands go, and where the
+/// screen says which node reports it shows ([`App::report_nodes`]). The tasks end
+/// when the returned senders and `actions` are dropped.
 pub fn spawn_worker(
     api: ApiClient,
     actions: mpsc::UnboundedSender<Action>,
-) -> mpsc::UnboundedSender<Command> {
+) -> (
+    mpsc::UnboundedSender<Command>,
+    tokio::sync::watch::Sender<Vec<NodeId>>,
+) {
     let wake = Arc::new(Notify::new());
+    // What the event task hands the reading task: the rows to read again, and
+    // whether everything must be read (at start, after a reconnect, on request).
+    let pending = Arc::new(std::sync::Mutex::new(Dirty {
+        everything: true,
+        ..Dirty::default()
+    }));
     let (commands, mut command_rx) = mpsc::unbounded_channel::<Command>();
+    let (report_nodes, mut report_rx) = tokio::sync::watch::channel(Vec::<NodeId>::new());
+    let take = {
+        let pending = Arc::clone(&pending);
+        move || {
+            std::mem::take(
+                &mut *pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
+        }
+    };
+    let mark = {
+        let pending = Arc::clone(&pending);
+        move |f: &dyn Fn(&mut Dirty)| {
+            f(&mut pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner));
+        }
+    };
+    let mark = Arc::new(mark);
 
-    // Lists: now, every POLL_EVERY, and soon after an event or a command.
+    // Reads: everything at start (and when a change is too broad), then every
+    // POLL_EVERY and soon after an event the node list plus the rows events named.
     {
         let api = api.clone();
         let actions = actions.clone();
         let wake = Arc::clone(&wake);
+        let mark = Arc::clone(&mark);
         tokio::spawn(async move {
             loop {
-                let action = match fetch_snapshot(&api).await {
-                    Ok(s) => Action::Data(Box::new(s)),
-                    Err(e) => Action::ApiFailed(describe(&e)),
+                let dirty = take();
+                let shown = report_rx.borrow_and_update().clone();
+                let action = if dirty.everything {
+                    match fetch_snapshot(&api).await {
+                        Ok(s) => Action::Data(Box::new(s)),
+                        Err(e) => Action::ApiFailed(describe(&e)),
+                    }
+                } else {
+                    match fetch_changes(&api, &dirty, &shown).await {
+                        Ok(c) => Action::Changes(Box::new(c)),
+                        Err(e) => Action::ApiFailed(describe(&e)),
+                    }
                 };
+                if matches!(action, Action::ApiFailed(_)) {
+                    // Read again next time what this round could not.
+                    mark(&|d: &mut Dirty| {
+                        d.everything |= dirty.everything;
+                        d.invites |= dirty.invites;
+                        d.users.extend(dirty.users.iter().copied());
+                        d.peers.extend(dirty.peers.iter().copied());
+                    });
+                }
                 if actions.send(action).is_err() {
                     return;
                 }
                 tokio::select! {
                     () = tokio::time::sleep(POLL_EVERY) => {}
                     () = wake.notified() => {
-                        // Coalesce a burst of events into one fetch.
+                        // Coalesce a burst of events into one read.
                         tokio::time::sleep(Duration::from_millis(150)).await;
+                    }
+                    changed = report_rx.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
                     }
                 }
             }
         });
     }
 
-    // Events: the backlog, then the live stream; reconnects after failures.
+    // Events: the newest page, then the live stream; reconnects after failures.
     {
         let api = api.clone();
         let actions = actions.clone();
         let wake = Arc::clone(&wake);
+        let mark = Arc::clone(&mark);
         tokio::spawn(async move {
             let mut after: Option<u64> = None;
             loop {
-                // Backlog in pages, oldest first.
-                loop {
-                    match api.events(after, Some(1_000)).await {
+                if after.is_none() {
+                    match api.events_before(None, Some(RECENT_EVENTS)).await {
                         Ok(batch) => {
-                            let full = batch.len() == 1_000;
-                            if let Some(last) = batch.last() {
-                                after = Some(last.seq);
-                            }
+                            after = Some(batch.last().map_or(0, |e| e.seq));
                             if actions.send(Action::Events(batch)).is_err() {
                                 return;
-                            }
-                            if !full {
-                                break;
                             }
                         }
                         Err(e) => {
@@ -306,6 +413,7 @@ pub fn spawn_worker(
                                 return;
                             }
                             tokio::time::sleep(POLL_EVERY).await;
+                            continue;
                         }
                     }
                 }
@@ -316,6 +424,7 @@ pub fn spawn_worker(
                             match item {
                                 Ok(event) => {
                                     after = Some(event.seq);
+                                    mark(&|d: &mut Dirty| d.note(&event.kind));
                                     wake.notify_one();
                                     if actions.send(Action::Events(vec![event])).is_err() {
                                         return;
@@ -334,6 +443,9 @@ pub fn spawn_worker(
                         }
                     }
                 }
+                // Events missed while away are replayed from `after` on reconnect;
+                // a full read covers anything a gap in the log could hide.
+                mark(&|d: &mut Dirty| d.everything = true);
                 tokio::time::sleep(POLL_EVERY).await;
             }
         });
@@ -342,19 +454,33 @@ pub fn spawn_worker(
     // Commands: each in its own task, so a slow one blocks nothing.
     tokio::spawn(async move {
         while let Some(command) = command_rx.recv().await {
-            if command == Command::Refresh {
-                wake.notify_one();
-                continue;
-            }
             let api = api.clone();
             let actions = actions.clone();
-            tokio::spawn(async move {
-                let result = execute(&api, &command).await.map_err(|e| describe(&e));
-                let _ = actions.send(Action::CommandDone(result));
-            });
+            match command {
+                Command::Refresh => wake.notify_one(),
+                Command::Reload => {
+                    mark(&|d: &mut Dirty| d.everything = true);
+                    wake.notify_one();
+                }
+                Command::OlderEvents(before) => {
+                    tokio::spawn(async move {
+                        let action = match api.events_before(before, Some(RECENT_EVENTS)).await {
+                            Ok(older) => Action::OlderEvents(older),
+                            Err(e) => Action::ApiFailed(describe(&e)),
+                        };
+                        let _ = actions.send(action);
+                    });
+                }
+                command => {
+                    tokio::spawn(async move {
+                        let result = execute(&api, &command).await.map_err(|e| describe(&e));
+                        let _ = actions.send(Action::CommandDone(result));
+                    });
+                }
+            }
         }
     });
-    commands
+    (commands, report_nodes)
 }
 
 /// Runs the dashboard in the terminal until the admin quits. The terminal is restored
@@ -372,7 +498,7 @@ async fn dashboard_loop(
     title: &str,
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
-    let commands = spawn_worker(api, tx.clone());
+    let (commands, report_nodes) = spawn_worker(api, tx.clone());
 
     // Keys come from a thread: crossterm's reader blocks.
     let stop = Arc::new(AtomicBool::new(false));
@@ -423,6 +549,12 @@ async fn dashboard_loop(
         for command in app.outbox.drain(..) {
             let _ = commands.send(command);
         }
+        report_nodes.send_if_modified(|shown| {
+            let now = app.report_nodes();
+            let changed = *shown != now;
+            *shown = now;
+            changed
+        });
         if !app.running {
             break Ok(());
         }

@@ -53,7 +53,7 @@ async fn demo_nodes_report_and_admin_commands_work() {
     .await
     .unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let commands = spawn_worker(demo.api.clone(), tx);
+    let (commands, _shown) = spawn_worker(demo.api.clone(), tx);
     let mut app = App::new("demo test", vpnctl_core::Timestamp::now());
 
     // Three nodes up and in sync, their peers handshaking.
@@ -261,7 +261,7 @@ async fn demo_nodes_report_and_admin_commands_work() {
         "{err}"
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let _commands = spawn_worker(wrong, tx);
+    let _worker = spawn_worker(wrong, tx);
     let mut app = App::new("wrong token", vpnctl_core::Timestamp::now());
     until(&mut app, &mut rx, |app| {
         matches!(app.connection, Connection::Failed(_))
@@ -511,7 +511,7 @@ async fn unreachable_api_is_a_message_not_a_crash() {
     )
     .unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let _commands = spawn_worker(api, tx);
+    let _worker = spawn_worker(api, tx);
     let mut app = App::new("unreachable", vpnctl_core::Timestamp::now());
     until(&mut app, &mut rx, |app| {
         matches!(app.connection, Connection::Failed(_))
