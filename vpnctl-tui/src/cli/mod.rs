@@ -115,6 +115,48 @@ pub(crate) fn json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), Cl
     Ok(())
 }
 
+/// A JSON array written element by element, so that a list of any length prints
+/// page by page in bounded memory. The text is what [`json`] prints for the whole
+/// list.
+pub(crate) struct JsonArray {
+    empty: bool,
+}
+
+impl JsonArray {
+    pub(crate) fn start(out: &mut dyn Write) -> Result<Self, CliError> {
+        write!(out, "[")?;
+        Ok(Self { empty: true })
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        out: &mut dyn Write,
+        value: &impl Serialize,
+    ) -> Result<(), CliError> {
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| CliError::Io(std::io::Error::other(e)))?;
+        writeln!(out, "{}", if self.empty { "" } else { "," })?;
+        self.empty = false;
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            write!(out, "  {line}")?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self, out: &mut dyn Write) -> Result<(), CliError> {
+        if self.empty {
+            writeln!(out, "]")?;
+        } else {
+            writeln!(out, "\n]")?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
 pub(crate) fn date(t: Option<Timestamp>, none: &str) -> String {
     t.map_or_else(|| none.to_owned(), Timestamp::to_date)
 }

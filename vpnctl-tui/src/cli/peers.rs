@@ -8,7 +8,7 @@ use vpnctl_api::body::{IssuePeerRequest, NodeView, PeerQuery};
 use vpnctl_client::ApiClient;
 use vpnctl_core::{Peer, User};
 
-use super::{Ask, CliError, ConfigOutput, PeersCommand, confirm, json, resolve};
+use super::{Ask, CliError, ConfigOutput, JsonArray, PeersCommand, confirm, json, resolve};
 use crate::app::{offered, placement};
 use crate::configs::write_config;
 
@@ -21,22 +21,35 @@ pub(super) async fn run(
 ) -> Result<(), CliError> {
     match cmd {
         PeersCommand::List { user, node } => {
-            let (users, nodes) = tokio::try_join!(api.users(), api.nodes())?;
-            let query = PeerQuery {
-                user: user
-                    .as_deref()
-                    .map(|u| resolve::user_in(&users, u).map(|u| u.id))
-                    .transpose()?,
-                node: node
-                    .as_deref()
-                    .map(|n| resolve::node_in(&nodes, n).map(|v| v.node.id))
-                    .transpose()?,
+            let mut query = PeerQuery {
+                user: match user.as_deref() {
+                    Some(u) => Some(resolve::user(api, u).await?.id),
+                    None => None,
+                },
+                node: match node.as_deref() {
+                    Some(n) => Some(resolve::node(api, n).await?.node.id),
+                    None => None,
+                },
                 ..PeerQuery::default()
             };
-            let peers = api.peers(query).await?;
             if as_json {
-                return json(out, &peers);
+                // Page by page: any number of peers in bounded memory.
+                let mut array = JsonArray::start(out)?;
+                loop {
+                    let page = api.peers_page(&query).await?;
+                    for p in &page.items {
+                        array.push(out, p)?;
+                    }
+                    match page.next {
+                        Some(next) => query.after = Some(vpnctl_core::PeerId(next)),
+                        None => break,
+                    }
+                }
+                return array.finish(out);
             }
+            // The table names users and nodes.
+            let (users, nodes) = tokio::try_join!(api.users(), api.nodes())?;
+            let peers = api.peers(query).await?;
             for p in &peers {
                 writeln!(
                     out,

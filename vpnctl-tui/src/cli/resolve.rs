@@ -2,7 +2,7 @@
 //! `n12`) or exact name, peers by id (`p12`) or `user/device`. Nothing found is
 //! exit 4 (like the API's 404); several found is a usage error listing them.
 
-use vpnctl_api::body::{NodeView, PeerQuery};
+use vpnctl_api::body::{NodeView, PeerQuery, UserQuery};
 use vpnctl_client::ApiClient;
 use vpnctl_core::{NodeId, Peer, PeerId, User, UserId};
 
@@ -45,10 +45,33 @@ pub fn user_in<'a>(users: &'a [User], text: &str) -> Result<&'a User, CliError> 
     )
 }
 
-/// The user `text` names.
+/// The user `text` names (an id, `u12`, or an exact name): point reads, the name
+/// searched on the server, so resolving costs the same with 10 users or 100,000.
 pub async fn user(api: &ApiClient, text: &str) -> Result<User, CliError> {
-    let users = api.users().await?;
-    user_in(&users, text).cloned()
+    let mut found: Vec<User> = Vec::new();
+    if let Ok(id) = text.trim().parse::<UserId>() {
+        match api.user(id).await {
+            Ok(user) => found.push(user),
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The server searches by substring; keep exact names.
+    let mut query = UserQuery {
+        name: Some(text.to_owned()),
+        ..UserQuery::default()
+    };
+    loop {
+        let page = api.users_page(&query).await?;
+        found.extend(page.items.into_iter().filter(|u| u.name == text));
+        match page.next {
+            Some(next) => query.after = Some(UserId(next)),
+            None => break,
+        }
+    }
+    found.sort_by_key(|u| u.id);
+    found.dedup_by_key(|u| u.id);
+    user_in(&found, text).cloned()
 }
 
 /// The node `text` names among `nodes`, or `None` when none does (for arguments

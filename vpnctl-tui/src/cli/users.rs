@@ -3,12 +3,12 @@
 use std::io::Write;
 
 use serde::Serialize;
-use vpnctl_api::body::{CreateUser, PatchUser, PeerQuery};
+use vpnctl_api::body::{CreateUser, PatchUser, PeerQuery, UserQuery};
 use vpnctl_client::ApiClient;
 use vpnctl_core::units;
-use vpnctl_core::{Access, Quota, QuotaPeriod, Role, Timestamp, User, UserState};
+use vpnctl_core::{Access, Quota, QuotaPeriod, Role, Timestamp, User, UserId, UserState};
 
-use super::{Ask, CliError, QuotaSize, UsersCommand, confirm, json, resolve};
+use super::{Ask, CliError, JsonArray, QuotaSize, UsersCommand, confirm, json, resolve};
 use crate::app::UserStatus;
 use crate::when;
 
@@ -49,12 +49,24 @@ pub(super) async fn run(
     let now = Timestamp::now();
     let user = match cmd {
         UsersCommand::List => {
-            let users = api.users().await?;
-            if as_json {
-                return json(out, &users);
+            // Page by page: any number of users in bounded memory.
+            let mut array = as_json.then(|| JsonArray::start(out)).transpose()?;
+            let mut query = UserQuery::default();
+            loop {
+                let page = api.users_page(&query).await?;
+                for u in &page.items {
+                    match array.as_mut() {
+                        Some(array) => array.push(out, u)?,
+                        None => print_user(out, u)?,
+                    }
+                }
+                match page.next {
+                    Some(next) => query.after = Some(UserId(next)),
+                    None => break,
+                }
             }
-            for u in &users {
-                print_user(out, u)?;
+            if let Some(array) = array {
+                array.finish(out)?;
             }
             return Ok(());
         }
