@@ -8,82 +8,18 @@
 //! cargo test --release -p vpnctl-server --test scale -- --ignored --nocapture
 //! ```
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use vpnctl_api::body::IssuePeerRequest;
-use vpnctl_api::import::{ImportPeer, ImportRequest};
-use vpnctl_core::{IssuePeer, KeyPair, NewNode, NodeId, Policy, UserId, Vpnctl};
+use vpnctl_core::{KeyPair, Policy, UserId, Vpnctl};
 use vpnctl_testbed::control_plane::ControlPlane;
 
 const NODES: u32 = 100;
 
 fn rss_mb() -> u64 {
     vpnctl_testbed::rss_bytes() >> 20
-}
-
-/// Users per node (each node gets `users / NODES`), with one imported and one
-/// issued peer each.
-fn build(vpn: &Vpnctl, users: u32) -> (Vec<NodeId>, Vec<UserId>) {
-    let per_node = users / NODES;
-    let mut nodes = Vec::new();
-    let mut all_users = Vec::new();
-    for n in 0..NODES {
-        let mut new = NewNode::new(
-            &format!("node{n:03}"),
-            &format!("region{}", n % 10),
-            format!("192.0.2.{}:51820", n + 1).parse().unwrap(),
-            format!("10.{}.0.0/16", n + 1).parse().unwrap(),
-        );
-        new.public_key = Some(KeyPair::generate().public);
-        let node = vpn.register_node(new).unwrap();
-        let peers = (0..per_node)
-            .map(|i| ImportPeer {
-                source: format!("line {i}"),
-                name: Some(format!("u{n:03}-{i:05}")),
-                public_key: KeyPair::generate().public,
-                preshared_key: None,
-                private_key: None,
-                ipv4: Some(Ipv4Addr::from(
-                    u32::from(Ipv4Addr::new(10, u8::try_from(n + 1).unwrap(), 0, 2)) + i,
-                )),
-                ipv6: None,
-                enabled: true,
-                expires_at: None,
-            })
-            .collect();
-        let report = vpn
-            .import_peers(
-                node.id,
-                &ImportRequest {
-                    source: "scale".into(),
-                    server_public_key: None,
-                    listen_port: None,
-                    peers,
-                    dry_run: false,
-                },
-            )
-            .unwrap();
-        assert!(report.applied, "{:?}", report.conflicts.first());
-        let users: Vec<UserId> = report.peers.iter().filter_map(|p| p.user).collect();
-        vpn.issue_peers(
-            users
-                .iter()
-                .map(|u| IssuePeer {
-                    user: *u,
-                    node: node.id,
-                    device: "laptop".into(),
-                    public_key: Some(KeyPair::generate().public),
-                })
-                .collect(),
-        )
-        .unwrap();
-        nodes.push(node.id);
-        all_users.extend(users);
-    }
-    (nodes, all_users)
 }
 
 /// `count` calls of `call`, `concurrency` at a time: p50, p99 and calls per second.
@@ -123,7 +59,8 @@ async fn a_hundred_thousand_users() {
     let started = Instant::now();
     let (nodes, user_ids, issuers) = {
         let vpn = Vpnctl::open_dir_with(&data, Policy::default()).unwrap();
-        let (nodes, users) = tokio::task::block_in_place(|| build(&vpn, users));
+        let (nodes, users) =
+            tokio::task::block_in_place(|| vpnctl_testbed::scale::build_store(&vpn, NODES, users));
         // Issuing goes to users of its own, so that no device limit is reached
         // whatever the store's size.
         let issuers: Vec<UserId> = (0..32)
@@ -242,5 +179,7 @@ async fn a_hundred_thousand_users() {
         .await;
         row("issue a peer", c, m, &mut peak);
     }
+    let (commits, syncs) = cp.vpn.commit_figures();
+    eprintln!("store since start: {commits} commits, {syncs} syncs (group commit)");
     eprintln!("peak RSS seen {peak} MB");
 }

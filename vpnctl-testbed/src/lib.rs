@@ -36,6 +36,8 @@ mod names;
 mod netns;
 mod ping;
 mod process;
+#[cfg(feature = "control-plane")]
+pub mod scale;
 pub mod telegram;
 mod wgquick;
 
