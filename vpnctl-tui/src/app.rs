@@ -184,6 +184,9 @@ pub struct Dirty {
     pub users: BTreeSet<UserId>,
     pub peers: BTreeSet<PeerId>,
     pub invites: bool,
+    /// A node changed (state, settings, health): read the node list now rather
+    /// than at the next poll.
+    pub nodes: bool,
     /// Something changed many rows at once (an evacuation, a deleted node or user),
     /// or more changed than point reads are worth: read everything again.
     pub everything: bool,
@@ -223,13 +226,13 @@ impl Dirty {
             EventKind::UserDeleted { .. }
             | EventKind::NodeDeleted { .. }
             | EventKind::NodeEvacuated { .. } => self.everything = true,
-            // Nodes are read on every poll; tokens and notices have no table here.
             EventKind::NodeRegistered { .. }
             | EventKind::NodeUpdated { .. }
             | EventKind::NodeStateChanged { .. }
             | EventKind::NodeEnrolled { .. }
-            | EventKind::NodeHealthChanged { .. }
-            | EventKind::Notice { .. }
+            | EventKind::NodeHealthChanged { .. } => self.nodes = true,
+            // Tokens and notices have no table here.
+            EventKind::Notice { .. }
             | EventKind::TokenCreated { .. }
             | EventKind::TokenRevoked { .. } => {}
         }
@@ -243,10 +246,11 @@ impl Dirty {
     }
 }
 
-/// Rows read again after events, and the node list of this poll.
+/// Rows read again after events, and the node list when it was due.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
-    pub nodes: Vec<NodeView>,
+    /// The node list, read every poll interval or after a node's event.
+    pub nodes: Option<Vec<NodeView>>,
     /// Full reports of the nodes the Peers tab shows (see [`App::report_nodes`]).
     pub reports: Vec<(NodeId, StoredReport)>,
     pub users: Vec<User>,
@@ -1034,14 +1038,23 @@ fn apply_changes(app: &mut App, changes: Changes) {
         peers_gone,
         invites,
     } = changes;
-    for view in &nodes {
-        if let Some(report) = &view.report {
-            app.traffic.entry(view.node.id).or_default().observe(
-                report.at,
-                report.rx_bytes,
-                report.tx_bytes,
-            );
+    let mut dirty_tabs = Vec::new();
+    if let Some(nodes) = nodes {
+        for view in &nodes {
+            if let Some(report) = &view.report {
+                app.traffic.entry(view.node.id).or_default().observe(
+                    report.at,
+                    report.rx_bytes,
+                    report.tx_bytes,
+                );
+            }
         }
+        app.node_names = nodes
+            .iter()
+            .map(|v| (v.node.id, v.node.name.clone()))
+            .collect();
+        app.nodes = nodes;
+        dirty_tabs.push(Tab::Nodes);
     }
     for (node, stored) in &reports {
         app.peer_stats.retain(|(n, _), _| n != node);
@@ -1050,12 +1063,6 @@ fn apply_changes(app: &mut App, changes: Changes) {
                 .insert((*node, stats.public_key), stats.clone());
         }
     }
-    app.node_names = nodes
-        .iter()
-        .map(|v| (v.node.id, v.node.name.clone()))
-        .collect();
-    app.nodes = nodes;
-    let mut dirty_tabs = vec![Tab::Nodes];
     if !reports.is_empty() {
         dirty_tabs.push(Tab::Peers);
     }

@@ -53,15 +53,22 @@ pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
     })
 }
 
-/// The periodic read: the node list, the reports of `report_nodes` (a failed or
-/// absent report shows none) and the rows `dirty` names, each read by id (a 404 is
-/// a row gone).
+/// The periodic read: the node list when `read_nodes`, the reports of
+/// `report_nodes` (a failed or absent report shows none) and the rows `dirty`
+/// names, each read by id (a 404 is a row gone).
 pub async fn fetch_changes(
     api: &ApiClient,
     dirty: &Dirty,
+    read_nodes: bool,
     report_nodes: &[NodeId],
 ) -> Result<Changes, ClientError> {
-    let nodes = api.nodes();
+    let nodes = async {
+        if read_nodes {
+            api.nodes().await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
     let reports = futures_util::future::join_all(
         report_nodes
             .iter()
@@ -349,16 +356,25 @@ pub fn spawn_worker(
         let wake = Arc::clone(&wake);
         let mark = Arc::clone(&mark);
         tokio::spawn(async move {
+            let mut nodes_read = tokio::time::Instant::now();
             loop {
                 let dirty = take();
                 let shown = report_rx.borrow_and_update().clone();
+                // The node list (and the reports on screen) once per POLL_EVERY
+                // or after a node's event; the rows events name whenever they come.
+                let due = dirty.nodes || nodes_read.elapsed() >= POLL_EVERY;
+                let reports: &[NodeId] = if due { &shown } else { &[] };
                 let action = if dirty.everything {
+                    nodes_read = tokio::time::Instant::now();
                     match fetch_snapshot(&api).await {
                         Ok(s) => Action::Data(Box::new(s)),
                         Err(e) => Action::ApiFailed(describe(&e)),
                     }
                 } else {
-                    match fetch_changes(&api, &dirty, &shown).await {
+                    if due {
+                        nodes_read = tokio::time::Instant::now();
+                    }
+                    match fetch_changes(&api, &dirty, due, reports).await {
                         Ok(c) => Action::Changes(Box::new(c)),
                         Err(e) => Action::ApiFailed(describe(&e)),
                     }
@@ -368,6 +384,7 @@ pub fn spawn_worker(
                     mark(&|d: &mut Dirty| {
                         d.everything |= dirty.everything;
                         d.invites |= dirty.invites;
+                        d.nodes |= dirty.nodes;
                         d.users.extend(dirty.users.iter().copied());
                         d.peers.extend(dirty.peers.iter().copied());
                     });
@@ -376,7 +393,7 @@ pub fn spawn_worker(
                     return;
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(POLL_EVERY) => {}
+                    () = tokio::time::sleep_until(nodes_read + POLL_EVERY) => {}
                     () = wake.notified() => {
                         // Coalesce a burst of events into one read.
                         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -385,6 +402,8 @@ pub fn spawn_worker(
                         if changed.is_err() {
                             return;
                         }
+                        // Other rows on screen: their reports now.
+                        mark(&|d: &mut Dirty| d.nodes = true);
                     }
                 }
             }

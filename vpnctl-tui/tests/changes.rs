@@ -38,6 +38,7 @@ fn events_mark_the_rows_they_changed() {
     );
     assert_eq!(dirty.peers.iter().map(|p| p.0).collect::<Vec<_>>(), [40]);
     assert!(dirty.invites);
+    assert!(dirty.nodes, "a node's event reads the node list now");
     assert!(!dirty.everything, "a node's health is in the node list");
 
     // A change of many rows at once reads everything.
@@ -77,7 +78,7 @@ fn rows_read_again_replace_insert_and_remove_by_id() {
     update(
         &mut app,
         Action::Changes(Box::new(Changes {
-            nodes,
+            nodes: Some(nodes),
             users: vec![changed.clone(), added],
             users_gone: vec![gone_user],
             peers: vec![new_peer],
