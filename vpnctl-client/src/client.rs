@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use futures_util::Stream;
+use futures_util::{Stream, TryStreamExt as _};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
@@ -282,23 +282,54 @@ impl ApiClient {
         self.page(routes::USERS.template(), query).await
     }
 
-    /// Every item of a paged list: `query` on `path`, then the pages after it
-    /// (`set_after` puts the `x-next-after` cursor into the query) to the last.
-    async fn all_pages<Q: Serialize, T: DeserializeOwned>(
+    /// The pages of users `query` selects, each one bounded request, as they come:
+    /// for printing or scanning any number of users in bounded memory.
+    pub fn users_pages(
         &self,
-        path: &str,
-        mut query: Q,
-        set_after: impl Fn(&mut Q, u64),
+        query: UserQuery,
+    ) -> impl Stream<Item = Result<Vec<User>, ClientError>> + Send + '_ {
+        self.pages(routes::USERS.template(), query, |q, next| {
+            q.after = Some(UserId(next));
+        })
+    }
+
+    /// Every item of a paged list, in one vector.
+    async fn all_pages<
+        Q: Serialize + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+    >(
+        &self,
+        path: &'static str,
+        query: Q,
+        set_after: fn(&mut Q, u64),
     ) -> Result<Vec<T>, ClientError> {
+        let mut pages = std::pin::pin!(self.pages(path, query, set_after));
         let mut all = Vec::new();
-        loop {
-            let page: Page<T> = self.page(path, &query).await?;
-            all.extend(page.items);
-            match page.next {
-                Some(next) => set_after(&mut query, next),
-                None => return Ok(all),
-            }
+        while let Some(items) = pages.try_next().await? {
+            all.extend(items);
         }
+        Ok(all)
+    }
+
+    /// The pages of a paged list: `query` on `path`, then the pages after it
+    /// (`set_after` puts the `x-next-after` cursor into the query) to the last.
+    fn pages<Q: Serialize + Send + Sync + 'static, T: DeserializeOwned + Send + 'static>(
+        &self,
+        path: &'static str,
+        query: Q,
+        set_after: fn(&mut Q, u64),
+    ) -> impl Stream<Item = Result<Vec<T>, ClientError>> + Send + '_ {
+        futures_util::stream::try_unfold(Some(query), move |query| async move {
+            let Some(mut query) = query else {
+                return Ok(None);
+            };
+            let page: Page<T> = self.page(path, &query).await?;
+            let rest = page.next.map(|next| {
+                set_after(&mut query, next);
+                query
+            });
+            Ok(Some((page.items, rest)))
+        })
     }
 
     /// A GET of one page: the items and the `x-next-after` cursor.
@@ -560,6 +591,16 @@ impl ApiClient {
             q.after = Some(PeerId(next));
         })
         .await
+    }
+
+    /// The pages of peers `query` selects, each one bounded request, as they come.
+    pub fn peers_pages(
+        &self,
+        query: PeerQuery,
+    ) -> impl Stream<Item = Result<Vec<Peer>, ClientError>> + Send + '_ {
+        self.pages(routes::PEERS.template(), query, |q, next| {
+            q.after = Some(PeerId(next));
+        })
     }
 
     /// One page of peers (`user`, `node`, `after`, `limit` of `query`).

@@ -993,6 +993,20 @@ fn apply_snapshot(app: &mut App, snapshot: Snapshot) {
         invites,
     } = snapshot;
     app.peer_stats.clear();
+    set_nodes(app, nodes);
+    set_reports(app, &reports);
+    app.user_names = users.iter().map(|u| (u.id, u.name.clone())).collect();
+    app.peers = peers;
+    count_devices(app);
+    app.users = users;
+    app.invites = invites;
+    for tab in [Tab::Nodes, Tab::Peers, Tab::Users, Tab::Invites] {
+        refilter(app, tab);
+    }
+}
+
+/// A new node list: its traffic samples, names, rows.
+fn set_nodes(app: &mut App, nodes: Vec<NodeView>) {
     for view in &nodes {
         if let Some(report) = &view.report {
             app.traffic.entry(view.node.id).or_default().observe(
@@ -1002,27 +1016,29 @@ fn apply_snapshot(app: &mut App, snapshot: Snapshot) {
             );
         }
     }
-    for (node, stored) in &reports {
+    app.node_names = nodes
+        .iter()
+        .map(|v| (v.node.id, v.node.name.clone()))
+        .collect();
+    app.nodes = nodes;
+}
+
+/// New full reports: each replaces its node's per-peer figures.
+fn set_reports(app: &mut App, reports: &[(NodeId, StoredReport)]) {
+    for (node, stored) in reports {
+        app.peer_stats.retain(|(n, _), _| n != node);
         for stats in &stored.report.peers {
             app.peer_stats
                 .insert((*node, stats.public_key), stats.clone());
         }
     }
-    app.node_names = nodes
-        .iter()
-        .map(|v| (v.node.id, v.node.name.clone()))
-        .collect();
-    app.user_names = users.iter().map(|u| (u.id, u.name.clone())).collect();
+}
+
+/// Devices per user, from the peer rows.
+fn count_devices(app: &mut App) {
     app.devices.clear();
-    for peer in &peers {
+    for peer in &app.peers {
         *app.devices.entry(peer.user).or_default() += 1;
-    }
-    app.nodes = nodes;
-    app.peers = peers;
-    app.users = users;
-    app.invites = invites;
-    for tab in [Tab::Nodes, Tab::Peers, Tab::Users, Tab::Invites] {
-        refilter(app, tab);
     }
 }
 
@@ -1040,43 +1056,26 @@ fn apply_changes(app: &mut App, changes: Changes) {
     } = changes;
     let mut dirty_tabs = Vec::new();
     if let Some(nodes) = nodes {
-        for view in &nodes {
-            if let Some(report) = &view.report {
-                app.traffic.entry(view.node.id).or_default().observe(
-                    report.at,
-                    report.rx_bytes,
-                    report.tx_bytes,
-                );
-            }
-        }
-        app.node_names = nodes
-            .iter()
-            .map(|v| (v.node.id, v.node.name.clone()))
-            .collect();
-        app.nodes = nodes;
+        set_nodes(app, nodes);
         dirty_tabs.push(Tab::Nodes);
     }
-    for (node, stored) in &reports {
-        app.peer_stats.retain(|(n, _), _| n != node);
-        for stats in &stored.report.peers {
-            app.peer_stats
-                .insert((*node, stats.public_key), stats.clone());
-        }
-    }
+    set_reports(app, &reports);
     if !reports.is_empty() {
         dirty_tabs.push(Tab::Peers);
     }
     if !users.is_empty() || !users_gone.is_empty() {
+        for u in &users {
+            app.user_names.insert(u.id, u.name.clone());
+        }
+        for id in &users_gone {
+            app.user_names.remove(id);
+        }
         upsert(&mut app.users, users, &users_gone, |u| u.id);
-        app.user_names = app.users.iter().map(|u| (u.id, u.name.clone())).collect();
         dirty_tabs.push(Tab::Users);
     }
     if !peers.is_empty() || !peers_gone.is_empty() {
         upsert(&mut app.peers, peers, &peers_gone, |p| p.id);
-        app.devices.clear();
-        for peer in &app.peers {
-            *app.devices.entry(peer.user).or_default() += 1;
-        }
+        count_devices(app);
         dirty_tabs.extend([Tab::Peers, Tab::Users]);
     }
     if let Some(invites) = invites {

@@ -74,20 +74,8 @@ pub async fn fetch_changes(
             .iter()
             .map(|id| async move { api.node_report(*id).await.ok().flatten().map(|r| (*id, r)) }),
     );
-    let users = futures_util::future::join_all(dirty.users.iter().map(|id| async move {
-        match api.user(*id).await {
-            Ok(user) => Ok(Ok(user)),
-            Err(e) if e.status() == Some(404) => Ok(Err(*id)),
-            Err(e) => Err(e),
-        }
-    }));
-    let peers = futures_util::future::join_all(dirty.peers.iter().map(|id| async move {
-        match api.peer(*id).await {
-            Ok(peer) => Ok(Ok(peer)),
-            Err(e) if e.status() == Some(404) => Ok(Err(*id)),
-            Err(e) => Err(e),
-        }
-    }));
+    let users = read_again(dirty.users.iter().copied(), |id| api.user(id));
+    let peers = read_again(dirty.peers.iter().copied(), |id| api.peer(id));
     let invites = async {
         if dirty.invites {
             api.invites().await.map(Some)
@@ -97,25 +85,41 @@ pub async fn fetch_changes(
     };
     let (nodes, reports, users, peers, invites) =
         tokio::join!(nodes, reports, users, peers, invites);
-    let mut changes = Changes {
+    let ((users, users_gone), (peers, peers_gone)) = (users?, peers?);
+    Ok(Changes {
         nodes: nodes?,
         reports: reports.into_iter().flatten().collect(),
+        users,
+        users_gone,
+        peers,
+        peers_gone,
         invites: invites?,
-        ..Changes::default()
-    };
-    for user in users {
-        match user? {
-            Ok(user) => changes.users.push(user),
-            Err(gone) => changes.users_gone.push(gone),
+    })
+}
+
+/// Reads each of `ids` again with `get`, concurrently: the rows found, and the ids
+/// whose row is gone (404).
+async fn read_again<I: Copy, T, Fut>(
+    ids: impl Iterator<Item = I>,
+    get: impl Fn(I) -> Fut,
+) -> Result<(Vec<T>, Vec<I>), ClientError>
+where
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let read = futures_util::future::join_all(ids.map(|id| {
+        let row = get(id);
+        async move { (id, row.await) }
+    }))
+    .await;
+    let (mut found, mut gone) = (Vec::new(), Vec::new());
+    for (id, row) in read {
+        match row {
+            Ok(row) => found.push(row),
+            Err(e) if e.status() == Some(404) => gone.push(id),
+            Err(e) => return Err(e),
         }
     }
-    for peer in peers {
-        match peer? {
-            Ok(peer) => changes.peers.push(peer),
-            Err(gone) => changes.peers_gone.push(gone),
-        }
-    }
-    Ok(changes)
+    Ok((found, gone))
 }
 
 /// The QR code of `text` (core's rendering) cropped to a 2-module quiet zone: enough

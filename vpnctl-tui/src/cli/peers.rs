@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use futures_util::TryStreamExt as _;
 use serde::Serialize;
 use vpnctl_api::body::{IssuePeerRequest, NodeView, PeerQuery};
 use vpnctl_client::ApiClient;
@@ -21,7 +22,7 @@ pub(super) async fn run(
 ) -> Result<(), CliError> {
     match cmd {
         PeersCommand::List { user, node } => {
-            let mut query = PeerQuery {
+            let query = PeerQuery {
                 user: match user.as_deref() {
                     Some(u) => Some(resolve::user(api, u).await?.id),
                     None => None,
@@ -35,14 +36,10 @@ pub(super) async fn run(
             if as_json {
                 // Page by page: any number of peers in bounded memory.
                 let mut array = JsonArray::start(out)?;
-                loop {
-                    let page = api.peers_page(&query).await?;
-                    for p in &page.items {
+                let mut pages = std::pin::pin!(api.peers_pages(query));
+                while let Some(peers) = pages.try_next().await? {
+                    for p in &peers {
                         array.push(out, p)?;
-                    }
-                    match page.next {
-                        Some(next) => query.after = Some(vpnctl_core::PeerId(next)),
-                        None => break,
                     }
                 }
                 return array.finish(out);

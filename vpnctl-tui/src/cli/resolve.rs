@@ -2,6 +2,7 @@
 //! `n12`) or exact name, peers by id (`p12`) or `user/device`. Nothing found is
 //! exit 4 (like the API's 404); several found is a usage error listing them.
 
+use futures_util::TryStreamExt as _;
 use vpnctl_api::body::{NodeView, PeerQuery, UserQuery};
 use vpnctl_client::ApiClient;
 use vpnctl_core::{NodeId, Peer, PeerId, User, UserId};
@@ -57,17 +58,12 @@ pub async fn user(api: &ApiClient, text: &str) -> Result<User, CliError> {
         }
     }
     // The server searches by substring; keep exact names.
-    let mut query = UserQuery {
+    let mut pages = std::pin::pin!(api.users_pages(UserQuery {
         name: Some(text.to_owned()),
         ..UserQuery::default()
-    };
-    loop {
-        let page = api.users_page(&query).await?;
-        found.extend(page.items.into_iter().filter(|u| u.name == text));
-        match page.next {
-            Some(next) => query.after = Some(UserId(next)),
-            None => break,
-        }
+    }));
+    while let Some(users) = pages.try_next().await? {
+        found.extend(users.into_iter().filter(|u| u.name == text));
     }
     found.sort_by_key(|u| u.id);
     found.dedup_by_key(|u| u.id);

@@ -2,11 +2,12 @@
 
 use std::io::Write;
 
+use futures_util::TryStreamExt as _;
 use serde::Serialize;
 use vpnctl_api::body::{CreateUser, PatchUser, PeerQuery, UserQuery};
 use vpnctl_client::ApiClient;
 use vpnctl_core::units;
-use vpnctl_core::{Access, Quota, QuotaPeriod, Role, Timestamp, User, UserId, UserState};
+use vpnctl_core::{Access, Quota, QuotaPeriod, Role, Timestamp, User, UserState};
 
 use super::{Ask, CliError, JsonArray, QuotaSize, UsersCommand, confirm, json, resolve};
 use crate::app::UserStatus;
@@ -51,18 +52,13 @@ pub(super) async fn run(
         UsersCommand::List => {
             // Page by page: any number of users in bounded memory.
             let mut array = as_json.then(|| JsonArray::start(out)).transpose()?;
-            let mut query = UserQuery::default();
-            loop {
-                let page = api.users_page(&query).await?;
-                for u in &page.items {
+            let mut pages = std::pin::pin!(api.users_pages(UserQuery::default()));
+            while let Some(users) = pages.try_next().await? {
+                for u in &users {
                     match array.as_mut() {
                         Some(array) => array.push(out, u)?,
                         None => print_user(out, u)?,
                     }
-                }
-                match page.next {
-                    Some(next) => query.after = Some(UserId(next)),
-                    None => break,
                 }
             }
             if let Some(array) = array {
