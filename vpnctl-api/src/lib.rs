@@ -7,6 +7,7 @@
 //! `vpnctl-core`; frontends word what core decides.
 
 pub mod auth;
+pub mod billing;
 pub mod body;
 pub mod error;
 pub mod fingerprint;

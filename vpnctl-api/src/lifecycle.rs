@@ -265,6 +265,38 @@ pub enum Message {
         file: String,
         bytes: u64,
     },
+    /// A payment was applied: to the user a receipt, to the admins a short notice.
+    PaymentReceived {
+        payment: crate::model::PaymentId,
+        user: UserId,
+        user_name: String,
+        plan: crate::billing::PlanName,
+        stars: u32,
+        days: u32,
+        until: Option<Timestamp>,
+    },
+    /// Admins asked for a refund: the bot returns the Stars with Telegram
+    /// (`refundStarPayment`) and reports the result
+    /// (`POST /v1/payments/{id}/refund-result`).
+    RefundRequested {
+        payment: crate::model::PaymentId,
+        telegram_id: i64,
+        telegram_charge_id: String,
+        stars: u32,
+    },
+    /// The Stars went back and access was shortened to `until`.
+    PaymentRefunded {
+        payment: crate::model::PaymentId,
+        user: UserId,
+        user_name: String,
+        stars: u32,
+        until: Option<Timestamp>,
+    },
+    /// Admins: Telegram refused a refund.
+    RefundFailed {
+        payment: crate::model::PaymentId,
+        reason: String,
+    },
 }
 
 /// One entry of the outbox. Delivery is at least once: a consumer reads after its

@@ -62,6 +62,21 @@ id_type!(
     InviteId,
     "i"
 );
+id_type!(
+    /// A plan's id (what users can buy).
+    PlanId,
+    "plan"
+);
+id_type!(
+    /// An order's id: one invoice sent to one user.
+    OrderId,
+    "o"
+);
+id_type!(
+    /// A payment's id (ours, not Telegram's charge id).
+    PaymentId,
+    "pay"
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -439,6 +454,36 @@ pub enum EventKind {
         node: NodeId,
         moved: u32,
         failed: u32,
+    },
+    PlanCreated {
+        plan: PlanId,
+    },
+    PlanRetired {
+        plan: PlanId,
+    },
+    OrderCreated {
+        order: OrderId,
+        user: UserId,
+        plan: PlanId,
+    },
+    PaymentReceived {
+        payment: PaymentId,
+        user: UserId,
+        plan: PlanId,
+        stars: u32,
+    },
+    RefundRequested {
+        payment: PaymentId,
+        user: UserId,
+    },
+    PaymentRefunded {
+        payment: PaymentId,
+        user: UserId,
+        stars: u32,
+    },
+    RefundFailed {
+        payment: PaymentId,
+        reason: String,
     },
 }
 

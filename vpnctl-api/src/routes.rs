@@ -87,6 +87,17 @@ pub const BACKUP: Route = Route("/v1/backup");
 /// A scheduled backup by file name (encrypted; for the bot to send to the admins).
 pub const BACKUP_FILE: Route = Route("/v1/backups/{id}");
 
+pub const PLANS: Route = Route("/v1/plans");
+pub const PLAN_RETIRE: Route = Route("/v1/plans/{id}/retire");
+pub const ORDERS: Route = Route("/v1/orders");
+/// Telegram's pre-checkout query: may this order be paid now?
+pub const ORDERS_CHECKOUT: Route = Route("/v1/orders/checkout");
+pub const PAYMENTS: Route = Route("/v1/payments");
+pub const PAYMENT: Route = Route("/v1/payments/{id}");
+pub const PAYMENT_REFUND: Route = Route("/v1/payments/{id}/refund");
+pub const PAYMENT_REFUND_RESULT: Route = Route("/v1/payments/{id}/refund-result");
+pub const REVENUE: Route = Route("/v1/revenue");
+
 /// Node enrollment, authenticated by the join secret in the body.
 pub const ENROLL: Route = Route("/v1/enroll");
 
@@ -308,6 +319,17 @@ pub const TABLE: &[Rule] = &[
     // longer than a plain request on a large store.
     rule(Post, BACKUP, Admin).kind(Kind::Stream).secret(),
     rule(Get, BACKUP_FILE, Staff).kind(Kind::Stream).secret(),
+    rule(Get, PLANS, Staff),
+    rule(Post, PLANS, Admin),
+    rule(Post, PLAN_RETIRE, Admin),
+    rule(Post, ORDERS, Staff),
+    rule(Post, ORDERS_CHECKOUT, Staff),
+    rule(Get, PAYMENTS, Staff),
+    rule(Post, PAYMENTS, Staff),
+    rule(Get, PAYMENT, Staff),
+    rule(Post, PAYMENT_REFUND, Admin),
+    rule(Post, PAYMENT_REFUND_RESULT, Staff),
+    rule(Get, REVENUE, Admin),
 ];
 
 /// The table's line for `method` on the route mounted as `template`.

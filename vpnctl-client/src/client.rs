@@ -220,7 +220,7 @@ impl ApiClient {
         })
     }
 
-    async fn json<T: DeserializeOwned>(
+    pub(crate) async fn json<T: DeserializeOwned>(
         &self,
         path: &str,
         req: RequestBuilder,
@@ -237,7 +237,7 @@ impl ApiClient {
         })
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.json(path, self.request(Method::GET, path)).await
     }
 
@@ -313,7 +313,10 @@ impl ApiClient {
 
     /// The pages of a paged list: `query` on `path`, then the pages after it
     /// (`set_after` puts the `x-next-after` cursor into the query) to the last.
-    fn pages<Q: Serialize + Send + Sync + 'static, T: DeserializeOwned + Send + 'static>(
+    pub(crate) fn pages<
+        Q: Serialize + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+    >(
         &self,
         path: &'static str,
         query: Q,
@@ -333,7 +336,7 @@ impl ApiClient {
     }
 
     /// A GET of one page: the items and the `x-next-after` cursor.
-    async fn page<Q: Serialize + ?Sized, T: DeserializeOwned>(
+    pub(crate) async fn page<Q: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
         query: &Q,

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod billing;
 mod client;
 mod error;
 mod move_in;

@@ -30,6 +30,9 @@ pub enum Entity {
     Peer,
     Invite,
     Token,
+    Plan,
+    Order,
+    Payment,
 }
 
 impl std::fmt::Display for Entity {
@@ -40,6 +43,9 @@ impl std::fmt::Display for Entity {
             Self::Peer => "peer",
             Self::Invite => "invite",
             Self::Token => "token",
+            Self::Plan => "plan",
+            Self::Order => "order",
+            Self::Payment => "payment",
         })
     }
 }

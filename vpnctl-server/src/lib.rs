@@ -13,6 +13,7 @@
 //! ```
 
 pub mod backups;
+mod billing;
 pub mod config;
 mod error;
 mod extract;

@@ -235,6 +235,8 @@ pub struct ServiceFigures {
     peers_desired: u64,
     nodes: Vec<NodeRow>,
     pending: Vec<(&'static str, u64)>,
+    /// Takings per plan id since the start.
+    revenue: Vec<(String, vpnctl_api::billing::Takings)>,
 }
 
 impl ServiceFigures {
@@ -276,6 +278,11 @@ impl ServiceFigures {
             peers_desired,
             nodes,
             pending,
+            revenue: vpn
+                .revenue_totals()?
+                .into_iter()
+                .map(|(plan, t)| (plan.to_string(), t))
+                .collect(),
         })
     }
 }
@@ -350,6 +357,39 @@ impl Collector for ServiceFigures {
             "Store fsyncs since start; concurrent writes share one (group commit).",
             [(none, self.commits.1)],
         )?;
+        type PerPlan = (
+            &'static str,
+            &'static str,
+            fn(&vpnctl_api::billing::Takings) -> u64,
+        );
+        let per_plan: [PerPlan; 4] = [
+            ("vpnctl_payments", "Payments received, per plan id.", |t| {
+                t.payments
+            }),
+            (
+                "vpnctl_revenue_stars",
+                "Telegram Stars received, per plan id.",
+                |t| t.stars,
+            ),
+            ("vpnctl_refunds", "Payments refunded, per plan id.", |t| {
+                t.refunds
+            }),
+            (
+                "vpnctl_refunded_stars",
+                "Telegram Stars refunded, per plan id.",
+                |t| t.refunded_stars,
+            ),
+        ];
+        for (name, help, value) in per_plan {
+            counter_family(
+                e,
+                name,
+                help,
+                self.revenue
+                    .iter()
+                    .map(|(plan, t)| ([("plan", plan.as_str())], value(t))),
+            )?;
+        }
         gauge_family(
             e,
             "vpnctl_peers",

@@ -132,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route(routes::ENROLL.template(), post(enroll))
         .route(routes::HEALTHZ.template(), get(healthz))
         .route(routes::METRICS.template(), get(metrics))
+        .merge(crate::billing::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -222,7 +223,7 @@ async fn list_users(
 }
 
 /// A page as its JSON array, with the next page's cursor in a header.
-fn paged<T: serde::Serialize>(page: Page<T>) -> Response {
+pub(crate) fn paged<T: serde::Serialize>(page: Page<T>) -> Response {
     let mut response = Json(page.items).into_response();
     if let Some(next) = page.next {
         response.headers_mut().insert(

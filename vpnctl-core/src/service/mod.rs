@@ -44,6 +44,7 @@ use crate::store::{Commit, Rx, Store, Tx};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::vault::Vault;
 
+mod billing;
 mod evacuation;
 mod events;
 mod feed;
@@ -60,6 +61,7 @@ mod tx;
 mod usage;
 mod users;
 
+pub use billing::{ALREADY_REFUNDED, MAX_PLAN_DAYS, MAX_PLAN_DEVICES};
 pub use feed::interface_spec;
 pub use reports::CONNECTED_WITHIN_SECS;
 pub use vpnctl_api::body::{EvacuateTo, Evacuation, Moved, UsageView};

@@ -45,11 +45,13 @@ use crate::model::{Actor, Event, Node, NodeId, User};
 use crate::time::Timestamp;
 use crate::vault::Vault;
 
+mod billing;
 mod codec;
 mod read;
 mod tables;
 mod write;
 
+pub(crate) use billing::day_of;
 pub(crate) use codec::PeerRecord;
 use codec::{decode, encode};
 pub use tables::TableDump;

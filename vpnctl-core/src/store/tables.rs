@@ -166,6 +166,20 @@ tables! {
     outbox = "outbox": u64 => &'static [u8],
     /// (user, what, anchor) for what is sent once: e.g. (7, "remind-3", until).
     sent_once = "sent_once": (u64, &'static str, i64) => (),
+    /// Plans (JSON: they grow fields).
+    plans = "plans": u64 => &'static [u8],
+    /// Orders, one per invoice (JSON).
+    orders = "orders": u64 => &'static [u8],
+    /// Payments (JSON).
+    payments = "payments": u64 => &'static [u8],
+    /// Telegram's charge id → payment: each charge is applied once.
+    payments_by_charge = "payments_by_charge": &'static str => u64,
+    /// (user, payment) of every payment.
+    payments_by_user = "payments_by_user": (u64, u64) => (),
+    /// (UTC day, plan) → (payments, stars, refunds, refunded stars).
+    revenue = "revenue_by_day": (i64, u64) => (u64, u64, u64, u64),
+    /// plan → the same, since the start: what `/metrics` shows without a scan.
+    revenue_total = "revenue_total": u64 => (u64, u64, u64, u64),
 }
 
 /// A table's rows as stored bytes: (key, value).

@@ -1,0 +1,103 @@
+//! Plans, orders, checkout, payments, refunds and revenue.
+
+use futures_util::Stream;
+use reqwest::Method;
+use vpnctl_api::billing::{
+    Checkout, CheckoutAnswer, CreateOrder, CreatePlan, Order, Payment, PaymentApplied,
+    PaymentQuery, Plan, PlanQuery, ReceivedPayment, RefundResult, RevenueLine, RevenueQuery,
+};
+use vpnctl_api::body::Page;
+use vpnctl_api::routes;
+use vpnctl_api::{PaymentId, PlanId, UserId};
+
+use crate::{ApiClient, ClientError};
+
+impl ApiClient {
+    /// The active plans; retired ones too when `all`.
+    pub async fn plans(&self, all: bool) -> Result<Vec<Plan>, ClientError> {
+        let path = routes::PLANS.template();
+        self.json(
+            path,
+            self.request(Method::GET, path).query(&PlanQuery { all }),
+        )
+        .await
+    }
+
+    pub async fn create_plan(&self, new: &CreatePlan) -> Result<Plan, ClientError> {
+        self.post(routes::PLANS.template(), new).await
+    }
+
+    pub async fn retire_plan(&self, id: PlanId) -> Result<Plan, ClientError> {
+        self.post(&routes::PLAN_RETIRE.path(id), &serde_json::json!({}))
+            .await
+    }
+
+    /// An order for `plan` by `user`: its payload goes into the invoice.
+    pub async fn create_order(&self, user: UserId, plan: PlanId) -> Result<Order, ClientError> {
+        self.post(routes::ORDERS.template(), &CreateOrder { user, plan })
+            .await
+    }
+
+    /// May this invoice be paid now (Telegram's pre-checkout query)?
+    pub async fn checkout(&self, checkout: &Checkout) -> Result<CheckoutAnswer, ClientError> {
+        self.post(routes::ORDERS_CHECKOUT.template(), checkout)
+            .await
+    }
+
+    /// Records a payment Telegram confirmed; repeating it changes nothing.
+    pub async fn record_payment(
+        &self,
+        payment: &ReceivedPayment,
+    ) -> Result<PaymentApplied, ClientError> {
+        self.post(routes::PAYMENTS.template(), payment).await
+    }
+
+    pub async fn payment(&self, id: PaymentId) -> Result<Payment, ClientError> {
+        self.get(&routes::PAYMENT.path(id)).await
+    }
+
+    /// One page of payments, newest first; `next` is the next page's `before`.
+    pub async fn payments_page(&self, query: &PaymentQuery) -> Result<Page<Payment>, ClientError> {
+        self.page(routes::PAYMENTS.template(), query).await
+    }
+
+    /// The pages of payments `query` selects, newest first, as they come.
+    pub fn payments_pages(
+        &self,
+        query: PaymentQuery,
+    ) -> impl Stream<Item = Result<Vec<Payment>, ClientError>> + Send + '_ {
+        self.pages(routes::PAYMENTS.template(), query, |q, next| {
+            q.before = Some(PaymentId(next));
+        })
+    }
+
+    /// Asks the bot to return the Stars of a payment.
+    pub async fn request_refund(&self, id: PaymentId) -> Result<Payment, ClientError> {
+        self.post(&routes::PAYMENT_REFUND.path(id), &serde_json::json!({}))
+            .await
+    }
+
+    /// Reports what Telegram answered a refund (`error`: its description).
+    pub async fn refund_result(
+        &self,
+        id: PaymentId,
+        error: Option<String>,
+    ) -> Result<Payment, ClientError> {
+        self.post(
+            &routes::PAYMENT_REFUND_RESULT.path(id),
+            &RefundResult { error },
+        )
+        .await
+    }
+
+    /// Takings per day and plan over the last `days` days.
+    pub async fn revenue(&self, days: Option<u32>) -> Result<Vec<RevenueLine>, ClientError> {
+        let path = routes::REVENUE.template();
+        self.json(
+            path,
+            self.request(Method::GET, path)
+                .query(&RevenueQuery { days }),
+        )
+        .await
+    }
+}
