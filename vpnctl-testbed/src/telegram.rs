@@ -10,8 +10,21 @@
 //! strict way: at most `per_sec` messages in any one-second window overall and one
 //! per `chat_gap` in a chat, else 429 with `retry_after`. Refused calls are
 //! counted, not recorded.
+//!
+//! Payments in Telegram Stars, with the Bot API's JSON shapes: `sendInvoice`
+//! (a message with an `invoice`) and `createInvoiceLink` are remembered
+//! ([`FakeTelegram::invoices`]); tests push `pre_checkout_query` updates
+//! ([`FakeTelegram::pre_checkout`]), `successful_payment` and `refunded_payment`
+//! messages ([`FakeTelegram::successful_payment`],
+//! [`FakeTelegram::refunded_payment`]) and duplicates of earlier updates
+//! ([`FakeTelegram::redeliver`]). `refundStarPayment` only refunds a charge the
+//! fake delivered to that user, once: otherwise it answers 400
+//! `CHARGE_NOT_FOUND` or `CHARGE_ALREADY_REFUNDED` (such answers are recorded
+//! like successful calls, as the request did reach the API).
+//! `editUserStarSubscription` is remembered per charge
+//! ([`FakeTelegram::subscription_canceled`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,8 +46,9 @@ pub type FilePart = (String, Option<String>, Vec<u8>);
 pub struct Call {
     /// Lower-cased method, e.g. `senddocument`.
     pub method: String,
+    /// The `chat_id` parameter, when it is a number.
     pub chat_id: Option<i64>,
-    /// JSON body, or multipart text fields as strings.
+    /// JSON body, or multipart / urlencoded text fields as strings.
     pub params: Value,
     /// Multipart files: field name, file name, bytes.
     pub files: Vec<FilePart>,
@@ -45,6 +59,7 @@ pub struct Call {
 }
 
 impl Call {
+    /// The `text` (or else `caption`) parameter, empty when there is none.
     pub fn text(&self) -> String {
         self.params
             .get("text")
@@ -54,6 +69,7 @@ impl Call {
             .to_owned()
     }
 
+    /// Whether the call asked for `protect_content`.
     pub fn protected(&self) -> bool {
         matches!(self.params.get("protect_content"), Some(Value::Bool(true)))
             || self.params.get("protect_content").and_then(Value::as_str) == Some("true")
@@ -79,6 +95,149 @@ impl Call {
         }
         out
     }
+
+    /// Parameter `key` as a string, whether it came as a JSON string, number or
+    /// bool or as a multipart / urlencoded field.
+    pub fn str_param(&self, key: &str) -> Option<String> {
+        str_param(&self.params, key)
+    }
+
+    /// Parameter `key` as a bool, whether it came as a JSON bool or as the
+    /// string `"true"` / `"false"`.
+    pub fn bool_param(&self, key: &str) -> Option<bool> {
+        bool_param(&self.params, key)
+    }
+}
+
+fn str_param(params: &Value, key: &str) -> Option<String> {
+    match params.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn int_param(params: &Value, key: &str) -> Option<i64> {
+    let v = params.get(key)?;
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+fn bool_param(params: &Value, key: &str) -> Option<bool> {
+    match params.get(key)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The sum of `prices[].amount`; `prices` may be a JSON array or a string
+/// holding one (as multipart and urlencoded requests send it).
+fn prices_total(params: &Value) -> u32 {
+    let prices = match params.get("prices") {
+        Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::Null),
+        Some(v) => v.clone(),
+        None => Value::Null,
+    };
+    prices
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| int_param(p, "amount"))
+        .fold(0u32, |sum, amount| {
+            sum.saturating_add(u32::try_from(amount.max(0)).unwrap_or(u32::MAX))
+        })
+}
+
+/// An invoice the bot sent (`sendInvoice`) or made a link for
+/// (`createInvoiceLink`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    /// The chat it was sent to; `None` for links (and non-numeric chat ids).
+    pub chat_id: Option<i64>,
+    /// The bot's `payload`.
+    pub payload: String,
+    /// `XTR` for Telegram Stars.
+    pub currency: String,
+    /// The sum of `prices[].amount`.
+    pub total: u32,
+    /// Seconds between subscription charges (links only).
+    pub subscription_period: Option<u32>,
+    /// Whether it came from `createInvoiceLink` rather than `sendInvoice`.
+    pub link: bool,
+    /// The invoice's `title`.
+    pub title: String,
+}
+
+/// A payment to deliver as a `successful_payment` message
+/// ([`FakeTelegram::successful_payment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// The invoice's `payload`, echoed as `invoice_payload`.
+    pub payload: String,
+    /// `XTR` for Telegram Stars.
+    pub currency: String,
+    /// `total_amount`.
+    pub total: u32,
+    /// `telegram_payment_charge_id`, which `refundStarPayment` and
+    /// `editUserStarSubscription` take.
+    pub charge_id: String,
+    /// `subscription_expiration_date` (Unix seconds), for subscriptions.
+    pub subscription_expiration: Option<i64>,
+    /// `is_recurring`: a subscription payment.
+    pub recurring: bool,
+    /// `is_first_recurring`: the first payment of a subscription.
+    pub first_recurring: bool,
+}
+
+impl Payment {
+    /// A one-off payment of `total` Stars (`XTR`).
+    pub fn stars(payload: impl Into<String>, total: u32, charge_id: impl Into<String>) -> Self {
+        Self {
+            payload: payload.into(),
+            currency: "XTR".to_owned(),
+            total,
+            charge_id: charge_id.into(),
+            subscription_expiration: None,
+            recurring: false,
+            first_recurring: false,
+        }
+    }
+}
+
+/// What the fake knows about payments.
+#[derive(Default)]
+struct Payments {
+    invoices: Vec<Invoice>,
+    next_link: u32,
+    next_query: u64,
+    /// Charge id → the user it was delivered to via `successful_payment`.
+    delivered: HashMap<String, i64>,
+    refunded: HashSet<String>,
+    /// Charge id → `is_canceled` of the last `editUserStarSubscription`.
+    subscriptions: HashMap<String, bool>,
+}
+
+impl Payments {
+    /// `refundStarPayment`: `Err` holds the Bot API's error answer.
+    fn refund(&mut self, params: &Value) -> Result<Value, Value> {
+        let user = int_param(params, "user_id");
+        let charge = str_param(params, "telegram_payment_charge_id").unwrap_or_default();
+        let bad = |what: &str| json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {what}")});
+        let delivered_to = self.delivered.get(&charge).copied();
+        let known = match delivered_to {
+            Some(to) => user == Some(to),
+            None => self.refunded.contains(&charge),
+        };
+        if !known {
+            return Err(bad("CHARGE_NOT_FOUND"));
+        }
+        if !self.refunded.insert(charge) {
+            return Err(bad("CHARGE_ALREADY_REFUNDED"));
+        }
+        Ok(json!(true))
+    }
 }
 
 #[derive(Default)]
@@ -101,6 +260,7 @@ struct Inner {
     bad_gateway: Mutex<HashMap<String, u32>>,
     limits: Mutex<Option<Limiter>>,
     rate_limited: AtomicI32,
+    payments: Mutex<Payments>,
 }
 
 /// Telegram's message limits, enforced strictly on arrival.
@@ -144,12 +304,14 @@ impl Limiter {
     }
 }
 
-/// Messages, as Telegram's limits count them: every `send*` but chat actions.
+/// Messages, as Telegram's limits count them: every `send*` (`sendInvoice`
+/// included) but chat actions. Other payment methods are not messages.
 fn is_message(method: &str) -> bool {
     (method.starts_with("send") && method != "sendchataction")
         || matches!(method, "forwardmessage" | "copymessage")
 }
 
+/// The fake Bot API server; it stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct FakeTelegram {
     /// The base URL to give the bot as its Bot API server.
@@ -166,6 +328,7 @@ impl std::fmt::Debug for FakeTelegram {
     }
 }
 
+/// The bot's own user id, as `getMe` answers it.
 pub const BOT_ID: i64 = 7_000_000;
 
 fn chat_json(id: i64) -> Value {
@@ -190,6 +353,7 @@ fn now() -> i64 {
 }
 
 impl FakeTelegram {
+    /// Serves the fake on an ephemeral port of 127.0.0.1.
     pub async fn start() -> Self {
         let inner = Arc::new(Inner {
             next_update: AtomicI64::new(1),
@@ -217,12 +381,13 @@ impl FakeTelegram {
         }
     }
 
-    fn push(&self, mut update: Value) -> i64 {
+    /// Queues `update` under the next update id and returns it as queued.
+    fn push(&self, mut update: Value) -> Value {
         let id = self.inner.next_update.fetch_add(1, Ordering::SeqCst);
         update["update_id"] = json!(id);
-        self.inner.updates.lock().unwrap().push(update);
+        self.inner.updates.lock().unwrap().push(update.clone());
         self.inner.new_update.notify_waiters();
-        id
+        update
     }
 
     /// A text message from user `user` in chat `chat` (private when equal).
@@ -241,10 +406,12 @@ impl FakeTelegram {
         self.push(json!({ "message": message }));
     }
 
+    /// A text message from `user` in their private chat, in English.
     pub fn text(&self, user: i64, text: &str) {
         self.text_in(user, user, text, "en");
     }
 
+    /// A sticker from `user` in their private chat.
     pub fn sticker(&self, user: i64) {
         self.push(json!({"message": {
             "message_id": self.inner.next_message.fetch_add(1, Ordering::SeqCst),
@@ -283,6 +450,7 @@ impl FakeTelegram {
             .insert(method.to_lowercase(), n);
     }
 
+    /// How many calls were answered 429 because of [`FakeTelegram::throttle`].
     pub fn refused(&self) -> i32 {
         self.inner.refused.load(Ordering::SeqCst)
     }
@@ -343,10 +511,12 @@ impl FakeTelegram {
             .unwrap_or(0)
     }
 
+    /// The number of calls so far, to wait for calls after it.
     pub fn mark(&self) -> usize {
         self.inner.calls.lock().unwrap().len()
     }
 
+    /// Every recorded call, in order of arrival.
     pub fn calls(&self) -> Vec<Call> {
         self.inner.calls.lock().unwrap().clone()
     }
@@ -387,6 +557,183 @@ impl FakeTelegram {
         })
         .await
     }
+
+    /// A `pre_checkout_query` from `user` (English) for an invoice with
+    /// `payload`; returns the query id the bot must answer.
+    pub fn pre_checkout(&self, user: i64, payload: &str, currency: &str, total: u32) -> String {
+        self.pre_checkout_in(user, "en", payload, currency, total)
+    }
+
+    /// [`FakeTelegram::pre_checkout`] from a user with language `lang`.
+    pub fn pre_checkout_in(
+        &self,
+        user: i64,
+        lang: &str,
+        payload: &str,
+        currency: &str,
+        total: u32,
+    ) -> String {
+        let id = {
+            let mut payments = self.inner.payments.lock().unwrap();
+            payments.next_query += 1;
+            format!("pcq{}", payments.next_query)
+        };
+        self.push(json!({"pre_checkout_query": {
+            "id": id,
+            "from": user_json(user, lang),
+            "currency": currency,
+            "total_amount": total,
+            "invoice_payload": payload,
+        }}));
+        id
+    }
+
+    /// Waits for the `answerPreCheckoutQuery` call for `query_id` after `mark`.
+    pub async fn pre_checkout_answer(
+        &self,
+        mark: usize,
+        query_id: &str,
+        timeout: Duration,
+    ) -> Call {
+        self.wait_after(mark, timeout, |c| {
+            c.method == "answerprecheckoutquery"
+                && c.str_param("pre_checkout_query_id").as_deref() == Some(query_id)
+        })
+        .await
+    }
+
+    /// A `successful_payment` message from `user` in their private chat; the
+    /// charge can then be refunded once. Returns the update as queued (with its
+    /// `update_id`), for [`FakeTelegram::redeliver`].
+    pub fn successful_payment(&self, user: i64, payment: &Payment) -> Value {
+        let mut paid = json!({
+            "currency": payment.currency,
+            "total_amount": payment.total,
+            "invoice_payload": payment.payload,
+            "telegram_payment_charge_id": payment.charge_id,
+            // Stars payments go through no provider.
+            "provider_payment_charge_id": if payment.currency == "XTR" {
+                String::new()
+            } else {
+                format!("provider_{}", payment.charge_id)
+            },
+        });
+        if let Some(expiration) = payment.subscription_expiration {
+            paid["subscription_expiration_date"] = json!(expiration);
+        }
+        if payment.recurring {
+            paid["is_recurring"] = json!(true);
+        }
+        if payment.first_recurring {
+            paid["is_first_recurring"] = json!(true);
+        }
+        self.inner
+            .payments
+            .lock()
+            .unwrap()
+            .delivered
+            .insert(payment.charge_id.clone(), user);
+        self.push(json!({"message": {
+            "message_id": self.inner.next_message.fetch_add(1, Ordering::SeqCst),
+            "date": now(),
+            "chat": chat_json(user),
+            "from": user_json(user, "en"),
+            "successful_payment": paid,
+        }}))
+    }
+
+    /// Queues a copy of an earlier `update` under a new update id, as when
+    /// Telegram delivers an update again.
+    pub fn redeliver(&self, update: &Value) {
+        let mut update = update.clone();
+        if let Some(fields) = update.as_object_mut() {
+            fields.remove("update_id");
+        }
+        self.push(update);
+    }
+
+    /// A `refunded_payment` message from `user` in their private chat, as
+    /// Telegram sends when a Stars payment is refunded outside the bot; the
+    /// charge counts as refunded from now on. Returns the update as queued.
+    pub fn refunded_payment(&self, user: i64, charge_id: &str, payload: &str, total: u32) -> Value {
+        self.inner
+            .payments
+            .lock()
+            .unwrap()
+            .refunded
+            .insert(charge_id.to_owned());
+        self.push(json!({"message": {
+            "message_id": self.inner.next_message.fetch_add(1, Ordering::SeqCst),
+            "date": now(),
+            "chat": chat_json(user),
+            "from": user_json(user, "en"),
+            "refunded_payment": {
+                "currency": "XTR",
+                "total_amount": total,
+                "invoice_payload": payload,
+                "telegram_payment_charge_id": charge_id,
+            },
+        }}))
+    }
+
+    /// The invoices sent and invoice links made, in order.
+    pub fn invoices(&self) -> Vec<Invoice> {
+        self.inner.payments.lock().unwrap().invoices.clone()
+    }
+
+    /// Whether charge `charge` was refunded (by the bot or outside it).
+    pub fn refunded(&self, charge: &str) -> bool {
+        self.inner
+            .payments
+            .lock()
+            .unwrap()
+            .refunded
+            .contains(charge)
+    }
+
+    /// `is_canceled` of the last `editUserStarSubscription` for `charge`, if any.
+    pub fn subscription_canceled(&self, charge: &str) -> Option<bool> {
+        self.inner
+            .payments
+            .lock()
+            .unwrap()
+            .subscriptions
+            .get(charge)
+            .copied()
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body as string fields.
+fn parse_form(body: &[u8]) -> Value {
+    fn decode(s: &[u8]) -> String {
+        let mut out = Vec::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (s[i], hex) {
+                (b'+', _) => out.push(b' '),
+                (b'%', Some(byte)) => {
+                    out.push(byte);
+                    i += 2;
+                }
+                (b, _) => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    let mut params = serde_json::Map::new();
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (key, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &[][..]),
+        };
+        params.insert(decode(key), Value::String(decode(value)));
+    }
+    Value::Object(params)
 }
 
 fn parse_multipart(content_type: &str, body: &[u8]) -> (Value, Vec<FilePart>) {
@@ -466,6 +813,8 @@ async fn handle(
         .to_owned();
     let (params, files) = if content_type.starts_with("multipart/form-data") {
         parse_multipart(&content_type, &body)
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        (parse_form(&body), Vec::new())
     } else if body.is_empty() {
         (json!({}), Vec::new())
     } else {
@@ -578,6 +927,8 @@ async fn handle(
     }
     let bot = json!({"id": BOT_ID, "is_bot": true, "first_name": "vpnctl", "username": "test_bot"});
     let mut message_id = None;
+    // An error answer (`ok: false`) to give instead of `result`.
+    let mut error = None;
     let result = match method.as_str() {
         "getme" => json!({
             "id": BOT_ID, "is_bot": true, "first_name": "vpnctl", "username": "test_bot",
@@ -616,6 +967,71 @@ async fn handle(
             }
             m
         }
+        "sendinvoice" => {
+            let id = inner.next_message.fetch_add(1, Ordering::SeqCst);
+            message_id = Some(id);
+            let text = |key| str_param(&params, key).unwrap_or_default();
+            let invoice = Invoice {
+                chat_id,
+                payload: text("payload"),
+                currency: text("currency"),
+                total: prices_total(&params),
+                subscription_period: None,
+                link: false,
+                title: text("title"),
+            };
+            let m = json!({
+                "message_id": id,
+                "date": now(),
+                "chat": chat_json(chat_id.unwrap_or(0)),
+                "from": bot,
+                "invoice": {
+                    "title": invoice.title,
+                    "description": text("description"),
+                    "start_parameter": text("start_parameter"),
+                    "currency": invoice.currency,
+                    "total_amount": invoice.total,
+                },
+            });
+            inner.payments.lock().unwrap().invoices.push(invoice);
+            m
+        }
+        "createinvoicelink" => {
+            let text = |key| str_param(&params, key).unwrap_or_default();
+            let mut payments = inner.payments.lock().unwrap();
+            payments.next_link += 1;
+            let link = format!("https://t.me/$fake_invoice_{}", payments.next_link);
+            payments.invoices.push(Invoice {
+                chat_id: None,
+                payload: text("payload"),
+                currency: text("currency"),
+                total: prices_total(&params),
+                subscription_period: int_param(&params, "subscription_period")
+                    .and_then(|s| u32::try_from(s).ok()),
+                link: true,
+                title: text("title"),
+            });
+            json!(link)
+        }
+        "refundstarpayment" => match inner.payments.lock().unwrap().refund(&params) {
+            Ok(result) => result,
+            Err(answer) => {
+                error = Some(answer);
+                Value::Null
+            }
+        },
+        "edituserstarsubscription" => {
+            if let Some(charge) = str_param(&params, "telegram_payment_charge_id") {
+                let canceled = bool_param(&params, "is_canceled").unwrap_or(false);
+                inner
+                    .payments
+                    .lock()
+                    .unwrap()
+                    .subscriptions
+                    .insert(charge, canceled);
+            }
+            json!(true)
+        }
         "getwebhookinfo" => {
             json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})
         }
@@ -630,5 +1046,8 @@ async fn handle(
         at: arrived,
     });
     inner.new_call.notify_waiters();
-    ok(result)
+    match error {
+        Some(answer) => refuse(answer),
+        None => ok(result),
+    }
 }
