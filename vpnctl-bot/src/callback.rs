@@ -2,7 +2,7 @@
 //! button and gets a short refusal; ownership is checked again by the handler.
 
 use vpnctl_core::transport::TransportKind;
-use vpnctl_core::{Locale, NodeId, PeerId};
+use vpnctl_core::{Locale, NodeId, PeerId, PlanId};
 
 /// What an inline button asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,10 @@ pub enum Action {
     Cancel,
     /// A transport's heading row in the `/get_config` keyboard: explains, does nothing.
     About(TransportKind),
+    /// "Renew" (in /status and reminders): show the plans, as /buy does.
+    Plans,
+    /// A plan chosen: send its invoice.
+    Buy(PlanId),
 }
 
 impl Action {
@@ -40,6 +44,8 @@ impl Action {
             Self::Cancel => "x".into(),
             Self::About(TransportKind::Wireguard) => "h:wg".into(),
             Self::About(TransportKind::Amneziawg) => "h:awg".into(),
+            Self::Plans => "b".into(),
+            Self::Buy(p) => format!("b:{}", p.0),
         }
     }
 
@@ -67,6 +73,8 @@ impl Action {
             ("x", None, None, None) => Self::Cancel,
             ("h", Some("wg"), None, None) => Self::About(TransportKind::Wireguard),
             ("h", Some("awg"), None, None) => Self::About(TransportKind::Amneziawg),
+            ("b", None, None, None) => Self::Plans,
+            ("b", Some(p), None, None) => Self::Buy(PlanId(id(p)?)),
             _ => return None,
         };
         Some(action)
@@ -93,6 +101,8 @@ mod tests {
             Action::Cancel,
             Action::About(TransportKind::Wireguard),
             Action::About(TransportKind::Amneziawg),
+            Action::Plans,
+            Action::Buy(PlanId(12)),
         ] {
             let data = a.encode();
             assert!(data.len() <= 64);
@@ -117,6 +127,9 @@ mod tests {
             "n:99999999999999999999999",
             "n: 1",
             "N:1",
+            "b:",
+            "b:x",
+            "b:1:2",
         ] {
             assert_eq!(Action::parse(bad), None, "{bad:?}");
         }

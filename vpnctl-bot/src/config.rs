@@ -127,6 +127,17 @@ pub struct Settings {
     #[arg(long, env = "VPNCTL_BOT_SERVERS_PUBLIC", num_args = 0..=1, default_missing_value = "true")]
     pub servers_public: Option<bool>,
 
+    /// What /paysupport answers (Telegram expects bots that sell to have it): how
+    /// to reach you about a payment [default: a generic text in the user's
+    /// language].
+    #[arg(long, env = "VPNCTL_BOT_PAY_SUPPORT_TEXT")]
+    pub pay_support_text: Option<String>,
+
+    /// What /terms answers: your terms of sale [default: a generic text in the
+    /// user's language].
+    #[arg(long, env = "VPNCTL_BOT_TERMS_TEXT")]
+    pub terms_text: Option<String>,
+
     /// Scheduled backups that vpnctld announces (its `backup_telegram`) are sent to
     /// the admin chats in parts of at most this many bytes; Telegram's public Bot
     /// API takes files up to 50 MB [default: 49000000].
@@ -199,6 +210,8 @@ pub struct Config {
     pub delete_after_secs: u64,
     pub protect_configs: bool,
     pub servers_public: bool,
+    pub pay_support_text: Option<String>,
+    pub terms_text: Option<String>,
     pub backup_part_bytes: u64,
     pub issue_per_hour: u32,
     pub rotate_per_hour: u32,
@@ -252,6 +265,8 @@ impl Settings {
             delete_after_secs: self.delete_after_secs.unwrap_or(600),
             protect_configs: self.protect_configs.unwrap_or(false),
             servers_public: self.servers_public.unwrap_or(false),
+            pay_support_text: self.pay_support_text,
+            terms_text: self.terms_text,
             backup_part_bytes: self.backup_part_bytes.unwrap_or(DEFAULT_BACKUP_PART_BYTES),
             issue_per_hour: self.issue_per_hour.unwrap_or(10),
             rotate_per_hour: self.rotate_per_hour.unwrap_or(5),
@@ -293,6 +308,19 @@ impl Config {
 
     /// Checks the combinations clap and serde cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        for (field, text) in [
+            ("pay_support_text", &self.pay_support_text),
+            ("terms_text", &self.terms_text),
+        ] {
+            if let Some(text) = text
+                && (text.trim().is_empty() || text.chars().count() > 4096)
+            {
+                return Err(SettingsError::invalid(
+                    field,
+                    "must be 1..=4096 characters (one Telegram message)",
+                ));
+            }
+        }
         if !(1024..=2_000_000_000).contains(&self.backup_part_bytes) {
             return Err(SettingsError::invalid(
                 "backup_part_bytes",

@@ -169,6 +169,10 @@ impl BotApp {
             .boxed()
             .shared();
         let deleting = tokio::spawn(services.deletions.clone().run(bot.clone(), stop.clone()));
+        let held = tokio::spawn(handlers::payments::retry_held(
+            services.clone(),
+            stop.clone(),
+        ));
         let courier = notifications::Courier::new(services.clone(), &config.admin_ids);
         let mut courier = tokio::spawn(courier.run(stop.clone()));
 
@@ -184,6 +188,7 @@ impl BotApp {
             let _ = courier.await;
         }
         let _ = deleting.await;
+        let _ = held.await;
         info!("vpnctl-bot stopped");
         result
     }

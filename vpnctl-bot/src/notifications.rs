@@ -75,7 +75,7 @@ fn stopped(stop: &Stop) -> bool {
 }
 
 /// Sleeps for `wait`; true if told to stop meanwhile.
-async fn pause(stop: &Stop, wait: Duration) -> bool {
+pub(crate) async fn pause(stop: &Stop, wait: Duration) -> bool {
     tokio::select! {
         () = stop.clone() => true,
         () = tokio::time::sleep(wait) => false,
@@ -507,9 +507,34 @@ async fn tell_user(
                 debug!("access reminder arrived after the end; skipped");
                 return Ok(());
             }
-            Text::AccessEndsSoon { until: *until, now }
+            let renew = on_sale(s).await;
+            return remind(
+                s,
+                chat,
+                l,
+                Text::AccessEndsSoon {
+                    until: *until,
+                    now,
+                    renew,
+                },
+                renew,
+            )
+            .await;
         }
-        Notice::AccessEnded { until } => Text::AccessEndedOn { until: *until },
+        Notice::AccessEnded { until } => {
+            let renew = on_sale(s).await;
+            return remind(
+                s,
+                chat,
+                l,
+                Text::AccessEndedOn {
+                    until: *until,
+                    renew,
+                },
+                renew,
+            )
+            .await;
+        }
         Notice::QuotaWarning {
             used,
             limit,
@@ -563,10 +588,32 @@ async fn tell_user(
             };
             return device_moved(s, chat, l, &changed, progress, last).await;
         }
+        Notice::PaymentReceived {
+            plan,
+            stars,
+            days,
+            until,
+            ..
+        } => {
+            let receipt = Text::Receipt {
+                plan: plan.get(l),
+                stars: *stars,
+                days: *days,
+                until: *until,
+            };
+            say(s, chat, receipt.render(l)).await?;
+            return Ok(());
+        }
+        Notice::PaymentRefunded { stars, until, .. } => Text::Refunded {
+            stars: *stars,
+            until: *until,
+        },
         Notice::NodeHealth { .. }
         | Notice::NodeDrift { .. }
         | Notice::NodeEvacuated { .. }
         | Notice::NodeTransportChanged { .. }
+        | Notice::RefundRequested { .. }
+        | Notice::RefundFailed { .. }
         | Notice::BackupTaken { .. } => {
             // Admin news addressed to a user: nothing a user should read.
             warn!("an admin notification was addressed to a user; skipped");
@@ -574,6 +621,39 @@ async fn tell_user(
         }
     };
     say(s, chat, text.render(l)).await?;
+    Ok(())
+}
+
+/// Whether plans are on sale (then reminders carry a "Renew" button). Extra: when
+/// the control plane cannot say, the reminder goes without it.
+async fn on_sale(s: &Services) -> bool {
+    match s.api.bot.plans(false).await {
+        Ok(plans) => !plans.is_empty(),
+        Err(e) => {
+            warn!(error = %e, "could not read the plans; reminder without Renew");
+            false
+        }
+    }
+}
+
+/// An access reminder, with a "Renew" button when `renew`.
+async fn remind(
+    s: &Services,
+    chat: ChatId,
+    l: Locale,
+    text: Text<'_>,
+    renew: bool,
+) -> Result<(), BotError> {
+    let mut request = s.tg.raw().send_message(chat, text.render(l));
+    if renew {
+        request = request.reply_markup(teloxide::types::InlineKeyboardMarkup::new([[
+            teloxide::types::InlineKeyboardButton::callback(
+                Text::RenewButton.render(l),
+                crate::callback::Action::Plans.encode(),
+            ),
+        ]]));
+    }
+    s.tg.send(chat, Class::Bulk, request).await?;
     Ok(())
 }
 
@@ -763,7 +843,50 @@ async fn alert_admins(
     if let Notice::BackupTaken { file, .. } = &n.message {
         return send_backup(s, admins, n, file, progress, attempt).await;
     }
-    let text = match &n.message {
+    if let Notice::RefundRequested {
+        payment,
+        telegram_id,
+        telegram_charge_id,
+        ..
+    } = &n.message
+    {
+        return refund(s, n.id, *payment, *telegram_id, telegram_charge_id, attempt).await;
+    }
+    if admin_text(&n.message, Locale::En).is_none() {
+        warn!(
+            id = n.id,
+            "not an admin notification (or nothing to say); skipped"
+        );
+        return Outcome::Done;
+    }
+    if admins.is_empty() {
+        debug!(id = n.id, "no admin chat configured; alert dropped");
+        return Outcome::Done;
+    }
+    let mut outcome = Outcome::Done;
+    for chat in admins {
+        if progress.is_done(*chat, Step::Text) {
+            continue;
+        }
+        let l = s.admin_locale(*chat).await;
+        let Some(text) = admin_text(&n.message, l) else {
+            return Outcome::Done;
+        };
+        match say(s, *chat, text.render(l)).await {
+            Ok(()) => progress.mark(*chat, Step::Text),
+            Err(e) => {
+                let to = format!("admin chat {}", chat.0);
+                outcome = outcome.max(judge(n.id, &BotError::Telegram(e), &to, attempt));
+            }
+        }
+    }
+    outcome
+}
+
+/// What the admins are told of `message`, in `l`; `None` for what is not theirs to
+/// read (or handled otherwise: backups, refunds).
+fn admin_text(message: &Notice, l: Locale) -> Option<Text<'_>> {
+    Some(match message {
         Notice::NodeHealth {
             name,
             from,
@@ -800,40 +923,84 @@ async fn alert_admins(
             transport: *transport,
             devices: *devices,
         },
-        Notice::BackupTaken { .. } => return Outcome::Done,
+        Notice::PaymentReceived {
+            user_name,
+            plan,
+            stars,
+            ..
+        } => Text::PaymentNotice {
+            user: user_name,
+            plan: plan.get(l),
+            stars: *stars,
+        },
+        Notice::PaymentRefunded {
+            user_name, stars, ..
+        } => Text::RefundNotice {
+            user: user_name,
+            stars: *stars,
+        },
+        Notice::RefundFailed { payment, reason } => Text::RefundFailedNotice {
+            payment: payment.0,
+            reason,
+        },
+        Notice::BackupTaken { .. } | Notice::RefundRequested { .. } => return None,
         Notice::AccessEndsSoon { .. }
         | Notice::ConfigChanged { .. }
         | Notice::AccessEnded { .. }
         | Notice::QuotaWarning { .. }
         | Notice::QuotaExceeded { .. }
         | Notice::QuotaRestored
-        | Notice::DeviceMoved { .. } => {
-            warn!(
-                id = n.id,
-                "a user notification was addressed to the admins; skipped"
-            );
-            return Outcome::Done;
-        }
-    };
-    if admins.is_empty() {
-        debug!(id = n.id, "no admin chat configured; alert dropped");
+        | Notice::DeviceMoved { .. } => return None,
+    })
+}
+
+/// Returns the Stars of a payment with Telegram and reports the result to the
+/// control plane, which shortens access once the refund is confirmed. Telegram
+/// out of reach or failing passes: tried again (a second refund of the same
+/// charge is answered `CHARGE_ALREADY_REFUNDED`, which core counts as done).
+async fn refund(
+    s: &Services,
+    id: u64,
+    payment: vpnctl_core::PaymentId,
+    telegram_id: i64,
+    charge: &str,
+    attempt: u32,
+) -> Outcome {
+    let Ok(user) = u64::try_from(telegram_id) else {
+        warn!(id, %payment, "a refund for a chat that is not a user; skipped");
         return Outcome::Done;
-    }
-    let mut outcome = Outcome::Done;
-    for chat in admins {
-        if progress.is_done(*chat, Step::Text) {
-            continue;
-        }
-        let l = s.admin_locale(*chat).await;
-        match say(s, *chat, text.render(l)).await {
-            Ok(()) => progress.mark(*chat, Step::Text),
-            Err(e) => {
-                let to = format!("admin chat {}", chat.0);
-                outcome = outcome.max(judge(n.id, &BotError::Telegram(e), &to, attempt));
+    };
+    let sent =
+        s.tg.raw()
+            .refund_star_payment(
+                teloxide::types::UserId(user),
+                teloxide::types::TelegramTransactionId(charge.to_owned()),
+            )
+            .await;
+    let error = match sent {
+        Ok(_) => None,
+        Err(e) => match classify(&e) {
+            Failure::Unreachable => {
+                warn!(id, %payment, error = %e, "Telegram out of reach; the refund waits");
+                return Outcome::Wait;
             }
+            Failure::Passing => {
+                warn!(id, %payment, attempt, error = %e, "refund not made yet");
+                return Outcome::Retry;
+            }
+            Failure::Gone | Failure::Refused => Some(e.to_string()),
+        },
+    };
+    match s.api.bot.refund_result(payment, error.clone()).await {
+        Ok(_) => {
+            info!(id, %payment, refused = error.is_some(), "refund handled");
+            Outcome::Done
+        }
+        Err(e) => {
+            warn!(id, %payment, attempt, error = %e, "could not report a refund's result");
+            Outcome::Retry
         }
     }
-    outcome
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub struct Policy {
     pub protect_configs: bool,
     /// /servers answers people without an account too.
     pub servers_public: bool,
+    /// What /paysupport and /terms answer, when the operator set it.
+    pub pay_support_text: Option<Arc<str>>,
+    pub terms_text: Option<Arc<str>>,
     /// Scheduled backups go to the admin chats in parts of at most this size.
     pub backup_part_bytes: u64,
 }
@@ -48,6 +51,8 @@ impl Policy {
             delete_after: config.delete_after(),
             protect_configs: config.protect_configs,
             servers_public: config.servers_public,
+            pay_support_text: config.pay_support_text.as_deref().map(Arc::from),
+            terms_text: config.terms_text.as_deref().map(Arc::from),
             backup_part_bytes: config.backup_part_bytes,
         }
     }

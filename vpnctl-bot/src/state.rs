@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use vpnctl_core::api::billing::ReceivedPayment;
 use vpnctl_core::{Locale, Timestamp};
 
 /// (due, chat, message) → attempts made.
@@ -27,6 +28,9 @@ const BUTTONS: TableDefinition<'_, (i64, i32), i64> = TableDefinition::new("used
 const LANGUAGES: TableDefinition<'_, i64, &str> = TableDefinition::new("languages");
 /// Notification id → when it was delivered; kept until acknowledged.
 const DELIVERED: TableDefinition<'_, u64, i64> = TableDefinition::new("delivered");
+/// Telegram charge id → a payment Telegram confirmed (JSON of `ReceivedPayment`),
+/// kept until the control plane has applied it.
+const PAYMENTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("held_payments");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 const SCHEMA: u64 = 1;
@@ -110,6 +114,7 @@ impl BotState {
             txn.open_table(BUTTONS)?;
             txn.open_table(LANGUAGES)?;
             txn.open_table(DELIVERED)?;
+            txn.open_table(PAYMENTS)?;
         }
         txn.commit()?;
         let state = Self {
@@ -295,6 +300,52 @@ impl BotState {
         self.blocking(move |db| {
             let txn = db.begin_write()?;
             txn.open_table(DELIVERED)?.retain(|id, _| id > upto)?;
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    // ------------------------------------------------------------ payments
+
+    /// Keeps a payment Telegram confirmed until [`BotState::release_payment`].
+    pub async fn hold_payment(&self, payment: &ReceivedPayment) -> Result<(), StateError> {
+        let json = serde_json::to_vec(payment).map_err(|e| StateError::Task(e.to_string()))?;
+        let charge = payment.telegram_charge_id.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            txn.open_table(PAYMENTS)?
+                .insert(charge.as_str(), json.as_slice())?;
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The payments held: confirmed by Telegram, not yet applied.
+    pub async fn held_payments(&self) -> Result<Vec<ReceivedPayment>, StateError> {
+        self.blocking(|db| {
+            let txn = db.begin_read()?;
+            let t = txn.open_table(PAYMENTS)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (_, v) = row?;
+                match serde_json::from_slice(v.value()) {
+                    Ok(p) => out.push(p),
+                    Err(e) => tracing::error!(error = %e, "an unreadable held payment"),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The control plane has the payment (or refused it for good).
+    pub async fn release_payment(&self, charge: &str) -> Result<(), StateError> {
+        let charge = charge.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            txn.open_table(PAYMENTS)?.remove(charge.as_str())?;
             txn.commit()?;
             Ok(())
         })

@@ -87,7 +87,10 @@ pub async fn callback(q: CallbackQuery, ctx: Ctx) -> HandlerResult {
         return Ok(());
     }
     // Choosing a language or a device to rotate can be repeated; the rest works once.
-    let once = !matches!(action, Action::Rotate(_) | Action::Language(_));
+    let once = !matches!(
+        action,
+        Action::Rotate(_) | Action::Language(_) | Action::Plans | Action::Buy(_)
+    );
     let _guard = if once {
         let Some(guard) = ctx.s.session.take_keyboard(ctx.chat, press.message) else {
             bot.answer_callback_query(q.id.clone())
@@ -124,6 +127,8 @@ pub async fn callback(q: CallbackQuery, ctx: Ctx) -> HandlerResult {
         Action::Rotate(peer) => confirm_rotation(&ctx, press, peer).await,
         Action::RotateConfirmed(peer) => rotate(&ctx, press, peer).await,
         Action::About(_) => Ok(()),
+        Action::Plans => super::payments::renew(&ctx, press.telegram_id).await,
+        Action::Buy(plan) => super::payments::invoice(&ctx, press.telegram_id, plan).await,
     }
 }
 

@@ -27,6 +27,9 @@ pub async fn command(msg: Message, cmd: Command, ctx: Ctx) -> HandlerResult {
         Command::Servers => servers(&ctx, &msg).await,
         Command::Help => help(&ctx, &msg).await,
         Command::Language => language(&ctx).await,
+        Command::Buy => super::payments::buy(&ctx, &msg).await,
+        Command::Paysupport => super::payments::pay_support(&ctx).await,
+        Command::Terms => super::payments::terms(&ctx).await,
     }
 }
 
@@ -325,14 +328,27 @@ async fn status(ctx: &Ctx, msg: &Message) -> HandlerResult {
             None
         }
     };
-    ctx.say(Text::Status {
+    let text = Text::Status {
         access: Access::of(&user, now),
         now,
         usage: usage.as_ref(),
         devices: &devices,
         limit: user.device_limit,
-    })
-    .await
+    };
+    // "Renew" when there is something to buy (extra: without it /status answers).
+    let on_sale = match ctx.s.api.bot.plans(false).await {
+        Ok(plans) => !plans.is_empty(),
+        Err(e) => {
+            warn!(error = %e, "could not read the plans");
+            false
+        }
+    };
+    if on_sale && user.state != vpnctl_core::UserState::Disabled {
+        let renew =
+            InlineKeyboardButton::callback(Text::RenewButton.render(ctx.l), Action::Plans.encode());
+        return ctx.offer(text, InlineKeyboardMarkup::new([[renew]])).await;
+    }
+    ctx.say(text).await
 }
 
 /// `/servers`: every server that is not switched off, with how full it is; for

@@ -7,7 +7,8 @@
 //! - [`buttons`]: one function per inline button action;
 //! - [`input`]: everything else users send (pasted invite links, group chats,
 //!   unknown commands, long texts);
-//! - [`admin`]: `/nodes`, `/users`, `/invite`.
+//! - [`admin`]: `/nodes`, `/users`, `/invite`;
+//! - [`payments`]: `/buy`, invoices, checkout, payments, `/paysupport`, `/terms`.
 //!
 //! Core decides, the bot words: who may have devices is `Access::of`, which node
 //! takes them is `Placement::of`, how many devices is `devices::may_add_device`;
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod buttons;
 pub mod commands;
 pub mod input;
+pub mod payments;
 
 use teloxide::dispatching::{HandlerExt, UpdateFilterExt};
 use teloxide::prelude::*;
@@ -60,6 +62,12 @@ pub enum Command {
     Help,
     /// Choose the language.
     Language,
+    /// Buy or renew access.
+    Buy,
+    /// Help with a payment.
+    Paysupport,
+    /// Terms of sale.
+    Terms,
 }
 
 /// Commands only admin Telegram ids get.
@@ -92,6 +100,9 @@ pub struct Ctx {
 /// The whole update handler tree.
 pub fn schema() -> teloxide::dispatching::UpdateHandler<BotError> {
     let messages = Update::filter_message()
+        .branch(
+            dptree::filter(|m: Message| m.successful_payment().is_some()).endpoint(payments::paid),
+        )
         .branch(dptree::filter(|m: Message| !m.chat.is_private()).endpoint(input::group_message))
         .branch(
             dptree::filter(|m: Message| m.text().is_some_and(|t| t.chars().count() > MAX_TEXT))
@@ -125,6 +136,7 @@ pub fn schema() -> teloxide::dispatching::UpdateHandler<BotError> {
         })
         .branch(messages)
         .branch(Update::filter_callback_query().endpoint(buttons::callback))
+        .branch(Update::filter_pre_checkout_query().endpoint(payments::pre_checkout))
 }
 
 impl Ctx {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use vpnctl_core::api::billing::CheckoutRefusal;
 use vpnctl_core::transport::TransportKind;
 use vpnctl_core::{Access, Availability, Health, Locale, QuotaPeriod, Timestamp};
 
@@ -84,11 +85,28 @@ pub fn name(t: &Text<'_>) -> &'static str {
         Text::BackupFile { .. } => "BackupFile",
         Text::ConfigChanged { .. } => "ConfigChanged",
         Text::NodeTransportChanged { .. } => "NodeTransportChanged",
+        Text::ChoosePlan => "ChoosePlan",
+        Text::NoPlans => "NoPlans",
+        Text::PlanButton { .. } => "PlanButton",
+        Text::RenewButton => "RenewButton",
+        Text::InvoiceDescription { .. } => "InvoiceDescription",
+        Text::CheckoutRefused { .. } => "CheckoutRefused",
+        Text::CheckoutUnavailable => "CheckoutUnavailable",
+        Text::PaymentPending => "PaymentPending",
+        Text::Receipt { .. } => "Receipt",
+        Text::Refunded { .. } => "Refunded",
+        Text::PaySupport => "PaySupport",
+        Text::Operator { .. } => "Operator",
+        Text::Terms => "Terms",
+        Text::PaymentNotice { .. } => "PaymentNotice",
+        Text::RefundNotice { .. } => "RefundNotice",
+        Text::RefundFailedNotice { .. } => "RefundFailedNotice",
+        Text::PaymentNotApplied { .. } => "PaymentNotApplied",
     }
 }
 
 /// How many texts there are; kept beside [`name`].
-pub const TEXTS: usize = 71;
+pub const TEXTS: usize = 88;
 
 /// Every text (several samples for some), rendered: (name, English, Russian).
 #[allow(clippy::too_many_lines)]
@@ -379,16 +397,26 @@ pub fn catalogue() -> Vec<(String, String, String)> {
         Text::AccessEndsSoon {
             until: now.plus_days(3),
             now,
+            renew: false,
         },
         Text::AccessEndsSoon {
             until: now.plus_days(1),
             now,
+            renew: true,
         },
         Text::AccessEndsSoon {
             until: now.plus_seconds(8),
             now,
+            renew: false,
         },
-        Text::AccessEndedOn { until: now },
+        Text::AccessEndedOn {
+            until: now,
+            renew: false,
+        },
+        Text::AccessEndedOn {
+            until: now,
+            renew: true,
+        },
         Text::QuotaWarning {
             used: 3_400_000_000,
             limit: 4_000_000_000,
@@ -451,6 +479,84 @@ pub fn catalogue() -> Vec<(String, String, String)> {
             name: "fra1",
             transport: TransportKind::Amneziawg,
             devices: 12,
+        },
+        Text::ChoosePlan,
+        Text::NoPlans,
+        Text::PlanButton {
+            name: "Month",
+            days: 30,
+            stars: 150,
+        },
+        Text::RenewButton,
+        Text::InvoiceDescription {
+            days: 30,
+            devices: 3,
+            quota: None,
+        },
+        Text::InvoiceDescription {
+            days: 1,
+            devices: 1,
+            quota: Some(vpnctl_core::Quota {
+                bytes: 100_000_000_000,
+                period: QuotaPeriod::Monthly,
+            }),
+        },
+        Text::CheckoutRefused {
+            refusal: CheckoutRefusal::Expired,
+        },
+        Text::CheckoutRefused {
+            refusal: CheckoutRefusal::AlreadyPaid,
+        },
+        Text::CheckoutRefused {
+            refusal: CheckoutRefusal::PlanRetired,
+        },
+        Text::CheckoutRefused {
+            refusal: CheckoutRefusal::PriceChanged,
+        },
+        Text::CheckoutRefused {
+            refusal: CheckoutRefusal::OtherUser,
+        },
+        Text::CheckoutRefused {
+            refusal: CheckoutRefusal::UserDisabled,
+        },
+        Text::CheckoutRefused {
+            refusal: CheckoutRefusal::UnknownOrder,
+        },
+        Text::CheckoutUnavailable,
+        Text::PaymentPending,
+        Text::Receipt {
+            plan: "Month",
+            stars: 150,
+            days: 30,
+            until: Some(now.plus_days(45)),
+        },
+        Text::Refunded {
+            stars: 150,
+            until: Some(now.plus_days(15)),
+        },
+        Text::PaySupport,
+        Text::Operator {
+            text: "Write to @example_support about payments.",
+        },
+        Text::Terms,
+        Text::PaymentNotice {
+            user: "Anna",
+            plan: "Month",
+            stars: 150,
+        },
+        Text::RefundNotice {
+            user: "Anna",
+            stars: 150,
+        },
+        Text::RefundFailedNotice {
+            payment: 17,
+            reason: "Bad Request: BALANCE_TOO_LOW",
+        },
+        Text::PaymentNotApplied {
+            user: 123_456_789,
+            stars: 150,
+            charge: "stxAbC123",
+            reason: "order 99 does not exist",
         },
     ];
     let mut out: Vec<(String, String, String)> = samples
@@ -517,7 +623,12 @@ mod tests {
         for (name, en, ru) in catalogue() {
             let same_by_design = matches!(
                 name.as_str(),
-                "ChooseLanguage" | "LanguageButton" | "ResendButton" | "RotateDeviceButton"
+                "ChooseLanguage"
+                    | "LanguageButton"
+                    | "ResendButton"
+                    | "RotateDeviceButton"
+                    // The operator's own words, in whatever language they wrote.
+                    | "Operator"
             );
             if !same_by_design {
                 assert_ne!(en, ru, "{name} is not translated");

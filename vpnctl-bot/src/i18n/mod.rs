@@ -10,8 +10,9 @@ pub mod words;
 
 use std::time::Duration;
 
+use vpnctl_core::api::billing::CheckoutRefusal;
 use vpnctl_core::transport::TransportKind;
-use vpnctl_core::{Access, Availability, Health, Locale, QuotaPeriod, Timestamp};
+use vpnctl_core::{Access, Availability, Health, Locale, Quota, QuotaPeriod, Timestamp};
 
 use words::{
     DAYS, DAYS_FOR, DEVICES, DEVICES_UP_TO, STRAY_PEERS, ago, date, days_between, span, time_of_day,
@@ -222,12 +223,15 @@ pub enum Text<'a> {
         text: &'a str,
     },
     // Notifications to users.
+    /// With `renew`, plans are on sale and a "Renew" button follows.
     AccessEndsSoon {
         until: Timestamp,
         now: Timestamp,
+        renew: bool,
     },
     AccessEndedOn {
         until: Timestamp,
+        renew: bool,
     },
     QuotaWarning {
         used: u64,
@@ -279,6 +283,80 @@ pub enum Text<'a> {
         moved: u32,
         failed: u32,
     },
+    // Buying access.
+    ChoosePlan,
+    NoPlans,
+    PlanButton {
+        name: &'a str,
+        days: u32,
+        stars: u32,
+    },
+    RenewButton,
+    /// The invoice's description (Telegram allows 255 characters).
+    InvoiceDescription {
+        days: u32,
+        devices: u32,
+        quota: Option<Quota>,
+    },
+    /// Why Telegram's checkout is refused (shown by Telegram in its payment form).
+    CheckoutRefused {
+        refusal: CheckoutRefusal,
+    },
+    /// The checkout could not be judged in time: nothing is charged, try again.
+    CheckoutUnavailable,
+    /// The payment arrived but is not applied yet; it will be.
+    PaymentPending,
+    Receipt {
+        plan: &'a str,
+        stars: u32,
+        days: u32,
+        until: Option<Timestamp>,
+    },
+    Refunded {
+        stars: u32,
+        until: Option<Timestamp>,
+    },
+    /// `/paysupport` when the operator set no text.
+    PaySupport,
+    /// A text the operator wrote (their /paysupport or /terms), as written.
+    Operator {
+        text: &'a str,
+    },
+    /// `/terms` when the operator set no text.
+    Terms,
+    // Buying, to admins.
+    PaymentNotice {
+        user: &'a str,
+        plan: &'a str,
+        stars: u32,
+    },
+    RefundNotice {
+        user: &'a str,
+        stars: u32,
+    },
+    RefundFailedNotice {
+        payment: u64,
+        reason: &'a str,
+    },
+    /// A payment that cannot be applied (its order is unknown): needs a person.
+    PaymentNotApplied {
+        user: i64,
+        stars: u32,
+        charge: &'a str,
+        reason: &'a str,
+    },
+}
+
+/// "per month", "в месяц".
+fn per_period(p: QuotaPeriod, l: Locale) -> &'static str {
+    match (l, p) {
+        (Locale::En, QuotaPeriod::Daily) => "per day",
+        (Locale::En, QuotaPeriod::Weekly) => "per week",
+        (Locale::En, QuotaPeriod::Monthly) => "per month",
+        (Locale::Ru, QuotaPeriod::Daily) => "в день",
+        (Locale::Ru, QuotaPeriod::Weekly) => "в неделю",
+        (Locale::Ru, QuotaPeriod::Monthly) => "в месяц",
+    }
 }
 
 /// A size in decimal units with one decimal: `8.0 GB`, `8,0 ГБ`.
@@ -527,7 +605,7 @@ impl Text<'_> {
         match (self, l) {
             (Self::Help { admin }, En) => {
                 let mut s = String::from(
-                    "VPN bot\n\n/get_config — a WireGuard config for a new device, or an existing one's again\n/status — your access, traffic and devices\n/regen — replace a device's key\n/servers — servers and how full they are\n/language — English / Русский\n/start CODE — activate an invite (or just paste the invite link)",
+                    "VPN bot\n\n/get_config — a WireGuard config for a new device, or an existing one's again\n/status — your access, traffic and devices\n/regen — replace a device's key\n/servers — servers and how full they are\n/buy — buy or renew access\n/language — English / Русский\n/start CODE — activate an invite (or just paste the invite link)\n/paysupport — help with a payment · /terms — terms of sale",
                 );
                 if *admin {
                     s.push_str("\n\nAdmin:\n/nodes — nodes and their health\n/users — users\n/invite [days] [devices] — create a single-use invite link");
@@ -536,7 +614,7 @@ impl Text<'_> {
             }
             (Self::Help { admin }, Ru) => {
                 let mut s = String::from(
-                    "VPN-бот\n\n/get_config — конфигурация WireGuard для нового устройства или повторно для уже подключённого\n/status — доступ, трафик и устройства\n/regen — заменить ключ устройства\n/servers — серверы и их заполненность\n/language — English / Русский\n/start КОД — активировать приглашение (или просто пришлите ссылку-приглашение)",
+                    "VPN-бот\n\n/get_config — конфигурация WireGuard для нового устройства или повторно для уже подключённого\n/status — доступ, трафик и устройства\n/regen — заменить ключ устройства\n/servers — серверы и их заполненность\n/buy — купить или продлить доступ\n/language — English / Русский\n/start КОД — активировать приглашение (или просто пришлите ссылку-приглашение)\n/paysupport — помощь с оплатой · /terms — условия продажи",
                 );
                 if *admin {
                     s.push_str("\n\nАдминистратору:\n/nodes — узлы и их состояние\n/users — пользователи\n/invite [дни] [устройства] — создать одноразовую ссылку-приглашение");
@@ -732,16 +810,26 @@ impl Text<'_> {
             ),
             (Self::Alert { text }, En) => format!("⚠️ Alert: {text}"),
             (Self::Alert { text }, Ru) => format!("⚠️ Оповещение: {text}"),
-            (Self::AccessEndsSoon { until, now }, En) => format!(
-                "⏳ Your VPN access ends {}. Ask the administrator to extend it.",
-                ends(*until, *now, l)
+            (Self::AccessEndsSoon { until, now, renew }, En) => format!(
+                "⏳ Your VPN access ends {}. {}",
+                ends(*until, *now, l),
+                if *renew { "Renew it below or with /buy." } else { "Ask the administrator to extend it." }
             ),
-            (Self::AccessEndsSoon { until, now }, Ru) => format!(
-                "⏳ Ваш доступ к VPN закончится {}. Попросите администратора продлить его.",
-                ends(*until, *now, l)
+            (Self::AccessEndsSoon { until, now, renew }, Ru) => format!(
+                "⏳ Ваш доступ к VPN закончится {}. {}",
+                ends(*until, *now, l),
+                if *renew { "Продлите его кнопкой ниже или командой /buy." } else { "Попросите администратора продлить его." }
             ),
-            (Self::AccessEndedOn { until }, En) => format!("Your VPN access ended on {}; your devices no longer connect. Ask the administrator to extend it.", date(*until, l)),
-            (Self::AccessEndedOn { until }, Ru) => format!("Ваш доступ к VPN закончился {}; устройства больше не подключаются. Попросите администратора продлить его.", date(*until, l)),
+            (Self::AccessEndedOn { until, renew }, En) => format!(
+                "Your VPN access ended on {}; your devices no longer connect. {}",
+                date(*until, l),
+                if *renew { "Renew it below or with /buy: they connect again at once." } else { "Ask the administrator to extend it." }
+            ),
+            (Self::AccessEndedOn { until, renew }, Ru) => format!(
+                "Ваш доступ к VPN закончился {}; устройства больше не подключаются. {}",
+                date(*until, l),
+                if *renew { "Продлите его кнопкой ниже или командой /buy — устройства сразу подключатся снова." } else { "Попросите администратора продлить его." }
+            ),
             (Self::QuotaWarning { used, limit, resets }, En) => format!(
                 "You have used {} of your {} traffic limit. It renews on {}.",
                 size(*used, l), size(*limit, l), date(*resets, l)
@@ -821,13 +909,93 @@ impl Text<'_> {
                 DEVICES.count(u64::from(*moved), l),
                 if *failed > 0 { format!(", не удалось перенести {}", DEVICES.count(u64::from(*failed), l)) } else { String::new() }
             ),
+            (Self::ChoosePlan, En) => "Choose a plan. You pay in Telegram Stars; the days are added to your current access.".into(),
+            (Self::ChoosePlan, Ru) => "Выберите тариф. Оплата в Telegram Stars; дни добавляются к текущему доступу.".into(),
+            (Self::NoPlans, En) => "Nothing is on sale right now. Ask the administrator.".into(),
+            (Self::NoPlans, Ru) => "Сейчас ничего не продаётся. Обратитесь к администратору.".into(),
+            (Self::PlanButton { name, days, stars }, _) => {
+                format!("{name} · {} · {stars} ⭐", DAYS.count(u64::from(*days), l))
+            }
+            (Self::RenewButton, En) => "⭐ Renew".into(),
+            (Self::RenewButton, Ru) => "⭐ Продлить".into(),
+            (Self::InvoiceDescription { days, devices, quota }, En) => format!(
+                "VPN access for {}, up to {}{}.",
+                DAYS_FOR.count(u64::from(*days), l),
+                DEVICES_UP_TO.count(u64::from(*devices), l),
+                quota.map_or_else(String::new, |q| format!(", {} {}", size(q.bytes, l), per_period(q.period, l)))
+            ),
+            (Self::InvoiceDescription { days, devices, quota }, Ru) => format!(
+                "Доступ к VPN на {}, до {}{}.",
+                DAYS_FOR.count(u64::from(*days), l),
+                DEVICES_UP_TO.count(u64::from(*devices), l),
+                quota.map_or_else(String::new, |q| format!(", {} {}", size(q.bytes, l), per_period(q.period, l)))
+            ),
+            (Self::CheckoutRefused { refusal }, En) => match refusal {
+                CheckoutRefusal::Expired => "This invoice has expired. Send /buy for a new one.",
+                CheckoutRefusal::AlreadyPaid => "This invoice is paid already. See /status.",
+                CheckoutRefusal::PlanRetired => "This plan is no longer sold. Send /buy to see the current ones.",
+                CheckoutRefusal::PriceChanged => "The price has changed. Send /buy for a new invoice.",
+                CheckoutRefusal::OtherUser => "This invoice was made for someone else. Send /buy for your own.",
+                CheckoutRefusal::UserDisabled => "Your account is disabled. Contact the administrator.",
+                CheckoutRefusal::UnknownOrder | CheckoutRefusal::WrongCurrency => "This invoice is not valid. Send /buy for a new one.",
+            }
+            .into(),
+            (Self::CheckoutRefused { refusal }, Ru) => match refusal {
+                CheckoutRefusal::Expired => "Срок действия счёта истёк. Отправьте /buy, чтобы получить новый.",
+                CheckoutRefusal::AlreadyPaid => "Этот счёт уже оплачен. Подробности — /status.",
+                CheckoutRefusal::PlanRetired => "Этот тариф больше не продаётся. Актуальные — /buy.",
+                CheckoutRefusal::PriceChanged => "Цена изменилась. Отправьте /buy, чтобы получить новый счёт.",
+                CheckoutRefusal::OtherUser => "Этот счёт выставлен другому пользователю. Отправьте /buy, чтобы получить свой.",
+                CheckoutRefusal::UserDisabled => "Ваша учётная запись отключена. Обратитесь к администратору.",
+                CheckoutRefusal::UnknownOrder | CheckoutRefusal::WrongCurrency => "Этот счёт недействителен. Отправьте /buy, чтобы получить новый.",
+            }
+            .into(),
+            (Self::CheckoutUnavailable, En) => "The service cannot confirm this payment right now; nothing was charged. Please try again in a minute.".into(),
+            (Self::CheckoutUnavailable, Ru) => "Сервис не может сейчас подтвердить оплату; деньги не списаны. Попробуйте ещё раз через минуту.".into(),
+            (Self::PaymentPending, En) => "Payment received, thank you! It will be applied to your access in a few minutes; you will get a receipt.".into(),
+            (Self::PaymentPending, Ru) => "Оплата получена, спасибо! Она будет зачислена в течение нескольких минут — придёт квитанция.".into(),
+            (Self::Receipt { plan, stars, days, until }, En) => format!(
+                "✅ Payment received: {plan}, {stars} ⭐ ({}). {}",
+                DAYS.count(u64::from(*days), l),
+                until.map_or_else(|| "Your access has no end date.".to_owned(), |u| format!("Your access is open until {}.", date(u, l)))
+            ),
+            (Self::Receipt { plan, stars, days, until }, Ru) => format!(
+                "✅ Оплата получена: {plan}, {stars} ⭐ ({}). {}",
+                DAYS.count(u64::from(*days), l),
+                until.map_or_else(|| "Доступ бессрочный.".to_owned(), |u| format!("Доступ открыт до {}.", date(u, l)))
+            ),
+            (Self::Refunded { stars, until }, En) => format!(
+                "↩️ {stars} ⭐ were refunded to you. {}",
+                until.map_or_else(String::new, |u| format!("Your access now ends on {}.", date(u, l)))
+            ),
+            (Self::Refunded { stars, until }, Ru) => format!(
+                "↩️ Вам возвращено {stars} ⭐. {}",
+                until.map_or_else(String::new, |u| format!("Доступ теперь заканчивается {}.", date(u, l)))
+            ),
+            (Self::Operator { text }, _) => (*text).to_owned(),
+            (Self::PaySupport, En) => "Questions about a payment or a refund? Write to the administrator of this VPN; give the date and the amount.".into(),
+            (Self::PaySupport, Ru) => "Вопросы об оплате или возврате? Напишите администратору этого VPN, укажите дату и сумму.".into(),
+            (Self::Terms, En) => "You buy days of access to this VPN service for your own devices. Access starts at once and is added to what you have. Refunds are at the administrator's discretion: a refund takes the days it bought back.".into(),
+            (Self::Terms, Ru) => "Вы покупаете дни доступа к этому VPN-сервису для своих устройств. Доступ начинается сразу и добавляется к текущему. Возврат — на усмотрение администратора: при возврате купленные дни снимаются.".into(),
+            (Self::PaymentNotice { user, plan, stars }, En) => format!("💰 {user} paid {stars} ⭐ for {plan}."),
+            (Self::PaymentNotice { user, plan, stars }, Ru) => format!("💰 {user} оплатил(а) {plan}: {stars} ⭐."),
+            (Self::RefundNotice { user, stars }, En) => format!("↩️ {stars} ⭐ refunded to {user}."),
+            (Self::RefundNotice { user, stars }, Ru) => format!("↩️ {user}: возвращено {stars} ⭐."),
+            (Self::RefundFailedNotice { payment, reason }, En) => format!("⚠️ Telegram refused the refund of payment {payment}: {reason}"),
+            (Self::RefundFailedNotice { payment, reason }, Ru) => format!("⚠️ Telegram отказал в возврате платежа {payment}: {reason}"),
+            (Self::PaymentNotApplied { user, stars, charge, reason }, En) => format!(
+                "A payment of {stars} ⭐ from Telegram user {user} could not be applied: {reason}. Charge id: {charge}"
+            ),
+            (Self::PaymentNotApplied { user, stars, charge, reason }, Ru) => format!(
+                "Платёж {stars} ⭐ от пользователя Telegram {user} не удалось зачислить: {reason}. Идентификатор платежа: {charge}"
+            ),
         }
     }
 }
 
 /// The command list registered with Telegram (`setMyCommands`): command, then
 /// its description in `l`.
-pub fn command_descriptions(l: Locale) -> [(&'static str, &'static str); 7] {
+pub fn command_descriptions(l: Locale) -> [(&'static str, &'static str); 10] {
     let pick = |en, ru| if l == Locale::Ru { ru } else { en };
     [
         (
@@ -849,6 +1017,10 @@ pub fn command_descriptions(l: Locale) -> [(&'static str, &'static str); 7] {
                 "Серверы и их заполненность",
             ),
         ),
+        (
+            "buy",
+            pick("Buy or renew access", "Купить или продлить доступ"),
+        ),
         ("language", pick("Language / Язык", "Язык / Language")),
         ("help", pick("Help", "Помощь")),
         (
@@ -858,6 +1030,11 @@ pub fn command_descriptions(l: Locale) -> [(&'static str, &'static str); 7] {
                 "Начать / активировать приглашение",
             ),
         ),
+        (
+            "paysupport",
+            pick("Help with a payment", "Помощь с оплатой"),
+        ),
+        ("terms", pick("Terms of sale", "Условия продажи")),
     ]
 }
 
@@ -1027,7 +1204,14 @@ mod tests {
 
     #[test]
     fn a_reminder_agrees_with_its_date() {
-        let soon = |until: Timestamp, l| Text::AccessEndsSoon { until, now: NOW }.render(l);
+        let soon = |until: Timestamp, l| {
+            Text::AccessEndsSoon {
+                until,
+                now: NOW,
+                renew: false,
+            }
+            .render(l)
+        };
         // 8 s left: today, not "in 1 day".
         let en = soon(NOW.plus_seconds(8), Locale::En);
         assert!(en.contains("ends today at 12:00 UTC"), "{en}");
