@@ -231,10 +231,19 @@ impl Dirty {
             | EventKind::NodeStateChanged { .. }
             | EventKind::NodeEnrolled { .. }
             | EventKind::NodeHealthChanged { .. } => self.nodes = true,
-            // Tokens and notices have no table here.
+            // A payment or a refund changes the user's access, devices and quota.
+            EventKind::PaymentReceived { user, .. } | EventKind::PaymentRefunded { user, .. } => {
+                self.users.insert(*user);
+            }
+            // Tokens, notices, plans and orders have no table here.
             EventKind::Notice { .. }
             | EventKind::TokenCreated { .. }
-            | EventKind::TokenRevoked { .. } => {}
+            | EventKind::TokenRevoked { .. }
+            | EventKind::PlanCreated { .. }
+            | EventKind::PlanRetired { .. }
+            | EventKind::OrderCreated { .. }
+            | EventKind::RefundRequested { .. }
+            | EventKind::RefundFailed { .. } => {}
         }
         if self.users.len() + self.peers.len() > DIRTY_MAX {
             self.everything = true;

@@ -623,3 +623,121 @@ async fn node_settings_from_the_terminal() {
     cli.fails(&["nodes", "set", "nowhere", "--mtu", "1400"], 4, "nowhere")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_payments_refunds_and_revenue_from_the_terminal() {
+    use vpnctl_core::api::billing::{ReceivedPayment, STARS};
+
+    let (demo, cli) = start().await;
+    let none = cli.ok(&["plans", "list"]).await;
+    assert!(none.contains("no plans on sale"), "{none}");
+    let plan = cli
+        .json(&[
+            "plans",
+            "add",
+            "Month",
+            "--name-ru",
+            "Месяц",
+            "--days",
+            "30",
+            "--stars",
+            "120",
+            "--quota",
+            "100GB",
+        ])
+        .await;
+    assert_eq!(plan["stars"], 120);
+    assert_eq!(plan["quota"]["bytes"], 100_000_000_000u64);
+    assert_eq!(plan["device_limit"], 3, "the default");
+    let list = cli.ok(&["plans", "list"]).await;
+    assert!(
+        list.contains("Month") && list.contains("120 stars") && list.contains("100.0 GB monthly"),
+        "{list}"
+    );
+    // Bad input: a clear error, nothing written.
+    cli.fails(
+        &["plans", "add", "Year", "--days", "365", "--stars", "0"],
+        4,
+        "stars",
+    )
+    .await;
+    cli.fails(
+        &[
+            "plans",
+            "add",
+            "Sub",
+            "--days",
+            "31",
+            "--stars",
+            "5",
+            "--recurring",
+        ],
+        4,
+        "30 days",
+    )
+    .await;
+    cli.fails(&["plans", "retire", "plan99"], 4, "no plan99")
+        .await;
+    cli.fails(&["plans", "retire", "month"], 2, "not a plan id")
+        .await;
+    assert_eq!(
+        cli.json(&["plans", "list", "--all"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A payment, as the bot records it.
+    let user = cli
+        .json(&["users", "add", "payer", "--telegram-id", "777"])
+        .await;
+    let uid = vpnctl_core::UserId(user["id"].as_u64().unwrap());
+    let order = demo
+        .vpn
+        .create_order(uid, vpnctl_core::PlanId(plan["id"].as_u64().unwrap()))
+        .unwrap();
+    demo.vpn
+        .record_payment(&ReceivedPayment {
+            payload: order.payload(),
+            telegram_id: 777,
+            currency: STARS.into(),
+            total: 120,
+            telegram_charge_id: "tg-charge-1".into(),
+            provider_charge_id: String::new(),
+            recurring: false,
+            subscription_until: None,
+        })
+        .unwrap();
+    let list = cli.ok(&["payments", "list"]).await;
+    assert!(
+        list.contains("pay1") && list.contains("120 stars") && list.contains("tg-charge-1"),
+        "{list}"
+    );
+    let mine = cli.json(&["payments", "list", "--user", "payer"]).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    let revenue = cli.ok(&["payments", "revenue", "--days", "1"]).await;
+    assert!(revenue.contains("120 stars taken"), "{revenue}");
+
+    // No bot runs here: the refund is requested, and the command says it waits.
+    cli.fails(&["payments", "refund", "pay1"], 2, "--yes").await;
+    cli.fails(
+        &["payments", "refund", "pay1", "--yes", "--wait-secs", "1"],
+        1,
+        "is vpnctl-bot running",
+    )
+    .await;
+    let shown = cli.ok(&["payments", "show", "pay1"]).await;
+    assert!(shown.contains("refund requested"), "{shown}");
+    cli.fails(&["payments", "show", "pay9"], 4, "no payment pay9")
+        .await;
+    let retired = cli.ok(&["plans", "retire", "plan1"]).await;
+    assert!(retired.contains("retired"), "{retired}");
+    assert!(
+        cli.ok(&["plans", "list"])
+            .await
+            .contains("no plans on sale")
+    );
+    demo.stop().await;
+}

@@ -75,6 +75,12 @@ pub enum Command {
     /// API tokens: list, create, revoke.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// What users can buy in the bot with Telegram Stars: list, add, retire.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+    /// Payments in Telegram Stars: list, show, refund, revenue.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
     /// The audit log: recent events, or (--follow) each new one as it happens.
     Events(EventsArgs),
     /// Move in from an existing server: its clients become users and peers of a node
@@ -546,4 +552,81 @@ pub struct EventsArgs {
     /// one JSON object per line.
     #[arg(long, short = 'f')]
     pub follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// The plans on sale (with --all, the retired ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Puts a plan on sale in the bot (/buy, "Renew").
+    Add {
+        /// Its name in English (the invoice title; at most 32 characters).
+        name: String,
+        /// Its name in Russian [default: the English name].
+        #[arg(long)]
+        name_ru: Option<String>,
+        /// Days of access one purchase adds.
+        #[arg(long)]
+        days: u32,
+        /// Price in Telegram Stars.
+        #[arg(long)]
+        stars: u32,
+        /// Devices the buyer may have.
+        #[arg(long, default_value_t = 3)]
+        devices: u32,
+        /// A traffic quota that comes with it (`100GB`; default: none).
+        #[arg(long, value_parser = crate::cli::parse_quota_size)]
+        quota: Option<QuotaSize>,
+        /// How often the quota resets.
+        #[arg(long, default_value = "monthly")]
+        quota_period: QuotaPeriod,
+        /// Sold as a monthly Telegram Stars subscription that renews itself (then
+        /// --days must be 30).
+        #[arg(long)]
+        recurring: bool,
+    },
+    /// Takes a plan off sale; open invoices for it are refused at checkout, what
+    /// was paid stays paid.
+    Retire {
+        /// The plan's id (`plan2`, `2`; `vpnctl plans list`).
+        plan: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// Payments, newest first.
+    List {
+        /// Only this user's (name or id).
+        #[arg(long)]
+        user: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// One payment in full.
+    Show {
+        /// The payment's id (`pay3`, `3`).
+        payment: String,
+    },
+    /// Returns a payment's Stars through the bot (`refundStarPayment`) and takes
+    /// the days it bought back. Asks first: pass --yes in scripts.
+    Refund {
+        /// The payment's id (`pay3`, `3`).
+        payment: String,
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// How long to wait for the bot to carry it out.
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
+    },
+    /// Stars taken and refunded per day and plan.
+    Revenue {
+        /// The last this many days, today included.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
 }

@@ -7,6 +7,7 @@
 
 mod args;
 mod backup;
+mod billing;
 mod escaped;
 mod events;
 mod import;
@@ -261,6 +262,12 @@ async fn run_escaped(
             events::run(&config.connection.client()?, &args, as_json, out).await
         }
         Some(Command::Tokens(cmd)) => tokens::run(&config.connection.client()?, cmd, as_json, out).await,
+        Some(Command::Plans(cmd)) => {
+            billing::plans(&config.connection.client()?, cmd, as_json, out).await
+        }
+        Some(Command::Payments(cmd)) => {
+            billing::payments(&config.connection.client()?, cmd, as_json, out, ask).await
+        }
         Some(Command::Import(cmd)) => {
             import::run(&config.connection.client()?, cmd, as_json, out).await
         }

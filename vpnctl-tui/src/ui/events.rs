@@ -99,6 +99,28 @@ pub fn event_text(e: &Event) -> String {
             moved,
             failed,
         } => format!("node n{node} evacuated: moved {moved}, failed {failed}"),
+        EventKind::PlanCreated { plan } => format!("plan {plan} created"),
+        EventKind::PlanRetired { plan } => format!("plan {plan} retired"),
+        EventKind::OrderCreated { order, user, plan } => {
+            format!("order o{order}: u{user} about to buy plan {plan}")
+        }
+        EventKind::PaymentReceived {
+            payment,
+            user,
+            plan,
+            stars,
+        } => format!("payment {payment}: u{user} paid {stars} stars for plan {plan}"),
+        EventKind::RefundRequested { payment, user } => {
+            format!("refund of payment {payment} (u{user}) requested")
+        }
+        EventKind::PaymentRefunded {
+            payment,
+            user,
+            stars,
+        } => format!("payment {payment}: {stars} stars refunded to u{user}"),
+        EventKind::RefundFailed { payment, reason } => {
+            format!("refund of payment {payment} failed: {reason}")
+        }
     }
 }
 
