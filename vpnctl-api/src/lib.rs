@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod billing;
 pub mod body;
+pub mod broadcast;
 pub mod error;
 pub mod fingerprint;
 pub mod import;

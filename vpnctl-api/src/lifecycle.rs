@@ -297,6 +297,12 @@ pub enum Message {
         payment: crate::model::PaymentId,
         reason: String,
     },
+    /// An admin's text to many users, as written; skipped once the broadcast is
+    /// cancelled.
+    Broadcast {
+        broadcast: u64,
+        text: String,
+    },
 }
 
 /// One entry of the outbox. Delivery is at least once: a consumer reads after its

@@ -485,6 +485,13 @@ pub enum EventKind {
         payment: PaymentId,
         reason: String,
     },
+    BroadcastQueued {
+        broadcast: u64,
+        recipients: u32,
+    },
+    BroadcastCancelled {
+        broadcast: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -97,6 +97,11 @@ pub const PAYMENT: Route = Route("/v1/payments/{id}");
 pub const PAYMENT_REFUND: Route = Route("/v1/payments/{id}/refund");
 pub const PAYMENT_REFUND_RESULT: Route = Route("/v1/payments/{id}/refund-result");
 pub const REVENUE: Route = Route("/v1/revenue");
+pub const BROADCASTS: Route = Route("/v1/broadcasts");
+/// How many users a broadcast would reach; queues nothing.
+pub const BROADCASTS_PREVIEW: Route = Route("/v1/broadcasts/preview");
+pub const BROADCAST: Route = Route("/v1/broadcasts/{id}");
+pub const BROADCAST_CANCEL: Route = Route("/v1/broadcasts/{id}/cancel");
 
 /// Node enrollment, authenticated by the join secret in the body.
 pub const ENROLL: Route = Route("/v1/enroll");
@@ -330,6 +335,12 @@ pub const TABLE: &[Rule] = &[
     rule(Post, PAYMENT_REFUND, Admin),
     rule(Post, PAYMENT_REFUND_RESULT, Staff),
     rule(Get, REVENUE, Admin),
+    rule(Get, BROADCASTS, Admin),
+    rule(Post, BROADCASTS, Admin),
+    rule(Post, BROADCASTS_PREVIEW, Admin),
+    // The bot checks whether a broadcast was cancelled before each message.
+    rule(Get, BROADCAST, Staff),
+    rule(Post, BROADCAST_CANCEL, Admin),
 ];
 
 /// The table's line for `method` on the route mounted as `template`.

@@ -604,6 +604,26 @@ async fn tell_user(
             say(s, chat, receipt.render(l)).await?;
             return Ok(());
         }
+        Notice::Broadcast { broadcast, text } => {
+            if s.broadcast_cancelled(*broadcast).await {
+                debug!(broadcast, "broadcast cancelled; message skipped");
+                return Ok(());
+            }
+            // Asked again when its turn has come: a message that waited for
+            // Telegram's pace while the broadcast was cancelled does not go.
+            let request =
+                s.tg.raw()
+                    .send_message(chat, Text::Operator { text }.render(l));
+            let sent =
+                s.tg.send_if(chat, Class::Bulk, request, || async {
+                    !s.broadcast_cancelled(*broadcast).await
+                })
+                .await?;
+            if sent.is_none() {
+                debug!(broadcast, "broadcast cancelled; message skipped");
+            }
+            return Ok(());
+        }
         Notice::PaymentRefunded { stars, until, .. } => Text::Refunded {
             stars: *stars,
             until: *until,
@@ -943,7 +963,9 @@ fn admin_text(message: &Notice, l: Locale) -> Option<Text<'_>> {
             payment: payment.0,
             reason,
         },
-        Notice::BackupTaken { .. } | Notice::RefundRequested { .. } => return None,
+        Notice::BackupTaken { .. } | Notice::RefundRequested { .. } | Notice::Broadcast { .. } => {
+            return None;
+        }
         Notice::AccessEndsSoon { .. }
         | Notice::ConfigChanged { .. }
         | Notice::AccessEnded { .. }

@@ -126,7 +126,12 @@ pub struct Session {
     /// Stored locales read from the API (`None`: no account).
     stored: Arc<Mutex<Generations>>,
     busy: Arc<Mutex<HashSet<(i64, i32)>>>,
+    /// Broadcast → (when asked, cancelled): asked again after [`BROADCAST_CHECK`].
+    broadcasts: Arc<Mutex<HashMap<u64, (std::time::Instant, bool)>>>,
 }
+
+/// How long the bot trusts what it heard about a broadcast being cancelled.
+pub const BROADCAST_CHECK: Duration = Duration::from_secs(1);
 
 impl Session {
     /// Records what the API stores for a user (after sign-up or a change).
@@ -197,6 +202,43 @@ pub struct Services {
 }
 
 impl Services {
+    /// Whether broadcast `id` was cancelled (asked at most every
+    /// [`BROADCAST_CHECK`]). When the control plane cannot say, it was not: the
+    /// message goes, as every notification does at least once.
+    pub async fn broadcast_cancelled(&self, id: u64) -> bool {
+        let now = std::time::Instant::now();
+        {
+            let known = self
+                .session
+                .broadcasts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some((at, cancelled)) = known.get(&id)
+                && (*cancelled || now.duration_since(*at) < BROADCAST_CHECK)
+            {
+                return *cancelled;
+            }
+        }
+        let cancelled = match self.api.bot.broadcast(id).await {
+            Ok(b) => b.cancelled_at.is_some(),
+            Err(e) if e.status() == Some(404) => true,
+            Err(e) => {
+                warn!(error = %e, broadcast = id, "could not ask whether a broadcast was cancelled");
+                false
+            }
+        };
+        let mut known = self
+            .session
+            .broadcasts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if known.len() > 1000 {
+            known.clear();
+        }
+        known.insert(id, (now, cancelled));
+        cancelled
+    }
+
     /// The user's language: chosen with /language, else stored with their account
     /// (asked from the control plane once), else their Telegram language.
     pub async fn locale(&self, user: Option<&TgUser>) -> Locale {

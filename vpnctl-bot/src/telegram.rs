@@ -53,9 +53,33 @@ impl Telegram {
     where
         R: Request<Err = RequestError>,
     {
+        let sent = self
+            .send_if(chat, class, request, || std::future::ready(true))
+            .await?;
+        Ok(sent.expect("a message that always goes went"))
+    }
+
+    /// [`Telegram::send`], but once its slot has come `go` is asked whether the
+    /// message should still go (a broadcast may have been cancelled while it
+    /// waited); `None` when it did not.
+    pub async fn send_if<R, G, F>(
+        &self,
+        chat: ChatId,
+        class: Class,
+        request: R,
+        go: G,
+    ) -> Result<Option<Output<R>>, RequestError>
+    where
+        R: Request<Err = RequestError>,
+        G: Fn() -> F,
+        F: Future<Output = bool>,
+    {
         let mut floods = 0;
         loop {
             self.pacer.acquire(chat, class).await;
+            if !go().await {
+                return Ok(None);
+            }
             match request.send_ref().await {
                 Err(RequestError::RetryAfter(after)) if floods < RETRIES_AFTER_FLOOD => {
                     floods += 1;
@@ -66,7 +90,7 @@ impl Telegram {
                     );
                     self.pacer.freeze(after.duration());
                 }
-                other => return other,
+                other => return other.map(Some),
             }
         }
     }

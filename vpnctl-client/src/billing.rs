@@ -1,4 +1,4 @@
-//! Plans, orders, checkout, payments, refunds and revenue.
+//! Plans, orders, checkout, payments, refunds, revenue and broadcasts.
 
 use futures_util::Stream;
 use reqwest::Method;
@@ -7,6 +7,7 @@ use vpnctl_api::billing::{
     PaymentQuery, Plan, PlanQuery, ReceivedPayment, RefundResult, RevenueLine, RevenueQuery,
 };
 use vpnctl_api::body::Page;
+use vpnctl_api::broadcast::{Broadcast, BroadcastPreview, CreateBroadcast};
 use vpnctl_api::routes;
 use vpnctl_api::{PaymentId, PlanId, UserId};
 
@@ -99,5 +100,30 @@ impl ApiClient {
                 .query(&RevenueQuery { days }),
         )
         .await
+    }
+
+    /// How many users a broadcast to `audience` would reach; queues nothing.
+    pub async fn preview_broadcast(&self, new: &CreateBroadcast) -> Result<u32, ClientError> {
+        let preview: BroadcastPreview = self
+            .post(routes::BROADCASTS_PREVIEW.template(), new)
+            .await?;
+        Ok(preview.recipients)
+    }
+
+    pub async fn create_broadcast(&self, new: &CreateBroadcast) -> Result<Broadcast, ClientError> {
+        self.post(routes::BROADCASTS.template(), new).await
+    }
+
+    pub async fn broadcasts(&self) -> Result<Vec<Broadcast>, ClientError> {
+        self.get(routes::BROADCASTS.template()).await
+    }
+
+    pub async fn broadcast(&self, id: u64) -> Result<Broadcast, ClientError> {
+        self.get(&routes::BROADCAST.path(id)).await
+    }
+
+    pub async fn cancel_broadcast(&self, id: u64) -> Result<Broadcast, ClientError> {
+        self.post(&routes::BROADCAST_CANCEL.path(id), &serde_json::json!({}))
+            .await
     }
 }

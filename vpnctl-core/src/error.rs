@@ -33,6 +33,7 @@ pub enum Entity {
     Plan,
     Order,
     Payment,
+    Broadcast,
 }
 
 impl std::fmt::Display for Entity {
@@ -46,6 +47,7 @@ impl std::fmt::Display for Entity {
             Self::Plan => "plan",
             Self::Order => "order",
             Self::Payment => "payment",
+            Self::Broadcast => "broadcast",
         })
     }
 }

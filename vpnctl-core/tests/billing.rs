@@ -562,3 +562,100 @@ fn payments_and_revenue_survive_a_reopen_and_page_newest_first() {
     let again = vpn.record_payment(&paid(&order, 901, "ch-0")).unwrap();
     assert!(!again.new);
 }
+
+#[test]
+fn broadcasts_reach_their_audience_once_and_cancelling_drops_the_rest() {
+    use vpnctl_core::api::broadcast::Audience;
+
+    let f = fixture();
+    let n = node(&f.vpn, "n1", "10.8.0.0/24");
+    let active = buyer(&f.vpn, "active", 1001, Some(T0.plus_days(10)));
+    let lapsed = buyer(&f.vpn, "lapsed", 1002, Some(T0.plus_seconds(10)));
+    let _off = {
+        let u = buyer(&f.vpn, "off", 1003, None);
+        f.vpn
+            .set_user_state(u.id, vpnctl_core::UserState::Disabled)
+            .unwrap()
+    };
+    // No Telegram: nobody to tell.
+    f.vpn
+        .create_user(NewUser {
+            name: "walk-in".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    issue(&f.vpn, &active, &n);
+    f.clock.advance(60);
+    drain(&f.vpn);
+
+    assert_eq!(f.vpn.broadcast_recipients(&Audience::All).unwrap(), 2);
+    assert_eq!(f.vpn.broadcast_recipients(&Audience::Active).unwrap(), 1);
+    assert_eq!(f.vpn.broadcast_recipients(&Audience::Lapsed).unwrap(), 1);
+    assert_eq!(
+        f.vpn
+            .broadcast_recipients(&Audience::Region("DE-FRA".into()))
+            .unwrap(),
+        1,
+        "the user with a device there"
+    );
+    let e = f
+        .vpn
+        .create_broadcast("hi", Audience::Region("xx".into()))
+        .unwrap_err();
+    assert!(e.to_string().contains("no node has region code"), "{e}");
+    assert_eq!(
+        f.vpn
+            .create_broadcast("  ", Audience::All)
+            .unwrap_err()
+            .code(),
+        ErrorCode::Invalid
+    );
+    assert_eq!(
+        f.vpn
+            .create_broadcast(&"x".repeat(4097), Audience::All)
+            .unwrap_err()
+            .code(),
+        ErrorCode::Invalid
+    );
+
+    let b = f
+        .vpn
+        .create_broadcast("Maintenance at 02:00 UTC", Audience::All)
+        .unwrap();
+    assert_eq!(b.total, 2);
+    let queued = f.vpn.notifications(Consumer::Bot, 100).unwrap();
+    let to: Vec<i64> = queued
+        .iter()
+        .filter_map(|n| match (&n.recipient, &n.message) {
+            (Recipient::User { telegram_id, .. }, Message::Broadcast { text, .. })
+                if text == "Maintenance at 02:00 UTC" =>
+            {
+                Some(*telegram_id)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to, [1001, 1002], "each recipient once");
+    assert_eq!(f.vpn.broadcast(b.id).unwrap().handled, 0);
+    f.vpn
+        .ack_notifications(Consumer::Bot, queued[0].id)
+        .unwrap();
+    assert_eq!(f.vpn.broadcast(b.id).unwrap().handled, 1);
+
+    // Cancelled: the unread rest leaves the outbox; cancelling again changes nothing.
+    let cancelled = f.vpn.cancel_broadcast(b.id).unwrap();
+    assert!(cancelled.cancelled_at.is_some());
+    assert!(
+        f.vpn.notifications(Consumer::Bot, 100).unwrap().is_empty(),
+        "what the bot had not read is dropped"
+    );
+    assert_eq!(
+        f.vpn.cancel_broadcast(b.id).unwrap().cancelled_at,
+        cancelled.cancelled_at
+    );
+    let b2 = f.vpn.create_broadcast("second", Audience::Lapsed).unwrap();
+    assert_eq!(b2.total, 1);
+    let list = f.vpn.broadcasts().unwrap();
+    assert_eq!(list.iter().map(|b| b.id).collect::<Vec<_>>(), [b2.id, b.id]);
+    let _ = lapsed;
+}

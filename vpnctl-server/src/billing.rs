@@ -1,5 +1,5 @@
-//! The routes of selling access: plans, orders and checkout, payments, refunds and
-//! revenue. The rules are core's (`vpnctl_core::service` billing); these only
+//! The routes of selling access (plans, orders and checkout, payments, refunds,
+//! revenue) and of broadcasts. The rules are core's (`vpnctl_core::service` billing); these only
 //! carry them over HTTP.
 
 use axum::extract::State;
@@ -9,6 +9,7 @@ use vpnctl_api::billing::{
     Checkout, CheckoutAnswer, CreateOrder, CreatePlan, Order, Payment, PaymentApplied,
     PaymentQuery, Plan, PlanQuery, ReceivedPayment, RefundResult, RevenueLine, RevenueQuery,
 };
+use vpnctl_api::broadcast::{Broadcast, BroadcastPreview, CreateBroadcast};
 use vpnctl_api::routes;
 use vpnctl_core::{PaymentId, PlanId};
 
@@ -39,6 +40,16 @@ pub(crate) fn router() -> axum::Router<AppState> {
             post(refund_result),
         )
         .route(routes::REVENUE.template(), get(revenue))
+        .route(
+            routes::BROADCASTS.template(),
+            get(list_broadcasts).post(create_broadcast),
+        )
+        .route(
+            routes::BROADCASTS_PREVIEW.template(),
+            post(preview_broadcast),
+        )
+        .route(routes::BROADCAST.template(), get(get_broadcast))
+        .route(routes::BROADCAST_CANCEL.template(), post(cancel_broadcast))
 }
 
 async fn list_plans(
@@ -151,4 +162,47 @@ async fn revenue(
     let vpn = st.vpn().clone();
     let days = q.days.unwrap_or(DEFAULT_REVENUE_DAYS);
     Ok(Json(blocking(move || vpn.revenue(days)).await?))
+}
+
+async fn list_broadcasts(_: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<Broadcast>>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.broadcasts()).await?))
+}
+
+async fn create_broadcast(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Json(body): Json<CreateBroadcast>,
+) -> ApiResult<(StatusCode, Json<Broadcast>)> {
+    let vpn = caller.vpn(&st);
+    let b = blocking(move || vpn.create_broadcast(&body.text, body.audience)).await?;
+    Ok((StatusCode::CREATED, Json(b)))
+}
+
+async fn preview_broadcast(
+    _: Admin,
+    State(st): State<AppState>,
+    Json(body): Json<CreateBroadcast>,
+) -> ApiResult<Json<BroadcastPreview>> {
+    let vpn = st.vpn().clone();
+    let recipients = blocking(move || vpn.broadcast_recipients(&body.audience)).await?;
+    Ok(Json(BroadcastPreview { recipients }))
+}
+
+async fn get_broadcast(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<Broadcast>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.broadcast(id)).await?))
+}
+
+async fn cancel_broadcast(
+    Admin(caller): Admin,
+    State(st): State<AppState>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<Broadcast>> {
+    let vpn = caller.vpn(&st);
+    Ok(Json(blocking(move || vpn.cancel_broadcast(id)).await?))
 }

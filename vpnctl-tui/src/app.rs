@@ -243,7 +243,9 @@ impl Dirty {
             | EventKind::PlanRetired { .. }
             | EventKind::OrderCreated { .. }
             | EventKind::RefundRequested { .. }
-            | EventKind::RefundFailed { .. } => {}
+            | EventKind::RefundFailed { .. }
+            | EventKind::BroadcastQueued { .. }
+            | EventKind::BroadcastCancelled { .. } => {}
         }
         if self.users.len() + self.peers.len() > DIRTY_MAX {
             self.everything = true;

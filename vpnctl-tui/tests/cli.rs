@@ -741,3 +741,75 @@ async fn plans_payments_refunds_and_revenue_from_the_terminal() {
     );
     demo.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_from_the_terminal() {
+    let (demo, cli) = start().await;
+    let count = |v: serde_json::Value| v["recipients"].as_u64().unwrap();
+    // The demo's seeded users, with Telegram.
+    let seeded = count(
+        cli.json(&["broadcast", "--to", "all", "x", "--dry-run"])
+            .await,
+    );
+    for (name, tg) in [("ann", "801"), ("bob", "802")] {
+        cli.ok(&["users", "add", name, "--telegram-id", tg]).await;
+    }
+    cli.ok(&["users", "add", "no-telegram"]).await;
+    let all = seeded + 2;
+    let preview = cli
+        .ok(&[
+            "broadcast",
+            "--to",
+            "all",
+            "Maintenance",
+            "tonight",
+            "--dry-run",
+        ])
+        .await;
+    assert!(
+        preview.contains(&format!("would reach {all} users"))
+            && preview.contains("Maintenance tonight"),
+        "{preview}"
+    );
+    let region = count(
+        cli.json(&["broadcast", "--to", "region", "de-fra", "x", "--dry-run"])
+            .await,
+    );
+    assert!(
+        region < all,
+        "only users with a device there: {region} of {all}"
+    );
+    cli.fails(&["broadcast", "--to", "all", "Hello"], 2, "--yes")
+        .await;
+    cli.fails(
+        &["broadcast", "--to", "everyone", "Hello"],
+        2,
+        "active, lapsed, all",
+    )
+    .await;
+    cli.fails(&["broadcast", "--to", "region"], 2, "region code")
+        .await;
+    cli.fails(&["broadcast", "--to", "all"], 2, "what should it say")
+        .await;
+    cli.fails(
+        &["broadcast", "--to", "region", "xx-none", "Hi", "--yes"],
+        4,
+        "no node has region code",
+    )
+    .await;
+    let sent = cli
+        .json(&["broadcast", "--to", "all", "Maintenance tonight", "--yes"])
+        .await;
+    assert_eq!(sent["total"].as_u64(), Some(all));
+    let list = cli.ok(&["broadcasts", "list"]).await;
+    assert!(
+        list.contains(&format!("/{all}")) && list.contains("Maintenance tonight"),
+        "{list}"
+    );
+    let cancelled = cli.ok(&["broadcasts", "cancel", "1"]).await;
+    assert!(cancelled.contains("cancelled"), "{cancelled}");
+    assert!(cli.ok(&["broadcasts", "list"]).await.contains("cancelled"));
+    cli.fails(&["broadcasts", "cancel", "9"], 4, "no broadcast 9")
+        .await;
+    demo.stop().await;
+}

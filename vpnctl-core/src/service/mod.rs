@@ -45,6 +45,7 @@ use crate::time::{Clock, SystemClock, Timestamp};
 use crate::vault::Vault;
 
 mod billing;
+mod broadcasts;
 mod evacuation;
 mod events;
 mod feed;
@@ -62,6 +63,7 @@ mod usage;
 mod users;
 
 pub use billing::{ALREADY_REFUNDED, MAX_PLAN_DAYS, MAX_PLAN_DEVICES};
+pub use broadcasts::BROADCASTS_LISTED;
 pub use feed::interface_spec;
 pub use reports::CONNECTED_WITHIN_SECS;
 pub use vpnctl_api::body::{EvacuateTo, Evacuation, Moved, UsageView};

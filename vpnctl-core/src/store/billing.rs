@@ -1,8 +1,10 @@
-//! Plans, orders, payments and the revenue counters: their readers and writers.
+//! Plans, orders, payments, the revenue counters and broadcasts: their readers and
+//! writers.
 
 use redb::ReadableTable;
 
 use crate::api::billing::{Order, Payment, Plan, Takings};
+use crate::api::broadcast::Broadcast;
 use crate::error::{Entity, Error, Result};
 use crate::model::{OrderId, PaymentId, PlanId, UserId};
 use crate::time::DAY;
@@ -116,6 +118,22 @@ impl<M: Mode> Txn<'_, M> {
         Ok(out)
     }
 
+    pub fn broadcast(&self, id: u64) -> Result<Broadcast> {
+        match self.tables.broadcasts.read()?.get(id)? {
+            Some(v) => decode_json("broadcasts", v.value()),
+            None => Err(Error::not_found(Entity::Broadcast, id)),
+        }
+    }
+
+    /// The newest `limit` broadcasts, newest first.
+    pub fn broadcasts(&self, limit: usize) -> Result<Vec<Broadcast>> {
+        let mut out = Vec::new();
+        for row in self.tables.broadcasts.read()?.iter()?.rev().take(limit) {
+            out.push(decode_json("broadcasts", row?.1.value())?);
+        }
+        Ok(out)
+    }
+
     /// Takings per plan since the start.
     pub fn revenue_totals(&self) -> Result<Vec<(PlanId, Takings)>> {
         let mut out = Vec::new();
@@ -157,6 +175,26 @@ impl Tx<'_> {
             t.payments_by_user
                 .write()?
                 .insert((payment.user.0, payment.id.0), ())?;
+        }
+        Ok(())
+    }
+
+    pub fn put_broadcast(&mut self, b: &Broadcast) -> Result<()> {
+        self.tables
+            .broadcasts
+            .write()?
+            .insert(b.id, encode_json(b).as_slice())?;
+        Ok(())
+    }
+
+    /// Drops the outbox rows `from..=to` (a cancelled broadcast's, not yet read by
+    /// every consumer).
+    pub fn drop_notifications(&mut self, from: u64, to: u64) -> Result<()> {
+        if from <= to {
+            self.tables
+                .outbox
+                .write()?
+                .retain_in(from..=to, |_, _| false)?;
         }
         Ok(())
     }

@@ -81,6 +81,12 @@ pub enum Command {
     /// Payments in Telegram Stars: list, show, refund, revenue.
     #[command(subcommand)]
     Payments(PaymentsCommand),
+    /// Sends a text to many users through the bot: `--to active|lapsed|all|region R`.
+    /// Shows how many it reaches and asks first (--yes in scripts).
+    Broadcast(BroadcastArgs),
+    /// Broadcasts sent: list (with how far each got), cancel a running one.
+    #[command(subcommand)]
+    Broadcasts(BroadcastsCommand),
     /// The audit log: recent events, or (--follow) each new one as it happens.
     Events(EventsArgs),
     /// Move in from an existing server: its clients become users and peers of a node
@@ -628,5 +634,33 @@ pub enum PaymentsCommand {
         /// The last this many days, today included.
         #[arg(long, default_value_t = 30)]
         days: u32,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    /// Who gets it: `active` (access works now), `lapsed` (access ended), `all`
+    /// (everyone not disabled) or `region R` (users with a device on a node of
+    /// region code R). Only users with Telegram.
+    #[arg(long, num_args = 1..=2, value_names = ["WHO", "REGION"], required = true)]
+    pub to: Vec<String>,
+    /// The text, as users will read it (words may be given unquoted).
+    pub text: Vec<String>,
+    /// Show how many users it would reach, send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BroadcastsCommand {
+    /// The recent broadcasts, newest first, with how many messages the bot handled.
+    List,
+    /// Stops a broadcast: users not reached yet are not reached.
+    Cancel {
+        /// The broadcast's id (`vpnctl broadcasts list`).
+        id: u64,
     },
 }

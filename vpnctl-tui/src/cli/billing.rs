@@ -1,5 +1,5 @@
 //! `vpnctl plans` and `vpnctl payments`: what the bot sells for Telegram Stars,
-//! what was paid, refunds and revenue.
+//! what was paid, refunds and revenue; `vpnctl broadcast(s)`: texts to many users.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -10,9 +10,10 @@ use vpnctl_client::ApiClient;
 use vpnctl_core::{PaymentId, PlanId, Quota};
 
 use super::{
-    Ask, CliError, JsonArray, PaymentsCommand, PlansCommand, QuotaSize, confirm, date, json,
-    resolve,
+    Ask, BroadcastArgs, BroadcastsCommand, CliError, JsonArray, PaymentsCommand, PlansCommand,
+    QuotaSize, confirm, date, json, resolve,
 };
+use vpnctl_api::broadcast::{Audience, Broadcast, CreateBroadcast};
 
 fn plan_id(text: &str) -> Result<PlanId, CliError> {
     text.trim().parse::<PlanId>().map_err(|_| {
@@ -308,5 +309,154 @@ async fn find(api: &ApiClient, id: PaymentId) -> Result<Payment, CliError> {
             "no payment pay{id}; `vpnctl payments list` shows them"
         ))),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `--to WHO [REGION]` and the words of the text, as typed. `--to` takes up to two
+/// values, so `--to all Hello` leaves "Hello" with `--to`: it is the text's start.
+fn audience_and_text(to: &[String], words: &[String]) -> Result<(Audience, String), CliError> {
+    let (audience, rest) = match to.first().map(|w| w.to_ascii_lowercase()).as_deref() {
+        Some("region") => match to.get(1) {
+            Some(code) => (Audience::Region(code.clone()), &to[2..]),
+            None => {
+                return Err(CliError::Usage(
+                    "--to region needs the region code: --to region de-fra \"text\"".into(),
+                ));
+            }
+        },
+        Some("active") => (Audience::Active, &to[1..]),
+        Some("lapsed") => (Audience::Lapsed, &to[1..]),
+        Some("all") => (Audience::All, &to[1..]),
+        other => {
+            return Err(CliError::Usage(format!(
+                "--to {}: say active, lapsed, all or region R",
+                other.unwrap_or_default()
+            )));
+        }
+    };
+    let text = rest
+        .iter()
+        .chain(words)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if text.trim().is_empty() {
+        return Err(CliError::Usage(
+            "what should it say? vpnctl broadcast --to all \"text\"".into(),
+        ));
+    }
+    Ok((audience, text))
+}
+
+fn broadcast_line(b: &Broadcast) -> String {
+    let preview: String = b.text.chars().take(40).collect();
+    format!(
+        "{:<4} {} to {:<14} {:>6}/{:<6} handled{}  {preview}{}",
+        b.id,
+        b.created_at.to_rfc3339(),
+        b.audience.to_string(),
+        b.handled,
+        b.total,
+        if b.cancelled_at.is_some() {
+            "  cancelled"
+        } else {
+            ""
+        },
+        if b.text.chars().count() > 40 {
+            "…"
+        } else {
+            ""
+        },
+    )
+}
+
+pub(super) async fn broadcast(
+    api: &ApiClient,
+    args: BroadcastArgs,
+    as_json: bool,
+    out: &mut dyn Write,
+    ask: &mut Ask<'_>,
+) -> Result<(), CliError> {
+    let (audience, text) = audience_and_text(&args.to, &args.text)?;
+    let new = CreateBroadcast { text, audience };
+    let recipients = api.preview_broadcast(&new).await?;
+    if args.dry_run {
+        if as_json {
+            return json(out, &serde_json::json!({ "recipients": recipients }));
+        }
+        writeln!(
+            out,
+            "would reach {recipients} users ({}):\n{}",
+            new.audience, new.text
+        )?;
+        return Ok(());
+    }
+    if recipients == 0 {
+        return Err(CliError::Refused(format!(
+            "no user with Telegram is {}; nothing sent",
+            new.audience
+        )));
+    }
+    confirm(
+        ask,
+        args.yes,
+        &format!(
+            "Send this to {recipients} users ({})?\n---\n{}\n---",
+            new.audience, new.text
+        ),
+        || format!("refusing to message {recipients} users without asking; pass --yes"),
+    )?;
+    let b = api.create_broadcast(&new).await?;
+    if as_json {
+        return json(out, &b);
+    }
+    writeln!(
+        out,
+        "broadcast {} queued for {} users; the bot sends it within Telegram's limits (`vpnctl broadcasts list` shows how far it got, `vpnctl broadcasts cancel {}` stops it)",
+        b.id, b.total, b.id
+    )?;
+    Ok(())
+}
+
+pub(super) async fn broadcasts(
+    api: &ApiClient,
+    cmd: BroadcastsCommand,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match cmd {
+        BroadcastsCommand::List => {
+            let all = api.broadcasts().await?;
+            if as_json {
+                return json(out, &all);
+            }
+            if all.is_empty() {
+                writeln!(out, "no broadcasts")?;
+            }
+            for b in &all {
+                writeln!(out, "{}", broadcast_line(b))?;
+            }
+            Ok(())
+        }
+        BroadcastsCommand::Cancel { id } => {
+            let b = match api.cancel_broadcast(id).await {
+                Ok(b) => b,
+                Err(e) if e.status() == Some(404) => {
+                    return Err(CliError::NotFound(format!(
+                        "no broadcast {id}; `vpnctl broadcasts list` shows them"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if as_json {
+                return json(out, &b);
+            }
+            writeln!(
+                out,
+                "broadcast {} cancelled; {} of {} messages had been handled",
+                b.id, b.handled, b.total
+            )?;
+            Ok(())
+        }
     }
 }

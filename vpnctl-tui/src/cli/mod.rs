@@ -268,6 +268,12 @@ async fn run_escaped(
         Some(Command::Payments(cmd)) => {
             billing::payments(&config.connection.client()?, cmd, as_json, out, ask).await
         }
+        Some(Command::Broadcast(args)) => {
+            billing::broadcast(&config.connection.client()?, args, as_json, out, ask).await
+        }
+        Some(Command::Broadcasts(cmd)) => {
+            billing::broadcasts(&config.connection.client()?, cmd, as_json, out).await
+        }
         Some(Command::Import(cmd)) => {
             import::run(&config.connection.client()?, cmd, as_json, out).await
         }

@@ -121,6 +121,11 @@ pub fn event_text(e: &Event) -> String {
         EventKind::RefundFailed { payment, reason } => {
             format!("refund of payment {payment} failed: {reason}")
         }
+        EventKind::BroadcastQueued {
+            broadcast,
+            recipients,
+        } => format!("broadcast {broadcast} queued for {recipients} users"),
+        EventKind::BroadcastCancelled { broadcast } => format!("broadcast {broadcast} cancelled"),
     }
 }
 
