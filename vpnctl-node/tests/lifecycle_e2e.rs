@@ -15,7 +15,9 @@
 //! health with probes and metrics, a crashed node daemon ("down" alert in the admin
 //! chat, then the recovery notice), traffic totals that survive the WireGuard counter
 //! reset of that crash, and evacuation of a node: the user receives the new config
-//! from the bot, and that very file carries traffic.
+//! from the bot, and that very file carries traffic. Last, the user's access ends
+//! (the device leaves the node) and they buy a month in the bot with Telegram
+//! Stars: the same config works again at once.
 
 mod system;
 
@@ -23,11 +25,12 @@ use std::time::Duration;
 
 use system::{NodeDaemon, WG_PORT, block, issue, wait_for, wg_peers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vpnctl_api::billing::{CreatePlan, PlanName};
 use vpnctl_api::body::CreateUser;
 use vpnctl_client::ApiClient;
-use vpnctl_core::{EvacuateTo, Health, HealthPolicy, NodeId, NodeState, Policy};
+use vpnctl_core::{EvacuateTo, Health, HealthPolicy, NodeId, NodeState, Policy, Timestamp};
 use vpnctl_testbed::control_plane::{ControlPlane, nodes_add};
-use vpnctl_testbed::telegram::FakeTelegram;
+use vpnctl_testbed::telegram::{FakeTelegram, Payment};
 use vpnctl_testbed::{Names, Netns, RootLink, WgQuick, ping, veth};
 
 const A_ENDPOINT: &str = "192.0.2.1";
@@ -279,6 +282,63 @@ async fn lifecycle_on_real_wireguard() {
         ping(&client_ns, B_GATEWAY, 1)
     });
     assert_eq!(admin.node(a).await.unwrap().node.state, NodeState::Draining);
+
+    // ---- 5. access ends: the device leaves node B. The user buys a month in the
+    // bot (Telegram Stars) and the very same config works again at once
+    let plan = admin
+        .create_plan(&CreatePlan {
+            name: PlanName {
+                en: "Month".into(),
+                ru: None,
+            },
+            days: 30,
+            stars: 100,
+            device_limit: 3,
+            quota: None,
+            recurring: false,
+        })
+        .await
+        .unwrap();
+    admin
+        .set_access(user.id, Some(Timestamp::now().plus_days(-1)))
+        .await
+        .unwrap();
+    wait_for(
+        "node B to drop the lapsed device",
+        Duration::from_secs(10),
+        || wg_peers(&daemon_b.iface).is_empty(),
+    );
+    assert!(
+        !ping(&client_ns, B_GATEWAY, 1),
+        "a lapsed device still works"
+    );
+    let mark = tg.mark();
+    tg.text(USER_CHAT, "/buy");
+    let plans = tg.reply(mark, USER_CHAT, "sendMessage").await;
+    let (_, data) = plans
+        .buttons()
+        .into_iter()
+        .find(|(_, d)| *d == format!("b:{}", plan.id))
+        .expect("the plan's button");
+    tg.press(USER_CHAT, USER_CHAT, plans.message_id.unwrap(), &data);
+    let invoice = tg.reply(mark, USER_CHAT, "sendInvoice").await;
+    let payload = invoice.str_param("payload").expect("an invoice payload");
+    let query = tg.pre_checkout(USER_CHAT, &payload, "XTR", 100);
+    let answer = tg
+        .pre_checkout_answer(mark, &query, Duration::from_secs(10))
+        .await;
+    assert_eq!(answer.bool_param("ok"), Some(true), "{:?}", answer.params);
+    tg.successful_payment(USER_CHAT, &Payment::stars(&payload, 100, "ns-charge-1"));
+    tg.wait_after(mark, Duration::from_secs(20), |c| {
+        c.chat_id == Some(USER_CHAT) && c.text().contains("Payment received")
+    })
+    .await;
+    wait_for(
+        "the tunnel back after paying",
+        Duration::from_secs(30),
+        || ping(&client_ns, B_GATEWAY, 1),
+    );
+    assert!(ping(&client_ns, B_GATEWAY, 3));
 
     running_a.signal("TERM");
     drop(running_a);
