@@ -150,6 +150,36 @@ pub struct Payment {
     pub refund: Option<Refund>,
 }
 
+/// A Telegram Stars subscription: a recurring plan's order, renewed by Telegram
+/// every 30 days until the user cancels it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub user: UserId,
+    pub order: OrderId,
+    pub plan: PlanId,
+    pub stars: u32,
+    /// The first payment's charge id: what `editUserStarSubscription` names.
+    pub telegram_charge_id: String,
+    pub telegram_id: i64,
+    /// The end of the period paid for; Telegram charges again then unless
+    /// cancelled.
+    pub until: Option<Timestamp>,
+    pub renewals: u32,
+    /// The user cancelled the renewal (it still runs to `until`).
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+/// `POST /v1/subscriptions/renewal`: the bot changed a subscription's renewal with
+/// Telegram (`editUserStarSubscription`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRenewal {
+    pub user: UserId,
+    pub order: OrderId,
+    pub cancelled: bool,
+}
+
 /// Why a checkout is refused; frontends word it in the user's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -492,6 +492,11 @@ pub enum EventKind {
     BroadcastCancelled {
         broadcast: u64,
     },
+    SubscriptionRenewal {
+        user: UserId,
+        order: OrderId,
+        cancelled: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

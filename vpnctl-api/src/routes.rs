@@ -97,6 +97,9 @@ pub const PAYMENT: Route = Route("/v1/payments/{id}");
 pub const PAYMENT_REFUND: Route = Route("/v1/payments/{id}/refund");
 pub const PAYMENT_REFUND_RESULT: Route = Route("/v1/payments/{id}/refund-result");
 pub const REVENUE: Route = Route("/v1/revenue");
+/// A user's Stars subscriptions.
+pub const USER_SUBSCRIPTIONS: Route = Route("/v1/users/{id}/subscriptions");
+pub const SUBSCRIPTION_RENEWAL: Route = Route("/v1/subscriptions/renewal");
 pub const BROADCASTS: Route = Route("/v1/broadcasts");
 /// How many users a broadcast would reach; queues nothing.
 pub const BROADCASTS_PREVIEW: Route = Route("/v1/broadcasts/preview");
@@ -335,6 +338,8 @@ pub const TABLE: &[Rule] = &[
     rule(Post, PAYMENT_REFUND, Admin),
     rule(Post, PAYMENT_REFUND_RESULT, Staff),
     rule(Get, REVENUE, Admin),
+    rule(Get, USER_SUBSCRIPTIONS, Staff),
+    rule(Post, SUBSCRIPTION_RENEWAL, Staff),
     rule(Get, BROADCASTS, Admin),
     rule(Post, BROADCASTS, Admin),
     rule(Post, BROADCASTS_PREVIEW, Admin),

@@ -2,7 +2,7 @@
 //! button and gets a short refusal; ownership is checked again by the handler.
 
 use vpnctl_core::transport::TransportKind;
-use vpnctl_core::{Locale, NodeId, PeerId, PlanId};
+use vpnctl_core::{Locale, NodeId, OrderId, PeerId, PlanId};
 
 /// What an inline button asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,12 @@ pub enum Action {
     Plans,
     /// A plan chosen: send its invoice.
     Buy(PlanId),
+    /// `/subscription`: cancel (`true`) or resume the renewal of this order's
+    /// subscription.
+    Renewal {
+        order: OrderId,
+        cancel: bool,
+    },
 }
 
 impl Action {
@@ -46,6 +52,9 @@ impl Action {
             Self::About(TransportKind::Amneziawg) => "h:awg".into(),
             Self::Plans => "b".into(),
             Self::Buy(p) => format!("b:{}", p.0),
+            Self::Renewal { order, cancel } => {
+                format!("{}:{}", if cancel { "sc" } else { "sr" }, order.0)
+            }
         }
     }
 
@@ -75,6 +84,14 @@ impl Action {
             ("h", Some("awg"), None, None) => Self::About(TransportKind::Amneziawg),
             ("b", None, None, None) => Self::Plans,
             ("b", Some(p), None, None) => Self::Buy(PlanId(id(p)?)),
+            ("sc", Some(o), None, None) => Self::Renewal {
+                order: OrderId(id(o)?),
+                cancel: true,
+            },
+            ("sr", Some(o), None, None) => Self::Renewal {
+                order: OrderId(id(o)?),
+                cancel: false,
+            },
             _ => return None,
         };
         Some(action)
@@ -103,6 +120,14 @@ mod tests {
             Action::About(TransportKind::Amneziawg),
             Action::Plans,
             Action::Buy(PlanId(12)),
+            Action::Renewal {
+                order: OrderId(4),
+                cancel: true,
+            },
+            Action::Renewal {
+                order: OrderId(4),
+                cancel: false,
+            },
         ] {
             let data = a.encode();
             assert!(data.len() <= 64);

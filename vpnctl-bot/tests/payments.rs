@@ -383,3 +383,103 @@ async fn reminders_offer_to_renew_when_plans_are_on_sale() {
     assert_eq!(invoice.str_param("title").as_deref(), Some("Month"));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monthly_subscription_renews_itself_until_cancelled() {
+    let h = Harness::start().await;
+    let user = 3601;
+    h.signed_up(user, 1).await;
+    let plan = h
+        .admin
+        .create_plan(&CreatePlan {
+            name: PlanName {
+                en: "Monthly".into(),
+                ru: None,
+            },
+            days: 30,
+            stars: 80,
+            device_limit: 2,
+            quota: None,
+            recurring: true,
+        })
+        .await
+        .unwrap();
+    let before = user_of(&h, user).await.until.unwrap();
+    // A recurring plan is sold through a subscription link, not an invoice.
+    let (keyboard, data) = h.keyboard(user, "/buy", &format!("b:{}", plan.id)).await;
+    let mark = h.tg.mark();
+    h.tg.press(user, user, keyboard.message_id.unwrap(), &data);
+    h.tg.wait_after(mark, WAIT, |c| c.method == "createinvoicelink")
+        .await;
+    let offer = text_to(&h, mark, user, "Choose a plan").await;
+    assert!(
+        offer
+            .params
+            .to_string()
+            .contains("https://t.me/$fake_invoice"),
+        "{:?}",
+        offer.params
+    );
+    let link = h.tg.invoices().pop().unwrap();
+    assert!(link.link);
+    assert_eq!(link.subscription_period, Some(30 * 86_400));
+    assert_eq!((link.currency.as_str(), link.total), ("XTR", 80));
+
+    // The first payment, then Telegram's renewal a month later.
+    let period_end = Timestamp::now().plus_days(30).seconds();
+    let mut first = Payment::stars(&link.payload, 80, "sub-charge-1");
+    first.subscription_expiration = Some(period_end);
+    first.first_recurring = true;
+    let mark = h.tg.mark();
+    h.tg.successful_payment(user, &first);
+    text_to(&h, mark, user, "Payment received").await;
+    let mut renewal = Payment::stars(&link.payload, 80, "sub-charge-2");
+    renewal.subscription_expiration = Some(period_end + 30 * 86_400);
+    renewal.recurring = true;
+    let mark = h.tg.mark();
+    h.tg.successful_payment(user, &renewal);
+    text_to(&h, mark, user, "Payment received").await;
+    assert_eq!(
+        user_of(&h, user).await.until,
+        Some(before.plus_days(60)),
+        "each payment adds its 30 days"
+    );
+    let all = payments(&h).await;
+    assert_eq!(all.len(), 2);
+    assert!(
+        all[0].recurring && !all[1].recurring,
+        "newest first: {all:?}"
+    );
+
+    // /subscription shows it; cancelling goes to Telegram, then to core.
+    let shown = h.ask(user, "/subscription").await;
+    assert!(
+        shown.text().contains("Monthly, 80 ⭐ a month: renews on"),
+        "{}",
+        shown.text()
+    );
+    let cancel = button(&shown, "sc:");
+    let mark = h.tg.mark();
+    h.tg.press(user, user, shown.message_id.unwrap(), &cancel);
+    let edited =
+        h.tg.wait_after(mark, WAIT, |c| {
+            c.method == "editmessagetext" && c.text().contains("renewal cancelled")
+        })
+        .await;
+    assert!(edited.text().contains("nothing more will be charged"));
+    assert_eq!(h.tg.subscription_canceled("sub-charge-1"), Some(true));
+    let subs = h
+        .admin
+        .subscriptions(user_of(&h, user).await.id)
+        .await
+        .unwrap();
+    assert!(subs[0].cancelled && subs[0].renewals == 1, "{subs:?}");
+    let shown = h.ask(user, "/subscription").await;
+    assert!(
+        shown.text().contains("cancelled, paid until"),
+        "{}",
+        shown.text()
+    );
+    button(&shown, "sr:");
+    h.stop().await;
+}

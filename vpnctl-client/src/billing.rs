@@ -5,11 +5,12 @@ use reqwest::Method;
 use vpnctl_api::billing::{
     Checkout, CheckoutAnswer, CreateOrder, CreatePlan, Order, Payment, PaymentApplied,
     PaymentQuery, Plan, PlanQuery, ReceivedPayment, RefundResult, RevenueLine, RevenueQuery,
+    SetRenewal, Subscription,
 };
 use vpnctl_api::body::Page;
 use vpnctl_api::broadcast::{Broadcast, BroadcastPreview, CreateBroadcast};
 use vpnctl_api::routes;
-use vpnctl_api::{PaymentId, PlanId, UserId};
+use vpnctl_api::{OrderId, PaymentId, PlanId, UserId};
 
 use crate::{ApiClient, ClientError};
 
@@ -98,6 +99,29 @@ impl ApiClient {
             path,
             self.request(Method::GET, path)
                 .query(&RevenueQuery { days }),
+        )
+        .await
+    }
+
+    /// A user's Stars subscriptions.
+    pub async fn subscriptions(&self, user: UserId) -> Result<Vec<Subscription>, ClientError> {
+        self.get(&routes::USER_SUBSCRIPTIONS.path(user)).await
+    }
+
+    /// Records a renewal cancelled (or resumed) with Telegram.
+    pub async fn set_renewal(
+        &self,
+        user: UserId,
+        order: OrderId,
+        cancelled: bool,
+    ) -> Result<Subscription, ClientError> {
+        self.post(
+            routes::SUBSCRIPTION_RENEWAL.template(),
+            &SetRenewal {
+                user,
+                order,
+                cancelled,
+            },
         )
         .await
     }

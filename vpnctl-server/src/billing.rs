@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use vpnctl_api::billing::{
     Checkout, CheckoutAnswer, CreateOrder, CreatePlan, Order, Payment, PaymentApplied,
     PaymentQuery, Plan, PlanQuery, ReceivedPayment, RefundResult, RevenueLine, RevenueQuery,
+    SetRenewal, Subscription,
 };
 use vpnctl_api::broadcast::{Broadcast, BroadcastPreview, CreateBroadcast};
 use vpnctl_api::routes;
@@ -40,6 +41,8 @@ pub(crate) fn router() -> axum::Router<AppState> {
             post(refund_result),
         )
         .route(routes::REVENUE.template(), get(revenue))
+        .route(routes::USER_SUBSCRIPTIONS.template(), get(subscriptions))
+        .route(routes::SUBSCRIPTION_RENEWAL.template(), post(set_renewal))
         .route(
             routes::BROADCASTS.template(),
             get(list_broadcasts).post(create_broadcast),
@@ -162,6 +165,26 @@ async fn revenue(
     let vpn = st.vpn().clone();
     let days = q.days.unwrap_or(DEFAULT_REVENUE_DAYS);
     Ok(Json(blocking(move || vpn.revenue(days)).await?))
+}
+
+async fn subscriptions(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<vpnctl_core::UserId>,
+) -> ApiResult<Json<Vec<Subscription>>> {
+    let vpn = st.vpn().clone();
+    Ok(Json(blocking(move || vpn.subscriptions(id)).await?))
+}
+
+async fn set_renewal(
+    Staff(caller): Staff,
+    State(st): State<AppState>,
+    Json(body): Json<SetRenewal>,
+) -> ApiResult<Json<Subscription>> {
+    let vpn = caller.vpn(&st);
+    Ok(Json(
+        blocking(move || vpn.set_renewal(body.user, body.order, body.cancelled)).await?,
+    ))
 }
 
 async fn list_broadcasts(_: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<Broadcast>>> {

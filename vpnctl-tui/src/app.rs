@@ -245,7 +245,8 @@ impl Dirty {
             | EventKind::RefundRequested { .. }
             | EventKind::RefundFailed { .. }
             | EventKind::BroadcastQueued { .. }
-            | EventKind::BroadcastCancelled { .. } => {}
+            | EventKind::BroadcastCancelled { .. }
+            | EventKind::SubscriptionRenewal { .. } => {}
         }
         if self.users.len() + self.peers.len() > DIRTY_MAX {
             self.everything = true;

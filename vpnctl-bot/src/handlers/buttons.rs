@@ -89,7 +89,11 @@ pub async fn callback(q: CallbackQuery, ctx: Ctx) -> HandlerResult {
     // Choosing a language or a device to rotate can be repeated; the rest works once.
     let once = !matches!(
         action,
-        Action::Rotate(_) | Action::Language(_) | Action::Plans | Action::Buy(_)
+        Action::Rotate(_)
+            | Action::Language(_)
+            | Action::Plans
+            | Action::Buy(_)
+            | Action::Renewal { .. }
     );
     let _guard = if once {
         let Some(guard) = ctx.s.session.take_keyboard(ctx.chat, press.message) else {
@@ -129,6 +133,9 @@ pub async fn callback(q: CallbackQuery, ctx: Ctx) -> HandlerResult {
         Action::About(_) => Ok(()),
         Action::Plans => super::payments::renew(&ctx, press.telegram_id).await,
         Action::Buy(plan) => super::payments::invoice(&ctx, press.telegram_id, plan).await,
+        Action::Renewal { order, cancel } => {
+            super::payments::renewal(&ctx, press.telegram_id, press.message, order, cancel).await
+        }
     }
 }
 

@@ -28,6 +28,7 @@ pub async fn command(msg: Message, cmd: Command, ctx: Ctx) -> HandlerResult {
         Command::Help => help(&ctx, &msg).await,
         Command::Language => language(&ctx).await,
         Command::Buy => super::payments::buy(&ctx, &msg).await,
+        Command::Subscription => super::payments::subscription(&ctx, &msg).await,
         Command::Paysupport => super::payments::pay_support(&ctx).await,
         Command::Terms => super::payments::terms(&ctx).await,
     }

@@ -64,6 +64,8 @@ pub enum Command {
     Language,
     /// Buy or renew access.
     Buy,
+    /// Your monthly subscription.
+    Subscription,
     /// Help with a payment.
     Paysupport,
     /// Terms of sale.

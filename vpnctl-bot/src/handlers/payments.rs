@@ -308,6 +308,114 @@ pub async fn retry_held(s: Services, stop: Stop) {
     }
 }
 
+/// `/subscription`: each Stars subscription with a button to cancel or resume its
+/// renewal.
+pub async fn subscription(ctx: &Ctx, msg: &Message) -> HandlerResult {
+    let Some(tg) = msg.from.as_ref().and_then(telegram_id) else {
+        return Ok(());
+    };
+    let Some(user) = api!(ctx, ctx.s.tg.typing_if_slow(ctx.chat, ctx.user(tg))) else {
+        return ctx.say(Text::NoAccount).await;
+    };
+    let subs = api!(ctx, ctx.s.api.bot.subscriptions(user.id));
+    let now = Timestamp::now();
+    let live: Vec<_> = subs
+        .into_iter()
+        .filter(|s| s.until.is_none_or(|u| u > now))
+        .collect();
+    if live.is_empty() {
+        return ctx.say(Text::NoSubscription).await;
+    }
+    let plans = api!(ctx, ctx.s.api.bot.plans(true));
+    for sub in live {
+        let name = plans.iter().find(|p| p.id == sub.plan).map_or_else(
+            || format!("plan {}", sub.plan),
+            |p| p.name.get(ctx.l).to_owned(),
+        );
+        let (label, action) = if sub.cancelled {
+            (Text::ResumeRenewalButton, false)
+        } else {
+            (Text::CancelRenewalButton, true)
+        };
+        let button = InlineKeyboardButton::callback(
+            label.render(ctx.l),
+            Action::Renewal {
+                order: sub.order,
+                cancel: action,
+            }
+            .encode(),
+        );
+        ctx.offer(
+            Text::SubscriptionInfo {
+                plan: &name,
+                stars: sub.stars,
+                until: sub.until,
+                cancelled: sub.cancelled,
+            },
+            InlineKeyboardMarkup::new([[button]]),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A renewal button: Telegram first (`editUserStarSubscription`), then core.
+pub async fn renewal(
+    ctx: &Ctx,
+    telegram_id: i64,
+    message: teloxide::types::MessageId,
+    order: vpnctl_core::OrderId,
+    cancel: bool,
+) -> HandlerResult {
+    let Some(user) = api!(ctx, ctx.user(telegram_id)) else {
+        return ctx.say(Text::NoAccount).await;
+    };
+    let subs = api!(ctx, ctx.s.api.bot.subscriptions(user.id));
+    let Some(sub) = subs.into_iter().find(|s| s.order == order) else {
+        return ctx.say(Text::ButtonInvalid).await;
+    };
+    let Ok(payer) = u64::try_from(sub.telegram_id) else {
+        return ctx.say(Text::ButtonInvalid).await;
+    };
+    if let Err(e) = ctx
+        .s
+        .tg
+        .raw()
+        .edit_user_star_subscription(
+            teloxide::types::UserId(payer),
+            teloxide::types::TelegramTransactionId(sub.telegram_charge_id.clone()),
+            cancel,
+        )
+        .await
+    {
+        warn!(error = %e, %order, "Telegram did not change a subscription");
+        return ctx.say(Text::TryAgain).await;
+    }
+    let sub = match ctx.s.api.bot.set_renewal(user.id, order, cancel).await {
+        Ok(sub) => sub,
+        Err(e) => {
+            // Telegram has it; core learns it from the next press or payment.
+            warn!(error = %e, %order, "could not record a subscription change");
+            return ctx.say(Text::TryAgain).await;
+        }
+    };
+    let plans = api!(ctx, ctx.s.api.bot.plans(true));
+    let name = plans.iter().find(|p| p.id == sub.plan).map_or_else(
+        || format!("plan {}", sub.plan),
+        |p| p.name.get(ctx.l).to_owned(),
+    );
+    ctx.edit(
+        message,
+        Text::RenewalChanged {
+            plan: &name,
+            until: sub.until,
+            cancelled: sub.cancelled,
+        },
+    )
+    .await;
+    Ok(())
+}
+
 /// `/paysupport`.
 pub async fn pay_support(ctx: &Ctx) -> HandlerResult {
     match ctx.s.policy.pay_support_text.clone() {

@@ -96,6 +96,11 @@ pub fn name(t: &Text<'_>) -> &'static str {
         Text::Receipt { .. } => "Receipt",
         Text::Refunded { .. } => "Refunded",
         Text::PaySupport => "PaySupport",
+        Text::NoSubscription => "NoSubscription",
+        Text::SubscriptionInfo { .. } => "SubscriptionInfo",
+        Text::CancelRenewalButton => "CancelRenewalButton",
+        Text::ResumeRenewalButton => "ResumeRenewalButton",
+        Text::RenewalChanged { .. } => "RenewalChanged",
         Text::Operator { .. } => "Operator",
         Text::Terms => "Terms",
         Text::PaymentNotice { .. } => "PaymentNotice",
@@ -106,7 +111,7 @@ pub fn name(t: &Text<'_>) -> &'static str {
 }
 
 /// How many texts there are; kept beside [`name`].
-pub const TEXTS: usize = 88;
+pub const TEXTS: usize = 93;
 
 /// Every text (several samples for some), rendered: (name, English, Russian).
 #[allow(clippy::too_many_lines)]
@@ -533,6 +538,31 @@ pub fn catalogue() -> Vec<(String, String, String)> {
         Text::Refunded {
             stars: 150,
             until: Some(now.plus_days(15)),
+        },
+        Text::NoSubscription,
+        Text::SubscriptionInfo {
+            plan: "Month",
+            stars: 150,
+            until: Some(now.plus_days(30)),
+            cancelled: false,
+        },
+        Text::SubscriptionInfo {
+            plan: "Month",
+            stars: 150,
+            until: Some(now.plus_days(30)),
+            cancelled: true,
+        },
+        Text::CancelRenewalButton,
+        Text::ResumeRenewalButton,
+        Text::RenewalChanged {
+            plan: "Month",
+            until: Some(now.plus_days(30)),
+            cancelled: true,
+        },
+        Text::RenewalChanged {
+            plan: "Month",
+            until: Some(now.plus_days(30)),
+            cancelled: false,
         },
         Text::PaySupport,
         Text::Operator {

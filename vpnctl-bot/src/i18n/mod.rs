@@ -316,6 +316,23 @@ pub enum Text<'a> {
         stars: u32,
         until: Option<Timestamp>,
     },
+    /// `/subscription` without one.
+    NoSubscription,
+    /// One Stars subscription in `/subscription`.
+    SubscriptionInfo {
+        plan: &'a str,
+        stars: u32,
+        until: Option<Timestamp>,
+        cancelled: bool,
+    },
+    CancelRenewalButton,
+    ResumeRenewalButton,
+    /// The subscription's renewal was cancelled (or resumed) with Telegram.
+    RenewalChanged {
+        plan: &'a str,
+        until: Option<Timestamp>,
+        cancelled: bool,
+    },
     /// `/paysupport` when the operator set no text.
     PaySupport,
     /// A text the operator wrote (their /paysupport or /terms), as written.
@@ -605,7 +622,7 @@ impl Text<'_> {
         match (self, l) {
             (Self::Help { admin }, En) => {
                 let mut s = String::from(
-                    "VPN bot\n\n/get_config — a WireGuard config for a new device, or an existing one's again\n/status — your access, traffic and devices\n/regen — replace a device's key\n/servers — servers and how full they are\n/buy — buy or renew access\n/language — English / Русский\n/start CODE — activate an invite (or just paste the invite link)\n/paysupport — help with a payment · /terms — terms of sale",
+                    "VPN bot\n\n/get_config — a WireGuard config for a new device, or an existing one's again\n/status — your access, traffic and devices\n/regen — replace a device's key\n/servers — servers and how full they are\n/buy — buy or renew access · /subscription — a monthly subscription\n/language — English / Русский\n/start CODE — activate an invite (or just paste the invite link)\n/paysupport — help with a payment · /terms — terms of sale",
                 );
                 if *admin {
                     s.push_str("\n\nAdmin:\n/nodes — nodes and their health\n/users — users\n/invite [days] [devices] — create a single-use invite link");
@@ -614,7 +631,7 @@ impl Text<'_> {
             }
             (Self::Help { admin }, Ru) => {
                 let mut s = String::from(
-                    "VPN-бот\n\n/get_config — конфигурация WireGuard для нового устройства или повторно для уже подключённого\n/status — доступ, трафик и устройства\n/regen — заменить ключ устройства\n/servers — серверы и их заполненность\n/buy — купить или продлить доступ\n/language — English / Русский\n/start КОД — активировать приглашение (или просто пришлите ссылку-приглашение)\n/paysupport — помощь с оплатой · /terms — условия продажи",
+                    "VPN-бот\n\n/get_config — конфигурация WireGuard для нового устройства или повторно для уже подключённого\n/status — доступ, трафик и устройства\n/regen — заменить ключ устройства\n/servers — серверы и их заполненность\n/buy — купить или продлить доступ · /subscription — ежемесячная подписка\n/language — English / Русский\n/start КОД — активировать приглашение (или просто пришлите ссылку-приглашение)\n/paysupport — помощь с оплатой · /terms — условия продажи",
                 );
                 if *admin {
                     s.push_str("\n\nАдминистратору:\n/nodes — узлы и их состояние\n/users — пользователи\n/invite [дни] [устройства] — создать одноразовую ссылку-приглашение");
@@ -973,6 +990,44 @@ impl Text<'_> {
                 until.map_or_else(String::new, |u| format!("Доступ теперь заканчивается {}.", date(u, l)))
             ),
             (Self::Operator { text }, _) => (*text).to_owned(),
+            (Self::NoSubscription, En) => "You have no subscription. Plans marked monthly in /buy renew themselves every 30 days until you cancel.".into(),
+            (Self::NoSubscription, Ru) => "У вас нет подписки. Ежемесячные тарифы в /buy продлеваются сами каждые 30 дней, пока вы их не отмените.".into(),
+            (Self::SubscriptionInfo { plan, stars, until, cancelled }, En) => {
+                let until = until.map_or_else(|| "—".to_owned(), |u| date(u, l));
+                if *cancelled {
+                    format!("{plan}, {stars} ⭐ a month: cancelled, paid until {until}.")
+                } else {
+                    format!("{plan}, {stars} ⭐ a month: renews on {until}.")
+                }
+            }
+            (Self::SubscriptionInfo { plan, stars, until, cancelled }, Ru) => {
+                let until = until.map_or_else(|| "—".to_owned(), |u| date(u, l));
+                if *cancelled {
+                    format!("{plan}, {stars} ⭐ в месяц: отменена, оплачено до {until}.")
+                } else {
+                    format!("{plan}, {stars} ⭐ в месяц: продлится {until}.")
+                }
+            }
+            (Self::CancelRenewalButton, En) => "Cancel renewal".into(),
+            (Self::CancelRenewalButton, Ru) => "Отменить продление".into(),
+            (Self::ResumeRenewalButton, En) => "Resume renewal".into(),
+            (Self::ResumeRenewalButton, Ru) => "Возобновить продление".into(),
+            (Self::RenewalChanged { plan, until, cancelled }, En) => {
+                let until = until.map_or_else(|| "—".to_owned(), |u| date(u, l));
+                if *cancelled {
+                    format!("{plan}: renewal cancelled. Your access runs until {until}; nothing more will be charged.")
+                } else {
+                    format!("{plan}: renewal resumed. It renews on {until}.")
+                }
+            }
+            (Self::RenewalChanged { plan, until, cancelled }, Ru) => {
+                let until = until.map_or_else(|| "—".to_owned(), |u| date(u, l));
+                if *cancelled {
+                    format!("{plan}: продление отменено. Доступ действует до {until}; больше списаний не будет.")
+                } else {
+                    format!("{plan}: продление возобновлено. Следующее — {until}.")
+                }
+            }
             (Self::PaySupport, En) => "Questions about a payment or a refund? Write to the administrator of this VPN; give the date and the amount.".into(),
             (Self::PaySupport, Ru) => "Вопросы об оплате или возврате? Напишите администратору этого VPN, укажите дату и сумму.".into(),
             (Self::Terms, En) => "You buy days of access to this VPN service for your own devices. Access starts at once and is added to what you have. Refunds are at the administrator's discretion: a refund takes the days it bought back.".into(),
@@ -995,7 +1050,7 @@ impl Text<'_> {
 
 /// The command list registered with Telegram (`setMyCommands`): command, then
 /// its description in `l`.
-pub fn command_descriptions(l: Locale) -> [(&'static str, &'static str); 10] {
+pub fn command_descriptions(l: Locale) -> [(&'static str, &'static str); 11] {
     let pick = |en, ru| if l == Locale::Ru { ru } else { en };
     [
         (
@@ -1020,6 +1075,10 @@ pub fn command_descriptions(l: Locale) -> [(&'static str, &'static str); 10] {
         (
             "buy",
             pick("Buy or renew access", "Купить или продлить доступ"),
+        ),
+        (
+            "subscription",
+            pick("Your monthly subscription", "Ваша ежемесячная подписка"),
         ),
         ("language", pick("Language / Язык", "Язык / Language")),
         ("help", pick("Help", "Помощь")),

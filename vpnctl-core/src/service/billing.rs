@@ -18,7 +18,7 @@ use tracing::instrument;
 use crate::api::billing::{
     Checkout, CheckoutAnswer, CheckoutRefusal, CreatePlan, MAX_PLAN_NAME, MAX_STARS,
     ORDER_TTL_SECS, Order, Payment, PaymentApplied, PaymentQuery, Plan, PlanName, ReceivedPayment,
-    Refund, RevenueLine, STARS, SUBSCRIPTION_DAYS, Takings,
+    Refund, RevenueLine, STARS, SUBSCRIPTION_DAYS, Subscription, Takings,
 };
 use crate::api::body::Page;
 use crate::api::routes::PAGE_MAX;
@@ -289,6 +289,24 @@ impl Vpnctl {
                 refund: None,
             };
             tx.put_payment(&payment, true)?;
+            if order.recurring {
+                let mut sub = tx.subscription(user.id, order.id)?.unwrap_or(Subscription {
+                    user: user.id,
+                    order: order.id,
+                    plan: order.plan,
+                    stars: order.stars,
+                    telegram_charge_id: p.telegram_charge_id.clone(),
+                    telegram_id: p.telegram_id,
+                    until: None,
+                    renewals: 0,
+                    cancelled: false,
+                });
+                if order.paid.is_some() {
+                    sub.renewals += 1;
+                }
+                sub.until = p.subscription_until.or(user.until);
+                tx.put_subscription(&sub)?;
+            }
             if order.paid.is_none() {
                 order.paid = Some(id);
                 tx.put_order(&order)?;
@@ -429,6 +447,43 @@ impl Vpnctl {
                 _ => refund_done(tx, &mut payment)?,
             }
             Ok(payment)
+        })
+    }
+
+    /// A user's Stars subscriptions, oldest first.
+    pub fn subscriptions(&self, user: UserId) -> Result<Vec<Subscription>> {
+        self.read(|rx| {
+            rx.user(user)?;
+            rx.subscriptions(user)
+        })
+    }
+
+    /// Records that the user cancelled (or resumed) a subscription's renewal with
+    /// Telegram. Access already paid for runs to its end either way.
+    #[instrument(skip(self), fields(actor = %self.actor))]
+    pub fn set_renewal(
+        &self,
+        user: UserId,
+        order: OrderId,
+        cancelled: bool,
+    ) -> Result<Subscription> {
+        self.write(|tx| {
+            let Some(mut sub) = tx.subscription(user, order)? else {
+                return Err(Error::invalid(
+                    "order",
+                    format!("user {user} has no subscription from order {order}"),
+                ));
+            };
+            if sub.cancelled != cancelled {
+                sub.cancelled = cancelled;
+                tx.put_subscription(&sub)?;
+                tx.event(EventKind::SubscriptionRenewal {
+                    user,
+                    order,
+                    cancelled,
+                })?;
+            }
+            Ok(sub)
         })
     }
 

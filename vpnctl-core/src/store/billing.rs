@@ -3,7 +3,7 @@
 
 use redb::ReadableTable;
 
-use crate::api::billing::{Order, Payment, Plan, Takings};
+use crate::api::billing::{Order, Payment, Plan, Subscription, Takings};
 use crate::api::broadcast::Broadcast;
 use crate::error::{Entity, Error, Result};
 use crate::model::{OrderId, PaymentId, PlanId, UserId};
@@ -118,6 +118,29 @@ impl<M: Mode> Txn<'_, M> {
         Ok(out)
     }
 
+    pub fn subscription(&self, user: UserId, order: OrderId) -> Result<Option<Subscription>> {
+        self.tables
+            .subscriptions
+            .read()?
+            .get((user.0, order.0))?
+            .map(|v| decode_json("subscriptions", v.value()))
+            .transpose()
+    }
+
+    /// A user's subscriptions, oldest first.
+    pub fn subscriptions(&self, user: UserId) -> Result<Vec<Subscription>> {
+        let mut out = Vec::new();
+        for row in self
+            .tables
+            .subscriptions
+            .read()?
+            .range((user.0, 0)..=(user.0, u64::MAX))?
+        {
+            out.push(decode_json("subscriptions", row?.1.value())?);
+        }
+        Ok(out)
+    }
+
     pub fn broadcast(&self, id: u64) -> Result<Broadcast> {
         match self.tables.broadcasts.read()?.get(id)? {
             Some(v) => decode_json("broadcasts", v.value()),
@@ -176,6 +199,14 @@ impl Tx<'_> {
                 .write()?
                 .insert((payment.user.0, payment.id.0), ())?;
         }
+        Ok(())
+    }
+
+    pub fn put_subscription(&mut self, sub: &Subscription) -> Result<()> {
+        self.tables
+            .subscriptions
+            .write()?
+            .insert((sub.user.0, sub.order.0), encode_json(sub).as_slice())?;
         Ok(())
     }
 

@@ -180,6 +180,8 @@ tables! {
     revenue = "revenue_by_day": (i64, u64) => (u64, u64, u64, u64),
     /// plan → the same, since the start: what `/metrics` shows without a scan.
     revenue_total = "revenue_total": u64 => (u64, u64, u64, u64),
+    /// (user, order) → the Stars subscription it started (JSON).
+    subscriptions = "subscriptions": (u64, u64) => &'static [u8],
     /// Broadcasts (JSON).
     broadcasts = "broadcasts": u64 => &'static [u8],
 }

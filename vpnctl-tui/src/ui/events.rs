@@ -126,6 +126,14 @@ pub fn event_text(e: &Event) -> String {
             recipients,
         } => format!("broadcast {broadcast} queued for {recipients} users"),
         EventKind::BroadcastCancelled { broadcast } => format!("broadcast {broadcast} cancelled"),
+        EventKind::SubscriptionRenewal {
+            user,
+            order,
+            cancelled,
+        } => format!(
+            "u{user} {} the subscription of order o{order}",
+            if *cancelled { "cancelled" } else { "resumed" }
+        ),
     }
 }
 
