@@ -59,10 +59,21 @@ pub struct Plan {
     /// Sold as a monthly Stars subscription that renews itself (then `days` is 30).
     #[serde(default)]
     pub recurring: bool,
+    /// A trial: not sold (its price is 0), granted by invites (`vpnctl invites
+    /// create --plan`).
+    #[serde(default)]
+    pub trial: bool,
     /// Retired plans are no longer offered; open orders for them are refused at
     /// checkout, payments already made stay valid.
     pub active: bool,
     pub created_at: Timestamp,
+}
+
+impl Plan {
+    /// Offered in the bot (`/buy`, Renew): active and not a trial.
+    pub fn on_sale(&self) -> bool {
+        self.active && !self.trial
+    }
 }
 
 /// One invoice sent to one user: what they are about to buy, fixed when it was sent.
@@ -214,6 +225,9 @@ pub struct CreatePlan {
     pub quota: Option<Quota>,
     #[serde(default)]
     pub recurring: bool,
+    /// A trial plan: price 0, granted by invites only.
+    #[serde(default)]
+    pub trial: bool,
 }
 
 /// `GET /v1/plans`.

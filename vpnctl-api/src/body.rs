@@ -125,6 +125,10 @@ pub struct CreateInvite {
     pub expires_at: Option<Timestamp>,
     #[serde(default)]
     pub grant: Option<Grant>,
+    /// A plan (usually a trial) whose days, devices and quota the invite grants,
+    /// instead of `grant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::model::PlanId>,
 }
 
 /// The answer to `POST /v1/invites`. `code` is shown this once: never log it.

@@ -648,7 +648,7 @@ async fn tell_user(
 /// the control plane cannot say, the reminder goes without it.
 async fn on_sale(s: &Services) -> bool {
     match s.api.bot.plans(false).await {
-        Ok(plans) => !plans.is_empty(),
+        Ok(plans) => plans.iter().any(vpnctl_core::api::billing::Plan::on_sale),
         Err(e) => {
             warn!(error = %e, "could not read the plans; reminder without Renew");
             false

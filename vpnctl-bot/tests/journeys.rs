@@ -258,6 +258,7 @@ async fn ended_access_and_bad_invites() {
     let expiring = h
         .admin
         .create_invite(&vpnctl_api::body::CreateInvite {
+            plan: None,
             label: None,
             uses: Some(1),
             expires_at: Some(Timestamp(now().seconds() + 1)),

@@ -18,6 +18,7 @@ const ADMIN: i64 = 9_000_001;
 async fn month(h: &Harness, stars: u32) -> Plan {
     h.admin
         .create_plan(&CreatePlan {
+            trial: false,
             name: PlanName {
                 en: "Month".into(),
                 ru: Some("Месяц".into()),
@@ -364,6 +365,22 @@ async fn reminders_offer_to_renew_when_plans_are_on_sale() {
     let user = 3501;
     h.signed_up(user, 1).await;
     let plan = month(&h, 90).await;
+    // A trial is granted by invites, never offered.
+    h.admin
+        .create_plan(&CreatePlan {
+            name: PlanName {
+                en: "Trial".into(),
+                ru: None,
+            },
+            days: 7,
+            stars: 0,
+            device_limit: 1,
+            quota: None,
+            recurring: false,
+            trial: true,
+        })
+        .await
+        .unwrap();
     let u = user_of(&h, user).await;
     let mark = h.tg.mark();
     h.admin
@@ -376,6 +393,12 @@ async fn reminders_offer_to_renew_when_plans_are_on_sale() {
     let mark = h.tg.mark();
     h.tg.press(user, user, reminder.message_id.unwrap(), &renew);
     let plans = text_to(&h, mark, user, "Choose a plan").await;
+    assert_eq!(
+        plans.buttons().len(),
+        1,
+        "only what is on sale: {:?}",
+        plans.buttons()
+    );
     let data = button(&plans, &format!("b:{}", plan.id));
     let mark = h.tg.mark();
     h.tg.press(user, user, plans.message_id.unwrap(), &data);
@@ -392,6 +415,7 @@ async fn a_monthly_subscription_renews_itself_until_cancelled() {
     let plan = h
         .admin
         .create_plan(&CreatePlan {
+            trial: false,
             name: PlanName {
                 en: "Monthly".into(),
                 ru: None,

@@ -19,6 +19,7 @@ use vpnctl_core::{
 
 fn plan(vpn: &Vpnctl, name: &str, days: u32, stars: u32) -> Plan {
     vpn.create_plan(CreatePlan {
+        trial: false,
         name: PlanName {
             en: name.into(),
             ru: Some(format!("{name} (ru)")),
@@ -200,6 +201,7 @@ fn renewal_extends_from_the_current_end_and_a_quota_suspension_ends() {
     let plan = f
         .vpn
         .create_plan(CreatePlan {
+            trial: false,
             name: PlanName {
                 en: "Light".into(),
                 ru: None,
@@ -311,6 +313,7 @@ fn checkout_refuses_what_should_not_be_paid() {
 fn plans_are_validated() {
     let f = fixture();
     let good = || CreatePlan {
+        trial: false,
         name: PlanName {
             en: "Month".into(),
             ru: None,
@@ -658,4 +661,86 @@ fn broadcasts_reach_their_audience_once_and_cancelling_drops_the_rest() {
     let list = f.vpn.broadcasts().unwrap();
     assert_eq!(list.iter().map(|b| b.id).collect::<Vec<_>>(), [b2.id, b.id]);
     let _ = lapsed;
+}
+
+#[test]
+fn a_trial_plan_comes_with_invites_and_is_not_sold() {
+    use vpnctl_core::{NewInvite, Redeemer};
+
+    let f = fixture();
+    let quota = Quota {
+        bytes: 5_000_000_000,
+        period: QuotaPeriod::Monthly,
+    };
+    let trial = |stars, recurring| CreatePlan {
+        name: PlanName {
+            en: "Trial".into(),
+            ru: None,
+        },
+        days: 7,
+        stars,
+        device_limit: 1,
+        quota: Some(quota),
+        recurring,
+        trial: true,
+    };
+    assert_eq!(
+        f.vpn.create_plan(trial(10, false)).unwrap_err().code(),
+        ErrorCode::Invalid,
+        "a trial has no price"
+    );
+    assert_eq!(
+        f.vpn.create_plan(trial(0, true)).unwrap_err().code(),
+        ErrorCode::Invalid
+    );
+    let t = f.vpn.create_plan(trial(0, false)).unwrap();
+    assert!(t.active && !t.on_sale());
+    let month = plan(&f.vpn, "Month", 30, 100);
+    assert!(month.on_sale());
+
+    let (invite, code) = f
+        .vpn
+        .create_invite(NewInvite {
+            label: "trial".into(),
+            plan: Some(t.id),
+            ..NewInvite::default()
+        })
+        .unwrap();
+    assert_eq!(invite.grant.access_days, Some(7), "the plan's days");
+    assert_eq!(invite.grant.device_limit, 1);
+    let r = f
+        .vpn
+        .redeem_invite(
+            code.expose(),
+            Redeemer {
+                telegram_id: Some(4242),
+                name: "newcomer".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(r.created);
+    assert_eq!(r.user.until, Some(T0.plus_days(7)));
+    assert_eq!(r.user.device_limit, 1);
+    assert_eq!(
+        f.vpn.user(r.user.id).unwrap().quota,
+        Some(quota),
+        "the plan's quota"
+    );
+
+    let e = f.vpn.create_order(r.user.id, t.id).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Conflict, "{e}");
+    assert!(e.to_string().contains("trial"), "{e}");
+    // A retired trial is granted by no new invite.
+    f.vpn.retire_plan(t.id).unwrap();
+    assert_eq!(
+        f.vpn
+            .create_invite(NewInvite {
+                plan: Some(t.id),
+                ..NewInvite::default()
+            })
+            .unwrap_err()
+            .code(),
+        ErrorCode::Conflict
+    );
 }

@@ -455,6 +455,7 @@ fn invites_create_users_and_respect_limits() {
     let (invite, code) = f
         .vpn
         .create_invite(NewInvite {
+            plan: None,
             label: "friends".into(),
             uses: 2,
             expires_at: Some(T0.plus_days(7)),

@@ -287,6 +287,7 @@ async fn lifecycle_on_real_wireguard() {
     // bot (Telegram Stars) and the very same config works again at once
     let plan = admin
         .create_plan(&CreatePlan {
+            trial: false,
             name: PlanName {
                 en: "Month".into(),
                 ru: None,

@@ -363,12 +363,18 @@ async fn create_invite(
     Json(body): Json<CreateInvite>,
 ) -> ApiResult<(StatusCode, Json<CreatedInvite>)> {
     let vpn = caller.vpn(&st);
+    if body.plan.is_some() && body.grant.is_some() {
+        return Err(ApiFailure::bad_request(
+            "give a grant or a plan (whose days, devices and quota the invite grants), not both",
+        ));
+    }
     let defaults = NewInvite::default();
     let new = NewInvite {
         label: body.label.unwrap_or(defaults.label),
         uses: body.uses.unwrap_or(defaults.uses),
         expires_at: body.expires_at,
         grant: body.grant.unwrap_or(defaults.grant),
+        plan: body.plan,
     };
     let (invite, code) = blocking(move || vpn.create_invite(new)).await?;
     let link = st

@@ -166,6 +166,7 @@ fn seed_users(vpn: &Vpnctl, extra_peers: usize) -> Result<(), DemoError> {
                 access_days: Some(days),
                 ..Grant::default()
             },
+            plan: None,
         })?;
     }
     Ok(())

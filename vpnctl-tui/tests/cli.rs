@@ -732,13 +732,39 @@ async fn plans_payments_refunds_and_revenue_from_the_terminal() {
     assert!(shown.contains("refund requested"), "{shown}");
     cli.fails(&["payments", "show", "pay9"], 4, "no payment pay9")
         .await;
-    let retired = cli.ok(&["plans", "retire", "plan1"]).await;
-    assert!(retired.contains("retired"), "{retired}");
+    // A trial: not sold, granted by an invite.
+    let trial = cli
+        .json(&[
+            "plans",
+            "add",
+            "Trial",
+            "--trial",
+            "--days",
+            "7",
+            "--devices",
+            "1",
+            "--quota",
+            "5GB",
+        ])
+        .await;
+    assert_eq!(trial["trial"], true);
+    assert_eq!(trial["stars"], 0);
     assert!(
         cli.ok(&["plans", "list"])
             .await
-            .contains("no plans on sale")
+            .contains("trial (invites only)")
     );
+    let invite = cli
+        .json(&["invites", "create", "--plan", "plan2", "--label", "trial"])
+        .await;
+    assert_eq!(invite["invite"]["grant"]["access_days"], 7);
+    assert_eq!(invite["invite"]["grant"]["device_limit"], 1);
+    cli.fails(&["invites", "create", "--plan", "plan77"], 4, "no plan77")
+        .await;
+    let retired = cli.ok(&["plans", "retire", "plan1"]).await;
+    assert!(retired.contains("retired"), "{retired}");
+    let left = cli.ok(&["plans", "list"]).await;
+    assert!(!left.contains("Month") && left.contains("Trial"), "{left}");
     demo.stop().await;
 }
 

@@ -59,6 +59,7 @@ async fn invite(ctx: &Ctx, args: &str) -> HandlerResult {
         Some(_) => return ctx.say(Text::UnknownCommand).await,
     };
     let new = CreateInvite {
+        plan: None,
         label: Some("telegram admin".into()),
         uses: Some(1),
         expires_at: Some(Timestamp::now().plus_days(7)),

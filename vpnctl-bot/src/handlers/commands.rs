@@ -4,6 +4,7 @@ use teloxide::prelude::*;
 use teloxide::types::{ChatAction, InlineKeyboardButton, InlineKeyboardMarkup};
 use tracing::{info, warn};
 use vpnctl_api::body::{CreateUser, NodeView, RedeemInvite};
+use vpnctl_core::api::billing::Plan;
 use vpnctl_core::devices::may_add_device;
 use vpnctl_core::transport::TransportKind;
 use vpnctl_core::{Access, Availability, Locale, Peer, Placement, QuotaPeriod, Timestamp, User};
@@ -338,7 +339,7 @@ async fn status(ctx: &Ctx, msg: &Message) -> HandlerResult {
     };
     // "Renew" when there is something to buy (extra: without it /status answers).
     let on_sale = match ctx.s.api.bot.plans(false).await {
-        Ok(plans) => !plans.is_empty(),
+        Ok(plans) => plans.iter().any(Plan::on_sale),
         Err(e) => {
             warn!(error = %e, "could not read the plans");
             false

@@ -56,12 +56,13 @@ pub async fn offer_plans(ctx: &Ctx, user: &User) -> HandlerResult {
     if user.state == UserState::Disabled {
         return ctx.say(Text::AccountDisabled).await;
     }
-    let plans = api!(
+    let mut plans = api!(
         ctx,
         ctx.s
             .tg
             .typing_if_slow(ctx.chat, ctx.s.api.bot.plans(false))
     );
+    plans.retain(Plan::on_sale);
     if plans.is_empty() {
         return ctx.say(Text::NoPlans).await;
     }
@@ -94,7 +95,7 @@ pub async fn invoice(ctx: &Ctx, telegram_id: i64, plan: PlanId) -> HandlerResult
         return ctx.say(Text::NoAccount).await;
     };
     let plans = api!(ctx, ctx.s.api.bot.plans(false));
-    let Some(plan) = plans.into_iter().find(|p| p.id == plan) else {
+    let Some(plan) = plans.into_iter().find(|p| p.id == plan && p.on_sale()) else {
         return ctx
             .say(Text::CheckoutRefused {
                 refusal: vpnctl_core::api::billing::CheckoutRefusal::PlanRetired,

@@ -168,6 +168,7 @@ impl Harness {
     pub async fn invite(&self, days: Option<u32>, devices: u32) -> String {
         self.admin
             .create_invite(&CreateInvite {
+                plan: None,
                 label: Some("test".into()),
                 uses: Some(1),
                 expires_at: None,

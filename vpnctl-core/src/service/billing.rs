@@ -63,7 +63,14 @@ impl Vpnctl {
                 format!("must be 1..={MAX_PLAN_DAYS}"),
             ));
         }
-        if !(1..=MAX_STARS).contains(&new.stars) {
+        if new.trial {
+            if new.stars != 0 || new.recurring {
+                return Err(Error::invalid(
+                    "stars",
+                    "a trial is not sold: it has no price and does not recur",
+                ));
+            }
+        } else if !(1..=MAX_STARS).contains(&new.stars) {
             return Err(Error::invalid(
                 "stars",
                 format!("must be 1..={MAX_STARS} (Telegram's limits)"),
@@ -105,6 +112,7 @@ impl Vpnctl {
                 device_limit: new.device_limit,
                 quota: new.quota,
                 recurring: new.recurring,
+                trial: new.trial,
                 active: true,
                 created_at: tx.now(),
             };
@@ -153,6 +161,12 @@ impl Vpnctl {
             let plan = tx.plan(plan)?;
             if !plan.active {
                 return Err(Error::Conflict(format!("plan {} is retired", plan.id)));
+            }
+            if plan.trial {
+                return Err(Error::Conflict(format!(
+                    "plan {} is a trial: invites grant it, it is not sold",
+                    plan.id
+                )));
             }
             let now = tx.now();
             let order = Order {
@@ -207,7 +221,7 @@ impl Vpnctl {
                 Some(CheckoutRefusal::AlreadyPaid)
             } else if now > order.expires_at {
                 Some(CheckoutRefusal::Expired)
-            } else if !plan.active {
+            } else if !plan.on_sale() {
                 Some(CheckoutRefusal::PlanRetired)
             } else if plan.stars != order.stars || c.total != order.stars {
                 Some(CheckoutRefusal::PriceChanged)

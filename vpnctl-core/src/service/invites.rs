@@ -24,7 +24,7 @@ fn code_hash(code: &str) -> [u8; 32] {
 impl Vpnctl {
     /// Creates an invite; the returned code is shown once and only its hash is kept.
     #[instrument(skip(self, new), fields(actor = %self.actor))]
-    pub fn create_invite(&self, new: NewInvite) -> Result<(Invite, InviteCode)> {
+    pub fn create_invite(&self, mut new: NewInvite) -> Result<(Invite, InviteCode)> {
         let label = validate_display_name("invite label", &new.label, crate::model::MAX_LABEL)?;
         if new.uses == 0 || new.uses > 100_000 {
             return Err(Error::invalid("uses", "must be 1..=100000"));
@@ -41,6 +41,17 @@ impl Vpnctl {
             if new.expires_at.is_some_and(|t| t <= tx.now()) {
                 return Err(Error::invalid("expiry", "is in the past"));
             }
+            if let Some(plan) = new.plan {
+                let plan = tx.plan(plan)?;
+                if !plan.active {
+                    return Err(Error::Conflict(format!("plan {} is retired", plan.id)));
+                }
+                new.grant = crate::model::Grant {
+                    access_days: Some(plan.days),
+                    device_limit: plan.device_limit,
+                    role: Role::User,
+                };
+            }
             let invite = Invite {
                 id: InviteId(tx.next_id("next_invite")?),
                 label,
@@ -52,6 +63,9 @@ impl Vpnctl {
                 created_at: tx.now(),
             };
             tx.put_invite(&invite, Some(&hash))?;
+            if let Some(plan) = new.plan {
+                tx.set_invite_plan(invite.id, plan)?;
+            }
             tx.event(EventKind::InviteCreated { invite: invite.id })?;
             Ok(invite)
         })?;
@@ -135,7 +149,7 @@ impl Vpnctl {
                 tx.put_user(Some(&before), &user)?;
                 (user, false)
             } else {
-                let user = create_user_in(
+                let mut user = create_user_in(
                     tx,
                     who.telegram_id,
                     name,
@@ -144,6 +158,16 @@ impl Vpnctl {
                     grant.device_limit,
                     who.locale,
                 )?;
+                // A trial plan's quota comes with it (a new account only: an
+                // existing one keeps what it has, and gets the days).
+                if let Some(plan) = tx.invite_plan(invite.id)? {
+                    let quota = tx.plan(plan)?.quota;
+                    if quota.is_some() {
+                        let before = user.clone();
+                        user.quota = quota;
+                        tx.put_user(Some(&before), &user)?;
+                    }
+                }
                 (user, true)
             };
             tx.event(EventKind::InviteRedeemed {

@@ -173,6 +173,9 @@ pub struct NewInvite {
     pub uses: u32,
     pub expires_at: Option<Timestamp>,
     pub grant: Grant,
+    /// The plan whose days, devices and quota it grants (`grant` is then the
+    /// plan's).
+    pub plan: Option<crate::model::PlanId>,
 }
 
 impl Default for NewInvite {
@@ -182,6 +185,7 @@ impl Default for NewInvite {
             uses: 1,
             expires_at: None,
             grant: Grant::default(),
+            plan: None,
         }
     }
 }

@@ -141,6 +141,16 @@ impl<M: Mode> Txn<'_, M> {
         Ok(out)
     }
 
+    /// The plan an invite grants, if it grants one.
+    pub fn invite_plan(&self, invite: crate::model::InviteId) -> Result<Option<PlanId>> {
+        Ok(self
+            .tables
+            .invite_plans
+            .read()?
+            .get(invite.0)?
+            .map(|v| PlanId(v.value())))
+    }
+
     pub fn broadcast(&self, id: u64) -> Result<Broadcast> {
         match self.tables.broadcasts.read()?.get(id)? {
             Some(v) => decode_json("broadcasts", v.value()),
@@ -207,6 +217,11 @@ impl Tx<'_> {
             .subscriptions
             .write()?
             .insert((sub.user.0, sub.order.0), encode_json(sub).as_slice())?;
+        Ok(())
+    }
+
+    pub fn set_invite_plan(&mut self, invite: crate::model::InviteId, plan: PlanId) -> Result<()> {
+        self.tables.invite_plans.write()?.insert(invite.0, plan.0)?;
         Ok(())
     }
 

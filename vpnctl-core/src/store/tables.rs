@@ -182,6 +182,8 @@ tables! {
     revenue_total = "revenue_total": u64 => (u64, u64, u64, u64),
     /// (user, order) → the Stars subscription it started (JSON).
     subscriptions = "subscriptions": (u64, u64) => &'static [u8],
+    /// invite → the plan it grants (a trial).
+    invite_plans = "invite_plans": u64 => u64,
     /// Broadcasts (JSON).
     broadcasts = "broadcasts": u64 => &'static [u8],
 }

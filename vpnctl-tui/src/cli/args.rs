@@ -327,6 +327,10 @@ pub enum InvitesCommand {
         /// Devices it grants.
         #[arg(long, default_value_t = 3)]
         devices: u32,
+        /// Grant a plan's days, devices and quota instead (a trial: `plan3`; see
+        /// `vpnctl plans list`).
+        #[arg(long, conflicts_with_all = ["days", "devices"])]
+        plan: Option<String>,
         /// Also print the link as a QR code.
         #[arg(long)]
         qr: bool,
@@ -577,9 +581,9 @@ pub enum PlansCommand {
         /// Days of access one purchase adds.
         #[arg(long)]
         days: u32,
-        /// Price in Telegram Stars.
-        #[arg(long)]
-        stars: u32,
+        /// Price in Telegram Stars (not for a --trial).
+        #[arg(long, required_unless_present = "trial")]
+        stars: Option<u32>,
         /// Devices the buyer may have.
         #[arg(long, default_value_t = 3)]
         devices: u32,
@@ -593,6 +597,9 @@ pub enum PlansCommand {
         /// --days must be 30).
         #[arg(long)]
         recurring: bool,
+        /// A trial: not sold, granted by invites (`vpnctl invites create --plan`).
+        #[arg(long, conflicts_with_all = ["stars", "recurring"])]
+        trial: bool,
     },
     /// Takes a plan off sale; open invoices for it are refused at checkout, what
     /// was paid stays paid.

@@ -15,7 +15,7 @@ use super::{
 };
 use vpnctl_api::broadcast::{Audience, Broadcast, CreateBroadcast};
 
-fn plan_id(text: &str) -> Result<PlanId, CliError> {
+pub(super) fn plan_id(text: &str) -> Result<PlanId, CliError> {
     text.trim().parse::<PlanId>().map_err(|_| {
         CliError::Usage(format!(
             "{text:?} is not a plan id (`plan2`, `2`; `vpnctl plans list`)"
@@ -51,6 +51,8 @@ fn plan_line(p: &Plan) -> String {
         p.device_limit,
         if p.recurring {
             "  monthly subscription"
+        } else if p.trial {
+            "  trial (invites only)"
         } else {
             ""
         },
@@ -90,6 +92,7 @@ pub(super) async fn plans(
             quota,
             quota_period,
             recurring,
+            trial,
         } => {
             let quota = match quota {
                 None | Some(QuotaSize::None) => None,
@@ -105,16 +108,22 @@ pub(super) async fn plans(
                         ru: name_ru,
                     },
                     days,
-                    stars,
+                    stars: stars.unwrap_or(0),
                     device_limit: devices,
                     quota,
                     recurring,
+                    trial,
                 })
                 .await?;
             if as_json {
                 return json(out, &plan);
             }
-            writeln!(out, "on sale: {}", plan_line(&plan))?;
+            let what = if plan.trial {
+                "trial (grant it with `vpnctl invites create --plan`)"
+            } else {
+                "on sale"
+            };
+            writeln!(out, "{what}: {}", plan_line(&plan))?;
             Ok(())
         }
         PlansCommand::Retire { plan } => {

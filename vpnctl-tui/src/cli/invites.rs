@@ -62,20 +62,33 @@ pub(super) async fn run(
             uses,
             days,
             devices,
+            plan,
             qr,
         } => {
-            let created = api
+            let plan = plan.as_deref().map(super::billing::plan_id).transpose()?;
+            let created = match api
                 .create_invite(&CreateInvite {
+                    plan,
                     label,
                     uses: Some(uses),
                     expires_at: None,
-                    grant: Some(Grant {
+                    grant: plan.is_none().then_some(Grant {
                         access_days: Some(days),
                         device_limit: devices,
                         role: Role::User,
                     }),
                 })
-                .await?;
+                .await
+            {
+                Ok(created) => created,
+                Err(e) if e.status() == Some(404) => {
+                    return Err(CliError::NotFound(format!(
+                        "no plan{}; `vpnctl plans list` shows them",
+                        plan.map(|p| p.0).unwrap_or_default()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
             // The link (or the bare code when the server knows no bot) is the point of
             // this command: it is printed this once and nowhere logged.
             let link = created.link.clone().unwrap_or_else(|| created.code.clone());
