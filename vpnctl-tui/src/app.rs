@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use vpnctl_api::billing::Plan;
 use vpnctl_api::body::{NodeView, StoredReport};
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
@@ -28,15 +29,17 @@ pub enum Tab {
     Users,
     Invites,
     Events,
+    Plans,
 }
 
 impl Tab {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Nodes,
         Self::Peers,
         Self::Users,
         Self::Invites,
         Self::Events,
+        Self::Plans,
     ];
 
     pub fn title(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Tab {
             Self::Users => "Users",
             Self::Invites => "Invites",
             Self::Events => "Events",
+            Self::Plans => "Plans",
         }
     }
 
@@ -61,6 +65,7 @@ impl Tab {
             Self::Users => &["id", "name", "state", "until", "devices"],
             Self::Invites => &["id", "label", "uses left", "expires"],
             Self::Events => &["seq"],
+            Self::Plans => &["id", "name", "price", "days"],
         }
     }
 }
@@ -174,6 +179,8 @@ pub struct Snapshot {
     pub peers: Vec<Peer>,
     pub users: Vec<User>,
     pub invites: Vec<Invite>,
+    /// Every plan, retired ones too.
+    pub plans: Vec<Plan>,
 }
 
 /// What the event stream says changed since the last fetch: the rows to read again.
@@ -184,6 +191,8 @@ pub struct Dirty {
     pub users: BTreeSet<UserId>,
     pub peers: BTreeSet<PeerId>,
     pub invites: bool,
+    /// A plan was added or retired.
+    pub plans: bool,
     /// A node changed (state, settings, health): read the node list now rather
     /// than at the next poll.
     pub nodes: bool,
@@ -235,12 +244,11 @@ impl Dirty {
             EventKind::PaymentReceived { user, .. } | EventKind::PaymentRefunded { user, .. } => {
                 self.users.insert(*user);
             }
-            // Tokens, notices, plans and orders have no table here.
+            EventKind::PlanCreated { .. } | EventKind::PlanRetired { .. } => self.plans = true,
+            // Tokens, notices and orders have no table here.
             EventKind::Notice { .. }
             | EventKind::TokenCreated { .. }
             | EventKind::TokenRevoked { .. }
-            | EventKind::PlanCreated { .. }
-            | EventKind::PlanRetired { .. }
             | EventKind::OrderCreated { .. }
             | EventKind::RefundRequested { .. }
             | EventKind::RefundFailed { .. }
@@ -271,6 +279,8 @@ pub struct Changes {
     pub peers_gone: Vec<PeerId>,
     /// The invite list, when an invite changed.
     pub invites: Option<Vec<Invite>>,
+    /// The plan list, when a plan changed.
+    pub plans: Option<Vec<Plan>>,
 }
 
 /// A request to the API that the runtime carries out.
@@ -483,6 +493,7 @@ pub struct App {
     pub peers: Vec<Peer>,
     pub users: Vec<User>,
     pub invites: Vec<Invite>,
+    pub plans: Vec<Plan>,
     pub events: VecDeque<Event>,
     pub traffic: HashMap<NodeId, Traffic>,
     pub peer_stats: HashMap<(NodeId, PublicKey), PeerStats>,
@@ -514,6 +525,7 @@ impl App {
             peers: Vec::new(),
             users: Vec::new(),
             invites: Vec::new(),
+            plans: Vec::new(),
             events: VecDeque::new(),
             traffic: HashMap::new(),
             peer_stats: HashMap::new(),
@@ -570,6 +582,13 @@ impl App {
             .then(|| self.selected_row())
             .flatten()
             .and_then(|i| self.invites.get(i))
+    }
+
+    pub fn selected_plan(&self) -> Option<&Plan> {
+        (self.tab == Tab::Plans)
+            .then(|| self.selected_row())
+            .flatten()
+            .and_then(|i| self.plans.get(i))
     }
 
     pub fn selected_event(&self) -> Option<&Event> {
@@ -663,7 +682,7 @@ impl App {
             KeyCode::Char('q') => Action::Quit,
             KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => Action::NextTab,
             KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => Action::PrevTab,
-            KeyCode::Char(c @ '1'..='5') => {
+            KeyCode::Char(c @ '1'..='6') => {
                 let i = usize::from(c as u8 - b'1');
                 Action::SelectTab(Tab::ALL[i])
             }
@@ -734,7 +753,7 @@ impl App {
 pub const KEYS: &[(&str, &str)] = &[
     ("Tab / → / l", "next tab"),
     ("S-Tab / ← / h", "previous tab"),
-    ("1-5", "go to tab"),
+    ("1-6", "go to tab"),
     ("↑↓ / j k", "move selection"),
     ("PgUp PgDn", "page"),
     ("g / G", "first / last row"),
@@ -1003,6 +1022,7 @@ fn apply_snapshot(app: &mut App, snapshot: Snapshot) {
         peers,
         users,
         invites,
+        plans,
     } = snapshot;
     app.peer_stats.clear();
     set_nodes(app, nodes);
@@ -1012,7 +1032,8 @@ fn apply_snapshot(app: &mut App, snapshot: Snapshot) {
     count_devices(app);
     app.users = users;
     app.invites = invites;
-    for tab in [Tab::Nodes, Tab::Peers, Tab::Users, Tab::Invites] {
+    app.plans = plans;
+    for tab in [Tab::Nodes, Tab::Peers, Tab::Users, Tab::Invites, Tab::Plans] {
         refilter(app, tab);
     }
 }
@@ -1065,6 +1086,7 @@ fn apply_changes(app: &mut App, changes: Changes) {
         peers,
         peers_gone,
         invites,
+        plans,
     } = changes;
     let mut dirty_tabs = Vec::new();
     if let Some(nodes) = nodes {
@@ -1093,6 +1115,10 @@ fn apply_changes(app: &mut App, changes: Changes) {
     if let Some(invites) = invites {
         app.invites = invites;
         dirty_tabs.push(Tab::Invites);
+    }
+    if let Some(plans) = plans {
+        app.plans = plans;
+        dirty_tabs.push(Tab::Plans);
     }
     dirty_tabs.sort_by_key(|t| Tab::ALL.iter().position(|a| a == t));
     dirty_tabs.dedup();
@@ -1170,6 +1196,17 @@ pub fn refilter(app: &mut App, tab: Tab) {
         Tab::Events => (0..app.events.len())
             .filter(|&i| keep(crate::ui::event_text(&app.events[i])))
             .collect(),
+        Tab::Plans => (0..app.plans.len())
+            .filter(|&i| {
+                let p = &app.plans[i];
+                keep(format!(
+                    "plan{} {} {}",
+                    p.id,
+                    p.name.en,
+                    p.name.ru.as_deref().unwrap_or_default()
+                ))
+            })
+            .collect(),
     };
     sort_view(app, tab, state.sort, &mut view);
     if state.descending {
@@ -1238,6 +1275,10 @@ fn sort_view(app: &App, tab: Tab, sort: usize, view: &mut [usize]) {
         (Tab::Invites, _) => view.sort_by_key(|&i| app.invites[i].id),
         // Newest first.
         (Tab::Events, _) => view.reverse(),
+        (Tab::Plans, 1) => view.sort_by(|&a, &b| app.plans[a].name.en.cmp(&app.plans[b].name.en)),
+        (Tab::Plans, 2) => view.sort_by_key(|&i| app.plans[i].stars),
+        (Tab::Plans, 3) => view.sort_by_key(|&i| app.plans[i].days),
+        (Tab::Plans, _) => view.sort_by_key(|&i| app.plans[i].id),
     }
 }
 

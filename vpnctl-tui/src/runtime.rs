@@ -38,11 +38,12 @@ pub fn describe(e: &ClientError) -> String {
 /// change too broad for point reads. Node reports are not read here: the periodic
 /// poll reads those the screen shows.
 pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
-    let (nodes, peers, users, invites) = tokio::try_join!(
+    let (nodes, peers, users, invites, plans) = tokio::try_join!(
         api.nodes(),
         api.peers(PeerQuery::default()),
         api.users(),
-        api.invites()
+        api.invites(),
+        api.plans(true)
     )?;
     Ok(Snapshot {
         nodes,
@@ -50,6 +51,7 @@ pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
         peers,
         users,
         invites,
+        plans,
     })
 }
 
@@ -83,8 +85,15 @@ pub async fn fetch_changes(
             Ok(None)
         }
     };
-    let (nodes, reports, users, peers, invites) =
-        tokio::join!(nodes, reports, users, peers, invites);
+    let plans = async {
+        if dirty.plans {
+            api.plans(true).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (nodes, reports, users, peers, invites, plans) =
+        tokio::join!(nodes, reports, users, peers, invites, plans);
     let ((users, users_gone), (peers, peers_gone)) = (users?, peers?);
     Ok(Changes {
         nodes: nodes?,
@@ -94,6 +103,7 @@ pub async fn fetch_changes(
         peers,
         peers_gone,
         invites: invites?,
+        plans: plans?,
     })
 }
 
@@ -388,6 +398,7 @@ pub fn spawn_worker(
                     mark(&|d: &mut Dirty| {
                         d.everything |= dirty.everything;
                         d.invites |= dirty.invites;
+                        d.plans |= dirty.plans;
                         d.nodes |= dirty.nodes;
                         d.users.extend(dirty.users.iter().copied());
                         d.peers.extend(dirty.peers.iter().copied());

@@ -8,6 +8,7 @@ mod events;
 mod invites;
 mod nodes;
 mod peers;
+mod plans;
 mod users;
 
 pub use events::event_text;
@@ -92,6 +93,7 @@ fn draw_header(app: &App, area: Rect, buf: &mut Buffer) {
             Tab::Users => app.users.len(),
             Tab::Invites => app.invites.len(),
             Tab::Events => app.events.len(),
+            Tab::Plans => app.plans.len(),
         };
         format!("{} {} {count}", i + 1, t.title())
     });
@@ -177,6 +179,7 @@ fn draw_table(app: &App, area: Rect, buf: &mut Buffer) {
         Tab::Users => users::table(app, rows_idx),
         Tab::Invites => invites::table(app, rows_idx),
         Tab::Events => events::table(app, rows_idx),
+        Tab::Plans => plans::table(app, rows_idx),
     };
     // A marker column shows the selection without colours too.
     let mut widths = widths;
@@ -239,6 +242,7 @@ fn detail(app: &App) -> Detail<'_> {
         Tab::Users => users::detail(app),
         Tab::Invites => invites::detail(app),
         Tab::Events => events::detail(app),
+        Tab::Plans => plans::detail(app),
     };
     if detail.lines.is_empty() {
         detail.lines.push(Line::from("nothing selected").dim());

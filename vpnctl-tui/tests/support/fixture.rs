@@ -265,11 +265,42 @@ pub fn app(peers: usize) -> App {
                 peers: peer_list.clone(),
                 users: users.clone(),
                 invites: invites.clone(),
+                plans: plans(),
             })),
         );
     }
     update(&mut app, Action::Events(events()));
     app
+}
+
+/// What the Plans tab shows: one on sale, a monthly subscription, a trial, a
+/// retired one.
+pub fn plans() -> Vec<vpnctl_api::billing::Plan> {
+    use vpnctl_api::billing::{Plan, PlanName};
+    let plan = |id, en: &str, stars, days, devices, recurring, trial: bool, active| Plan {
+        id: vpnctl_core::PlanId(id),
+        name: PlanName {
+            en: en.into(),
+            ru: None,
+        },
+        days,
+        stars,
+        device_limit: devices,
+        quota: trial.then_some(vpnctl_core::Quota {
+            bytes: 5_000_000_000,
+            period: vpnctl_core::QuotaPeriod::Monthly,
+        }),
+        recurring,
+        trial,
+        active,
+        created_at: vpnctl_core::Timestamp(1_795_612_245),
+    };
+    vec![
+        plan(1, "Month", 150, 30, 3, false, false, true),
+        plan(2, "Monthly sub", 120, 30, 3, true, false, true),
+        plan(3, "Trial", 0, 7, 1, false, true, true),
+        plan(4, "Year 2025", 1200, 365, 5, false, false, false),
+    ]
 }
 
 fn vpnctl_resize(w: u16, h: u16) -> Action {
