@@ -33,6 +33,37 @@ impl std::fmt::Display for Audience {
     }
 }
 
+impl std::str::FromStr for Audience {
+    type Err = crate::error::InvalidInput;
+
+    /// `active`, `lapsed`, `all` or `region CODE`, as the CLI and the dashboard take
+    /// it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut words = s.split_whitespace();
+        let who = words.next().unwrap_or_default().to_ascii_lowercase();
+        let code = words.next();
+        let audience = match (who.as_str(), code, words.next()) {
+            ("active", None, None) => Self::Active,
+            ("lapsed", None, None) => Self::Lapsed,
+            ("all", None, None) => Self::All,
+            ("region", Some(code), None) => Self::Region(code.to_owned()),
+            ("region", None, None) => {
+                return Err(crate::error::InvalidInput::new(
+                    "audience",
+                    "region needs its code, e.g. `region de-fra`",
+                ));
+            }
+            _ => {
+                return Err(crate::error::InvalidInput::new(
+                    "audience",
+                    format!("{s:?}: say active, lapsed, all or region CODE"),
+                ));
+            }
+        };
+        Ok(audience)
+    }
+}
+
 /// A broadcast and how far it got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Broadcast {

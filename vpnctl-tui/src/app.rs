@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use vpnctl_api::billing::Plan;
 use vpnctl_api::body::{NodeView, StoredReport};
+use vpnctl_api::broadcast::Audience;
 use vpnctl_core::wire::PeerStats;
 use vpnctl_core::{
     Access, Event, EventKind, Invite, NodeId, NodeState, Peer, PeerId, Placement, PublicKey,
@@ -318,6 +319,17 @@ pub enum Command {
         devices: u64,
         configs: Option<PathBuf>,
     },
+    /// How many users a broadcast would reach (asked before the confirmation).
+    PreviewBroadcast {
+        audience: Audience,
+        text: String,
+    },
+    /// Send `text` to `audience` (`recipients` users when asked).
+    Broadcast {
+        audience: Audience,
+        text: String,
+        recipients: u32,
+    },
 }
 
 impl Command {
@@ -347,6 +359,14 @@ impl Command {
             Self::Evacuate { name, devices, .. } => {
                 evacuation_question(*devices, name, "healthy nodes")
             }
+            Self::PreviewBroadcast { audience, .. } => {
+                format!("Count the users a broadcast to {audience} reaches?")
+            }
+            Self::Broadcast {
+                audience,
+                text,
+                recipients,
+            } => format!("Send to {recipients} users ({audience}): “{text}”?"),
         }
     }
 }
@@ -405,6 +425,12 @@ pub enum Modal {
         command: Command,
         path: String,
     },
+    /// Writing a broadcast: who gets it and the text (Tab switches fields).
+    Broadcast {
+        to: String,
+        text: String,
+        on_text: bool,
+    },
     /// Waiting for the answer to a confirmed command.
     Busy(String),
     Result(Outcome),
@@ -460,6 +486,16 @@ pub enum Action {
     OlderEvents(Vec<Event>),
     ApiFailed(String),
     CommandDone(Result<Outcome, String>),
+    /// How many users a broadcast reaches: then the confirmation.
+    BroadcastPreview {
+        audience: Audience,
+        text: String,
+        recipients: u32,
+    },
+    /// `b`: write a broadcast.
+    StartBroadcast,
+    /// Tab in the broadcast dialog: the other field.
+    NextField,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -653,12 +689,21 @@ impl App {
             return match (modal, key.code) {
                 (Modal::PickNode { .. }, KeyCode::Up | KeyCode::Char('k')) => Some(Action::Up),
                 (Modal::PickNode { .. }, KeyCode::Down | KeyCode::Char('j')) => Some(Action::Down),
-                (Modal::PickNode { .. } | Modal::ConfigsDir { .. }, KeyCode::Enter) => {
-                    Some(Action::Confirm)
+                (
+                    Modal::PickNode { .. } | Modal::ConfigsDir { .. } | Modal::Broadcast { .. },
+                    KeyCode::Enter,
+                ) => Some(Action::Confirm),
+                (
+                    Modal::PickNode { .. } | Modal::ConfigsDir { .. } | Modal::Broadcast { .. },
+                    KeyCode::Esc,
+                ) => Some(Action::Cancel),
+                (Modal::Broadcast { .. }, KeyCode::Tab | KeyCode::BackTab) => {
+                    Some(Action::NextField)
                 }
-                (Modal::PickNode { .. } | Modal::ConfigsDir { .. }, KeyCode::Esc) => {
-                    Some(Action::Cancel)
-                }
+                (Modal::Broadcast { .. }, KeyCode::Backspace) => Some(Action::InputBackspace),
+                (Modal::Broadcast { .. }, KeyCode::Char('u')) if ctrl => Some(Action::InputClear),
+                (Modal::Broadcast { .. }, KeyCode::Char(c)) if !ctrl => Some(Action::InputChar(c)),
+                (Modal::Broadcast { .. }, _) => None,
                 (Modal::PickNode { .. }, _) => None,
                 (Modal::ConfigsDir { .. }, KeyCode::Backspace) => Some(Action::InputBackspace),
                 (Modal::ConfigsDir { .. }, KeyCode::Char('u')) if ctrl => Some(Action::InputClear),
@@ -700,6 +745,7 @@ impl App {
             KeyCode::Char('S') => Action::ReverseSort,
             KeyCode::Char('R') => Action::Request(Command::Reload),
             KeyCode::Char('i') => Action::Request(Command::CreateInvite),
+            KeyCode::Char('b') => Action::StartBroadcast,
             KeyCode::Char('e') => {
                 let user = self.selected_user()?;
                 Action::Request(Command::ExtendAccess(user.id, EXTEND_DAYS))
@@ -751,8 +797,7 @@ impl App {
 
 /// Every key, for the help overlay (and the README).
 pub const KEYS: &[(&str, &str)] = &[
-    ("Tab / → / l", "next tab"),
-    ("S-Tab / ← / h", "previous tab"),
+    ("Tab / S-Tab", "next / previous tab (→ ← l h)"),
     ("1-6", "go to tab"),
     ("↑↓ / j k", "move selection"),
     ("PgUp PgDn", "page"),
@@ -761,6 +806,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("/", "filter (Enter keeps, Esc clears)"),
     ("s / S", "next sort column / reverse"),
     ("i", "create invite (link + QR)"),
+    ("b", "broadcast a text to users"),
     ("e", "Users: extend access 30 days"),
     ("x", "Users: disable / enable"),
     ("n", "Users: new device (pick a node, QR)"),
@@ -874,19 +920,48 @@ pub fn update(app: &mut App, action: Action) {
             });
         }
         Action::InputChar(c) => {
-            if let Some(Modal::ConfigsDir { path, .. }) = &mut app.modal {
-                path.push(c);
+            if let Some(field) = input_field(app) {
+                field.push(c);
             }
         }
         Action::InputBackspace => {
-            if let Some(Modal::ConfigsDir { path, .. }) = &mut app.modal {
-                path.pop();
+            if let Some(field) = input_field(app) {
+                field.pop();
             }
         }
         Action::InputClear => {
-            if let Some(Modal::ConfigsDir { path, .. }) = &mut app.modal {
-                path.clear();
+            if let Some(field) = input_field(app) {
+                field.clear();
             }
+        }
+        Action::StartBroadcast => {
+            app.modal = Some(Modal::Broadcast {
+                to: "all".into(),
+                text: String::new(),
+                on_text: true,
+            });
+        }
+        Action::NextField => {
+            if let Some(Modal::Broadcast { on_text, .. }) = &mut app.modal {
+                *on_text = !*on_text;
+            }
+        }
+        Action::BroadcastPreview {
+            audience,
+            text,
+            recipients,
+        } => {
+            app.modal = Some(if recipients == 0 {
+                Modal::Error(format!(
+                    "No user with Telegram is {audience}: nothing to send."
+                ))
+            } else {
+                Modal::Confirm(Command::Broadcast {
+                    audience,
+                    text,
+                    recipients,
+                })
+            });
         }
         Action::Confirm => match app.modal.take() {
             // Evacuating: the question answered, ask where the configs go.
@@ -916,6 +991,35 @@ pub fn update(app: &mut App, action: Action) {
                 };
                 app.modal = Some(Modal::Busy(command.describe()));
                 app.outbox.push(command);
+            }
+            Some(Modal::Broadcast { to, text, on_text }) => {
+                match (to.parse::<Audience>(), text.trim().is_empty()) {
+                    (Ok(audience), false) => {
+                        let command = Command::PreviewBroadcast {
+                            audience,
+                            text: text.trim().to_owned(),
+                        };
+                        app.modal = Some(Modal::Busy("counting the recipients…".into()));
+                        app.outbox.push(command);
+                    }
+                    (Err(e), _) => {
+                        app.status = Some(e.to_string());
+                        app.modal = Some(Modal::Broadcast {
+                            to,
+                            text,
+                            on_text: false,
+                        });
+                    }
+                    (Ok(_), true) => {
+                        app.status = Some("write the text first".into());
+                        app.modal = Some(Modal::Broadcast {
+                            to,
+                            text,
+                            on_text: true,
+                        });
+                    }
+                }
+                let _ = on_text;
             }
             Some(Modal::PickNode {
                 user,
@@ -1124,6 +1228,16 @@ fn apply_changes(app: &mut App, changes: Changes) {
     dirty_tabs.dedup();
     for tab in dirty_tabs {
         refilter(app, tab);
+    }
+}
+
+/// The text field a key types into: the evacuation's directory, or the broadcast
+/// field in focus.
+fn input_field(app: &mut App) -> Option<&mut String> {
+    match &mut app.modal {
+        Some(Modal::ConfigsDir { path, .. }) => Some(path),
+        Some(Modal::Broadcast { to, text, on_text }) => Some(if *on_text { text } else { to }),
+        _ => None,
     }
 }
 

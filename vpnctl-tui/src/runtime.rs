@@ -11,6 +11,7 @@ use futures_util::StreamExt as _;
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use tokio::sync::{Notify, mpsc};
 use vpnctl_api::body::{CreateInvite, IssuePeerRequest, PeerQuery};
+use vpnctl_api::broadcast::CreateBroadcast;
 use vpnctl_client::{ApiClient, ClientError};
 use vpnctl_core::{EvacuateTo, Evacuation, NodeId, Timestamp, UserState};
 
@@ -313,6 +314,29 @@ pub async fn execute(api: &ApiClient, command: &Command) -> Result<Outcome, Clie
                 &config,
             )
         }
+        Command::PreviewBroadcast { audience, text } => {
+            let recipients = api
+                .preview_broadcast(&CreateBroadcast {
+                    text: text.clone(),
+                    audience: audience.clone(),
+                })
+                .await?;
+            Outcome::Done(format!(
+                "a broadcast to {audience} would reach {recipients} users"
+            ))
+        }
+        Command::Broadcast { audience, text, .. } => {
+            let b = api
+                .create_broadcast(&CreateBroadcast {
+                    text: text.clone(),
+                    audience: audience.clone(),
+                })
+                .await?;
+            Outcome::Done(format!(
+                "broadcast {} queued for {} users; the bot sends it within Telegram's limits (`vpnctl broadcasts cancel {}` stops it)",
+                b.id, b.total, b.id
+            ))
+        }
         Command::JoinCommand(id) => {
             let (token, expires) = api.create_join_token(*id, None).await?;
             Outcome::JoinCommand {
@@ -495,6 +519,23 @@ pub fn spawn_worker(
                 Command::Reload => {
                     mark(&|d: &mut Dirty| d.everything = true);
                     wake.notify_one();
+                }
+                Command::PreviewBroadcast { audience, text } => {
+                    tokio::spawn(async move {
+                        let new = CreateBroadcast {
+                            text: text.clone(),
+                            audience: audience.clone(),
+                        };
+                        let action = match api.preview_broadcast(&new).await {
+                            Ok(recipients) => Action::BroadcastPreview {
+                                audience,
+                                text,
+                                recipients,
+                            },
+                            Err(e) => Action::CommandDone(Err(describe(&e))),
+                        };
+                        let _ = actions.send(action);
+                    });
                 }
                 Command::OlderEvents(before) => {
                     tokio::spawn(async move {

@@ -837,5 +837,35 @@ async fn broadcasts_from_the_terminal() {
     assert!(cli.ok(&["broadcasts", "list"]).await.contains("cancelled"));
     cli.fails(&["broadcasts", "cancel", "9"], 4, "no broadcast 9")
         .await;
+    // The dashboard's commands, against the same API.
+    use vpnctl_api::broadcast::Audience;
+    use vpnctl_tui::app::{Command, Outcome};
+    let counted = vpnctl_tui::runtime::execute(
+        &demo.api,
+        &Command::PreviewBroadcast {
+            audience: Audience::All,
+            text: "x".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        counted,
+        Outcome::Done(format!("a broadcast to all would reach {all} users"))
+    );
+    let sent = vpnctl_tui::runtime::execute(
+        &demo.api,
+        &Command::Broadcast {
+            audience: Audience::All,
+            text: "From the dashboard".into(),
+            recipients: u32::try_from(all).unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&sent, Outcome::Done(s) if s.contains(&format!("broadcast 2 queued for {all} users"))),
+        "{sent:?}"
+    );
     demo.stop().await;
 }

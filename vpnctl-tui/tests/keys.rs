@@ -291,3 +291,78 @@ fn new_device_picks_from_cores_offer_then_asks() {
     press(&mut app, KeyCode::Char('2'));
     asks(&mut app, 'o', Command::RotatePeer(PeerId(1)));
 }
+
+#[test]
+fn a_broadcast_is_counted_then_confirmed() {
+    use vpnctl_api::broadcast::Audience;
+
+    let mut app = fixture::app(30);
+    press(&mut app, KeyCode::Char('b'));
+    assert!(matches!(app.modal, Some(Modal::Broadcast { .. })));
+    // Enter without a text: nothing goes, the dialog stays.
+    press(&mut app, KeyCode::Enter);
+    assert!(matches!(app.modal, Some(Modal::Broadcast { .. })));
+    assert!(app.status.as_deref().is_some_and(|s| s.contains("text")));
+    for c in "Back at 3 UTC".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    // The audience: a bad one is refused, with the reason.
+    press(&mut app, KeyCode::Tab);
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+    );
+    for c in "everyone".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Enter);
+    assert!(
+        app.status.as_deref().is_some_and(|s| s.contains("region")),
+        "{:?}",
+        app.status
+    );
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+    );
+    for c in "region de-fra".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Enter);
+    let region = Audience::Region("de-fra".into());
+    assert_eq!(
+        app.outbox.last(),
+        Some(&Command::PreviewBroadcast {
+            audience: region.clone(),
+            text: "Back at 3 UTC".into(),
+        })
+    );
+    // The count comes back: the question shows it and the text.
+    update(
+        &mut app,
+        Action::BroadcastPreview {
+            audience: region.clone(),
+            text: "Back at 3 UTC".into(),
+            recipients: 17,
+        },
+    );
+    let send = Command::Broadcast {
+        audience: region,
+        text: "Back at 3 UTC".into(),
+        recipients: 17,
+    };
+    assert!(send.describe().contains("17 users (region de-fra)"));
+    assert_eq!(app.modal, Some(Modal::Confirm(send.clone())));
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.outbox.last(), Some(&send));
+    // Nobody to reach: said so, nothing to confirm.
+    update(
+        &mut app,
+        Action::BroadcastPreview {
+            audience: Audience::Lapsed,
+            text: "x".into(),
+            recipients: 0,
+        },
+    );
+    assert!(matches!(app.modal, Some(Modal::Error(ref e)) if e.contains("nothing to send")));
+}

@@ -241,3 +241,22 @@ fn ten_thousand_peers_scroll_to_the_end() {
     assert!(screen.contains("10000/10000"), "{screen}");
     assert!(screen.contains("p10000"), "{screen}");
 }
+
+#[test]
+fn broadcast_dialog_and_question() {
+    use vpnctl_api::broadcast::Audience;
+
+    let mut app = fixture::app(30);
+    keys(&mut app, "b");
+    keys(&mut app, "Maintenance tonight");
+    both("broadcast_dialog", &app);
+    update(
+        &mut app,
+        Action::BroadcastPreview {
+            audience: Audience::All,
+            text: "Maintenance tonight 02:00-02:30 UTC".into(),
+            recipients: 1234,
+        },
+    );
+    both("broadcast_confirm", &app);
+}

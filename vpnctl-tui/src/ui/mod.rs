@@ -402,6 +402,32 @@ fn draw_modal(modal: &Modal, area: Rect, buf: &mut Buffer) {
                 Style::new().fg(Color::Yellow),
             )
         }
+        Modal::Broadcast { to, text, on_text } => {
+            let field = |label: &'static str, value: &str, focused: bool| {
+                let mut spans = vec![Span::from(label), Span::from(value.to_owned()).bold()];
+                if focused {
+                    spans.push(Span::from("▏"));
+                }
+                let line = Line::from(spans);
+                if focused { line } else { line.dim() }
+            };
+            (
+                " Broadcast ",
+                Text::from(vec![
+                    Line::from("A text to many users, sent by the bot within Telegram's limits."),
+                    Line::from(""),
+                    field("to:   ", to, !*on_text),
+                    Line::from("      active · lapsed · all · region CODE").dim(),
+                    field("text: ", text, *on_text),
+                    Line::from(""),
+                    Line::from(
+                        "Tab switch field · Enter count recipients, then confirm · Esc cancel",
+                    )
+                    .bold(),
+                ]),
+                Style::new().fg(Color::Yellow),
+            )
+        }
         Modal::ConfigsDir { command, path } => (
             " Configs of users without Telegram ",
             Text::from(vec![
