@@ -362,6 +362,38 @@ async fn scope_matrix_is_the_route_table() {
         })
         .await
         .unwrap();
+    // A payment and a broadcast, so that the bot's reads of them (id 1) find one.
+    let plan = srv
+        .vpn
+        .create_plan(vpnctl_api::billing::CreatePlan {
+            name: vpnctl_api::billing::PlanName {
+                en: "Month".into(),
+                ru: None,
+            },
+            days: 30,
+            stars: 100,
+            device_limit: 3,
+            quota: None,
+            recurring: false,
+            trial: false,
+        })
+        .unwrap();
+    let order = srv.vpn.create_order(user.id, plan.id).unwrap();
+    srv.vpn
+        .record_payment(&vpnctl_api::billing::ReceivedPayment {
+            payload: order.payload(),
+            telegram_id: 42,
+            currency: "XTR".into(),
+            total: 100,
+            telegram_charge_id: "charge-1".into(),
+            provider_charge_id: String::new(),
+            recurring: false,
+            subscription_until: None,
+        })
+        .unwrap();
+    srv.vpn
+        .create_broadcast("hello", vpnctl_api::broadcast::Audience::All)
+        .unwrap();
     // The user's real address, as the node sees it.
     const SECRET_IP: &str = "198.51.100.77";
     own.client
