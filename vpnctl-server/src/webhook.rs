@@ -121,6 +121,29 @@ pub fn alert_text(message: &Message) -> String {
         Message::BackupTaken { file, bytes } => {
             format!("vpnctl: scheduled backup {file} written ({bytes} bytes)")
         }
+        Message::PaymentReceived {
+            payment,
+            user,
+            user_name,
+            plan,
+            stars,
+            ..
+        } => format!(
+            "vpnctl: {user_name} (u{user}) paid {stars} stars for {} (payment {payment})",
+            plan.en
+        ),
+        Message::RefundRequested { payment, stars, .. } => {
+            format!("vpnctl: refund of payment {payment} ({stars} stars) requested")
+        }
+        Message::PaymentRefunded {
+            payment,
+            user_name,
+            stars,
+            ..
+        } => format!("vpnctl: {stars} stars of payment {payment} refunded to {user_name}"),
+        Message::RefundFailed { payment, reason } => {
+            format!("vpnctl: Telegram refused the refund of payment {payment}: {reason}")
+        }
         other => format!("vpnctl: {other:?}"),
     }
 }

@@ -1417,7 +1417,9 @@ mod tests {
         assert_eq!(app.tab, Tab::Peers);
         press(&mut app, KeyCode::BackTab);
         press(&mut app, KeyCode::BackTab);
-        assert_eq!(app.tab, Tab::Events);
+        assert_eq!(app.tab, Tab::Plans);
+        press(&mut app, KeyCode::Char('6'));
+        assert_eq!(app.tab, Tab::Plans);
         press(&mut app, KeyCode::Char('3'));
         assert_eq!(app.tab, Tab::Users);
     }

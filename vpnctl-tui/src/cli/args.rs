@@ -568,6 +568,7 @@ pub struct EventsArgs {
 pub enum PlansCommand {
     /// The plans on sale (with --all, the retired ones too).
     List {
+        /// Also the retired plans.
         #[arg(long)]
         all: bool,
     },
@@ -630,6 +631,7 @@ pub enum PaymentsCommand {
     Refund {
         /// The payment's id (`pay3`, `3`).
         payment: String,
+        /// Do not ask. Without it, refund refuses unless it can ask at a terminal.
         #[arg(long, short = 'y')]
         yes: bool,
         /// How long to wait for the bot to carry it out.

@@ -43,10 +43,14 @@ fn plan_line(p: &Plan) -> String {
         },
     );
     format!(
-        "{:<7} {:<20} {:>5} stars {:>4} days {:>3} devices  {quota}{}{}",
+        "{:<7} {:<20} {:>11} {:>4} days {:>3} devices  {quota}{}{}",
         format!("plan{}", p.id),
         p.name.en,
-        p.stars,
+        if p.trial {
+            "not sold".to_owned()
+        } else {
+            format!("{} stars", p.stars)
+        },
         p.days,
         p.device_limit,
         if p.recurring {
@@ -360,12 +364,11 @@ fn audience_and_text(to: &[String], words: &[String]) -> Result<(Audience, Strin
 fn broadcast_line(b: &Broadcast) -> String {
     let preview: String = b.text.chars().take(40).collect();
     format!(
-        "{:<4} {} to {:<14} {:>6}/{:<6} handled{}  {preview}{}",
+        "{:<4} {} to {:<14} {:>13}{}  {preview}{}",
         b.id,
         b.created_at.to_rfc3339(),
         b.audience.to_string(),
-        b.handled,
-        b.total,
+        format!("{}/{} handled", b.handled, b.total),
         if b.cancelled_at.is_some() {
             "  cancelled"
         } else {
