@@ -259,6 +259,18 @@ async fn devices_from_the_terminal() {
     let theirs = cli.ok(&["peers", "list", "--user", "walk-in"]).await;
     assert_eq!(theirs.lines().count(), 2, "{theirs}");
     assert!(!theirs.contains("device2"), "{theirs}");
+    assert!(theirs.lines().all(|l| l.contains(" walk-in ")), "{theirs}");
+    // Every peer's line names its user (read by id, page by page).
+    let all = cli.ok(&["peers", "list"]).await;
+    let peers = demo.api.peers(PeerQuery::default()).await.unwrap();
+    assert_eq!(all.lines().count(), peers.len(), "{all}");
+    for (line, p) in all.lines().zip(&peers) {
+        let name = demo.api.user(p.user).await.unwrap().name;
+        assert!(
+            line.starts_with(&format!("p{} ", p.id)) && line.contains(&format!(" {name} ")),
+            "{line}"
+        );
+    }
 
     // Join tokens by node name (the complaint).
     let join = cli.json(&["nodes", "join-token", "fra-1"]).await;

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use futures_util::TryStreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 use vpnctl_api::body::{IssuePeerRequest, NodeView, PeerQuery};
 use vpnctl_client::ApiClient;
@@ -44,23 +44,25 @@ pub(super) async fn run(
                 }
                 return array.finish(out);
             }
-            // The table names users and nodes.
-            let (users, nodes) = tokio::try_join!(api.users(), api.nodes())?;
-            let peers = api.peers(query).await?;
-            for p in &peers {
-                writeln!(
-                    out,
-                    "{:<7} {:<6} {:<16} {:<16} {:<12} {}",
-                    format!("p{}", p.id),
-                    format!("u{}", p.user),
-                    users
-                        .iter()
-                        .find(|u| u.id == p.user)
-                        .map_or("?", |u| u.name.as_str()),
-                    p.device,
-                    node_name(&nodes, p),
-                    p.ipv4
-                )?;
+            // The table names users and nodes: page by page, each page's users
+            // read by id (remembered for the next pages), never the whole table.
+            let nodes = api.nodes().await?;
+            let mut names = UserNames::default();
+            let mut pages = std::pin::pin!(api.peers_pages(query));
+            while let Some(peers) = pages.try_next().await? {
+                names.read(api, &peers).await?;
+                for p in &peers {
+                    writeln!(
+                        out,
+                        "{:<7} {:<6} {:<16} {:<16} {:<12} {}",
+                        format!("p{}", p.id),
+                        format!("u{}", p.user),
+                        names.get(p.user),
+                        p.device,
+                        node_name(&nodes, p),
+                        p.ipv4
+                    )?;
+                }
             }
             Ok(())
         }
@@ -71,8 +73,10 @@ pub(super) async fn run(
             output,
         } => {
             refuse_existing_file(&output)?;
-            let (users, nodes) = tokio::try_join!(api.users(), api.nodes())?;
-            let user = resolve::user_in(&users, &user)?;
+            let (user, nodes) = tokio::try_join!(resolve::user(api, &user), async {
+                api.nodes().await.map_err(CliError::from)
+            })?;
+            let user = &user;
             let node = issue_target(&nodes, &target)?;
             let device = match device {
                 Some(name) => name,
@@ -309,4 +313,45 @@ fn deliver(
         write!(out, "{}", d.config)?;
     }
     Ok(())
+}
+
+/// Users' names for a listing, read by id as pages need them; bounded.
+#[derive(Default)]
+struct UserNames(std::collections::HashMap<vpnctl_core::UserId, String>);
+
+impl UserNames {
+    /// Names remembered at most (then forgotten, and read again as needed).
+    const KEEP: usize = 10_000;
+
+    /// Reads the names of `peers`' users not known yet, a few at a time.
+    async fn read(&mut self, api: &ApiClient, peers: &[Peer]) -> Result<(), CliError> {
+        let mut missing: Vec<_> = peers
+            .iter()
+            .map(|p| p.user)
+            .filter(|u| !self.0.contains_key(u))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if self.0.len() + missing.len() > Self::KEEP {
+            self.0.clear();
+        }
+        let found: Vec<_> = futures_util::stream::iter(missing)
+            .map(|id| async move {
+                match api.user(id).await {
+                    Ok(u) => Ok((id, u.name)),
+                    // Deleted meanwhile: the listing says so.
+                    Err(e) if e.status() == Some(404) => Ok((id, "?".to_owned())),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        self.0.extend(found);
+        Ok(())
+    }
+
+    fn get(&self, id: vpnctl_core::UserId) -> &str {
+        self.0.get(&id).map_or("?", String::as_str)
+    }
 }
