@@ -50,7 +50,7 @@ impl std::str::FromStr for Audience {
             ("region", None, None) => {
                 return Err(crate::error::InvalidInput::new(
                     "audience",
-                    "region needs its code, e.g. `region de-fra`",
+                    "region needs the region code, e.g. `region de-fra`",
                 ));
             }
             _ => {

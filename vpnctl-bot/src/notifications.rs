@@ -507,7 +507,7 @@ async fn tell_user(
                 debug!("access reminder arrived after the end; skipped");
                 return Ok(());
             }
-            let renew = on_sale(s).await;
+            let renew = crate::handlers::payments::on_sale(s).await;
             return remind(
                 s,
                 chat,
@@ -522,7 +522,7 @@ async fn tell_user(
             .await;
         }
         Notice::AccessEnded { until } => {
-            let renew = on_sale(s).await;
+            let renew = crate::handlers::payments::on_sale(s).await;
             return remind(
                 s,
                 chat,
@@ -644,18 +644,6 @@ async fn tell_user(
     Ok(())
 }
 
-/// Whether plans are on sale (then reminders carry a "Renew" button). Extra: when
-/// the control plane cannot say, the reminder goes without it.
-async fn on_sale(s: &Services) -> bool {
-    match s.api.bot.plans(false).await {
-        Ok(plans) => plans.iter().any(vpnctl_core::api::billing::Plan::on_sale),
-        Err(e) => {
-            warn!(error = %e, "could not read the plans; reminder without Renew");
-            false
-        }
-    }
-}
-
 /// An access reminder, with a "Renew" button when `renew`.
 async fn remind(
     s: &Services,
@@ -666,12 +654,7 @@ async fn remind(
 ) -> Result<(), BotError> {
     let mut request = s.tg.raw().send_message(chat, text.render(l));
     if renew {
-        request = request.reply_markup(teloxide::types::InlineKeyboardMarkup::new([[
-            teloxide::types::InlineKeyboardButton::callback(
-                Text::RenewButton.render(l),
-                crate::callback::Action::Plans.encode(),
-            ),
-        ]]));
+        request = request.reply_markup(crate::handlers::payments::renew_keyboard(l));
     }
     s.tg.send(chat, Class::Bulk, request).await?;
     Ok(())

@@ -4,7 +4,6 @@ use teloxide::prelude::*;
 use teloxide::types::{ChatAction, InlineKeyboardButton, InlineKeyboardMarkup};
 use tracing::{info, warn};
 use vpnctl_api::body::{CreateUser, NodeView, RedeemInvite};
-use vpnctl_core::api::billing::Plan;
 use vpnctl_core::devices::may_add_device;
 use vpnctl_core::transport::TransportKind;
 use vpnctl_core::{Access, Availability, Locale, Peer, Placement, QuotaPeriod, Timestamp, User};
@@ -337,18 +336,11 @@ async fn status(ctx: &Ctx, msg: &Message) -> HandlerResult {
         devices: &devices,
         limit: user.device_limit,
     };
-    // "Renew" when there is something to buy (extra: without it /status answers).
-    let on_sale = match ctx.s.api.bot.plans(false).await {
-        Ok(plans) => plans.iter().any(Plan::on_sale),
-        Err(e) => {
-            warn!(error = %e, "could not read the plans");
-            false
-        }
-    };
-    if on_sale && user.state != vpnctl_core::UserState::Disabled {
-        let renew =
-            InlineKeyboardButton::callback(Text::RenewButton.render(ctx.l), Action::Plans.encode());
-        return ctx.offer(text, InlineKeyboardMarkup::new([[renew]])).await;
+    // "Renew" when there is something to buy.
+    if user.state != vpnctl_core::UserState::Disabled && super::payments::on_sale(&ctx.s).await {
+        return ctx
+            .offer(text, super::payments::renew_keyboard(ctx.l))
+            .await;
     }
     ctx.say(text).await
 }

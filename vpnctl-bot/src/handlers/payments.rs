@@ -40,6 +40,34 @@ pub const CHECKOUT_BUDGET: Duration = Duration::from_secs(6);
 /// How often payments held for a control plane that was away are sent again.
 pub const RETRY_HELD: Duration = Duration::from_secs(30);
 
+/// Whether something is on sale (then `/status` and reminders carry "Renew").
+/// Extra: when the control plane cannot say, the message goes without it.
+pub async fn on_sale(s: &Services) -> bool {
+    match s.api.bot.plans(false).await {
+        Ok(plans) => plans.iter().any(Plan::on_sale),
+        Err(e) => {
+            warn!(error = %e, "could not read the plans; no Renew button");
+            false
+        }
+    }
+}
+
+/// The "Renew" button, which lists the plans.
+pub fn renew_keyboard(l: vpnctl_core::Locale) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(
+        Text::RenewButton.render(l),
+        Action::Plans.encode(),
+    )]])
+}
+
+/// A plan's name in the reader's language (its id if it is gone).
+fn plan_name(ctx: &Ctx, plans: &[Plan], id: PlanId) -> String {
+    plans
+        .iter()
+        .find(|p| p.id == id)
+        .map_or_else(|| format!("plan {id}"), |p| p.name.get(ctx.l).to_owned())
+}
+
 /// `/buy`.
 pub async fn buy(ctx: &Ctx, msg: &Message) -> HandlerResult {
     let Some(tg) = msg.from.as_ref().and_then(telegram_id) else {
@@ -329,10 +357,7 @@ pub async fn subscription(ctx: &Ctx, msg: &Message) -> HandlerResult {
     }
     let plans = api!(ctx, ctx.s.api.bot.plans(true));
     for sub in live {
-        let name = plans.iter().find(|p| p.id == sub.plan).map_or_else(
-            || format!("plan {}", sub.plan),
-            |p| p.name.get(ctx.l).to_owned(),
-        );
+        let name = plan_name(ctx, &plans, sub.plan);
         let (label, action) = if sub.cancelled {
             (Text::ResumeRenewalButton, false)
         } else {
@@ -401,10 +426,7 @@ pub async fn renewal(
         }
     };
     let plans = api!(ctx, ctx.s.api.bot.plans(true));
-    let name = plans.iter().find(|p| p.id == sub.plan).map_or_else(
-        || format!("plan {}", sub.plan),
-        |p| p.name.get(ctx.l).to_owned(),
-    );
+    let name = plan_name(ctx, &plans, sub.plan);
     ctx.edit(
         message,
         Text::RenewalChanged {

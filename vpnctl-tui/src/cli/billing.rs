@@ -326,28 +326,20 @@ async fn find(api: &ApiClient, id: PaymentId) -> Result<Payment, CliError> {
 }
 
 /// `--to WHO [REGION]` and the words of the text, as typed. `--to` takes up to two
+/// `--to WHO [REGION]` and the words of the text, as typed. `--to` takes up to two
 /// values, so `--to all Hello` leaves "Hello" with `--to`: it is the text's start.
+/// The audience is read by [`Audience`]'s parser, as the dashboard reads it.
 fn audience_and_text(to: &[String], words: &[String]) -> Result<(Audience, String), CliError> {
-    let (audience, rest) = match to.first().map(|w| w.to_ascii_lowercase()).as_deref() {
-        Some("region") => match to.get(1) {
-            Some(code) => (Audience::Region(code.clone()), &to[2..]),
-            None => {
-                return Err(CliError::Usage(
-                    "--to region needs the region code: --to region de-fra \"text\"".into(),
-                ));
-            }
-        },
-        Some("active") => (Audience::Active, &to[1..]),
-        Some("lapsed") => (Audience::Lapsed, &to[1..]),
-        Some("all") => (Audience::All, &to[1..]),
-        other => {
-            return Err(CliError::Usage(format!(
-                "--to {}: say active, lapsed, all or region R",
-                other.unwrap_or_default()
-            )));
-        }
+    let taken = if to.first().is_some_and(|w| w.eq_ignore_ascii_case("region")) {
+        to.len()
+    } else {
+        to.len().min(1)
     };
-    let text = rest
+    let audience = to[..taken]
+        .join(" ")
+        .parse::<Audience>()
+        .map_err(|e| CliError::Usage(format!("--to: {e}")))?;
+    let text = to[taken..]
         .iter()
         .chain(words)
         .map(String::as_str)
