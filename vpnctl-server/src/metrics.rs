@@ -228,7 +228,7 @@ struct NodeRow {
 #[derive(Debug, Clone)]
 pub struct ServiceFigures {
     now: i64,
-    /// Write transactions committed and fsyncs made since start.
+    /// Writes committed and commits (fsyncs) made since start.
     commits: (u64, u64),
     users: BTreeMap<&'static str, u64>,
     peers: u64,
@@ -348,13 +348,13 @@ impl Collector for ServiceFigures {
         counter_family(
             e,
             "vpnctl_store_commits",
-            "Write transactions committed since start.",
+            "Writes committed since start (several share one transaction: group commit).",
             [(none, self.commits.0)],
         )?;
         counter_family(
             e,
             "vpnctl_store_syncs",
-            "Store fsyncs since start; concurrent writes share one (group commit).",
+            "Store commits (one fsync each) since start; concurrent writes share one (group commit).",
             [(none, self.commits.1)],
         )?;
         type PerPlan = (

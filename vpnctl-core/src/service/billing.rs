@@ -106,7 +106,7 @@ impl Vpnctl {
             }
             let plan = Plan {
                 id: PlanId(tx.next_id("next_plan")?),
-                name,
+                name: name.clone(),
                 days: new.days,
                 stars: new.stars,
                 device_limit: new.device_limit,

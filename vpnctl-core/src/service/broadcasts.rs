@@ -122,8 +122,8 @@ impl Vpnctl {
             }
             let b = Broadcast {
                 id,
-                text,
-                audience,
+                text: text.clone(),
+                audience: audience.clone(),
                 created_at: now,
                 total: u32::try_from(users.len()).unwrap_or(u32::MAX),
                 first_notification: first.unwrap_or(0),

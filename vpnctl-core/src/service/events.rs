@@ -48,7 +48,7 @@ impl Vpnctl {
             tx.event(EventKind::Notice {
                 severity,
                 node,
-                message,
+                message: message.clone(),
             })
         })
     }

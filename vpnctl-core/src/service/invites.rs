@@ -54,11 +54,11 @@ impl Vpnctl {
             }
             let invite = Invite {
                 id: InviteId(tx.next_id("next_invite")?),
-                label,
+                label: label.clone(),
                 uses_total: new.uses,
                 uses_left: new.uses,
                 expires_at: new.expires_at,
-                grant: new.grant,
+                grant: new.grant.clone(),
                 revoked: false,
                 created_at: tx.now(),
             };
@@ -152,7 +152,7 @@ impl Vpnctl {
                 let mut user = create_user_in(
                     tx,
                     who.telegram_id,
-                    name,
+                    name.clone(),
                     grant.role,
                     grant.access_days.map(|d| now.plus_days(i64::from(d))),
                     grant.device_limit,

@@ -441,8 +441,10 @@ impl Vpnctl {
             .push(listener);
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let (out, commit) = self.inner.store.write(&self.actor, self.now(), f)?;
+    #[track_caller]
+    fn write<T>(&self, f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let at = std::panic::Location::caller();
+        let (out, commit) = self.inner.store.write(&self.actor, self.now(), at, f)?;
         if !commit.events.is_empty() || !commit.revisions.is_empty() || commit.notified > 0 {
             let listeners = self
                 .inner
@@ -461,7 +463,7 @@ impl Vpnctl {
         self.inner.store.read(f)
     }
 
-    /// Write transactions committed and fsyncs made since the store was opened:
+    /// Writes committed and commits (one fsync each) made since the store was opened:
     /// with group commit, concurrent writes share syncs, so their ratio is the
     /// batching.
     pub fn commit_figures(&self) -> (u64, u64) {

@@ -30,21 +30,21 @@ impl Vpnctl {
         self.write(|tx| {
             let node = Node {
                 id: NodeId(tx.next_id("next_node")?),
-                name: new.name,
-                region: new.region,
-                endpoint: new.endpoint,
+                name: new.name.clone(),
+                region: new.region.clone(),
+                endpoint: new.endpoint.clone(),
                 listen_port,
                 public_key: new.public_key,
                 ipv4_pool: new.ipv4_pool,
                 ipv6_pool: new.ipv6_pool,
-                dns: new.dns,
+                dns: new.dns.clone(),
                 mtu: new.mtu,
                 capacity: new.capacity,
-                client_allowed_ips: new.client_allowed_ips,
+                client_allowed_ips: new.client_allowed_ips.clone(),
                 persistent_keepalive: new.persistent_keepalive,
                 state: NodeState::Active,
                 created_at: tx.now(),
-                transport: new.transport,
+                transport: new.transport.clone(),
             };
             fits_qr(&node)?;
             tx.insert_node(&node)?;

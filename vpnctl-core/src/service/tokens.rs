@@ -23,7 +23,7 @@ impl Vpnctl {
             let token = ApiToken {
                 id: TokenId(tx.next_id("next_token")?),
                 scope,
-                label,
+                label: label.clone(),
                 created_at: tx.now(),
             };
             tx.insert_token(&token, &hash)?;

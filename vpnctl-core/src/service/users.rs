@@ -22,7 +22,7 @@ impl Vpnctl {
             let user = create_user_in(
                 tx,
                 new.telegram_id,
-                name,
+                name.clone(),
                 new.role,
                 new.until,
                 device_limit,
@@ -77,8 +77,8 @@ impl Vpnctl {
         self.write(|tx| {
             let old = tx.user(id)?;
             let mut user = old.clone();
-            if let Some(name) = name {
-                user.name = name;
+            if let Some(name) = &name {
+                user.name.clone_from(name);
             }
             if let Some(tg) = patch.telegram_id {
                 user.telegram_id = tg;

@@ -5,15 +5,19 @@
 //! is durable; an error from the closure aborts the transaction, so nothing is ever
 //! partly written. Reads go through `Store::read` on a consistent snapshot, an `Rx`.
 //!
-//! **Group commit.** Each write is its own redb transaction, committed without a
-//! sync (`Durability::None`), so it stays atomic on its own and a failing closure
-//! never touches its neighbours' writes. Writers then meet in `make_durable`: the
-//! first to arrive commits an empty `Immediate` transaction, whose one fsync makes
-//! every commit before it durable, and the writers that queued meanwhile find their
-//! work already on disk. Under load one fsync serves many writes; alone, a write
-//! costs what it did before. Nothing is seen before it is durable: callers are
-//! answered and listeners told after the sync, and a read whose snapshot may hold a
-//! commit not yet synced waits for that sync before it returns (so no node ever
+//! **Group commit.** Concurrent writes share one redb transaction and so one
+//! commit and one fsync. Writers take turns on the open batch's transaction, each
+//! running its closure on it; the writer that finds nobody else arriving commits
+//! the batch (`Durability::Immediate`), and every member is answered only once that
+//! commit is on disk. A closure that fails before opening any table to write leaves
+//! the batch as it found it; one that fails after writing (or panics) aborts the
+//! batch, and the other members run their closures again in a new one, which is
+//! why a write closure is `FnMut`. A member whose closure failed waits for the
+//! batch too, since its answer may rest on the writes before it. Alone, a write
+//! costs what it did before; under load a batch of up to [`BATCH_MAX`] writes
+//! costs one commit. Nothing is seen before it is durable: callers are answered
+//! and listeners told after the commit, and a read whose snapshot may hold a batch
+//! whose fsync is still under way waits for it before it returns (so no node ever
 //! applies a revision that a crash could take back).
 //!
 //! `Tx` and `Rx` are one type, `Txn`, over the two kinds of redb transaction
@@ -29,14 +33,16 @@
 //! A schema version in the `meta` table guards the record layouts; `migrate` is
 //! where upgrades go.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use redb::{
-    Database, Durability, Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    Table, TableDefinition, TableError, Value, WriteTransaction,
+    Database, Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table,
+    TableDefinition, TableError, Value, WriteTransaction,
 };
 use serde::Deserialize;
 
@@ -103,18 +109,115 @@ pub struct Store {
     group: GroupCommit,
 }
 
-/// Where the store's commits stand: how many were made and how many of those are
-/// on disk (see the module's "group commit").
+/// The most writes one batch takes before it commits even though more writers are
+/// arriving: bounds a batch's latency under endless load.
+pub const BATCH_MAX: usize = 64;
+
+/// A write closure that runs this long is logged with where it was called from.
+const SLOW_WRITE: Duration = Duration::from_millis(100);
+
+/// Where the store's batches stand (see the module's "group commit").
 #[derive(Debug, Default)]
 struct GroupCommit {
-    /// Write transactions counted just before their (unsynced) commit.
+    /// The batch being filled, if any: its transaction holds redb's write lock.
+    open: Mutex<Option<Batch>>,
+    /// Writers between arriving and finishing their closure; the last one of them
+    /// commits the batch.
+    arriving: AtomicUsize,
+    /// Batches counted just before their commit.
     committed: AtomicU64,
-    /// Every counted commit up to this one is durable.
-    durable: AtomicU64,
-    /// Held by the thread syncing; the others wait here for its result.
-    syncing: Mutex<()>,
-    /// Syncs done, for tests and figures: writes per sync is the batching.
+    /// Every counted batch up to this one has finished committing.
+    durable: Mutex<u64>,
+    synced: Condvar,
+    /// Writes that were committed, and batches (one fsync each), for figures.
+    writes: AtomicU64,
     syncs: AtomicU64,
+}
+
+/// One write transaction that several writers share.
+struct Batch {
+    txn: WriteTransaction,
+    /// Closures that ran in it and wait for its outcome.
+    members: usize,
+    /// Of those, the ones that succeeded (to count writes).
+    succeeded: u64,
+    outcome: Arc<Outcome>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("members", &self.members)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a batch ended, for its members.
+#[derive(Debug, Default)]
+struct Outcome {
+    done: Mutex<Option<Done>>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Clone)]
+enum Done {
+    /// On disk: the members' answers stand.
+    Committed,
+    /// Aborted by a member that failed after writing: run again.
+    Again,
+    /// The commit failed: nothing of the batch was written.
+    Failed(String),
+}
+
+impl Outcome {
+    fn set(&self, done: Done) {
+        *lock(&self.done) = Some(done);
+        self.ready.notify_all();
+    }
+
+    fn wait(&self) -> Done {
+        let mut done = lock(&self.done);
+        loop {
+            if let Some(d) = done.as_ref() {
+                return d.clone();
+            }
+            done = self
+                .ready
+                .wait(done)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One writer counted in [`GroupCommit::arriving`] until it leaves (or unwinds).
+struct Arrival<'a> {
+    group: &'a GroupCommit,
+    here: bool,
+}
+
+impl<'a> Arrival<'a> {
+    fn new(group: &'a GroupCommit) -> Self {
+        group.arriving.fetch_add(1, Ordering::SeqCst);
+        Self { group, here: true }
+    }
+
+    /// Stops counting this writer; true when no other writer is arriving.
+    fn leave(&mut self) -> bool {
+        self.here = false;
+        self.group.arriving.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+}
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        if self.here {
+            self.group.arriving.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Store {
@@ -200,66 +303,142 @@ impl Store {
         &self.vault
     }
 
-    /// Runs `f` in one write transaction and returns once the commit is durable; on
-    /// error nothing is written.
+    /// Runs `f` in a write transaction (shared with concurrent writers, see the
+    /// module's "group commit") and returns once its commit is durable; on error
+    /// nothing of `f` is written. `f` may run more than once: only its last run's
+    /// writes and answer count.
     pub(crate) fn write<T>(
         &self,
         actor: &Actor,
         now: Timestamp,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+        at: &'static std::panic::Location<'static>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T>,
     ) -> Result<(T, Commit)> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        let (out, commit) = {
-            let mut tx = Txn {
-                vault: &self.vault,
-                tables: Tables::new(&txn),
-                state: Writing {
-                    actor: actor.clone(),
-                    now,
-                    commit: Commit::default(),
-                    touched: BTreeSet::new(),
-                },
+        loop {
+            let mut arrival = Arrival::new(&self.group);
+            let mut open = lock(&self.group.open);
+            if open.is_none() {
+                let txn = self.db.begin_write()?;
+                *open = Some(Batch {
+                    txn,
+                    members: 0,
+                    succeeded: 0,
+                    outcome: Arc::default(),
+                });
+            }
+            let batch = open.as_mut().expect("a batch is open");
+            let wrote = Cell::new(false);
+            let started = Instant::now();
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut tx = Txn {
+                    vault: &self.vault,
+                    tables: Tables::tracked(&batch.txn, &wrote),
+                    state: Writing {
+                        actor: actor.clone(),
+                        now,
+                        commit: Commit::default(),
+                        touched: BTreeSet::new(),
+                    },
+                };
+                let out = f(&mut tx)?;
+                tx.finish()?;
+                Ok((out, tx.state.commit))
+                // The tables close here, for the next writer.
+            }));
+            let held = started.elapsed();
+            if held >= SLOW_WRITE {
+                // Every other writer waited this long: worth knowing where.
+                tracing::warn!(
+                    ms = held.as_millis(),
+                    %at,
+                    "a write held the store's write lock for long"
+                );
+            }
+            let result: Result<(T, Commit)> = match ran {
+                Ok(Err(e)) if wrote.get() => {
+                    // Its writes cannot be taken out of the batch alone: abort it.
+                    self.abort(open, &mut arrival);
+                    return Err(e);
+                }
+                Ok(result) => result,
+                Err(panic) => {
+                    self.abort(open, &mut arrival);
+                    std::panic::resume_unwind(panic);
+                }
             };
-            let out = f(&mut tx)?;
-            tx.finish()?;
-            (out, tx.state.commit)
-            // The tables close here, before the commit.
-        };
+            batch.members += 1;
+            batch.succeeded += u64::from(result.is_ok());
+            let outcome = Arc::clone(&batch.outcome);
+            let last = arrival.leave();
+            if last || batch.members >= BATCH_MAX {
+                let batch = open.take().expect("a batch is open");
+                drop(open);
+                self.commit(batch);
+            } else {
+                drop(open);
+            }
+            match outcome.wait() {
+                Done::Committed => return result,
+                Done::Again => {}
+                Done::Failed(reason) => {
+                    return Err(StorageError::Io(std::io::Error::other(format!(
+                        "commit failed: {reason}"
+                    )))
+                    .into());
+                }
+            }
+        }
+    }
+
+    /// Aborts the open batch (a member failed after writing): the others run again.
+    fn abort(&self, mut open: MutexGuard<'_, Option<Batch>>, arrival: &mut Arrival<'_>) {
+        let Batch { txn, outcome, .. } = open.take().expect("a batch is open");
+        arrival.leave();
+        drop(open);
+        drop(txn);
+        outcome.set(Done::Again);
+    }
+
+    /// Commits `batch` durably and tells its members how it went.
+    fn commit(&self, batch: Batch) {
         // Counted before the commit, so a reader whose snapshot holds it sees the count.
         let seq = self.group.committed.fetch_add(1, Ordering::SeqCst) + 1;
-        txn.commit()?;
-        self.make_durable(seq)?;
-        Ok((out, commit))
+        let done = match batch.txn.commit() {
+            Ok(()) => {
+                self.group.syncs.fetch_add(1, Ordering::Relaxed);
+                self.group
+                    .writes
+                    .fetch_add(batch.succeeded, Ordering::Relaxed);
+                Done::Committed
+            }
+            Err(e) => Done::Failed(e.to_string()),
+        };
+        {
+            let mut durable = lock(&self.group.durable);
+            *durable = (*durable).max(seq);
+        }
+        self.group.synced.notify_all();
+        batch.outcome.set(done);
     }
 
-    /// Returns once commit `seq` (and every one before it) is on disk: at once when a
-    /// sync already covered it, else after the sync this thread makes or waits for.
-    fn make_durable(&self, seq: u64) -> Result<(), StorageError> {
-        if self.group.durable.load(Ordering::SeqCst) >= seq {
-            return Ok(());
+    /// Returns once every batch counted up to `seq` has finished its commit (at
+    /// once, unless one is under way).
+    fn wait_durable(&self, seq: u64) {
+        let mut durable = lock(&self.group.durable);
+        while *durable < seq {
+            durable = self
+                .group
+                .synced
+                .wait(durable)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        let _syncing = self
-            .group
-            .syncing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.group.durable.load(Ordering::SeqCst) >= seq {
-            return Ok(());
-        }
-        // Holding the write lock: every counted commit has been made (or aborted).
-        let txn = self.db.begin_write()?;
-        let upto = self.group.committed.load(Ordering::SeqCst);
-        txn.commit()?;
-        self.group.durable.fetch_max(upto, Ordering::SeqCst);
-        self.group.syncs.fetch_add(1, Ordering::Relaxed);
-        Ok(())
     }
 
-    /// Commits made and syncs done so far: their ratio is the batching.
+    /// Writes committed and batches (fsyncs) made so far: their ratio is the
+    /// batching.
     pub fn commit_figures(&self) -> (u64, u64) {
         (
-            self.group.committed.load(Ordering::Relaxed),
+            self.group.writes.load(Ordering::Relaxed),
             self.group.syncs.load(Ordering::Relaxed),
         )
     }
@@ -268,7 +447,7 @@ impl Store {
     pub fn dump(&self) -> Result<Dump, StorageError> {
         let txn = self.db.begin_read()?;
         let seen = self.group.committed.load(Ordering::SeqCst);
-        self.make_durable(seen)?;
+        self.wait_durable(seen);
         let tables = Tables::<Read>::new(&txn);
         let schema_version = tables
             .meta
@@ -337,7 +516,7 @@ impl Store {
             tables: Tables::new(&txn),
             state: (),
         })?;
-        self.make_durable(seen)?;
+        self.wait_durable(seen);
         Ok(out)
     }
 }

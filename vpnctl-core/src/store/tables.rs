@@ -6,7 +6,7 @@
 //! of all of them, and a bulk write opens each table once however many rows it
 //! touches. Nothing outside the `store` module sees a table.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 use redb::{Key, ReadableTable, Table, TableDefinition, TableError, Value};
 
@@ -22,14 +22,18 @@ pub(super) struct Lazy<'t, M: Mode, K: Key + 'static, V: Value + 'static> {
     /// Boxed: a redb table handle is ~200 bytes and most transactions open only a
     /// few of the tables, so an unboxed set would cost every read a 6 KiB struct.
     table: OnceCell<Box<M::Table<'t, K, V>>>,
+    /// Set when the table is opened to write: a write that fails before any table
+    /// was opened to write left its transaction as it found it.
+    wrote: Option<&'t Cell<bool>>,
 }
 
 impl<'t, M: Mode, K: Key + 'static, V: Value + 'static> Lazy<'t, M, K, V> {
-    fn new(txn: &'t M::Txn, name: &'static str) -> Self {
+    fn new(txn: &'t M::Txn, name: &'static str, wrote: Option<&'t Cell<bool>>) -> Self {
         Self {
             txn,
             def: TableDefinition::new(name),
             table: OnceCell::new(),
+            wrote,
         }
     }
 
@@ -46,6 +50,9 @@ impl<'t, M: Mode, K: Key + 'static, V: Value + 'static> Lazy<'t, M, K, V> {
 impl<'t, K: Key + 'static, V: Value + 'static> Lazy<'t, Write, K, V> {
     /// The table, to write (redb creates it if it does not exist yet).
     pub(super) fn write(&mut self) -> Result<&mut Table<'t, K, V>, TableError> {
+        if let Some(wrote) = self.wrote {
+            wrote.set(true);
+        }
         if self.table.get().is_none() {
             let table = Box::new(self.txn.open_table(self.def)?);
             // Cannot fail: the cell was empty and nobody else holds it.
@@ -66,7 +73,12 @@ macro_rules! tables {
 
         impl<'t, M: Mode> Tables<'t, M> {
             pub(super) fn new(txn: &'t M::Txn) -> Self {
-                Self { $( $field: Lazy::new(txn, $name), )* }
+                Self { $( $field: Lazy::new(txn, $name, None), )* }
+            }
+
+            /// [`Tables::new`] that sets `wrote` when any table is opened to write.
+            pub(super) fn tracked(txn: &'t M::Txn, wrote: &'t Cell<bool>) -> Self {
+                Self { $( $field: Lazy::new(txn, $name, Some(wrote)), )* }
             }
         }
 
