@@ -120,7 +120,10 @@ pub struct PublicInfo {
 struct Shared {
     vpn: Vpnctl,
     feed: Arc<Feed>,
-    reports: Mutex<HashMap<NodeId, StoredReport>>,
+    /// Each node's latest report, with its summary made once when it came (the
+    /// node list shows summaries: summing a report's peers per listing would make
+    /// every `GET /v1/nodes` O(peers)).
+    reports: Mutex<HashMap<NodeId, (Arc<StoredReport>, ReportSummary)>>,
     public: PublicInfo,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
@@ -200,20 +203,21 @@ impl AppState {
     }
 
     pub fn store_report(&self, node: NodeId, report: StoredReport) {
+        let summary = vpnctl_core::report::summary(&report);
         self.0
             .reports
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(node, report);
+            .insert(node, (Arc::new(report), summary));
     }
 
-    pub fn report(&self, node: NodeId) -> Option<StoredReport> {
+    pub fn report(&self, node: NodeId) -> Option<Arc<StoredReport>> {
         self.0
             .reports
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&node)
-            .cloned()
+            .map(|(report, _)| Arc::clone(report))
     }
 
     /// What listings show of the latest report, without copying its peers.
@@ -223,7 +227,7 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&node)
-            .map(vpnctl_core::report::summary)
+            .map(|(_, summary)| summary.clone())
     }
 
     pub fn forget_report(&self, node: NodeId) {
