@@ -432,10 +432,24 @@ fn node_view(st: &AppState, o: NodeOverview) -> NodeView {
     }
 }
 
-async fn list_nodes(_: Staff, State(st): State<AppState>) -> ApiResult<Json<Vec<NodeView>>> {
-    let vpn = st.vpn().clone();
-    let nodes = blocking(move || vpn.node_overviews()).await?;
-    Ok(Json(nodes.into_iter().map(|o| node_view(&st, o)).collect()))
+/// Served from a cache while neither the store nor any report changed: a body made
+/// once serves every poll in between (the key is read before the list, so a change
+/// meanwhile only makes the next call build it again).
+async fn list_nodes(_: Staff, State(st): State<AppState>) -> ApiResult<Response> {
+    let key = st.node_list_key();
+    let body = match st.cached_node_list(key) {
+        Some(body) => body,
+        None => {
+            let vpn = st.vpn().clone();
+            let nodes = blocking(move || vpn.node_overviews()).await?;
+            let views: Vec<NodeView> = nodes.into_iter().map(|o| node_view(&st, o)).collect();
+            let body =
+                Bytes::from(serde_json::to_vec(&views).map_err(|e| ApiFailure::internal(&e))?);
+            st.cache_node_list(key, body.clone());
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn get_node(

@@ -4,7 +4,10 @@
 //! what matters of a report is persisted by core), and the HTTP metrics.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::body::Bytes;
 
 use tokio::sync::{broadcast, watch};
 use vpnctl_api::Fingerprint;
@@ -124,6 +127,11 @@ struct Shared {
     /// node list shows summaries: summing a report's peers per listing would make
     /// every `GET /v1/nodes` O(peers)).
     reports: Mutex<HashMap<NodeId, (Arc<StoredReport>, ReportSummary)>>,
+    /// Bumped whenever `reports` changes.
+    reports_gen: AtomicU64,
+    /// `GET /v1/nodes` as sent, with the (store, reports) generations it was made at:
+    /// the bot and every dashboard ask for it often, and it changes rarely.
+    node_list: Mutex<Option<((u64, u64), Bytes)>>,
     public: PublicInfo,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
@@ -159,6 +167,8 @@ impl AppState {
             vpn,
             feed,
             reports: Mutex::new(HashMap::new()),
+            reports_gen: AtomicU64::new(0),
+            node_list: Mutex::new(None),
             public,
             metrics: Metrics::default(),
             shutdown,
@@ -209,6 +219,36 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(node, (Arc::new(report), summary));
+        self.0.reports_gen.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// What the node list's cache is keyed by; read it before reading the list.
+    pub fn node_list_key(&self) -> (u64, u64) {
+        (
+            self.0.vpn.generation(),
+            self.0.reports_gen.load(Ordering::SeqCst),
+        )
+    }
+
+    /// The node list made at `key`, if it is still current.
+    pub fn cached_node_list(&self, key: (u64, u64)) -> Option<Bytes> {
+        let cached = self
+            .0
+            .node_list
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        cached
+            .as_ref()
+            .filter(|(at, _)| *at == key)
+            .map(|(_, body)| body.clone())
+    }
+
+    pub fn cache_node_list(&self, key: (u64, u64), body: Bytes) {
+        *self
+            .0
+            .node_list
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((key, body));
     }
 
     pub fn report(&self, node: NodeId) -> Option<Arc<StoredReport>> {
@@ -236,5 +276,6 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&node);
+        self.0.reports_gen.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -109,16 +109,29 @@ async fn admin_bot_and_node_flow() {
     };
     assert_eq!(snapshot.peers.len(), 1);
     assert_eq!(snapshot.peers[0].public_key, rotated.peer.public_key);
-    node_api
-        .report(node.id, &report(snapshot.revision))
-        .await
-        .unwrap();
+    // The node list is served from a cache: each change below must still show.
+    let listed = admin.nodes().await.unwrap();
+    assert!(listed[0].report.is_none());
+    assert_eq!(admin.nodes().await.unwrap()[0].peers, 1);
+    let mut with_traffic = report(snapshot.revision);
+    with_traffic.peers.push(vpnctl_core::wire::PeerStats {
+        public_key: rotated.peer.public_key,
+        endpoint: None,
+        last_handshake: None,
+        rx_bytes: 1234,
+        tx_bytes: 5678,
+    });
+    node_api.report(node.id, &with_traffic).await.unwrap();
+    let listed = admin.nodes().await.unwrap();
+    let summary = listed[0].report.as_ref().expect("the report shows at once");
+    assert_eq!((summary.rx_bytes, summary.tx_bytes), (1234, 5678));
     // Health is judged by the scheduler; judge once now instead of waiting for it.
     srv.vpn.observe_health(&[]).unwrap();
     let view = admin.node(node.id).await.unwrap();
     assert_eq!(view.health.status, Health::Up);
     assert!(view.health.in_sync);
     assert_eq!(view.peers, 1);
+    assert_eq!(admin.nodes().await.unwrap()[0].health.status, Health::Up);
     assert_eq!(
         admin
             .node_report(node.id)
@@ -132,6 +145,7 @@ async fn admin_bot_and_node_flow() {
 
     let revoked = admin.revoke_peer(issued.peer.id).await.unwrap();
     assert_eq!(revoked.id, issued.peer.id);
+    assert_eq!(admin.nodes().await.unwrap()[0].peers, 0);
     assert!(admin.peers(PeerQuery::default()).await.unwrap().is_empty());
     assert_eq!(status(&admin.peer(issued.peer.id).await.unwrap_err()), 404);
 

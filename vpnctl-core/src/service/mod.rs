@@ -463,6 +463,12 @@ impl Vpnctl {
         self.inner.store.read(f)
     }
 
+    /// Grows with every commit: a cache of anything read from the store stays good
+    /// while this reads the same as when the cache was filled (read it before).
+    pub fn generation(&self) -> u64 {
+        self.inner.store.generation()
+    }
+
     /// Writes committed and commits (one fsync each) made since the store was opened:
     /// with group commit, concurrent writes share syncs, so their ratio is the
     /// batching.

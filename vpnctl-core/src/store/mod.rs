@@ -434,6 +434,12 @@ impl Store {
         }
     }
 
+    /// A number that grows with every commit begun: equal readings bracket a
+    /// span in which the store did not change.
+    pub fn generation(&self) -> u64 {
+        self.group.committed.load(Ordering::SeqCst)
+    }
+
     /// Writes committed and batches (fsyncs) made so far: their ratio is the
     /// batching.
     pub fn commit_figures(&self) -> (u64, u64) {
