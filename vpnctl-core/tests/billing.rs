@@ -639,6 +639,19 @@ fn broadcasts_reach_their_audience_once_and_cancelling_drops_the_rest() {
         })
         .collect();
     assert_eq!(to, [1001, 1002], "each recipient once");
+    // The text is stored once, in the broadcast's record: no outbox row holds it.
+    let dump = f.vpn.dump().unwrap();
+    let needle = b"Maintenance at 02:00";
+    let holds = |table: &str| {
+        dump.table(table)
+            .unwrap()
+            .rows
+            .iter()
+            .filter(|(_, v)| v.windows(needle.len()).any(|w| w == needle))
+            .count()
+    };
+    assert_eq!(holds("outbox"), 0);
+    assert_eq!(holds("broadcasts"), 1);
     assert_eq!(f.vpn.broadcast(b.id).unwrap().handled, 0);
     f.vpn
         .ack_notifications(Consumer::Bot, queued[0].id)

@@ -10,7 +10,32 @@ impl Vpnctl {
     pub fn notifications(&self, consumer: Consumer, limit: usize) -> Result<Vec<Notification>> {
         self.read(|rx| {
             let after = rx.cursor(lifecycle::cursor_key(consumer))?;
-            rx.notifications_after(after, limit.clamp(1, 1000))
+            let mut out = rx.notifications_after(after, limit.clamp(1, 1000))?;
+            // A broadcast's text is stored once, in its record, not per recipient.
+            let mut text: Option<(u64, String)> = None;
+            for n in &mut out {
+                if let Message::Broadcast {
+                    broadcast,
+                    text: slot,
+                } = &mut n.message
+                    && slot.is_empty()
+                {
+                    if text.as_ref().is_none_or(|(id, _)| id != broadcast) {
+                        let found = match rx.broadcast(*broadcast) {
+                            Ok(b) => b.text,
+                            // Broadcast records are never deleted; were one gone, its
+                            // message would stay empty rather than stop the outbox.
+                            Err(Error::NotFound { .. }) => String::new(),
+                            Err(e) => return Err(e),
+                        };
+                        text = Some((*broadcast, found));
+                    }
+                    if let Some((_, t)) = &text {
+                        slot.clone_from(t);
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 
