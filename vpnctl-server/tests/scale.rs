@@ -5,7 +5,7 @@
 //! issue 16 one at a time and with 16 concurrent clients, and the process's RSS.
 //!
 //! ```text
-//! cargo test --release -p vpnctl-server --test scale -- --ignored --nocapture
+//! cargo test --release --workspace --test scale a_hundred_thousand_users -- --ignored --nocapture
 //! ```
 
 use std::sync::Arc;
