@@ -226,6 +226,14 @@ fn concurrent_writers_share_syncs_and_a_failure_touches_no_neighbour() {
         syncs < commits,
         "concurrent writers should share syncs: {commits} commits, {syncs} syncs"
     );
+    // A refusal that wrote nothing costs no commit (and so no fsync).
+    let before = vpn.commit_figures();
+    let gone = vpn.update_user(
+        vpnctl_core::UserId(999_999),
+        vpnctl_core::UserPatch::default(),
+    );
+    assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
+    assert_eq!(vpn.commit_figures(), before);
     // The ids handed out are dense: no failed write consumed one.
     let mut ids: Vec<u64> = users.iter().map(|u| u.id.0).collect();
     ids.sort_unstable();

@@ -401,6 +401,13 @@ impl Store {
 
     /// Commits `batch` durably and tells its members how it went.
     fn commit(&self, batch: Batch) {
+        if batch.succeeded == 0 {
+            // Only refusals, none of which wrote: nothing to put on disk.
+            let Batch { txn, outcome, .. } = batch;
+            drop(txn);
+            outcome.set(Done::Committed);
+            return;
+        }
         // Counted before the commit, so a reader whose snapshot holds it sees the count.
         let seq = self.group.committed.fetch_add(1, Ordering::SeqCst) + 1;
         let done = match batch.txn.commit() {
