@@ -12,13 +12,15 @@
 //! commit is on disk. A closure that fails before opening any table to write leaves
 //! the batch as it found it; one that fails after writing (or panics) aborts the
 //! batch, and the other members run their closures again in a new one, which is
-//! why a write closure is `FnMut`. A member whose closure failed waits for the
-//! batch too, since its answer may rest on the writes before it. Alone, a write
-//! costs what it did before; under load a batch of up to [`BATCH_MAX`] writes
-//! costs one commit. Nothing is seen before it is durable: callers are answered
-//! and listeners told after the commit, and a read whose snapshot may hold a batch
-//! whose fsync is still under way waits for it before it returns (so no node ever
-//! applies a revision that a crash could take back).
+//! why a write closure is `FnMut`. The writer that aborted runs again too, first
+//! in a fresh batch, and answers with its error only if it fails there as well:
+//! no answer rests on writes that were thrown away. A member whose closure failed
+//! waits for the batch too, since its answer may rest on the writes before it.
+//! Alone, a write costs what it did before; under load a batch of up to
+//! [`BATCH_MAX`] writes costs one commit. Nothing is seen before it is durable:
+//! callers are answered and listeners told after the commit, and redb shows a
+//! commit to new readers only after its fsync, so no node ever applies a revision
+//! that a crash could take back.
 //!
 //! `Tx` and `Rx` are one type, `Txn`, over the two kinds of redb transaction
 //! (`Write`, `Read`), so every reader is written once for both:
@@ -124,11 +126,8 @@ struct GroupCommit {
     /// Writers between arriving and finishing their closure; the last one of them
     /// commits the batch.
     arriving: AtomicUsize,
-    /// Batches counted just before their commit.
-    committed: AtomicU64,
-    /// Every counted batch up to this one has finished committing.
-    durable: Mutex<u64>,
-    synced: Condvar,
+    /// Batches whose commit returned: readers can see them, and they are on disk.
+    published: AtomicU64,
     /// Writes that were committed, and batches (one fsync each), for figures.
     writes: AtomicU64,
     syncs: AtomicU64,
@@ -165,7 +164,8 @@ enum Done {
     Committed,
     /// Aborted by a member that failed after writing: run again.
     Again,
-    /// The commit failed: nothing of the batch was written.
+    /// The commit failed: whether any of it reached the disk is unknown (redb says
+    /// a failed commit may still have been made durable).
     Failed(String),
 }
 
@@ -191,6 +191,15 @@ impl Outcome {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Aborts the open batch (a member failed after writing): its other members run
+/// again. They are told before the transaction goes, so that nothing that happens
+/// while it is dropped can leave them waiting.
+fn abort(open: &mut MutexGuard<'_, Option<Batch>>) {
+    let Batch { txn, outcome, .. } = open.take().expect("a batch is open");
+    outcome.set(Done::Again);
+    drop(txn);
 }
 
 /// One writer counted in [`GroupCommit::arriving`] until it leaves (or unwinds).
@@ -317,60 +326,79 @@ impl Store {
         loop {
             let mut arrival = Arrival::new(&self.group);
             let mut open = lock(&self.group.open);
-            if open.is_none() {
-                let txn = self.db.begin_write()?;
-                *open = Some(Batch {
-                    txn,
-                    members: 0,
-                    succeeded: 0,
-                    outcome: Arc::default(),
-                });
-            }
-            let batch = open.as_mut().expect("a batch is open");
-            let wrote = Cell::new(false);
-            let started = Instant::now();
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut tx = Txn {
-                    vault: &self.vault,
-                    tables: Tables::tracked(&batch.txn, &wrote),
-                    state: Writing {
-                        actor: actor.clone(),
-                        now,
-                        commit: Commit::default(),
-                        touched: BTreeSet::new(),
-                    },
-                };
-                let out = f(&mut tx)?;
-                tx.finish()?;
-                Ok((out, tx.state.commit))
-                // The tables close here, for the next writer.
-            }));
-            let held = started.elapsed();
-            if held >= SLOW_WRITE {
-                // Every other writer waited this long: worth knowing where.
-                tracing::warn!(
-                    ms = held.as_millis(),
-                    %at,
-                    "a write held the store's write lock for long"
-                );
-            }
-            let result: Result<(T, Commit)> = match ran {
-                Ok(Err(e)) if wrote.get() => {
-                    // Its writes cannot be taken out of the batch alone: abort it.
-                    self.abort(open, &mut arrival);
-                    return Err(e);
+            // Runs `f` on the open batch; again as the first member of a fresh one
+            // when it failed after writing on top of others' writes, so that its
+            // error never rests on writes that were thrown away.
+            let (result, outcome) = loop {
+                if open.is_none() {
+                    let txn = match self.db.begin_write() {
+                        Ok(txn) => txn,
+                        Err(e) => {
+                            arrival.leave();
+                            return Err(StorageError::from(e).into());
+                        }
+                    };
+                    *open = Some(Batch {
+                        txn,
+                        members: 0,
+                        succeeded: 0,
+                        outcome: Arc::default(),
+                    });
                 }
-                Ok(result) => result,
-                Err(panic) => {
-                    self.abort(open, &mut arrival);
-                    std::panic::resume_unwind(panic);
+                let batch = open.as_mut().expect("a batch is open");
+                let wrote = Cell::new(false);
+                let started = Instant::now();
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut tx = Txn {
+                        vault: &self.vault,
+                        tables: Tables::tracked(&batch.txn, &wrote),
+                        state: Writing {
+                            actor: actor.clone(),
+                            now,
+                            commit: Commit::default(),
+                            touched: BTreeSet::new(),
+                        },
+                    };
+                    let out = f(&mut tx)?;
+                    tx.finish()?;
+                    Ok((out, tx.state.commit))
+                    // The tables close here, for the next writer.
+                }));
+                let held = started.elapsed();
+                if held >= SLOW_WRITE {
+                    // Every other writer waited this long: worth knowing where.
+                    tracing::warn!(
+                        ms = held.as_millis(),
+                        %at,
+                        "a write held the store's write lock for long"
+                    );
+                }
+                match ran {
+                    Ok(Err(e)) if wrote.get() => {
+                        // Its writes cannot be taken out of the batch alone.
+                        let alone = batch.members == 0;
+                        abort(&mut open);
+                        if alone {
+                            arrival.leave();
+                            return Err(e);
+                        }
+                    }
+                    Ok(result) => {
+                        batch.members += 1;
+                        batch.succeeded += u64::from(result.is_ok());
+                        break (result, Arc::clone(&batch.outcome));
+                    }
+                    Err(panic) => {
+                        abort(&mut open);
+                        arrival.leave();
+                        drop(open);
+                        std::panic::resume_unwind(panic);
+                    }
                 }
             };
-            batch.members += 1;
-            batch.succeeded += u64::from(result.is_ok());
-            let outcome = Arc::clone(&batch.outcome);
             let last = arrival.leave();
-            if last || batch.members >= BATCH_MAX {
+            let full = open.as_ref().is_some_and(|b| b.members >= BATCH_MAX);
+            if last || full {
                 let batch = open.take().expect("a batch is open");
                 drop(open);
                 self.commit(batch);
@@ -390,61 +418,43 @@ impl Store {
         }
     }
 
-    /// Aborts the open batch (a member failed after writing): the others run again.
-    fn abort(&self, mut open: MutexGuard<'_, Option<Batch>>, arrival: &mut Arrival<'_>) {
-        let Batch { txn, outcome, .. } = open.take().expect("a batch is open");
-        arrival.leave();
-        drop(open);
-        drop(txn);
-        outcome.set(Done::Again);
-    }
-
     /// Commits `batch` durably and tells its members how it went.
     fn commit(&self, batch: Batch) {
-        if batch.succeeded == 0 {
+        let Batch {
+            txn,
+            succeeded,
+            outcome,
+            ..
+        } = batch;
+        if succeeded == 0 {
             // Only refusals, none of which wrote: nothing to put on disk.
-            let Batch { txn, outcome, .. } = batch;
             drop(txn);
             outcome.set(Done::Committed);
             return;
         }
-        // Counted before the commit, so a reader whose snapshot holds it sees the count.
-        let seq = self.group.committed.fetch_add(1, Ordering::SeqCst) + 1;
-        let done = match batch.txn.commit() {
-            Ok(()) => {
+        // A panic in redb must not leave the members waiting for ever.
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| txn.commit()));
+        let (done, panic) = match committed {
+            Ok(Ok(())) => {
+                self.group.published.fetch_add(1, Ordering::SeqCst);
                 self.group.syncs.fetch_add(1, Ordering::Relaxed);
-                self.group
-                    .writes
-                    .fetch_add(batch.succeeded, Ordering::Relaxed);
-                Done::Committed
+                self.group.writes.fetch_add(succeeded, Ordering::Relaxed);
+                (Done::Committed, None)
             }
-            Err(e) => Done::Failed(e.to_string()),
+            Ok(Err(e)) => (Done::Failed(e.to_string()), None),
+            Err(panic) => (Done::Failed("the commit panicked".into()), Some(panic)),
         };
-        {
-            let mut durable = lock(&self.group.durable);
-            *durable = (*durable).max(seq);
-        }
-        self.group.synced.notify_all();
-        batch.outcome.set(done);
-    }
-
-    /// Returns once every batch counted up to `seq` has finished its commit (at
-    /// once, unless one is under way).
-    fn wait_durable(&self, seq: u64) {
-        let mut durable = lock(&self.group.durable);
-        while *durable < seq {
-            durable = self
-                .group
-                .synced
-                .wait(durable)
-                .unwrap_or_else(PoisonError::into_inner);
+        outcome.set(done);
+        if let Some(panic) = panic {
+            std::panic::resume_unwind(panic);
         }
     }
 
-    /// A number that grows with every commit begun: equal readings bracket a
-    /// span in which the store did not change.
+    /// A number that grows with every commit, counted once the commit is visible:
+    /// a cache of anything read from the store stays good while this reads the same
+    /// as it did before the cache was filled.
     pub fn generation(&self) -> u64 {
-        self.group.committed.load(Ordering::SeqCst)
+        self.group.published.load(Ordering::SeqCst)
     }
 
     /// Writes committed and batches (fsyncs) made so far: their ratio is the
@@ -459,8 +469,6 @@ impl Store {
     /// Every table as stored bytes, from one read transaction.
     pub fn dump(&self) -> Result<Dump, StorageError> {
         let txn = self.db.begin_read()?;
-        let seen = self.group.committed.load(Ordering::SeqCst);
-        self.wait_durable(seen);
         let tables = Tables::<Read>::new(&txn);
         let schema_version = tables
             .meta
@@ -518,18 +526,16 @@ impl Store {
         Ok(store)
     }
 
-    /// Runs `f` on a consistent snapshot. Returns only once everything the snapshot
-    /// may hold is durable (usually at once: a wait happens only while a write's sync
-    /// is under way).
+    /// Runs `f` on a consistent snapshot. It never waits for writers: every commit
+    /// is `Immediate`, and redb shows a commit to new readers only once its fsync is
+    /// done, so a snapshot holds nothing a crash could take back.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Rx<'_>) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read()?;
-        let seen = self.group.committed.load(Ordering::SeqCst);
         let out = f(&Txn {
             vault: &self.vault,
             tables: Tables::new(&txn),
             state: (),
         })?;
-        self.wait_durable(seen);
         Ok(out)
     }
 }
