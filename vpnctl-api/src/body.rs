@@ -371,18 +371,6 @@ pub struct StoredReport {
     pub report: NodeReport,
 }
 
-impl StoredReport {
-    /// The same report without the peers' endpoints (users' IP addresses), as the bot
-    /// may see it.
-    #[must_use]
-    pub fn without_endpoints(mut self) -> Self {
-        for peer in &mut self.report.peers {
-            peer.endpoint = None;
-        }
-        self
-    }
-}
-
 /// What node listings say about a node's latest report: a few figures, never the
 /// per-peer list (`GET /v1/nodes/{id}/report` has it, for admins).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -412,6 +400,47 @@ pub struct NodeView {
     pub peers: u64,
     pub health: NodeHealth,
     pub report: Option<ReportSummary>,
+}
+
+/// A node as the bot offers and names it (`GET /v1/nodes/brief`): ~150 bytes of
+/// JSON where a [`NodeView`] takes ~700. The facts core judges a node by
+/// (`vpnctl_core::Placement::of_brief`), its name, region and transport; no
+/// endpoint, key, pool or report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeBrief {
+    pub id: NodeId,
+    pub name: String,
+    pub region: Region,
+    pub transport: crate::transport::TransportKind,
+    pub state: crate::model::NodeState,
+    /// Whether the node has joined (its public key is known).
+    pub enrolled: bool,
+    pub health: Health,
+    /// Devices on the node now.
+    pub peers: u64,
+    /// Devices it takes in all (its capacity, bounded by its pool).
+    pub capacity: u64,
+}
+
+/// One of a user's devices with its server and its latest counters
+/// (`GET /v1/users/{id}/devices`): all the bot's /status needs, read per user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub peer: Peer,
+    pub node: NodeBrief,
+    /// From the node's latest report since the server started; `None` before one
+    /// or when the report does not list the device yet.
+    pub live: Option<DeviceLive>,
+}
+
+/// A device's counters as its node last reported them (no endpoint: the bot never
+/// sees users' IP addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLive {
+    pub last_handshake: Option<Timestamp>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub reported_at: Timestamp,
 }
 
 /// `POST /v1/nodes/{id}/join-token`.

@@ -45,6 +45,8 @@ pub const USER_STATE: Route = Route("/v1/users/{id}/state");
 pub const USER_ACCESS: Route = Route("/v1/users/{id}/access");
 pub const USER_ACCESS_EXTEND: Route = Route("/v1/users/{id}/access/extend");
 pub const USER_USAGE: Route = Route("/v1/users/{id}/usage");
+/// A user's devices with their servers and latest counters: the bot's /status.
+pub const USER_DEVICES: Route = Route("/v1/users/{id}/devices");
 
 pub const INVITES: Route = Route("/v1/invites");
 pub const INVITES_REDEEM: Route = Route("/v1/invites/redeem");
@@ -52,6 +54,8 @@ pub const INVITE: Route = Route("/v1/invites/{id}");
 pub const INVITE_REVOKE: Route = Route("/v1/invites/{id}/revoke");
 
 pub const NODES: Route = Route("/v1/nodes");
+/// Every node in brief: what offering a server to a user needs.
+pub const NODES_BRIEF: Route = Route("/v1/nodes/brief");
 pub const NODE: Route = Route("/v1/nodes/{id}");
 pub const NODE_DRAIN: Route = Route("/v1/nodes/{id}/drain");
 pub const NODE_EVACUATE: Route = Route("/v1/nodes/{id}/evacuate");
@@ -225,9 +229,6 @@ pub struct Rule {
     /// The answer carries a secret (private key, token, join token, invite code,
     /// preshared keys): sent with `Cache-Control: no-store`.
     pub secret: bool,
-    /// The bot may read it, but client endpoints (users' IP addresses) are removed
-    /// from its answer.
-    pub redacted_for_bot: bool,
 }
 
 const fn rule(method: Method, route: Route, access: Access) -> Rule {
@@ -237,7 +238,6 @@ const fn rule(method: Method, route: Route, access: Access) -> Rule {
         access,
         kind: Kind::Plain,
         secret: false,
-        redacted_for_bot: false,
     }
 }
 
@@ -249,11 +249,6 @@ impl Rule {
 
     const fn kind(mut self, kind: Kind) -> Self {
         self.kind = kind;
-        self
-    }
-
-    const fn redacted_for_bot(mut self) -> Self {
-        self.redacted_for_bot = true;
         self
     }
 
@@ -283,6 +278,7 @@ pub const TABLE: &[Rule] = &[
     rule(Put, USER_ACCESS, Admin),
     rule(Post, USER_ACCESS_EXTEND, Admin),
     rule(Get, USER_USAGE, Staff),
+    rule(Get, USER_DEVICES, Staff),
     rule(Get, INVITES, Admin),
     rule(Post, INVITES, Admin).secret(),
     rule(Post, INVITES_REDEEM, Staff),
@@ -290,6 +286,7 @@ pub const TABLE: &[Rule] = &[
     rule(Post, INVITE_REVOKE, Admin),
     rule(Get, NODES, Staff),
     rule(Post, NODES, Admin),
+    rule(Get, NODES_BRIEF, Staff),
     rule(Get, NODE, Staff),
     rule(Patch, NODE, Admin),
     rule(Delete, NODE, Admin),
@@ -303,9 +300,9 @@ pub const TABLE: &[Rule] = &[
         .kind(Kind::LongPoll)
         .secret(),
     rule(Post, NODE_REPORT, OwnNode),
-    // The bot reads per-peer handshakes and counters for /status until it has a
-    // per-user route; it never sees the peers' endpoints.
-    rule(Get, NODE_REPORT, Staff).redacted_for_bot(),
+    // Every peer's endpoint (users' IP addresses): the bot reads its users'
+    // counters through USER_DEVICES instead.
+    rule(Get, NODE_REPORT, Admin),
     rule(Get, PEERS, Staff),
     rule(Post, PEERS, Staff).secret(),
     rule(Get, PEER, Staff),
@@ -369,9 +366,6 @@ pub fn scope_matrix_markdown() -> String {
         let mut notes = Vec::new();
         if rule.secret {
             notes.push("secret: `no-store`");
-        }
-        if rule.redacted_for_bot {
-            notes.push("bot: no endpoints");
         }
         if rule.route == ENROLL {
             notes.push("join secret; rate-limited");

@@ -1582,8 +1582,9 @@ async fn scheduled_backups_reach_the_admin_chat_in_parts() {
     h.stop().await;
 }
 
-/// /status and /regen read the user's own nodes, not the fleet's list; /get_config,
-/// which offers servers, reads the list.
+/// /status and /regen read the user's devices in one per-user call (their nodes
+/// in brief, their counters), never the fleet's list or a node's whole report;
+/// /get_config, which offers servers, reads the fleet in brief.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reads_only_the_users_own_nodes() {
     let proxy = ApiProxy::start().await;
@@ -1596,15 +1597,23 @@ async fn status_reads_only_the_users_own_nodes() {
     let status = h.ask(user, "/status").await.text();
     assert!(status.contains("fra1"), "{status}");
     let paths = proxy.take_paths();
-    let own = format!("/v1/nodes/{}", h.node.id);
-    assert!(paths.contains(&own), "{paths:?}");
+    let fleet_or_report = |paths: &[String]| {
+        paths
+            .iter()
+            .any(|p| p.starts_with("/v1/nodes") || p.ends_with("/report"))
+    };
     assert!(
-        !paths.iter().any(|p| p == "/v1/nodes"),
-        "/status fetched the fleet: {paths:?}"
+        paths
+            .iter()
+            .any(|p| p.starts_with("/v1/users/") && p.ends_with("/devices")),
+        "{paths:?}"
     );
+    assert!(!fleet_or_report(&paths), "/status read nodes: {paths:?}");
     h.ask(user, "/regen").await;
-    assert!(!proxy.take_paths().iter().any(|p| p == "/v1/nodes"));
+    assert!(!fleet_or_report(&proxy.take_paths()));
     h.ask(user, "/get_config").await;
-    assert!(proxy.take_paths().iter().any(|p| p == "/v1/nodes"));
+    let paths = proxy.take_paths();
+    assert!(paths.iter().any(|p| p == "/v1/nodes/brief"), "{paths:?}");
+    assert!(!paths.iter().any(|p| p == "/v1/nodes"), "{paths:?}");
     h.stop().await;
 }

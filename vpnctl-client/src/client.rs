@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use vpnctl_api::auth::{ApiToken, Scope, Secret, TokenId};
 use vpnctl_api::body::{
     AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
-    CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse,
-    EvacuateRequest, EvacuateTo, Evacuation, EventQuery, ExtendAccess, IssuePeerRequest,
-    IssuedPeerView, NodeView, NotificationQuery, Page, PatchNode, PatchUser, PeerQuery,
-    RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport,
-    UsageView, UserQuery,
+    CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, DeviceView, EnrollRequest,
+    EnrollResponse, EvacuateRequest, EvacuateTo, Evacuation, EventQuery, ExtendAccess,
+    IssuePeerRequest, IssuedPeerView, NodeBrief, NodeView, NotificationQuery, Page, PatchNode,
+    PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess,
+    SetUserState, StoredReport, UsageView, UserQuery,
 };
 use vpnctl_api::error::{ApiError, ErrorCode};
 use vpnctl_api::fingerprint::Fingerprint;
@@ -457,6 +457,16 @@ impl ApiClient {
 
     pub async fn nodes(&self) -> Result<Vec<NodeView>, ClientError> {
         self.get(routes::NODES.template()).await
+    }
+
+    /// Every node in brief: name, region, transport and what placement judges.
+    pub async fn node_briefs(&self) -> Result<Vec<NodeBrief>, ClientError> {
+        self.get(routes::NODES_BRIEF.template()).await
+    }
+
+    /// A user's devices with their nodes in brief and latest counters.
+    pub async fn user_devices(&self, user: UserId) -> Result<Vec<DeviceView>, ClientError> {
+        self.get(&routes::USER_DEVICES.path(user)).await
     }
 
     pub async fn node(&self, id: NodeId) -> Result<NodeView, ClientError> {

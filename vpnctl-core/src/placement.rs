@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::body::NodeBrief;
 use crate::error::Error;
 use crate::ipam;
 use crate::lifecycle::Health;
@@ -77,6 +78,21 @@ pub fn capacity(node: &Node) -> u64 {
     }
 }
 
+/// The brief of `node` with its `health` and its number of devices.
+pub fn brief(node: &Node, health: Health, peers: u64) -> NodeBrief {
+    NodeBrief {
+        id: node.id,
+        name: node.name.clone(),
+        region: node.region.clone(),
+        transport: node.transport.kind(),
+        state: node.state,
+        enrolled: node.public_key.is_some(),
+        health,
+        peers,
+        capacity: capacity(node),
+    }
+}
+
 /// A node's standing for new devices, from what the control plane knows of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
@@ -90,11 +106,31 @@ pub struct Placement {
 impl Placement {
     /// Judges `node` with its `health` and its number of devices.
     pub fn of(node: &Node, health: Health, peers: u64) -> Self {
-        let capacity = capacity(node);
-        let availability = match node.state {
+        Self::judge(
+            node.state,
+            node.public_key.is_some(),
+            capacity(node),
+            health,
+            peers,
+        )
+    }
+
+    /// Judges a node from its brief, as the bot reads it.
+    pub fn of_brief(node: &NodeBrief) -> Self {
+        Self::judge(
+            node.state,
+            node.enrolled,
+            node.capacity,
+            node.health,
+            node.peers,
+        )
+    }
+
+    fn judge(state: NodeState, enrolled: bool, capacity: u64, health: Health, peers: u64) -> Self {
+        let availability = match state {
             NodeState::Disabled => Availability::Disabled,
             NodeState::Draining => Availability::Draining,
-            NodeState::Active if node.public_key.is_none() => Availability::NotEnrolled,
+            NodeState::Active if !enrolled => Availability::NotEnrolled,
             NodeState::Active if peers >= capacity => Availability::Full,
             NodeState::Active => match health {
                 Health::Up => Availability::Up,
@@ -247,5 +283,33 @@ mod tests {
         let mut all = [degraded_empty, small_half, big_busy];
         all.sort_by(Placement::cmp_preference);
         assert_eq!(all, [big_busy, small_half, degraded_empty]);
+    }
+
+    /// The bot judges nodes from briefs: every state, enrollment, health, size and
+    /// load gives the judgement of the full node.
+    #[test]
+    fn a_brief_is_judged_as_its_node() {
+        let mut seen = std::collections::HashSet::new();
+        for state in [NodeState::Active, NodeState::Draining, NodeState::Disabled] {
+            for enrolled in [true, false] {
+                for (capacity, pool) in [(0, "10.8.0.0/24"), (2, "10.8.0.0/16")] {
+                    for health in [Health::Up, Health::Degraded, Health::Unknown, Health::Down] {
+                        for peers in [0, 1, 2, 253, 300] {
+                            let mut n = node(pool);
+                            n.state = state;
+                            n.capacity = capacity;
+                            if !enrolled {
+                                n.public_key = None;
+                            }
+                            let full = Placement::of(&n, health, peers);
+                            let b = brief(&n, health, peers);
+                            assert_eq!(Placement::of_brief(&b), full, "{b:?}");
+                            seen.insert(full.availability);
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), 8, "every availability was judged: {seen:?}");
     }
 }

@@ -10,6 +10,7 @@
 //! may only scrape `/metrics`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,10 +26,11 @@ use tokio::sync::broadcast::error::RecvError;
 use vpnctl_api::JoinToken;
 use vpnctl_api::body::{
     AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
-    CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, EnrollRequest, EnrollResponse,
-    EvacuateRequest, EventQuery, ExtendAccess, IssuePeerRequest, IssuedPeerView, NodeView,
-    NotificationQuery, Page, PatchNode, PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode,
-    RotatePeer, SetAccess, SetUserState, StoredReport, UserQuery,
+    CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, DeviceLive, DeviceView,
+    EnrollRequest, EnrollResponse, EvacuateRequest, EventQuery, ExtendAccess, IssuePeerRequest,
+    IssuedPeerView, NodeBrief, NodeView, NotificationQuery, Page, PatchNode, PatchUser, PeerQuery,
+    RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport,
+    UserQuery,
 };
 use vpnctl_api::{ErrorCode, routes};
 use vpnctl_core::auth::{ApiToken, TokenId};
@@ -42,7 +44,7 @@ use vpnctl_core::{
 
 use crate::error::{ApiFailure, blocking};
 use crate::extract::{Admin, Caller, Json, NodeAccess, Path, Query, Staff};
-use crate::state::AppState;
+use crate::state::{AppState, NodeList};
 
 type ApiResult<T> = Result<T, ApiFailure>;
 
@@ -81,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(routes::USER_ACCESS_EXTEND.template(), post(extend_access))
         .route(routes::USER_USAGE.template(), get(user_usage))
+        .route(routes::USER_DEVICES.template(), get(user_devices))
         .route(
             routes::INVITES.template(),
             get(list_invites).post(create_invite),
@@ -92,6 +95,7 @@ pub fn router(state: AppState) -> Router {
             routes::NODES.template(),
             get(list_nodes).post(register_node),
         )
+        .route(routes::NODES_BRIEF.template(), get(list_node_briefs))
         .route(
             routes::NODE.template(),
             get(get_node).patch(patch_node).delete(delete_node),
@@ -331,6 +335,43 @@ async fn user_usage(
     Ok(Json(blocking(move || vpn.usage(id)).await?))
 }
 
+/// The bot's /status: the user's devices, each with its node in brief and its
+/// counters from the node's latest report (never the endpoint).
+async fn user_devices(
+    _: Staff,
+    State(st): State<AppState>,
+    Path(id): Path<UserId>,
+) -> ApiResult<Json<Vec<DeviceView>>> {
+    let vpn = st.vpn().clone();
+    let devices = blocking(move || vpn.user_devices(id)).await?;
+    let mut reports: Vec<(NodeId, Option<Arc<StoredReport>>)> = Vec::new();
+    let mut out = Vec::with_capacity(devices.len());
+    for (peer, node) in devices {
+        let report = match reports.iter().find(|(n, _)| *n == node.id) {
+            Some((_, r)) => r.clone(),
+            None => {
+                let r = st.report(node.id);
+                reports.push((node.id, r.clone()));
+                r
+            }
+        };
+        let live = report.and_then(|r| {
+            r.report
+                .peers
+                .iter()
+                .find(|s| s.public_key == peer.public_key)
+                .map(|s| DeviceLive {
+                    last_handshake: s.last_handshake,
+                    rx_bytes: s.rx_bytes,
+                    tx_bytes: s.tx_bytes,
+                    reported_at: r.received_at,
+                })
+        });
+        out.push(DeviceView { peer, node, live });
+    }
+    Ok(Json(out))
+}
+
 async fn delete_user(
     Admin(caller): Admin,
     State(st): State<AppState>,
@@ -436,16 +477,34 @@ fn node_view(st: &AppState, o: NodeOverview) -> NodeView {
 /// once serves every poll in between (the key is read before the list, so a change
 /// meanwhile only makes the next call build it again).
 async fn list_nodes(_: Staff, State(st): State<AppState>) -> ApiResult<Response> {
-    let key = st.node_list_key();
-    let body = match st.cached_node_list(key) {
+    cached_node_list(st, NodeList::Full).await
+}
+
+/// The bot's server keyboard: every node in brief, cached like the full list.
+async fn list_node_briefs(_: Staff, State(st): State<AppState>) -> ApiResult<Response> {
+    cached_node_list(st, NodeList::Brief).await
+}
+
+async fn cached_node_list(st: AppState, list: NodeList) -> ApiResult<Response> {
+    let key = st.node_list_key(list);
+    let body = match st.cached_node_list(list, key) {
         Some(body) => body,
         None => {
             let vpn = st.vpn().clone();
             let nodes = blocking(move || vpn.node_overviews()).await?;
-            let views: Vec<NodeView> = nodes.into_iter().map(|o| node_view(&st, o)).collect();
-            let body =
-                Bytes::from(serde_json::to_vec(&views).map_err(|e| ApiFailure::internal(&e))?);
-            st.cache_node_list(key, body.clone());
+            let json = match list {
+                NodeList::Full => {
+                    let views: Vec<NodeView> =
+                        nodes.into_iter().map(|o| node_view(&st, o)).collect();
+                    serde_json::to_vec(&views)
+                }
+                NodeList::Brief => {
+                    let briefs: Vec<NodeBrief> = nodes.iter().map(NodeOverview::brief).collect();
+                    serde_json::to_vec(&briefs)
+                }
+            };
+            let body = Bytes::from(json.map_err(|e| ApiFailure::internal(&e))?);
+            st.cache_node_list(list, key, body.clone());
             body
         }
     };
@@ -697,22 +756,19 @@ async fn post_report(
 }
 
 async fn get_report(
-    Staff(caller): Staff,
+    _: Admin,
     State(st): State<AppState>,
     Path(id): Path<NodeId>,
-) -> ApiResult<Json<StoredReport>> {
+) -> ApiResult<Response> {
     let vpn = st.vpn().clone();
     blocking(move || vpn.node(id)).await?;
+    // Serialized from the shared report: no copy of its peers per request.
     let report = st.report(id).map(|r| {
-        let r = std::sync::Arc::unwrap_or_clone(r);
-        // The bot never sees users' IP addresses.
-        if caller.is_admin() {
-            r
-        } else {
-            r.without_endpoints()
-        }
+        serde_json::to_vec(&*r)
+            .map(|body| ([(header::CONTENT_TYPE, "application/json")], body).into_response())
+            .map_err(|e| ApiFailure::internal(&e))
     });
-    report.map(Json).ok_or_else(|| {
+    report.transpose()?.ok_or_else(|| {
         ApiFailure::not_found(
             ErrorCode::NoReport,
             format!("node {id} has not reported since the server started"),

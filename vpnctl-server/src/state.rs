@@ -129,9 +129,10 @@ struct Shared {
     reports: Mutex<HashMap<NodeId, (Arc<StoredReport>, ReportSummary)>>,
     /// Bumped whenever `reports` changes.
     reports_gen: AtomicU64,
-    /// `GET /v1/nodes` as sent, with the (store, reports) generations it was made at:
-    /// the bot and every dashboard ask for it often, and it changes rarely.
-    node_list: Mutex<Option<((u64, u64), Bytes)>>,
+    /// `GET /v1/nodes` and `GET /v1/nodes/brief` as sent, with the (store,
+    /// reports) generations each was made at: the bot and every dashboard ask for
+    /// them often, and they change rarely.
+    node_lists: Mutex<[Option<CachedBody>; 2]>,
     public: PublicInfo,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
@@ -144,6 +145,18 @@ struct Shared {
 pub struct Limiters {
     pub enroll: RateLimiter,
     pub auth_failures: RateLimiter,
+}
+
+/// A response body with the (store, reports) generations it was made at.
+type CachedBody = ((u64, u64), Bytes);
+
+/// The two node lists the server keeps a body of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeList {
+    /// `GET /v1/nodes`: nodes with health and report summaries.
+    Full = 0,
+    /// `GET /v1/nodes/brief`.
+    Brief = 1,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -168,7 +181,7 @@ impl AppState {
             feed,
             reports: Mutex::new(HashMap::new()),
             reports_gen: AtomicU64::new(0),
-            node_list: Mutex::new(None),
+            node_lists: Mutex::new([None, None]),
             public,
             metrics: Metrics::default(),
             shutdown,
@@ -222,33 +235,34 @@ impl AppState {
         self.0.reports_gen.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// What the node list's cache is keyed by; read it before reading the list.
-    pub fn node_list_key(&self) -> (u64, u64) {
-        (
-            self.0.vpn.generation(),
-            self.0.reports_gen.load(Ordering::SeqCst),
-        )
+    /// What a node list's cache is keyed by; read it before reading the list.
+    /// Briefs hold nothing from reports, so reports do not make them stale.
+    pub fn node_list_key(&self, list: NodeList) -> (u64, u64) {
+        let reports = match list {
+            NodeList::Full => self.0.reports_gen.load(Ordering::SeqCst),
+            NodeList::Brief => 0,
+        };
+        (self.0.vpn.generation(), reports)
     }
 
     /// The node list made at `key`, if it is still current.
-    pub fn cached_node_list(&self, key: (u64, u64)) -> Option<Bytes> {
+    pub fn cached_node_list(&self, list: NodeList, key: (u64, u64)) -> Option<Bytes> {
         let cached = self
             .0
-            .node_list
+            .node_lists
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        cached
+        cached[list as usize]
             .as_ref()
             .filter(|(at, _)| *at == key)
             .map(|(_, body)| body.clone())
     }
 
-    pub fn cache_node_list(&self, key: (u64, u64), body: Bytes) {
-        *self
-            .0
-            .node_list
+    pub fn cache_node_list(&self, list: NodeList, key: (u64, u64), body: Bytes) {
+        self.0
+            .node_lists
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((key, body));
+            .unwrap_or_else(PoisonError::into_inner)[list as usize] = Some((key, body));
     }
 
     pub fn report(&self, node: NodeId) -> Option<Arc<StoredReport>> {

@@ -10,7 +10,7 @@ use vpnctl_api::ApiError;
 use vpnctl_api::body::{CreateInvite, CreateUser, IssuePeerRequest, PeerQuery};
 use vpnctl_client::ClientError;
 use vpnctl_core::wire::{DesiredUpdate, NodeReport, SystemStats};
-use vpnctl_core::{EventKind, Health, KeyPair, NodeState, Scope, Secret};
+use vpnctl_core::{Availability, EventKind, Health, KeyPair, NodeState, Placement, Scope, Secret};
 use vpnctl_testbed::control_plane::{ControlPlane, EnrolledNode, nodes_add};
 
 fn report(applied: u64) -> NodeReport {
@@ -712,4 +712,115 @@ async fn event_stream_delivers_new_events() {
     .await;
     assert!(end.is_ok(), "the stream ends when the server stops");
     drop(Secret::new(String::new()));
+}
+
+/// What the bot reads instead of the fleet's full list and whole node reports:
+/// node briefs that core judges exactly as the full nodes, current after every
+/// change (they are served from a cache), and one user's devices with their
+/// nodes and counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_briefs_and_user_devices_are_what_the_bot_reads() {
+    let srv = ControlPlane::start().await;
+    let (admin, bot) = (srv.admin(), srv.bot());
+    let fra = srv.enrolled_node("fra-1").await;
+    let ams = srv.enrolled_node("ams-1").await;
+    let fresh = srv.add_node("waw-1", "vpn3.example.com:51820").await;
+    let judged_alike = |briefs: &[vpnctl_api::body::NodeBrief],
+                        full: &[vpnctl_api::body::NodeView]| {
+        assert_eq!(briefs.len(), full.len());
+        for (b, v) in briefs.iter().zip(full) {
+            assert_eq!(b.id, v.node.id);
+            assert_eq!((&b.name, &b.region), (&v.node.name, &v.node.region));
+            assert_eq!(b.transport, v.node.transport.kind());
+            assert_eq!(
+                Placement::of_brief(b),
+                Placement::of(&v.node, v.health.status, v.peers),
+                "{}",
+                b.name
+            );
+        }
+    };
+    let briefs = bot.node_briefs().await.unwrap();
+    judged_alike(&briefs, &admin.nodes().await.unwrap());
+    let of = |id| {
+        let b = briefs.iter().find(|b| b.id == id).unwrap();
+        Placement::of_brief(b).availability
+    };
+    assert_eq!(of(fresh.id), Availability::NotEnrolled);
+    assert_eq!(of(fra.node.id), Availability::Unknown);
+
+    let user = admin
+        .create_user(&CreateUser {
+            name: "alice".into(),
+            telegram_id: Some(7),
+            ..CreateUser::default()
+        })
+        .await
+        .unwrap();
+    let mut issued = Vec::new();
+    for (node, device) in [(ams.node.id, "laptop"), (fra.node.id, "phone")] {
+        let peer = bot
+            .issue_peer(&IssuePeerRequest {
+                user: user.id,
+                node,
+                device: device.into(),
+                public_key: None,
+            })
+            .await
+            .unwrap()
+            .peer;
+        issued.push(peer);
+    }
+    admin.drain_node(ams.node.id).await.unwrap();
+    // The cached briefs follow each change at once.
+    let briefs = bot.node_briefs().await.unwrap();
+    judged_alike(&briefs, &admin.nodes().await.unwrap());
+    let ams_brief = briefs.iter().find(|b| b.id == ams.node.id).unwrap();
+    assert_eq!((ams_brief.peers, ams_brief.state), (1, NodeState::Draining));
+    let full_json = serde_json::to_vec(&admin.nodes().await.unwrap()).unwrap();
+    let brief_json = serde_json::to_vec(&briefs).unwrap();
+    assert!(
+        brief_json.len() * 3 < full_json.len(),
+        "briefs {} bytes, full list {} bytes",
+        brief_json.len(),
+        full_json.len()
+    );
+
+    // Only fra reports: its device has counters, the other has none yet.
+    let mut with_traffic = report(0);
+    with_traffic.peers.push(vpnctl_core::wire::PeerStats {
+        public_key: issued[1].public_key,
+        endpoint: Some("198.51.100.7:40000".into()),
+        last_handshake: Some(vpnctl_core::Timestamp::now()),
+        rx_bytes: 10,
+        tx_bytes: 20,
+    });
+    fra.client.report(fra.node.id, &with_traffic).await.unwrap();
+    let devices = bot.user_devices(user.id).await.unwrap();
+    let ids: Vec<_> = devices.iter().map(|d| d.peer.id).collect();
+    assert_eq!(ids, vec![issued[0].id, issued[1].id], "in id order");
+    assert_eq!(devices[0].node.id, ams.node.id);
+    assert_eq!(devices[0].node.state, NodeState::Draining);
+    assert!(devices[0].live.is_none());
+    assert_eq!(devices[1].node.name, "fra-1");
+    let live = devices[1].live.expect("fra's report");
+    assert_eq!((live.rx_bytes, live.tx_bytes), (10, 20));
+    assert!(live.last_handshake.is_some());
+    let json = serde_json::to_string(&devices).unwrap();
+    assert!(!json.contains("198.51.100.7"), "no endpoint: {json}");
+
+    // Nobody's devices: empty; no such user: 404.
+    let other = admin
+        .create_user(&CreateUser {
+            name: "bob".into(),
+            ..CreateUser::default()
+        })
+        .await
+        .unwrap();
+    assert!(bot.user_devices(other.id).await.unwrap().is_empty());
+    let missing = bot
+        .user_devices(vpnctl_core::UserId(999_999))
+        .await
+        .unwrap_err();
+    assert_eq!(status(&missing), 404);
 }

@@ -519,10 +519,21 @@ async fn scope_matrix_is_the_route_table() {
             .unwrap()
             .starts_with(SECRET_IP)
     );
-    // And the bot's report still has what /status shows.
-    let bot_view = srv.bot().node_report(own.node.id).await.unwrap().unwrap();
-    assert_eq!(bot_view.report.peers[0].tx_bytes, 2);
-    assert!(bot_view.report.peers[0].last_handshake.is_some());
+    // The bot reads no node's report; its user's devices carry what /status shows.
+    assert_eq!(
+        srv.bot()
+            .node_report(own.node.id)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    let devices = srv.bot().user_devices(user.id).await.unwrap();
+    assert_eq!(devices.len(), 1);
+    let live = devices[0].live.expect("the report's counters");
+    assert_eq!((live.rx_bytes, live.tx_bytes), (1, 2));
+    assert!(live.last_handshake.is_some());
+    assert_eq!(devices[0].node.id, own.node.id);
     // A metrics token scrapes.
     let scraped = call(
         &http,

@@ -145,6 +145,24 @@ async fn a_hundred_thousand_users() {
         })
         .await;
         row("`GET /v1/nodes` (bot)", c, m, &mut peak);
+        let api = Arc::clone(&bot);
+        let m = measure(200, c, move |_| {
+            let api = Arc::clone(&api);
+            async move {
+                api.node_briefs().await.unwrap();
+            }
+        })
+        .await;
+        row("`GET /v1/nodes/brief` (bot)", c, m, &mut peak);
+        let (api, ids) = (Arc::clone(&bot), Arc::clone(&user_ids));
+        let m = measure(2000, c, move |i| {
+            let (api, id) = (Arc::clone(&api), ids[(i * 7919) % ids.len()]);
+            async move {
+                api.user_devices(id).await.unwrap();
+            }
+        })
+        .await;
+        row("a user's devices (bot's /status)", c, m, &mut peak);
         let api = Arc::clone(&admin);
         let url = format!("{}/metrics", cp.url);
         let token = cp.admin_token.expose().to_owned();

@@ -14,13 +14,13 @@ use teloxide::prelude::*;
 use teloxide::types::{ChatAction, InlineKeyboardButton, InlineKeyboardMarkup, MessageId};
 use tracing::{info, warn};
 use vpnctl_api::ErrorCode;
-use vpnctl_api::body::{IssuePeerRequest, IssuedPeerView, NodeView, PatchUser};
+use vpnctl_api::body::{IssuePeerRequest, IssuedPeerView, NodeBrief, PatchUser};
 use vpnctl_client::ClientError;
 use vpnctl_core::devices::may_add_device;
 use vpnctl_core::{Locale, NodeId, Peer, PeerId, User};
 
 use super::{
-    Ctx, HandlerResult, MAX_ROWS, Nodes, access_problem, api_failure, node_name, placement,
+    Account, Ctx, HandlerResult, MAX_ROWS, Nodes, access_problem, api_failure, node_name, placement,
 };
 use crate::callback::Action;
 use crate::delivery::{ConfigFile, tunnel_file_name};
@@ -162,20 +162,17 @@ macro_rules! step {
 
 /// The presser's account, devices and the nodes, with access checked; `None`
 /// once the press has been answered.
-async fn member(
-    ctx: &Ctx,
-    press: Press,
-) -> Result<Option<(User, Vec<Peer>, Vec<NodeView>)>, crate::BotError> {
+async fn member(ctx: &Ctx, press: Press) -> Result<Option<Account>, crate::BotError> {
     match ctx
         .account(press.telegram_id, ChatAction::Typing, Nodes::All)
         .await
     {
-        Ok(Some((user, peers, nodes))) => {
-            if let Some(problem) = access_problem(&user) {
+        Ok(Some(account)) => {
+            if let Some(problem) = access_problem(&account.user) {
                 press.close(ctx, problem).await?;
                 return Ok(None);
             }
-            Ok(Some((user, peers, nodes)))
+            Ok(Some(account))
         }
         Ok(None) => {
             press.close(ctx, Text::NoAccount).await?;
@@ -208,13 +205,13 @@ async fn within_limit(
 async fn offered_node<'a>(
     ctx: &Ctx,
     press: Press,
-    nodes: &'a [NodeView],
+    nodes: &'a [NodeBrief],
     id: NodeId,
-) -> Result<Option<&'a NodeView>, crate::BotError> {
-    match nodes.iter().find(|n| n.node.id == id) {
+) -> Result<Option<&'a NodeBrief>, crate::BotError> {
+    match nodes.iter().find(|n| n.id == id) {
         Some(n) if placement(n).availability.is_offered() => return Ok(Some(n)),
         Some(gone) => {
-            let server = &gone.node.name;
+            let server = &gone.name;
             press.close(ctx, Text::ServerGone { server }).await?;
         }
         None => press.close(ctx, Text::ButtonInvalid).await?,
@@ -224,7 +221,10 @@ async fn offered_node<'a>(
 
 /// ➕ (or 🔄 at the limit): a new device on a server.
 async fn new_device(ctx: &Ctx, press: Press, node_id: NodeId) -> HandlerResult {
-    let Some((user, peers, nodes)) = member(ctx, press).await? else {
+    let Some(Account {
+        user, peers, nodes, ..
+    }) = member(ctx, press).await?
+    else {
         return Ok(());
     };
     let Some(node) = offered_node(ctx, press, &nodes, node_id).await? else {
@@ -254,11 +254,11 @@ async fn issue(
     ctx: &Ctx,
     user: &User,
     peers: &[Peer],
-    node: &NodeView,
+    node: &NodeBrief,
 ) -> Result<IssuedPeerView, ClientError> {
     let req = IssuePeerRequest {
         user: user.id,
-        node: node.node.id,
+        node: node.id,
         device: vpnctl_core::devices::next_device_name(peers),
         public_key: None,
     };
@@ -271,7 +271,7 @@ async fn issue(
             ctx.s.api.bot.issue_peer(&req),
         )
         .await?;
-    info!(user = %user.id, peer = %issued.peer.id, node = %node.node.id, "config issued");
+    info!(user = %user.id, peer = %issued.peer.id, node = %node.id, "config issued");
     Ok(issued)
 }
 
@@ -280,14 +280,14 @@ async fn send_issued(
     ctx: &Ctx,
     press: Press,
     issued: IssuedPeerView,
-    node: &NodeView,
+    node: &NodeBrief,
 ) -> HandlerResult {
     let device = issued.peer.device.clone();
     let Some(config) = issued.config else {
         ctx.edit(press.message, Text::NoPrivateKey).await;
         return Ok(());
     };
-    let server = &node.node.name;
+    let server = &node.name;
     let ready = Ready {
         peer: issued.peer.id,
         device: &device,
@@ -316,8 +316,8 @@ async fn offer_replacement(
     press: Press,
     user: &User,
     peers: &[Peer],
-    nodes: &[NodeView],
-    node: &NodeView,
+    nodes: &[NodeBrief],
+    node: &NodeBrief,
 ) -> HandlerResult {
     let mut rows: Vec<_> = peers
         .iter()
@@ -331,7 +331,7 @@ async fn offer_replacement(
             vec![InlineKeyboardButton::callback(
                 label,
                 Action::Replace {
-                    node: node.node.id,
+                    node: node.id,
                     peer: p.id,
                 }
                 .encode(),
@@ -344,7 +344,7 @@ async fn offer_replacement(
     )]);
     let text = Text::DeviceLimit {
         limit: user.device_limit,
-        server: &node.node.name,
+        server: &node.name,
     };
     ctx.edit_offer(press.message, text, InlineKeyboardMarkup::new(rows))
         .await
@@ -413,7 +413,7 @@ async fn deliver(
 /// 📄: an existing device's config again. Nothing changes, so any failure leaves
 /// the button as it was.
 async fn resend(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
-    let Some((_, peers, nodes)) = member(ctx, press).await? else {
+    let Some(Account { peers, nodes, .. }) = member(ctx, press).await? else {
         return Ok(());
     };
     let Some(peer) = peers.iter().find(|p| p.id == peer_id) else {
@@ -468,7 +468,10 @@ async fn resend(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
 
 /// 🔄 Replace: revoke one device, issue a new one on the chosen server.
 async fn replace(ctx: &Ctx, press: Press, node_id: NodeId, peer_id: PeerId) -> HandlerResult {
-    let Some((user, peers, nodes)) = member(ctx, press).await? else {
+    let Some(Account {
+        user, peers, nodes, ..
+    }) = member(ctx, press).await?
+    else {
         return Ok(());
     };
     let Some(old) = peers.iter().find(|p| p.id == peer_id) else {
@@ -508,7 +511,7 @@ async fn replace(ctx: &Ctx, press: Press, node_id: NodeId, peer_id: PeerId) -> H
 
 /// 🔑 in /regen's list: ask to confirm.
 async fn confirm_rotation(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
-    let Some((_, peers, nodes)) = member(ctx, press).await? else {
+    let Some(Account { peers, nodes, .. }) = member(ctx, press).await? else {
         return Ok(());
     };
     let Some(peer) = peers.iter().find(|p| p.id == peer_id) else {
@@ -537,7 +540,10 @@ async fn confirm_rotation(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerRe
 
 /// "Yes, replace the key": rotate, then send the new config.
 async fn rotate(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
-    let Some((user, peers, nodes)) = member(ctx, press).await? else {
+    let Some(Account {
+        user, peers, nodes, ..
+    }) = member(ctx, press).await?
+    else {
         return Ok(());
     };
     let Some(peer) = peers.iter().find(|p| p.id == peer_id) else {

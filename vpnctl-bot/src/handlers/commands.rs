@@ -3,15 +3,15 @@
 use teloxide::prelude::*;
 use teloxide::types::{ChatAction, InlineKeyboardButton, InlineKeyboardMarkup};
 use tracing::{info, warn};
-use vpnctl_api::body::{CreateUser, NodeView, RedeemInvite};
+use vpnctl_api::body::{CreateUser, NodeBrief, RedeemInvite};
 use vpnctl_core::devices::may_add_device;
 use vpnctl_core::transport::TransportKind;
-use vpnctl_core::{Access, Availability, Locale, Peer, Placement, QuotaPeriod, Timestamp, User};
+use vpnctl_core::{Access, Availability, Locale, Placement, QuotaPeriod, Timestamp, User};
 
 use super::input::looks_like_code;
 use super::{
-    Command, Ctx, HandlerResult, MAX_ROWS, Nodes, access_problem, api, node_name, placement,
-    server_line,
+    Account, Command, Ctx, HandlerResult, MAX_ROWS, Nodes, access_problem, api, node_name,
+    placement, server_line,
 };
 use crate::callback::Action;
 use crate::i18n::{DeviceLine, ServerLine, Text, UsageLine};
@@ -132,7 +132,7 @@ async fn member_view(
     ctx: &Ctx,
     msg: &Message,
     which: Nodes,
-) -> Result<Option<(User, Vec<Peer>, Vec<NodeView>)>, crate::BotError> {
+) -> Result<Option<Account>, crate::BotError> {
     let Some(tg) = msg.from.as_ref().and_then(telegram_id) else {
         return Ok(None);
     };
@@ -152,16 +152,13 @@ async fn member_view(
 /// Servers that take new devices, in core's order: healthy first, then degraded
 /// (marked), the less loaded first; those not offered (down, full, draining…) not
 /// at all.
-fn offered(nodes: &[NodeView]) -> Vec<&NodeView> {
-    let mut offered: Vec<(&NodeView, Placement)> = nodes
+fn offered(nodes: &[NodeBrief]) -> Vec<&NodeBrief> {
+    let mut offered: Vec<(&NodeBrief, Placement)> = nodes
         .iter()
         .map(|n| (n, placement(n)))
         .filter(|(_, p)| p.availability.is_offered())
         .collect();
-    offered.sort_by(|(a, pa), (b, pb)| {
-        pa.cmp_preference(pb)
-            .then_with(|| a.node.name.cmp(&b.node.name))
-    });
+    offered.sort_by(|(a, pa), (b, pb)| pa.cmp_preference(pb).then_with(|| a.name.cmp(&b.name)));
     offered.into_iter().map(|(n, _)| n).collect()
 }
 
@@ -169,7 +166,10 @@ fn offered(nodes: &[NodeView]) -> Vec<&NodeView> {
 /// device can go to, or, at the device limit, the servers a device can be replaced
 /// on.
 async fn get_config(ctx: &Ctx, msg: &Message) -> HandlerResult {
-    let Some((user, peers, nodes)) = member_view(ctx, msg, Nodes::All).await? else {
+    let Some(Account {
+        user, peers, nodes, ..
+    }) = member_view(ctx, msg, Nodes::All).await?
+    else {
         return Ok(());
     };
     if let Some(problem) = access_problem(&user) {
@@ -181,7 +181,7 @@ async fn get_config(ctx: &Ctx, msg: &Message) -> HandlerResult {
     for peer in peers.iter().take(MAX_ROWS) {
         let serving = nodes
             .iter()
-            .find(|n| n.node.id == peer.node)
+            .find(|n| n.id == peer.node)
             .is_some_and(|n| placement(n).availability != Availability::Disabled);
         if serving && peer.has_private_key {
             let label = Text::ResendButton {
@@ -201,11 +201,11 @@ async fn get_config(ctx: &Ctx, msg: &Message) -> HandlerResult {
     // transport, plain WireGuard first: AWG is for networks where it fails.
     let grouped = servers
         .iter()
-        .any(|n| n.node.transport.kind() != TransportKind::Wireguard);
+        .any(|n| n.transport != TransportKind::Wireguard);
     for transport in [TransportKind::Wireguard, TransportKind::Amneziawg] {
         let group: Vec<_> = servers
             .iter()
-            .filter(|n| n.node.transport.kind() == transport)
+            .filter(|n| n.transport == transport)
             .take(MAX_ROWS)
             .collect();
         if grouped && !group.is_empty() {
@@ -223,7 +223,7 @@ async fn get_config(ctx: &Ctx, msg: &Message) -> HandlerResult {
             };
             rows.push(vec![InlineKeyboardButton::callback(
                 label.render(ctx.l),
-                Action::Node(node.node.id).encode(),
+                Action::Node(node.id).encode(),
             )]);
         }
     }
@@ -246,7 +246,10 @@ async fn get_config(ctx: &Ctx, msg: &Message) -> HandlerResult {
 
 /// `/regen`: which device's key to replace.
 async fn regen(ctx: &Ctx, msg: &Message) -> HandlerResult {
-    let Some((user, peers, nodes)) = member_view(ctx, msg, Nodes::Mine).await? else {
+    let Some(Account {
+        user, peers, nodes, ..
+    }) = member_view(ctx, msg, Nodes::Mine).await?
+    else {
         return Ok(());
     };
     if let Some(problem) = access_problem(&user) {
@@ -276,30 +279,22 @@ async fn regen(ctx: &Ctx, msg: &Message) -> HandlerResult {
 
 /// `/status`: access, traffic, devices.
 async fn status(ctx: &Ctx, msg: &Message) -> HandlerResult {
-    let Some((user, peers, nodes)) = member_view(ctx, msg, Nodes::Mine).await? else {
+    let Some(Account {
+        user,
+        peers,
+        nodes,
+        live,
+    }) = member_view(ctx, msg, Nodes::Mine).await?
+    else {
         return Ok(());
     };
     let now = Timestamp::now();
-    // The latest reports of the user's nodes (without anyone's endpoint): last
-    // handshakes and counters are extra, so /status answers without them.
-    let mut reports = Vec::new();
-    let mut on: Vec<_> = peers.iter().map(|p| p.node).collect();
-    on.sort_unstable();
-    on.dedup();
-    for node in on {
-        match ctx.s.api.bot.node_report(node).await {
-            Ok(Some(r)) => reports.push((node, r)),
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, %node, "could not read a node's report"),
-        }
-    }
+    // Last handshakes and counters come from the nodes' latest reports: a device
+    // whose node has not reported since the server started shows none.
     let devices: Vec<DeviceLine> = peers
         .iter()
         .map(|p| {
-            let stats = reports
-                .iter()
-                .find(|(n, _)| *n == p.node)
-                .and_then(|(_, r)| r.report.peers.iter().find(|s| s.public_key == p.public_key));
+            let stats = live.get(&p.id);
             DeviceLine {
                 device: p.device.clone(),
                 server: node_name(&nodes, p.node),
@@ -310,8 +305,8 @@ async fn status(ctx: &Ctx, msg: &Message) -> HandlerResult {
                 tx_bytes: stats.map_or(0, |s| s.tx_bytes),
                 transport: nodes
                     .iter()
-                    .find(|n| n.node.id == p.node)
-                    .map_or_else(Default::default, |n| n.node.transport.kind()),
+                    .find(|n| n.id == p.node)
+                    .map_or_else(Default::default, |n| n.transport),
             }
         })
         .collect();
@@ -358,7 +353,9 @@ async fn servers(ctx: &Ctx, msg: &Message) -> HandlerResult {
     }
     let nodes = api!(
         ctx,
-        ctx.s.tg.typing_if_slow(ctx.chat, ctx.s.api.bot.nodes())
+        ctx.s
+            .tg
+            .typing_if_slow(ctx.chat, ctx.s.api.bot.node_briefs())
     );
     let lines: Vec<ServerLine> = nodes
         .iter()

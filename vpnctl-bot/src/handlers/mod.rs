@@ -20,15 +20,17 @@ pub mod commands;
 pub mod input;
 pub mod payments;
 
+use std::collections::HashMap;
+
 use teloxide::dispatching::{HandlerExt, UpdateFilterExt};
 use teloxide::prelude::*;
 use teloxide::types::{ChatAction, ChatId, InlineKeyboardMarkup, Me, MessageId};
 use teloxide::utils::command::BotCommands;
 use tracing::warn;
 use vpnctl_api::ErrorCode;
-use vpnctl_api::body::{NodeView, PeerQuery};
+use vpnctl_api::body::{DeviceLive, NodeBrief, PeerQuery};
 use vpnctl_client::ClientError;
-use vpnctl_core::{Access, Locale, NodeId, Peer, Placement, Timestamp, User};
+use vpnctl_core::{Access, Locale, NodeId, Peer, PeerId, Placement, Timestamp, User};
 
 use crate::BotError;
 use crate::i18n::{ServerLine, Text, command_descriptions};
@@ -208,41 +210,49 @@ impl Ctx {
         telegram_id: i64,
         action: ChatAction,
         which: Nodes,
-    ) -> Result<Option<(User, Vec<Peer>, Vec<NodeView>)>, ClientError> {
+    ) -> Result<Option<Account>, ClientError> {
         let api = &self.s.api.bot;
         let fetch = async {
             let Some(user) = api.user_by_telegram(telegram_id).await? else {
                 return Ok(None);
             };
-            let peers = api
-                .peers(PeerQuery {
-                    user: Some(user.id),
-                    node: None,
-                    ..PeerQuery::default()
-                })
-                .await?;
-            let nodes = match which {
-                Nodes::All => api.nodes().await?,
-                Nodes::Mine => {
-                    let mut ids: Vec<_> = peers.iter().map(|p| p.node).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    let found =
-                        futures_util::future::join_all(ids.into_iter().map(|id| api.node(id)))
-                            .await;
-                    let mut nodes = Vec::with_capacity(found.len());
-                    for node in found {
-                        match node {
-                            Ok(n) => nodes.push(n),
-                            // Gone meanwhile: the device shows the node's id.
-                            Err(e) if e.status() == Some(404) => {}
-                            Err(e) => return Err(e),
-                        }
+            let account = match which {
+                Nodes::All => {
+                    let peers = api
+                        .peers(PeerQuery {
+                            user: Some(user.id),
+                            node: None,
+                            ..PeerQuery::default()
+                        })
+                        .await?;
+                    Account {
+                        user,
+                        peers,
+                        nodes: api.node_briefs().await?,
+                        live: HashMap::new(),
                     }
-                    nodes
+                }
+                Nodes::Mine => {
+                    let devices = api.user_devices(user.id).await?;
+                    let mut account = Account {
+                        user,
+                        peers: Vec::with_capacity(devices.len()),
+                        nodes: Vec::new(),
+                        live: HashMap::new(),
+                    };
+                    for d in devices {
+                        if let Some(live) = d.live {
+                            account.live.insert(d.peer.id, live);
+                        }
+                        if !account.nodes.iter().any(|n| n.id == d.node.id) {
+                            account.nodes.push(d.node);
+                        }
+                        account.peers.push(d.peer);
+                    }
+                    account
                 }
             };
-            Ok(Some((user, peers, nodes)))
+            Ok(Some(account))
         };
         if action == ChatAction::Typing {
             self.s.tg.typing_if_slow(self.chat, fetch).await
@@ -252,13 +262,24 @@ impl Ctx {
     }
 }
 
+/// A user's account as a handler reads it.
+#[derive(Debug)]
+pub struct Account {
+    pub user: User,
+    pub peers: Vec<Peer>,
+    /// The nodes in brief: the fleet, or the user's (see [`Nodes`]).
+    pub nodes: Vec<NodeBrief>,
+    /// The devices' latest counters ([`Nodes::Mine`] only).
+    pub live: HashMap<PeerId, DeviceLive>,
+}
+
 /// Which nodes [`Ctx::account`] reads with the user and their devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nodes {
-    /// The whole fleet: for offering servers.
+    /// The whole fleet in brief: for offering servers.
     All,
-    /// Only the nodes the user's devices are on (none for none): /status and
-    /// /regen read a few nodes, not the fleet.
+    /// Only the nodes the user's devices are on (none for none), with the
+    /// devices' counters, in one per-user read: /status and /regen.
     Mine,
 }
 
@@ -310,26 +331,26 @@ pub fn access_problem(user: &User) -> Option<Text<'static>> {
 }
 
 /// Core's judgement of a node for new devices.
-pub fn placement(v: &NodeView) -> Placement {
-    Placement::of(&v.node, v.health.status, v.peers)
+pub fn placement(v: &NodeBrief) -> Placement {
+    Placement::of_brief(v)
 }
 
-pub fn server_line(v: &NodeView) -> ServerLine {
+pub fn server_line(v: &NodeBrief) -> ServerLine {
     let placement = placement(v);
     ServerLine {
-        name: v.node.name.clone(),
-        region: v.node.region.name.clone(),
+        name: v.name.clone(),
+        region: v.region.name.clone(),
         load_percent: placement.load_percent(),
         availability: placement.availability,
-        transport: v.node.transport.kind(),
+        transport: v.transport,
     }
 }
 
-pub fn node_name(nodes: &[NodeView], id: NodeId) -> String {
+pub fn node_name(nodes: &[NodeBrief], id: NodeId) -> String {
     nodes
         .iter()
-        .find(|n| n.node.id == id)
-        .map_or_else(|| id.to_string(), |n| n.node.name.clone())
+        .find(|n| n.id == id)
+        .map_or_else(|| id.to_string(), |n| n.name.clone())
 }
 
 #[cfg(test)]

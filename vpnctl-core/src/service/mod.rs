@@ -370,6 +370,11 @@ impl NodeOverview {
     pub fn placement(&self) -> Placement {
         Placement::of(&self.node, self.status.health, self.peers)
     }
+
+    /// The node in brief, as the bot reads it.
+    pub fn brief(&self) -> crate::api::body::NodeBrief {
+        crate::placement::brief(&self.node, self.status.health, self.peers)
+    }
 }
 
 impl Vpnctl {

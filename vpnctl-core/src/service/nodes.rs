@@ -224,7 +224,7 @@ fn tell_configs_changed(tx: &mut Tx<'_>, node: &Node) -> Result<()> {
     Ok(())
 }
 
-fn overview(rx: &Rx<'_>, node: Node) -> Result<NodeOverview> {
+pub(super) fn overview(rx: &Rx<'_>, node: Node) -> Result<NodeOverview> {
     let (desired_revision, _, peers) = rx.node_rev(node.id)?;
     let status = rx.node_status(node.id)?;
     Ok(NodeOverview {

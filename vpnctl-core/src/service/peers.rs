@@ -12,8 +12,10 @@ use crate::render::ClientConfig;
 
 use super::tx::{FreshKeys, check_access, issue_in, render, revoke_in, seal_keys};
 use super::{IssuePeer, IssuedPeer, PeerFilter, Vpnctl};
-use crate::api::body::Page;
+use crate::api::body::{NodeBrief, Page};
 use crate::api::routes::PAGE_MAX;
+use crate::model::UserId;
+use std::collections::HashMap;
 
 impl Vpnctl {
     /// Issues one device's tunnel on a node, enforcing access, the device limit and
@@ -64,6 +66,30 @@ impl Vpnctl {
                 .collect()),
             (None, Some(node)) => rx.node_peers(node),
             (None, None) => rx.peers(),
+        })
+    }
+
+    /// A user's devices in id order, each with its node in brief, in one read:
+    /// what the bot's /status shows, without reading the fleet.
+    pub fn user_devices(&self, user: UserId) -> Result<Vec<(Peer, NodeBrief)>> {
+        self.read(|rx| {
+            rx.user(user)?;
+            let mut peers = rx.user_peers(user)?;
+            peers.sort_by_key(|p| p.id);
+            let mut briefs: HashMap<NodeId, NodeBrief> = HashMap::new();
+            let mut out = Vec::with_capacity(peers.len());
+            for peer in peers {
+                let brief = match briefs.get(&peer.node) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b = super::nodes::overview(rx, rx.node(peer.node)?)?.brief();
+                        briefs.insert(peer.node, b.clone());
+                        b
+                    }
+                };
+                out.push((peer, brief));
+            }
+            Ok(out)
         })
     }
 
