@@ -104,6 +104,60 @@ pub struct UserQuery {
     /// Only users whose name contains this, ignoring case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Only users whose access is in this state now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessState>,
+}
+
+/// Where a user's access stands, for filtering lists (`?access=lapsed`); core's
+/// `Access::of` decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessState {
+    /// Devices work.
+    Active,
+    /// Access ended.
+    Lapsed,
+    /// The traffic quota of the period is used up.
+    Suspended,
+    /// An admin turned the account off.
+    Disabled,
+}
+
+impl AccessState {
+    pub const ALL: [Self; 4] = [Self::Active, Self::Lapsed, Self::Suspended, Self::Disabled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Lapsed => "lapsed",
+            Self::Suspended => "suspended",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl std::fmt::Display for AccessState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AccessState {
+    type Err = crate::error::InvalidInput;
+
+    /// `active`, `lapsed`, `suspended` or `disabled`, ignoring case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                crate::error::InvalidInput::new(
+                    "access",
+                    format!("{s:?}: say active, lapsed, suspended or disabled"),
+                )
+            })
+    }
 }
 
 /// One page of a list and the cursor of the next (`None`: this was the last).

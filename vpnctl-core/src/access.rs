@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::body::AccessState;
 use crate::error::Error;
 use crate::model::{User, UserState};
 use crate::time::{DAY, Timestamp};
@@ -49,6 +50,16 @@ impl Access {
             };
         }
         Self::Active { until: user.until }
+    }
+
+    /// The state alone, as lists filter by it.
+    pub fn state(self) -> AccessState {
+        match self {
+            Self::Active { .. } => AccessState::Active,
+            Self::Disabled => AccessState::Disabled,
+            Self::Lapsed { .. } => AccessState::Lapsed,
+            Self::Suspended { .. } => AccessState::Suspended,
+        }
     }
 
     /// Whether the user may have working devices and get new ones.

@@ -56,7 +56,7 @@ pub use operations::{EvacuateTo, Evacuation, Moved, NodeOverview, SweepOutcome, 
 pub use render::ClientConfig;
 pub use service::{
     InviteCode, IssuePeer, IssuedPeer, NewInvite, NewNode, NewUser, NodePatch, PeerFilter, Policy,
-    Redeemer, Redemption, UserPatch, Vpnctl,
+    Redeemer, Redemption, UserFilter, UserPatch, Vpnctl,
 };
 pub use store::Commit;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -39,7 +39,8 @@ use vpnctl_core::wire::{DesiredUpdate, NodeReport};
 use vpnctl_core::{
     Consumer, Endpoint, EvacuateTo, Evacuation, Event, Invite, InviteId, IssuePeer, IssuedPeer,
     NewInvite, NewNode, NewUser, Node, NodeId, NodeOverview, NodePatch, NodeState, Notification,
-    Peer, PeerFilter, PeerId, PublicKey, Redeemer, Traffic, UsageView, User, UserId, UserPatch,
+    Peer, PeerFilter, PeerId, PublicKey, Redeemer, Traffic, UsageView, User, UserFilter, UserId,
+    UserPatch,
 };
 
 use crate::error::{ApiFailure, blocking};
@@ -219,7 +220,10 @@ async fn list_users(
         None => vpn.users_page(
             q.after,
             q.limit.unwrap_or(routes::PAGE_MAX),
-            q.name.as_deref(),
+            &UserFilter {
+                name: q.name,
+                access: q.access,
+            },
         ),
     })
     .await?;

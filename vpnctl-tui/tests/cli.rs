@@ -116,6 +116,29 @@ async fn devices_from_the_terminal() {
     let list = cli.ok(&["users", "list"]).await;
     let line = list.lines().find(|l| l.contains("walk-in")).unwrap();
     assert!(line.contains("until 2099-01-31 18:00Z"), "{line}");
+    // Filtered on the server: by name, and by where access stands now.
+    let named = cli.ok(&["users", "list", "--name", "WALK"]).await;
+    assert_eq!(named.lines().count(), 1, "{named}");
+    assert!(named.contains("walk-in"), "{named}");
+    let active = cli.ok(&["users", "list", "--access", "active"]).await;
+    assert!(active.contains("walk-in"), "{active}");
+    let lapsed = cli.json(&["users", "list", "--access", "lapsed"]).await;
+    assert!(
+        lapsed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["name"] != "walk-in")
+    );
+    let bad = Config::try_parse_from([
+        "vpnctl", "--api", &cli.url, "users", "list", "--access", "expired",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains("say active, lapsed, suspended or disabled"),
+        "{bad}"
+    );
     let offset = cli
         .json(&[
             "users",

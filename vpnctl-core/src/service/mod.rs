@@ -321,6 +321,15 @@ pub struct PeerFilter {
     pub node: Option<NodeId>,
 }
 
+/// Which users to list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// The name contains this, ignoring case.
+    pub name: Option<String>,
+    /// The access is in this state now.
+    pub access: Option<crate::api::body::AccessState>,
+}
+
 /// What one [`Vpnctl::sweep`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepOutcome {

@@ -7,7 +7,7 @@ use crate::model::{EventKind, User, UserId, UserState, validate_display_name};
 use crate::time::Timestamp;
 
 use super::tx::{create_user_in, recheck_quota, revoke_in, set_access_in, sync_user_peers};
-use super::{NewUser, UserPatch, Vpnctl};
+use super::{NewUser, UserFilter, UserPatch, Vpnctl};
 use crate::api::body::Page;
 use crate::api::routes::PAGE_MAX;
 
@@ -46,22 +46,28 @@ impl Vpnctl {
         self.read(|rx| rx.users())
     }
 
-    /// One page of users in id order: those after `after` whose name contains
-    /// `name` (case-insensitive, when given), at most `limit` (1..=[`PAGE_MAX`]),
-    /// and the cursor of the next page when there may be more.
+    /// One page of users in id order: those after `after` that `filter` selects
+    /// (name contained ignoring case, access state now), at most `limit`
+    /// (1..=[`PAGE_MAX`]), and the cursor of the next page when there may be more.
+    /// A filtered page reads at most 20 × `limit` users, so it may hold fewer
+    /// items and still carry a cursor.
     pub fn users_page(
         &self,
         after: Option<UserId>,
         limit: usize,
-        name: Option<&str>,
+        filter: &UserFilter,
     ) -> Result<Page<User>> {
         let limit = limit.clamp(1, PAGE_MAX);
-        let needle = name.map(str::to_lowercase);
+        let needle = filter.name.as_deref().map(str::to_lowercase);
+        let now = self.now();
         let (items, next) = self.read(|rx| {
             rx.users_after(after.map_or(0, |u| u.0), limit, limit * 20, |u| {
                 needle
                     .as_deref()
                     .is_none_or(|n| u.name.to_lowercase().contains(n))
+                    && filter
+                        .access
+                        .is_none_or(|a| crate::Access::of(u, now).state() == a)
             })
         })?;
         Ok(Page { items, next })

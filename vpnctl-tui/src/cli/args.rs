@@ -217,8 +217,17 @@ fn parse_when(text: &str) -> Result<Timestamp, WhenError> {
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Every user: id, name, role, access state, end of access, quota.
-    List,
+    /// Every user: id, name, role, access state, end of access, quota; filtered on
+    /// the server.
+    List {
+        /// Only users whose name contains this (ignoring case).
+        #[arg(long)]
+        name: Option<String>,
+        /// Only users whose access is now: active, lapsed, suspended (traffic quota
+        /// used up) or disabled.
+        #[arg(long, value_name = "STATE")]
+        access: Option<vpnctl_api::body::AccessState>,
+    },
     /// One user: access, quota and traffic, devices.
     Show {
         /// User name or id (`alice`, `u12`, `12`).

@@ -49,10 +49,15 @@ pub(super) async fn run(
 ) -> Result<(), CliError> {
     let now = Timestamp::now();
     let user = match cmd {
-        UsersCommand::List => {
+        UsersCommand::List { name, access } => {
             // Page by page: any number of users in bounded memory.
             let mut array = as_json.then(|| JsonArray::start(out)).transpose()?;
-            let mut pages = std::pin::pin!(api.users_pages(UserQuery::default()));
+            let query = UserQuery {
+                name,
+                access,
+                ..UserQuery::default()
+            };
+            let mut pages = std::pin::pin!(api.users_pages(query));
             while let Some(users) = pages.try_next().await? {
                 for u in &users {
                     match array.as_mut() {
