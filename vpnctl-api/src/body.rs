@@ -160,6 +160,18 @@ impl std::str::FromStr for AccessState {
     }
 }
 
+/// `GET /v1/invites`: one page in id order.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteQuery {
+    /// The previous page's cursor ([`crate::routes::NEXT_AFTER_HEADER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<crate::model::InviteId>,
+    /// At most this many (default and maximum [`crate::routes::PAGE_MAX`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
 /// One page of a list and the cursor of the next (`None`: this was the last).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {

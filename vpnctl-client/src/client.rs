@@ -13,7 +13,7 @@ use vpnctl_api::auth::{ApiToken, Scope, Secret, TokenId};
 use vpnctl_api::body::{
     AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
     CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, DeviceView, EnrollRequest,
-    EnrollResponse, EvacuateRequest, EvacuateTo, Evacuation, EventQuery, ExtendAccess,
+    EnrollResponse, EvacuateRequest, EvacuateTo, Evacuation, EventQuery, ExtendAccess, InviteQuery,
     IssuePeerRequest, IssuedPeerView, NodeBrief, NodeView, NotificationQuery, Page, PatchNode,
     PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess,
     SetUserState, StoredReport, UsageView, UserQuery,
@@ -431,8 +431,34 @@ impl ApiClient {
 
     // ------------------------------------------------------------ invites
 
+    /// Every invite, page by page (each a bounded request).
     pub async fn invites(&self) -> Result<Vec<Invite>, ClientError> {
-        self.get(routes::INVITES.template()).await
+        self.all_pages(
+            routes::INVITES.template(),
+            InviteQuery::default(),
+            |q, next| {
+                q.after = Some(InviteId(next));
+            },
+        )
+        .await
+    }
+
+    /// The pages of invites, each one bounded request, as they come.
+    pub fn invites_pages(
+        &self,
+    ) -> impl Stream<Item = Result<Vec<Invite>, ClientError>> + Send + '_ {
+        self.pages(
+            routes::INVITES.template(),
+            InviteQuery::default(),
+            |q, next| {
+                q.after = Some(InviteId(next));
+            },
+        )
+    }
+
+    /// One page of invites (`after`, `limit`).
+    pub async fn invites_page(&self, query: &InviteQuery) -> Result<Page<Invite>, ClientError> {
+        self.page(routes::INVITES.template(), query).await
     }
 
     pub async fn invite(&self, id: InviteId) -> Result<Invite, ClientError> {

@@ -27,10 +27,10 @@ use vpnctl_api::JoinToken;
 use vpnctl_api::body::{
     AckNotifications, CreateInvite, CreateJoinToken, CreateToken, CreateUser, CreatedInvite,
     CreatedJoinToken, CreatedToken, DeleteNodeQuery, DesiredQuery, DeviceLive, DeviceView,
-    EnrollRequest, EnrollResponse, EvacuateRequest, EventQuery, ExtendAccess, IssuePeerRequest,
-    IssuedPeerView, NodeBrief, NodeView, NotificationQuery, Page, PatchNode, PatchUser, PeerQuery,
-    RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess, SetUserState, StoredReport,
-    UserQuery,
+    EnrollRequest, EnrollResponse, EvacuateRequest, EventQuery, ExtendAccess, InviteQuery,
+    IssuePeerRequest, IssuedPeerView, NodeBrief, NodeView, NotificationQuery, Page, PatchNode,
+    PatchUser, PeerQuery, RedeemInvite, Redeemed, RegisterNode, RotatePeer, SetAccess,
+    SetUserState, StoredReport, UserQuery,
 };
 use vpnctl_api::{ErrorCode, routes};
 use vpnctl_core::auth::{ApiToken, TokenId};
@@ -388,9 +388,16 @@ async fn delete_user(
 
 // ---------------------------------------------------------------- invites
 
-async fn list_invites(_: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<Invite>>> {
+async fn list_invites(
+    _: Admin,
+    State(st): State<AppState>,
+    Query(q): Query<InviteQuery>,
+) -> ApiResult<Response> {
     let vpn = st.vpn().clone();
-    Ok(Json(blocking(move || vpn.invites()).await?))
+    let limit = q.limit.unwrap_or(routes::PAGE_MAX);
+    Ok(paged(
+        blocking(move || vpn.invites_page(q.after, limit)).await?,
+    ))
 }
 
 async fn get_invite(

@@ -2,7 +2,7 @@
 //! `routes::PAGE_MAX` items with the next page's cursor in `x-next-after`, filter on
 //! the server, and the client pages through them transparently.
 
-use vpnctl_api::body::{AccessState, PeerQuery, UserQuery};
+use vpnctl_api::body::{AccessState, InviteQuery, PeerQuery, UserQuery};
 use vpnctl_api::routes::{NEXT_AFTER_HEADER, PAGE_MAX};
 use vpnctl_core::{IssuePeer, KeyPair, NewUser, UserId};
 use vpnctl_testbed::control_plane::ControlPlane;
@@ -258,4 +258,55 @@ async fn users_filter_by_access_state() {
     assert!(bad.status().is_client_error(), "{}", bad.status());
     let text = bad.text().await.unwrap();
     assert!(text.contains("access"), "{text}");
+}
+
+/// Invites come in pages too: a bare GET is one bounded page with a cursor, pages
+/// follow each other without gap or repeat, and the client reads them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_come_in_pages() {
+    let cp = ControlPlane::start().await;
+    let admin = cp.admin();
+    let total = PAGE_MAX + 37;
+    for i in 0..total {
+        cp.vpn
+            .create_invite(vpnctl_core::NewInvite {
+                label: format!("inv-{i:04}"),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let raw = http
+        .get(format!("{}/v1/invites", cp.url))
+        .bearer_auth(cp.admin_token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert!(raw.headers().get(NEXT_AFTER_HEADER).is_some());
+    let first: Vec<serde_json::Value> = raw.json().await.unwrap();
+    assert_eq!(first.len(), PAGE_MAX);
+
+    let mut query = InviteQuery {
+        limit: Some(400),
+        ..InviteQuery::default()
+    };
+    let mut labels = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        let page = admin.invites_page(&query).await.unwrap();
+        sizes.push(page.items.len());
+        labels.extend(page.items.into_iter().map(|i| i.label));
+        match page.next {
+            Some(n) => query.after = Some(vpnctl_core::InviteId(n)),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [400, 400, 237]);
+    let want: Vec<String> = (0..total).map(|i| format!("inv-{i:04}")).collect();
+    assert_eq!(labels, want);
+    let all = admin.invites().await.unwrap();
+    assert_eq!(all.len(), total);
+    // Admin only, as before.
+    let refused = cp.bot().invites().await.unwrap_err();
+    assert_eq!(refused.status(), Some(403));
 }

@@ -794,6 +794,13 @@ async fn plans_payments_refunds_and_revenue_from_the_terminal() {
         .await;
     assert_eq!(invite["invite"]["grant"]["access_days"], 7);
     assert_eq!(invite["invite"]["grant"]["device_limit"], 1);
+    // Listed page by page, as text and as one JSON array.
+    let listed = cli.json(&["invites", "list"]).await;
+    let listed = listed.as_array().unwrap();
+    assert!(listed.iter().any(|i| i["label"] == "trial"), "{listed:?}");
+    let text = cli.ok(&["invites", "list"]).await;
+    assert_eq!(text.lines().count(), listed.len(), "{text}");
+    assert!(text.lines().any(|l| l.contains("trial")), "{text}");
     cli.fails(&["invites", "create", "--plan", "plan77"], 4, "no plan77")
         .await;
     let retired = cli.ok(&["plans", "retire", "plan1"]).await;

@@ -78,6 +78,19 @@ impl Vpnctl {
         self.read(|rx| rx.invites())
     }
 
+    /// One page of invites in id order, after `after`, at most `limit`
+    /// (1..=[`PAGE_MAX`](crate::api::routes::PAGE_MAX)), with the next page's cursor
+    /// when there may be more.
+    pub fn invites_page(
+        &self,
+        after: Option<InviteId>,
+        limit: usize,
+    ) -> Result<crate::api::body::Page<Invite>> {
+        let limit = limit.clamp(1, crate::api::routes::PAGE_MAX);
+        let (items, next) = self.read(|rx| rx.invites_after(after.map_or(0, |i| i.0), limit))?;
+        Ok(crate::api::body::Page { items, next })
+    }
+
     pub fn invite(&self, id: InviteId) -> Result<Invite> {
         self.read(|rx| rx.invite(id))
     }

@@ -99,6 +99,27 @@ impl<M: Mode> Txn<'_, M> {
         decode_all(self.tables.invites.read()?, "invites")
     }
 
+    /// Invites with ids above `after`, in id order: at most `limit`, and the last
+    /// id when there may be more.
+    pub fn invites_after(&self, after: u64, limit: usize) -> Result<(Vec<Invite>, Option<u64>)> {
+        let mut out = Vec::new();
+        let mut last = None;
+        for row in self
+            .tables
+            .invites
+            .read()?
+            .range(after.saturating_add(1)..)?
+        {
+            if out.len() == limit {
+                return Ok((out, last));
+            }
+            let (key, value) = row?;
+            last = Some(key.value());
+            out.push(decode("invites", value.value())?);
+        }
+        Ok((out, None))
+    }
+
     // ---- tokens
 
     pub fn tokens(&self) -> Result<Vec<ApiToken>> {

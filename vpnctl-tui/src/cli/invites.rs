@@ -7,7 +7,9 @@ use vpnctl_api::body::CreateInvite;
 use vpnctl_client::ApiClient;
 use vpnctl_core::{Grant, InviteId, Role};
 
-use super::{CliError, InvitesCommand, date, json};
+use futures_util::TryStreamExt as _;
+
+use super::{CliError, InvitesCommand, JsonArray, date, json};
 use crate::runtime;
 
 pub(super) async fn run(
@@ -18,21 +20,29 @@ pub(super) async fn run(
 ) -> Result<(), CliError> {
     match cmd {
         InvitesCommand::List => {
-            let invites = api.invites().await?;
-            if as_json {
-                return json(out, &invites);
+            // Page by page: any number of invites in bounded memory.
+            let mut array = as_json.then(|| JsonArray::start(out)).transpose()?;
+            let mut pages = std::pin::pin!(api.invites_pages());
+            while let Some(invites) = pages.try_next().await? {
+                for i in &invites {
+                    if let Some(array) = array.as_mut() {
+                        array.push(out, i)?;
+                        continue;
+                    }
+                    writeln!(
+                        out,
+                        "{:<6} {:<20} uses {}/{} expires {}{}",
+                        format!("i{}", i.id),
+                        i.label,
+                        i.uses_left,
+                        i.uses_total,
+                        date(i.expires_at, "never"),
+                        if i.revoked { " revoked" } else { "" }
+                    )?;
+                }
             }
-            for i in &invites {
-                writeln!(
-                    out,
-                    "{:<6} {:<20} uses {}/{} expires {}{}",
-                    format!("i{}", i.id),
-                    i.label,
-                    i.uses_left,
-                    i.uses_total,
-                    date(i.expires_at, "never"),
-                    if i.revoked { " revoked" } else { "" }
-                )?;
+            if let Some(array) = array {
+                array.finish(out)?;
             }
             Ok(())
         }
