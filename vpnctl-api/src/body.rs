@@ -88,8 +88,8 @@ pub struct ExtendAccess {
     pub days: u32,
 }
 
-/// `GET /v1/users?telegram_id=` (that one user), or one page:
-/// `?after=&limit=&name=`.
+/// `GET /v1/users?telegram_id=` (that one user; the other fields are then
+/// ignored), or one page: `?after=&limit=&name=&access=`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {

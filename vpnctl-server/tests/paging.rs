@@ -185,11 +185,13 @@ async fn the_event_log_reads_backwards_from_its_end() {
 }
 
 /// `?access=` filters users on the server by where their access stands now, as
-/// core's `Access::of` judges it (an end date passed counts before the sweep ran);
-/// combined with `name`, and an unknown state is a clear 422.
+/// core's `Access::of` judges it: an end date passed counts before the sweep
+/// marked the user lapsed, a used-up quota is `suspended`; combined with `name`,
+/// and an unknown state is a 400 naming the four.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_filter_by_access_state() {
-    let cp = ControlPlane::start().await;
+    let clock = vpnctl_core::ManualClock::new(vpnctl_core::Timestamp::now());
+    let cp = ControlPlane::builder().clock(&clock).start().await;
     let bot = cp.bot();
     let mut ids = Vec::new();
     for i in 0..30 {
@@ -202,15 +204,73 @@ async fn users_filter_by_access_state() {
             .unwrap();
         ids.push(u.id);
     }
-    let past = vpnctl_core::Timestamp(cp.vpn.now().seconds() - 60);
-    for &id in &ids[10..20] {
-        cp.vpn.set_access(id, Some(past)).unwrap();
+    // 10..15 lapsed by an admin; 15..20 reach their end date while nothing sweeps.
+    let now = cp.vpn.now().seconds();
+    for &id in &ids[10..15] {
+        cp.vpn
+            .set_access(id, Some(vpnctl_core::Timestamp(now - 60)))
+            .unwrap();
     }
+    for &id in &ids[15..20] {
+        cp.vpn
+            .set_access(id, Some(vpnctl_core::Timestamp(now + 60)))
+            .unwrap();
+    }
+    clock.advance(120);
+    assert!(!cp.vpn.user(ids[15]).unwrap().lapsed, "not swept yet");
     for &id in &ids[20..25] {
         cp.vpn
             .set_user_state(id, vpnctl_core::UserState::Disabled)
             .unwrap();
     }
+    // 25 uses up its traffic quota on a node.
+    let node = cp.enrolled_node("fra1").await.node;
+    let peer = cp
+        .vpn
+        .issue_peer(IssuePeer {
+            user: ids[25],
+            node: node.id,
+            device: "phone".into(),
+            public_key: Some(KeyPair::generate().public),
+        })
+        .unwrap();
+    cp.vpn
+        .update_user(
+            ids[25],
+            vpnctl_core::UserPatch {
+                quota: Some(Some(vpnctl_core::Quota {
+                    bytes: 1_000,
+                    period: vpnctl_core::QuotaPeriod::Monthly,
+                })),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    cp.vpn
+        .record_report(
+            node.id,
+            &vpnctl_core::wire::NodeReport {
+                applied_revision: 0,
+                interface_up: true,
+                listen_port: Some(51820),
+                public_key: None,
+                peers: vec![vpnctl_core::wire::PeerStats {
+                    public_key: peer.peer.public_key,
+                    endpoint: None,
+                    last_handshake: None,
+                    rx_bytes: 700,
+                    tx_bytes: 400,
+                }],
+                system: vpnctl_core::wire::SystemStats::default(),
+                strays_removed: Vec::new(),
+                errors: Vec::new(),
+                at: vpnctl_core::Timestamp(0),
+                health_port: None,
+            },
+        )
+        .unwrap();
+    assert!(cp.vpn.user(ids[25]).unwrap().suspended);
+
     let list = |access: Option<AccessState>, name: Option<&str>| {
         let bot = bot.clone();
         let name = name.map(str::to_owned);
@@ -233,11 +293,11 @@ async fn users_filter_by_access_state() {
             found
         }
     };
-    let active: Vec<_> = ids[..10].iter().chain(&ids[25..]).copied().collect();
+    let active: Vec<_> = ids[..10].iter().chain(&ids[26..]).copied().collect();
     assert_eq!(list(Some(AccessState::Active), None).await, active);
     assert_eq!(list(Some(AccessState::Lapsed), None).await, ids[10..20]);
     assert_eq!(list(Some(AccessState::Disabled), None).await, ids[20..25]);
-    assert!(list(Some(AccessState::Suspended), None).await.is_empty());
+    assert_eq!(list(Some(AccessState::Suspended), None).await, ids[25..26]);
     assert_eq!(list(None, None).await, ids);
     assert_eq!(
         list(Some(AccessState::Lapsed), Some("MEMBER-1")).await,
@@ -255,9 +315,12 @@ async fn users_filter_by_access_state() {
         .send()
         .await
         .unwrap();
-    assert!(bad.status().is_client_error(), "{}", bad.status());
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
     let text = bad.text().await.unwrap();
-    assert!(text.contains("access"), "{text}");
+    assert!(
+        text.contains("active") && text.contains("suspended") && text.contains("disabled"),
+        "{text}"
+    );
 }
 
 /// Invites come in pages too: a bare GET is one bounded page with a cursor, pages

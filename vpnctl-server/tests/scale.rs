@@ -144,7 +144,12 @@ async fn a_hundred_thousand_users() {
             }
         })
         .await;
-        row("`GET /v1/nodes` (bot)", c, m, &mut peak);
+        row(
+            "`GET /v1/nodes` (bot token; the dashboard's list)",
+            c,
+            m,
+            &mut peak,
+        );
         let api = Arc::clone(&bot);
         let m = measure(200, c, move |_| {
             let api = Arc::clone(&api);
