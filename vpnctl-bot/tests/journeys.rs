@@ -1609,8 +1609,26 @@ async fn status_reads_only_the_users_own_nodes() {
         "{paths:?}"
     );
     assert!(!fleet_or_report(&paths), "/status read nodes: {paths:?}");
-    h.ask(user, "/regen").await;
-    assert!(!fleet_or_report(&proxy.take_paths()));
+    // /regen, its device button, the confirmation: the new config names the
+    // server, read per user too.
+    let (list, data) = h.keyboard(user, "/regen", "g:").await;
+    let mark = h.tg.mark();
+    h.tg.press(user, user, list.message_id.unwrap(), &data);
+    let confirm = h.tg.reply(mark, user, "sendMessage").await;
+    let yes = support::button(&confirm, "gc:");
+    let mark = h.tg.mark();
+    h.tg.press(user, user, confirm.message_id.unwrap(), &yes);
+    let doc = h.tg.reply(mark, user, "sendDocument").await;
+    assert!(
+        doc.files[0]
+            .1
+            .as_deref()
+            .is_some_and(|f| f.contains("fra1")),
+        "{:?}",
+        doc.files[0].1
+    );
+    let paths = proxy.take_paths();
+    assert!(!fleet_or_report(&paths), "/regen read nodes: {paths:?}");
     h.ask(user, "/get_config").await;
     let paths = proxy.take_paths();
     assert!(paths.iter().any(|p| p == "/v1/nodes/brief"), "{paths:?}");

@@ -160,11 +160,11 @@ macro_rules! step {
     };
 }
 
-/// The presser's account, devices and the nodes, with access checked; `None`
-/// once the press has been answered.
-async fn member(ctx: &Ctx, press: Press) -> Result<Option<Account>, crate::BotError> {
+/// The presser's account, devices and nodes (the fleet, or their own: see
+/// [`Nodes`]), with access checked; `None` once the press has been answered.
+async fn member(ctx: &Ctx, press: Press, which: Nodes) -> Result<Option<Account>, crate::BotError> {
     match ctx
-        .account(press.telegram_id, ChatAction::Typing, Nodes::All)
+        .account(press.telegram_id, ChatAction::Typing, which)
         .await
     {
         Ok(Some(account)) => {
@@ -223,7 +223,7 @@ async fn offered_node<'a>(
 async fn new_device(ctx: &Ctx, press: Press, node_id: NodeId) -> HandlerResult {
     let Some(Account {
         user, peers, nodes, ..
-    }) = member(ctx, press).await?
+    }) = member(ctx, press, Nodes::All).await?
     else {
         return Ok(());
     };
@@ -413,7 +413,7 @@ async fn deliver(
 /// 📄: an existing device's config again. Nothing changes, so any failure leaves
 /// the button as it was.
 async fn resend(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
-    let Some(Account { peers, nodes, .. }) = member(ctx, press).await? else {
+    let Some(Account { peers, nodes, .. }) = member(ctx, press, Nodes::Mine).await? else {
         return Ok(());
     };
     let Some(peer) = peers.iter().find(|p| p.id == peer_id) else {
@@ -470,7 +470,7 @@ async fn resend(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
 async fn replace(ctx: &Ctx, press: Press, node_id: NodeId, peer_id: PeerId) -> HandlerResult {
     let Some(Account {
         user, peers, nodes, ..
-    }) = member(ctx, press).await?
+    }) = member(ctx, press, Nodes::All).await?
     else {
         return Ok(());
     };
@@ -511,7 +511,7 @@ async fn replace(ctx: &Ctx, press: Press, node_id: NodeId, peer_id: PeerId) -> H
 
 /// 🔑 in /regen's list: ask to confirm.
 async fn confirm_rotation(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
-    let Some(Account { peers, nodes, .. }) = member(ctx, press).await? else {
+    let Some(Account { peers, nodes, .. }) = member(ctx, press, Nodes::Mine).await? else {
         return Ok(());
     };
     let Some(peer) = peers.iter().find(|p| p.id == peer_id) else {
@@ -542,7 +542,7 @@ async fn confirm_rotation(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerRe
 async fn rotate(ctx: &Ctx, press: Press, peer_id: PeerId) -> HandlerResult {
     let Some(Account {
         user, peers, nodes, ..
-    }) = member(ctx, press).await?
+    }) = member(ctx, press, Nodes::Mine).await?
     else {
         return Ok(());
     };
