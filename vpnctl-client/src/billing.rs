@@ -68,9 +68,7 @@ impl ApiClient {
         &self,
         query: PaymentQuery,
     ) -> impl Stream<Item = Result<Vec<Payment>, ClientError>> + Send + '_ {
-        self.pages(routes::PAYMENTS.template(), query, |q, next| {
-            q.before = Some(PaymentId(next));
-        })
+        self.pages(query)
     }
 
     /// Asks the bot to return the Stars of a payment.
@@ -149,5 +147,14 @@ impl ApiClient {
     pub async fn cancel_broadcast(&self, id: u64) -> Result<Broadcast, ClientError> {
         self.post(&routes::BROADCAST_CANCEL.path(id), &serde_json::json!({}))
             .await
+    }
+}
+
+impl crate::client::PagedQuery for PaymentQuery {
+    type Item = Payment;
+    const PATH: &'static str = routes::PAYMENTS.template();
+    /// Payments page backwards: the cursor is the next page's `before`.
+    fn set_cursor(&mut self, next: u64) {
+        self.before = Some(PaymentId(next));
     }
 }

@@ -271,10 +271,7 @@ impl ApiClient {
 
     /// Every user, page by page (each a bounded request).
     pub async fn users(&self) -> Result<Vec<User>, ClientError> {
-        self.all_pages(routes::USERS.template(), UserQuery::default(), |q, next| {
-            q.after = Some(UserId(next));
-        })
-        .await
+        self.all_pages(UserQuery::default()).await
     }
 
     /// One page of users (`after`, `limit`, `name` of `query`).
@@ -288,22 +285,12 @@ impl ApiClient {
         &self,
         query: UserQuery,
     ) -> impl Stream<Item = Result<Vec<User>, ClientError>> + Send + '_ {
-        self.pages(routes::USERS.template(), query, |q, next| {
-            q.after = Some(UserId(next));
-        })
+        self.pages(query)
     }
 
     /// Every item of a paged list, in one vector.
-    async fn all_pages<
-        Q: Serialize + Send + Sync + 'static,
-        T: DeserializeOwned + Send + 'static,
-    >(
-        &self,
-        path: &'static str,
-        query: Q,
-        set_after: fn(&mut Q, u64),
-    ) -> Result<Vec<T>, ClientError> {
-        let mut pages = std::pin::pin!(self.pages(path, query, set_after));
+    async fn all_pages<Q: PagedQuery>(&self, query: Q) -> Result<Vec<Q::Item>, ClientError> {
+        let mut pages = std::pin::pin!(self.pages(query));
         let mut all = Vec::new();
         while let Some(items) = pages.try_next().await? {
             all.extend(items);
@@ -311,24 +298,19 @@ impl ApiClient {
         Ok(all)
     }
 
-    /// The pages of a paged list: `query` on `path`, then the pages after it
-    /// (`set_after` puts the `x-next-after` cursor into the query) to the last.
-    pub(crate) fn pages<
-        Q: Serialize + Send + Sync + 'static,
-        T: DeserializeOwned + Send + 'static,
-    >(
+    /// The pages of a paged list: `query`, then the pages after it (the
+    /// `x-next-after` cursor put into the query) to the last.
+    pub(crate) fn pages<Q: PagedQuery>(
         &self,
-        path: &'static str,
         query: Q,
-        set_after: fn(&mut Q, u64),
-    ) -> impl Stream<Item = Result<Vec<T>, ClientError>> + Send + '_ {
+    ) -> impl Stream<Item = Result<Vec<Q::Item>, ClientError>> + Send + '_ {
         futures_util::stream::try_unfold(Some(query), move |query| async move {
             let Some(mut query) = query else {
                 return Ok(None);
             };
-            let page: Page<T> = self.page(path, &query).await?;
+            let page: Page<Q::Item> = self.page(Q::PATH, &query).await?;
             let rest = page.next.map(|next| {
-                set_after(&mut query, next);
+                query.set_cursor(next);
                 query
             });
             Ok(Some((page.items, rest)))
@@ -433,27 +415,14 @@ impl ApiClient {
 
     /// Every invite, page by page (each a bounded request).
     pub async fn invites(&self) -> Result<Vec<Invite>, ClientError> {
-        self.all_pages(
-            routes::INVITES.template(),
-            InviteQuery::default(),
-            |q, next| {
-                q.after = Some(InviteId(next));
-            },
-        )
-        .await
+        self.all_pages(InviteQuery::default()).await
     }
 
     /// The pages of invites, each one bounded request, as they come.
     pub fn invites_pages(
         &self,
     ) -> impl Stream<Item = Result<Vec<Invite>, ClientError>> + Send + '_ {
-        self.pages(
-            routes::INVITES.template(),
-            InviteQuery::default(),
-            |q, next| {
-                q.after = Some(InviteId(next));
-            },
-        )
+        self.pages(InviteQuery::default())
     }
 
     /// One page of invites (`after`, `limit`).
@@ -626,10 +595,7 @@ impl ApiClient {
 
     /// Every peer `filter` selects, page by page (each a bounded request).
     pub async fn peers(&self, filter: PeerQuery) -> Result<Vec<Peer>, ClientError> {
-        self.all_pages(routes::PEERS.template(), filter, |q, next| {
-            q.after = Some(PeerId(next));
-        })
-        .await
+        self.all_pages(filter).await
     }
 
     /// The pages of peers `query` selects, each one bounded request, as they come.
@@ -637,12 +603,10 @@ impl ApiClient {
         &self,
         query: PeerQuery,
     ) -> impl Stream<Item = Result<Vec<Peer>, ClientError>> + Send + '_ {
-        self.pages(routes::PEERS.template(), query, |q, next| {
-            q.after = Some(PeerId(next));
-        })
+        self.pages(query)
     }
 
-    /// One page of peers (`user`, `node`, `after`, `limit` of `query`).
+    /// One page of peers (`user`, `node`, `region`, `after`, `limit` of `query`).
     pub async fn peers_page(&self, query: &PeerQuery) -> Result<Page<Peer>, ClientError> {
         self.page(routes::PEERS.template(), query).await
     }
@@ -842,5 +806,37 @@ impl ApiClient {
             Box::pin(resp.bytes_stream()),
             self.url(path),
         ))
+    }
+}
+
+/// The query of a paged list: where the list is read, and how the `x-next-after`
+/// cursor of one page goes into the query of the next.
+pub(crate) trait PagedQuery: Serialize + Send + Sync + 'static {
+    type Item: DeserializeOwned + Send + 'static;
+    const PATH: &'static str;
+    fn set_cursor(&mut self, next: u64);
+}
+
+impl PagedQuery for UserQuery {
+    type Item = User;
+    const PATH: &'static str = routes::USERS.template();
+    fn set_cursor(&mut self, next: u64) {
+        self.after = Some(UserId(next));
+    }
+}
+
+impl PagedQuery for InviteQuery {
+    type Item = Invite;
+    const PATH: &'static str = routes::INVITES.template();
+    fn set_cursor(&mut self, next: u64) {
+        self.after = Some(InviteId(next));
+    }
+}
+
+impl PagedQuery for PeerQuery {
+    type Item = Peer;
+    const PATH: &'static str = routes::PEERS.template();
+    fn set_cursor(&mut self, next: u64) {
+        self.after = Some(PeerId(next));
     }
 }
