@@ -593,14 +593,17 @@ pub struct IssuePeerRequest {
     pub public_key: Option<PublicKey>,
 }
 
-/// `GET /v1/peers?user=&node=`.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// `GET /v1/peers?user=&node=&region=&after=&limit=`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeId>,
+    /// On a node of this region (its code, e.g. `de-fra`; ASCII case ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The previous page's cursor ([`crate::routes::NEXT_AFTER_HEADER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<PeerId>,

@@ -814,6 +814,7 @@ async fn list_peers(
     let filter = PeerFilter {
         user: q.user,
         node: q.node,
+        region: q.region,
     };
     let limit = q.limit.unwrap_or(routes::PAGE_MAX);
     let page = blocking(move || vpn.peers_page(filter, q.after, limit)).await?;

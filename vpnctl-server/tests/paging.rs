@@ -5,7 +5,7 @@
 use vpnctl_api::body::{AccessState, InviteQuery, PeerQuery, UserQuery};
 use vpnctl_api::routes::{NEXT_AFTER_HEADER, PAGE_MAX};
 use vpnctl_core::{IssuePeer, KeyPair, NewUser, UserId};
-use vpnctl_testbed::control_plane::ControlPlane;
+use vpnctl_testbed::control_plane::{ControlPlane, nodes_add};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_and_peers_come_in_pages() {
@@ -114,12 +114,12 @@ async fn users_and_peers_come_in_pages() {
     let rest = admin
         .peers_page(&PeerQuery {
             after: page.next.map(vpnctl_core::PeerId),
-            ..on_node
+            ..on_node.clone()
         })
         .await
         .unwrap();
     assert_eq!((rest.items.len(), rest.next), (100, None));
-    assert_eq!(admin.peers(on_node).await.unwrap().len(), 1_100);
+    assert_eq!(admin.peers(on_node.clone()).await.unwrap().len(), 1_100);
     assert_eq!(
         admin.peers(PeerQuery::default()).await.unwrap().len(),
         1_100
@@ -136,6 +136,140 @@ async fn users_and_peers_come_in_pages() {
     assert!(mine.next.is_some());
     let ids: Vec<u64> = mine.items.iter().map(|p| p.id.0).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_filter_by_region() {
+    let cp = ControlPlane::start().await;
+    let admin = cp.admin();
+    // Nodes as `vpnctl nodes add` makes them: two in de-fra, one in nl-ams.
+    let mut nodes = Vec::new();
+    for (name, region, pool) in [
+        ("fra-1", "de-fra", "10.8.0.0/16"),
+        ("ams-1", "nl-ams", "10.9.0.0/16"),
+        ("fra-2", "de-fra", "10.10.0.0/16"),
+    ] {
+        let node = cp
+            .register(&nodes_add(name, region, "vpn.example.com:51820", pool))
+            .await;
+        nodes.push(cp.enroll(node.id).await.node);
+    }
+    let users: Vec<UserId> = (0..5)
+        .map(|i| {
+            cp.vpn
+                .create_user(NewUser {
+                    name: format!("user-{i}"),
+                    device_limit: Some(2_000),
+                    ..Default::default()
+                })
+                .unwrap()
+                .id
+        })
+        .collect();
+    // 1,500 peers whose ids interleave the three nodes.
+    cp.vpn
+        .issue_peers(
+            (0..1_500)
+                .map(|i| IssuePeer {
+                    user: users[i % 5],
+                    node: nodes[i % 3].id,
+                    device: format!("d{i}"),
+                    public_key: Some(KeyPair::generate().public),
+                })
+                .collect(),
+        )
+        .unwrap();
+    let all = admin.peers(PeerQuery::default()).await.unwrap();
+    let in_fra: Vec<_> = all
+        .iter()
+        .filter(|p| p.node != nodes[1].id)
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(in_fra.len(), 1_000);
+
+    // Pages of 400 merge the region's two nodes in id order, without gap or repeat.
+    let mut query = PeerQuery {
+        region: Some("de-fra".into()),
+        limit: Some(400),
+        ..PeerQuery::default()
+    };
+    let (mut seen, mut sizes) = (Vec::new(), Vec::new());
+    loop {
+        let page = admin.peers_page(&query).await.unwrap();
+        sizes.push(page.items.len());
+        seen.extend(page.items.iter().map(|p| p.id));
+        match page.next {
+            Some(n) => query.after = Some(vpnctl_core::PeerId(n)),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [400, 400, 200]);
+    assert_eq!(seen, in_fra);
+    // Exactly a full page: no cursor to an empty one. The code's case is ignored.
+    let whole = admin
+        .peers_page(&PeerQuery {
+            region: Some("DE-FRA".into()),
+            ..PeerQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((whole.items.len(), whole.next), (PAGE_MAX, None));
+    // The client pages transparently; core's unpaged reader agrees.
+    let region = |code: &str| PeerQuery {
+        region: Some(code.into()),
+        ..PeerQuery::default()
+    };
+    let ams = admin.peers(region("nl-ams")).await.unwrap();
+    assert_eq!(ams.len(), 500);
+    assert!(ams.iter().all(|p| p.node == nodes[1].id));
+    let core = cp
+        .vpn
+        .peers(vpnctl_core::PeerFilter {
+            region: Some("de-fra".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(core.iter().map(|p| p.id).collect::<Vec<_>>(), in_fra);
+
+    // Combined with a user and a node; a node outside the region, or a region no
+    // node has, selects nothing (an empty list, not an error).
+    let theirs = admin
+        .peers(PeerQuery {
+            user: Some(users[2]),
+            ..region("de-fra")
+        })
+        .await
+        .unwrap();
+    let want: Vec<_> = all
+        .iter()
+        .filter(|p| p.user == users[2] && p.node != nodes[1].id)
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(theirs.iter().map(|p| p.id).collect::<Vec<_>>(), want);
+    assert_eq!(want.len(), 200);
+    let on_fra2 = admin
+        .peers(PeerQuery {
+            node: Some(nodes[2].id),
+            ..region("de-fra")
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_fra2.len(), 500);
+    assert!(on_fra2.iter().all(|p| p.node == nodes[2].id));
+    for query in [
+        PeerQuery {
+            node: Some(nodes[1].id),
+            ..region("de-fra")
+        },
+        region("xx-nowhere"),
+        PeerQuery {
+            user: Some(users[0]),
+            ..region("xx-nowhere")
+        },
+    ] {
+        let page = admin.peers_page(&query).await.unwrap();
+        assert!(page.items.is_empty() && page.next.is_none(), "{query:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

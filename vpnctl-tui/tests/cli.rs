@@ -295,6 +295,40 @@ async fn devices_from_the_terminal() {
         );
     }
 
+    // By region, filtered on the server: the region's peers, each line on one of
+    // its nodes; a region no node has is an error naming those there are.
+    let in_ams = cli.ok(&["peers", "list", "--region", "nl-ams"]).await;
+    let want = demo
+        .api
+        .peers(PeerQuery {
+            region: Some("nl-ams".into()),
+            ..PeerQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(!want.is_empty() && want.len() < peers.len(), "{want:?}");
+    assert_eq!(in_ams.lines().count(), want.len(), "{in_ams}");
+    for (line, p) in in_ams.lines().zip(&want) {
+        assert!(
+            line.starts_with(&format!("p{} ", p.id)) && line.contains(" ams-1 "),
+            "{line}"
+        );
+    }
+    let json = cli
+        .json(&["peers", "list", "--region", "NL-AMS", "--user", "walk-in"])
+        .await;
+    // Their laptop is on ams-1; their other devices are elsewhere.
+    let theirs_there = json.as_array().unwrap();
+    assert_eq!(theirs_there.len(), 1, "{json}");
+    assert_eq!(theirs_there[0]["device"], "laptop");
+    assert_eq!(theirs_there[0]["user"], walkin["id"]);
+    cli.fails(
+        &["peers", "list", "--region", "xx-nowhere"],
+        4,
+        "no node is in region \"xx-nowhere\" (regions: de-fra, nl-ams, us-nyc)",
+    )
+    .await;
+
     // Join tokens by node name (the complaint).
     let join = cli.json(&["nodes", "join-token", "fra-1"]).await;
     assert!(

@@ -314,11 +314,13 @@ pub struct IssuedPeer {
     pub config: Option<ClientConfig>,
 }
 
-/// Which peers to list.
-#[derive(Debug, Clone, Copy, Default)]
+/// Which peers to list; the filters combine.
+#[derive(Debug, Clone, Default)]
 pub struct PeerFilter {
     pub user: Option<UserId>,
     pub node: Option<NodeId>,
+    /// On a node of this region (its code, ignoring ASCII case).
+    pub region: Option<String>,
 }
 
 /// Which users to list.

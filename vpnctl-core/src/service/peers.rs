@@ -58,13 +58,20 @@ impl Vpnctl {
     }
 
     pub fn peers(&self, filter: PeerFilter) -> Result<Vec<Peer>> {
-        self.read(|rx| match (filter.user, filter.node) {
-            (Some(user), node) => Ok(rx
+        self.read(|rx| match (filter.user, on_nodes(rx, &filter)?) {
+            (Some(user), nodes) => Ok(rx
                 .user_peers(user)?
                 .into_iter()
-                .filter(|p| node.is_none_or(|n| p.node == n))
+                .filter(|p| nodes.as_ref().is_none_or(|ns| ns.contains(&p.node)))
                 .collect()),
-            (None, Some(node)) => rx.node_peers(node),
+            (None, Some(nodes)) => {
+                let mut peers = Vec::new();
+                for node in nodes {
+                    peers.extend(rx.node_peers(node)?);
+                }
+                peers.sort_by_key(|p| p.id);
+                Ok(peers)
+            }
             (None, None) => rx.peers(),
         })
     }
@@ -104,19 +111,21 @@ impl Vpnctl {
     ) -> Result<Page<Peer>> {
         let limit = limit.clamp(1, PAGE_MAX);
         let after = after.map_or(0, |p| p.0);
-        let (items, next) = self.read(|rx| match (filter.user, filter.node) {
-            (Some(user), node) => {
+        let (items, next) = self.read(|rx| match (filter.user, on_nodes(rx, &filter)?) {
+            (Some(user), nodes) => {
                 let mut mine: Vec<Peer> = rx
                     .user_peers(user)?
                     .into_iter()
-                    .filter(|p| node.is_none_or(|n| p.node == n) && p.id.0 > after)
+                    .filter(|p| {
+                        nodes.as_ref().is_none_or(|ns| ns.contains(&p.node)) && p.id.0 > after
+                    })
                     .collect();
                 mine.sort_by_key(|p| p.id);
                 let next = (mine.len() > limit).then(|| mine[limit - 1].id.0);
                 mine.truncate(limit);
                 Ok((mine, next))
             }
-            (None, Some(node)) => rx.node_peers_after(node, after, limit),
+            (None, Some(nodes)) => rx.nodes_peers_after(&nodes, after, limit),
             (None, None) => rx.peers_after(after, limit),
         })?;
         Ok(Page { items, next })
@@ -212,4 +221,22 @@ impl Vpnctl {
     pub fn revoke_peer(&self, id: PeerId) -> Result<Peer> {
         self.write(|tx| revoke_in(tx, id))
     }
+}
+
+/// The nodes `filter` limits peers to (by node and region), or `None` when any node
+/// will do. A region no node has limits them to none.
+fn on_nodes(rx: &crate::store::Rx<'_>, filter: &PeerFilter) -> Result<Option<Vec<NodeId>>> {
+    let Some(region) = &filter.region else {
+        return Ok(filter.node.map(|n| vec![n]));
+    };
+    Ok(Some(
+        rx.nodes()?
+            .into_iter()
+            .filter(|n| {
+                n.region.code.eq_ignore_ascii_case(region)
+                    && filter.node.is_none_or(|id| n.id == id)
+            })
+            .map(|n| n.id)
+            .collect(),
+    ))
 }

@@ -102,22 +102,14 @@ impl<M: Mode> Txn<'_, M> {
     /// Invites with ids above `after`, in id order: at most `limit`, and the last
     /// id when there may be more.
     pub fn invites_after(&self, after: u64, limit: usize) -> Result<(Vec<Invite>, Option<u64>)> {
-        let mut out = Vec::new();
-        let mut last = None;
-        for row in self
-            .tables
-            .invites
-            .read()?
-            .range(after.saturating_add(1)..)?
-        {
-            if out.len() == limit {
-                return Ok((out, last));
-            }
-            let (key, value) = row?;
-            last = Some(key.value());
-            out.push(decode("invites", value.value())?);
-        }
-        Ok((out, None))
+        rows_after(
+            self.tables.invites.read()?,
+            "invites",
+            after,
+            limit,
+            usize::MAX,
+            Some,
+        )
     }
 
     // ---- tokens
@@ -219,41 +211,40 @@ impl<M: Mode> Txn<'_, M> {
     /// Peers with ids above `after`, in id order: at most `limit`, and the last id
     /// when there may be more.
     pub fn peers_after(&self, after: u64, limit: usize) -> Result<(Vec<Peer>, Option<u64>)> {
-        let mut out = Vec::new();
-        let mut last = None;
-        for row in self.tables.peers.read()?.range(after.saturating_add(1)..)? {
-            if out.len() == limit {
-                return Ok((out, last));
-            }
-            let (key, value) = row?;
-            last = Some(key.value());
-            out.push(decode::<PeerRecord>("peers", value.value())?.peer);
-        }
-        Ok((out, None))
+        rows_after(
+            self.tables.peers.read()?,
+            "peers",
+            after,
+            limit,
+            usize::MAX,
+            |r: PeerRecord| Some(r.peer),
+        )
     }
 
-    /// A node's peers with ids above `after`, in id order: at most `limit`, and the
-    /// last id when there may be more.
-    pub fn node_peers_after(
+    /// The peers on any of `nodes` with ids above `after`, in id order: at most
+    /// `limit`, and the last id when there may be more. Reads at most `limit + 1`
+    /// index keys per node.
+    pub fn nodes_peers_after(
         &self,
-        node: NodeId,
+        nodes: &[NodeId],
         after: u64,
         limit: usize,
     ) -> Result<(Vec<Peer>, Option<u64>)> {
+        let index = self.tables.peers_by_node.read()?;
         let mut ids = Vec::new();
-        let mut more = false;
-        for row in self
-            .tables
-            .peers_by_node
-            .read()?
-            .range((node.0, after.saturating_add(1))..=(node.0, u64::MAX))?
-        {
-            if ids.len() == limit {
-                more = true;
-                break;
+        for node in nodes {
+            for row in index
+                .range((node.0, after.saturating_add(1))..=(node.0, u64::MAX))?
+                .take(limit.saturating_add(1))
+            {
+                ids.push(PeerId(row?.0.value().1));
             }
-            ids.push(PeerId(row?.0.value().1));
         }
+        // More than `limit` in all means the one after the page exists; at most
+        // `limit` means every node gave all it has.
+        ids.sort_unstable();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
         let next = more.then(|| ids.last().map(|id| id.0)).flatten();
         Ok((self.peers_of(ids)?, next))
     }
@@ -269,26 +260,14 @@ impl<M: Mode> Txn<'_, M> {
         scan: usize,
         keep: impl Fn(&User) -> bool,
     ) -> Result<(Vec<User>, Option<u64>)> {
-        let mut out = Vec::new();
-        let mut last = None;
-        for (read, row) in self
-            .tables
-            .users
-            .read()?
-            .range(after.saturating_add(1)..)?
-            .enumerate()
-        {
-            if out.len() == limit || read == scan {
-                return Ok((out, last));
-            }
-            let (key, value) = row?;
-            last = Some(key.value());
-            let user: User = decode("users", value.value())?;
-            if keep(&user) {
-                out.push(user);
-            }
-        }
-        Ok((out, None))
+        rows_after(
+            self.tables.users.read()?,
+            "users",
+            after,
+            limit,
+            scan,
+            |u: User| keep(&u).then_some(u),
+        )
     }
 
     pub fn user_peer_ids(&self, user: UserId) -> Result<Vec<PeerId>> {
@@ -629,6 +608,30 @@ fn ids_in(index: &impl ReadableTable<(u64, u64), ()>, owner: u64) -> Result<Vec<
         out.push(PeerId(row?.0.value().1));
     }
     Ok(out)
+}
+
+/// The rows of `table` with ids above `after` that `take` keeps (and maps), in id
+/// order: at most `limit`, reading at most `scan` rows, and the last id read when
+/// there may be more. A page cut short by `scan` may hold fewer than `limit`.
+fn rows_after<R: DeserializeOwned, T>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    name: &'static str,
+    after: u64,
+    limit: usize,
+    scan: usize,
+    mut take: impl FnMut(R) -> Option<T>,
+) -> Result<(Vec<T>, Option<u64>)> {
+    let mut out = Vec::new();
+    let mut last = None;
+    for (read, row) in table.range(after.saturating_add(1)..)?.enumerate() {
+        if out.len() == limit || read == scan {
+            return Ok((out, last));
+        }
+        let (key, value) = row?;
+        last = Some(key.value());
+        out.extend(take(decode(name, value.value())?));
+    }
+    Ok((out, None))
 }
 
 /// The JSON rows with ids after `after`, oldest first, at most `limit` of them.

@@ -516,6 +516,9 @@ pub enum PeersCommand {
         /// Only those on this node (name or id).
         #[arg(long)]
         node: Option<String>,
+        /// Only those on a node of this region (its code, e.g. `de-fra`).
+        #[arg(long)]
+        region: Option<String>,
     },
     /// Gives a user a new device on a node, or on the node core prefers in a region,
     /// and hands over its config (stdout, --out FILE or --qr).

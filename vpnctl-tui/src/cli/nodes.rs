@@ -225,6 +225,9 @@ pub(super) fn regions(nodes: &[NodeView]) -> String {
     let mut regions: Vec<&str> = nodes.iter().map(|v| v.node.region.code.as_str()).collect();
     regions.sort_unstable();
     regions.dedup();
+    if regions.is_empty() {
+        return "none yet".into();
+    }
     regions.join(", ")
 }
 

@@ -21,16 +21,28 @@ pub(super) async fn run(
     ask: &mut Ask<'_>,
 ) -> Result<(), CliError> {
     match cmd {
-        PeersCommand::List { user, node } => {
+        PeersCommand::List { user, node, region } => {
+            let nodes = api.nodes().await?;
+            if let Some(code) = &region
+                && !nodes
+                    .iter()
+                    .any(|v| v.node.region.code.eq_ignore_ascii_case(code))
+            {
+                return Err(CliError::NotFound(format!(
+                    "no node is in region {code:?} (regions: {})",
+                    super::nodes::regions(&nodes)
+                )));
+            }
             let query = PeerQuery {
                 user: match user.as_deref() {
                     Some(u) => Some(resolve::user(api, u).await?.id),
                     None => None,
                 },
                 node: match node.as_deref() {
-                    Some(n) => Some(resolve::node(api, n).await?.node.id),
+                    Some(n) => Some(resolve::node_in(&nodes, n)?.node.id),
                     None => None,
                 },
+                region,
                 ..PeerQuery::default()
             };
             if as_json {
@@ -46,7 +58,6 @@ pub(super) async fn run(
             }
             // The table names users and nodes: page by page, each page's users
             // read by id (remembered for the next pages), never the whole table.
-            let nodes = api.nodes().await?;
             let mut names = UserNames::default();
             let mut pages = std::pin::pin!(api.peers_pages(query));
             while let Some(peers) = pages.try_next().await? {
