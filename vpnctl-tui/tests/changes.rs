@@ -97,9 +97,81 @@ fn rows_read_again_replace_insert_and_remove_by_id() {
     assert_eq!(app.peers.len(), peers);
     assert!(app.peers.iter().all(|p| p.id != gone_peer));
     assert_eq!(app.devices.get(&UserId(1000)), Some(&1));
+    assert_eq!(app.devices, recount(&app), "device counts follow the rows");
     // The Users tab shows the new row.
     update(&mut app, Action::SelectTab(Tab::Users));
     assert_eq!(app.view(Tab::Users).len(), app.users.len());
+
+    // A row read again is no new device; a user's last device gone leaves no count.
+    let again = app.peers.iter().find(|p| p.id == PeerId(500)).cloned();
+    let owner = app.peers[0].user;
+    let theirs: Vec<PeerId> = app
+        .peers
+        .iter()
+        .filter(|p| p.user == owner)
+        .map(|p| p.id)
+        .collect();
+    update(
+        &mut app,
+        Action::Changes(Box::new(Changes {
+            peers: again.into_iter().collect(),
+            peers_gone: [theirs.clone(), vec![PeerId(999_999)]].concat(),
+            ..Changes::default()
+        })),
+    );
+    assert_eq!(app.devices.get(&UserId(1000)), Some(&1));
+    assert_eq!(app.devices.get(&owner), None, "{theirs:?} gone");
+    assert_eq!(app.devices, recount(&app));
+}
+
+/// Devices per user counted from the rows afresh.
+fn recount(app: &vpnctl_tui::app::App) -> std::collections::HashMap<UserId, u32> {
+    let mut counts = std::collections::HashMap::new();
+    for p in &app.peers {
+        *counts.entry(p.user).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn a_filter_matches_what_a_row_shows_ignoring_case() {
+    let mut app = fixture::app(30);
+    let mut renamed = app.users[3].clone();
+    renamed.name = "Борис".into();
+    let boris = renamed.id;
+    update(
+        &mut app,
+        Action::Changes(Box::new(Changes {
+            users: vec![renamed],
+            ..Changes::default()
+        })),
+    );
+    let filter = |app: &mut vpnctl_tui::app::App, tab: Tab, text: &str| {
+        update(app, Action::SelectTab(tab));
+        update(app, Action::FilterClear);
+        update(app, Action::StartFilter);
+        for c in text.chars() {
+            update(app, Action::FilterChar(c));
+        }
+        update(app, Action::FilterDone);
+        app.view(tab).to_vec()
+    };
+    // Cyrillic names ignore case too; the user's peers show the name as well.
+    let users = filter(&mut app, Tab::Users, "БОР");
+    assert_eq!(users.len(), 1);
+    assert_eq!(app.users[users[0]].id, boris);
+    let peers = filter(&mut app, Tab::Peers, "борис");
+    assert!(!peers.is_empty());
+    assert!(peers.iter().all(|&i| app.peers[i].user == boris));
+    // The text runs across the columns, as on screen: "p<id> user device node ip".
+    let first = app.peers[0].clone();
+    let text = format!("P{} {}", first.id, app.user_name(first.user).to_uppercase());
+    let exact = filter(&mut app, Tab::Peers, &text);
+    assert!(exact.contains(&0), "{text}");
+    assert!(exact.iter().all(|&i| app.peers[i].user == first.user));
+    // No match is an empty view; no filter shows every row.
+    assert!(filter(&mut app, Tab::Peers, "zzz-nothing").is_empty());
+    assert_eq!(filter(&mut app, Tab::Peers, "").len(), app.peers.len());
 }
 
 #[test]
