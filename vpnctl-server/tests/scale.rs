@@ -168,6 +168,73 @@ async fn a_hundred_thousand_users() {
         })
         .await;
         row("a user's devices (bot's /status)", c, m, &mut peak);
+        // Pages from anywhere in the table: the CLI's (1,000, the most a page holds)
+        // and a screenful of one region's (10 nodes, ~20,000 peers).
+        let cursors = (user_ids.len() * 2)
+            .saturating_sub(vpnctl_api::routes::PAGE_MAX)
+            .max(1);
+        // The store's peers are numbered node by node (imported, then issued): a
+        // cursor in the first 90% leaves each region's last node after it.
+        let region_cursors = (user_ids.len() * 2 * 9 / 10).max(1);
+        let api = Arc::clone(&admin);
+        let m = measure(200, c, move |i| {
+            let api = Arc::clone(&api);
+            async move {
+                let page = api
+                    .peers_page(&vpnctl_api::body::PeerQuery {
+                        after: Some(vpnctl_core::PeerId(
+                            u64::try_from((i * 7919) % cursors).unwrap(),
+                        )),
+                        ..vpnctl_api::body::PeerQuery::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(page.items.len(), vpnctl_api::routes::PAGE_MAX);
+            }
+        })
+        .await;
+        row("a page of 1,000 peers (admin)", c, m, &mut peak);
+        // The same pages as bytes: what the server spends, without the client's
+        // parsing of ~200 KB of JSON per page (on the same two cores).
+        let url = format!("{}/v1/peers", cp.url);
+        let token = cp.admin_token.expose().to_owned();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let m = measure(200, c, move |i| {
+            let (http, url, token) = (http.clone(), url.clone(), token.clone());
+            async move {
+                let after = (i * 7919) % cursors;
+                let r = http
+                    .get(format!("{url}?after={after}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                assert!(r.bytes().await.unwrap().len() > 100_000);
+            }
+        })
+        .await;
+        row("a page of 1,000 peers, as bytes (admin)", c, m, &mut peak);
+        let api = Arc::clone(&admin);
+        let m = measure(2000, c, move |i| {
+            let api = Arc::clone(&api);
+            async move {
+                let page = api
+                    .peers_page(&vpnctl_api::body::PeerQuery {
+                        region: Some(format!("region{}", i % 10)),
+                        after: Some(vpnctl_core::PeerId(
+                            u64::try_from((i * 7919) % region_cursors).unwrap(),
+                        )),
+                        limit: Some(100),
+                        ..vpnctl_api::body::PeerQuery::default()
+                    })
+                    .await
+                    .unwrap();
+                assert!(!page.items.is_empty());
+            }
+        })
+        .await;
+        row("a page of 100 peers in a region (admin)", c, m, &mut peak);
         let api = Arc::clone(&admin);
         let url = format!("{}/metrics", cp.url);
         let token = cp.admin_token.expose().to_owned();

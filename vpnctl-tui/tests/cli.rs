@@ -328,6 +328,12 @@ async fn devices_from_the_terminal() {
         "no node is in region \"xx-nowhere\" (regions: de-fra, nl-ams, us-nyc)",
     )
     .await;
+    cli.fails(
+        &["peers", "list", "--region", "de-fra", "--node", "ams-1"],
+        2,
+        "ams-1 is in region nl-ams, not de-fra",
+    )
+    .await;
 
     // Join tokens by node name (the complaint).
     let join = cli.json(&["nodes", "join-token", "fra-1"]).await;

@@ -33,15 +33,24 @@ pub(super) async fn run(
                     super::nodes::regions(&nodes)
                 )));
             }
+            let node = node
+                .as_deref()
+                .map(|n| resolve::node_in(&nodes, n))
+                .transpose()?;
+            if let (Some(v), Some(code)) = (node, &region)
+                && !v.node.region.code.eq_ignore_ascii_case(code)
+            {
+                return Err(CliError::Usage(format!(
+                    "{} is in region {}, not {code}: pass one of --node and --region",
+                    v.node.name, v.node.region.code
+                )));
+            }
             let query = PeerQuery {
                 user: match user.as_deref() {
                     Some(u) => Some(resolve::user(api, u).await?.id),
                     None => None,
                 },
-                node: match node.as_deref() {
-                    Some(n) => Some(resolve::node_in(&nodes, n)?.node.id),
-                    None => None,
-                },
+                node: node.map(|v| v.node.id),
                 region,
                 ..PeerQuery::default()
             };
