@@ -912,11 +912,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Runs blocking backend, network or file work off the async threads.
+/// Runs blocking backend, network or file work off the async threads. A panic in `f`
+/// panics here; if the runtime shuts down before `f` ran, this never returns (the
+/// runtime drops the caller's task too) rather than panicking on the way out.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(f).await {
         Ok(value) => value,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => std::future::pending().await,
     }
 }
 

@@ -97,6 +97,21 @@ fn seed_nodes(vpn: &Vpnctl) -> Result<(), DemoError> {
     Ok(())
 }
 
+/// How many extra peers the demo's nodes hold besides the seeded devices: the load
+/// goes round the three nodes, so each takes a third (and one more per batch at most).
+pub fn max_extra_peers() -> usize {
+    let seeded: usize = (0..NAMES.len()).map(|i| 1 + i % 3).sum();
+    let smallest = NODES
+        .iter()
+        .map(|(.., pool)| pool.parse().map_or(0, vpnctl_core::ipam::usable))
+        .min()
+        .unwrap_or(0);
+    let per_node = usize::try_from(smallest)
+        .unwrap_or(0)
+        .saturating_sub(seeded + 1);
+    per_node * NODES.len()
+}
+
 /// Users with their devices, a load of generated peers if asked, and invites.
 fn seed_users(vpn: &Vpnctl, extra_peers: usize) -> Result<(), DemoError> {
     let now = vpn.now();
@@ -175,6 +190,13 @@ fn seed_users(vpn: &Vpnctl, extra_peers: usize) -> Result<(), DemoError> {
 impl Demo {
     /// Starts the control plane, seeds it (if its store is empty) and starts the nodes.
     pub async fn start(options: DemoOptions) -> Result<Self, DemoError> {
+        if options.extra_peers > max_extra_peers() {
+            return Err(DemoError::Setup(format!(
+                "--peers {}: the demo's three nodes have room for {} extra peers (their pools are /16)",
+                options.extra_peers,
+                max_extra_peers()
+            )));
+        }
         let (dir, data) = match &options.data {
             Some(path) => (None, path.clone()),
             None => {

@@ -645,3 +645,23 @@ async fn tokens_rotate_and_nodes_delete_from_the_cli() {
     );
     demo.stop().await;
 }
+
+#[tokio::test]
+async fn a_demo_larger_than_its_pools_is_refused_up_front() {
+    // Three /16 pools less the seeded devices (and one per node for the round).
+    assert_eq!(vpnctl_tui::demo::max_extra_peers(), 196_452);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let e = Demo::start(DemoOptions {
+        data: Some(data.clone()),
+        extra_peers: 200_000,
+        ..DemoOptions::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "demo setup: --peers 200000: the demo's three nodes have room for 196452 extra peers (their pools are /16)"
+    );
+    assert!(!data.exists(), "nothing was made");
+}
