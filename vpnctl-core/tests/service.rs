@@ -796,3 +796,84 @@ fn tokens_are_hashed_scoped_and_revocable() {
         ErrorKind::NotFound
     );
 }
+
+/// Pages at their edges: a table of exactly `limit` rows has no next page, one more
+/// row has; a filter that matches nothing stops after its scan bound with a cursor;
+/// a region's page whose rows all sit on one of its nodes.
+#[test]
+fn pages_end_exactly_where_the_rows_do() {
+    let f = fixture();
+    let ids: Vec<_> = (0..10)
+        .map(|i| user(&f.vpn, &format!("user-{i}"), 100).id)
+        .collect();
+    let all = vpnctl_core::UserFilter::default();
+    let page = f.vpn.users_page(None, 10, &all).unwrap();
+    assert_eq!((page.items.len(), page.next), (10, None));
+    let page = f.vpn.users_page(None, 9, &all).unwrap();
+    assert_eq!((page.items.len(), page.next), (9, Some(ids[8].0)));
+    let rest = f.vpn.users_page(Some(ids[8]), 9, &all).unwrap();
+    assert_eq!(
+        rest.items.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [ids[9]]
+    );
+    assert_eq!(rest.next, None);
+    // A filter no row matches reads at most 20 × limit rows, then gives a cursor.
+    let none = vpnctl_core::UserFilter {
+        name: Some("zzz".into()),
+        ..Default::default()
+    };
+    let cut = f.vpn.users_page(None, 1, &none).unwrap();
+    assert!(cut.items.is_empty());
+    assert_eq!(cut.next, None, "10 rows are under the bound of 20");
+    for i in 10..30 {
+        user(&f.vpn, &format!("user-{i}"), 100);
+    }
+    let cut = f.vpn.users_page(None, 1, &none).unwrap();
+    assert!(cut.items.is_empty());
+    assert_eq!(cut.next, Some(20), "the scan stopped at its bound");
+    let end = f
+        .vpn
+        .users_page(cut.next.map(vpnctl_core::UserId), 1, &none)
+        .unwrap();
+    assert_eq!((end.items.len(), end.next), (0, None));
+
+    // Two nodes of one region: ids 1-5 on the first, 6-10 on the second.
+    let (a, b) = (
+        node(&f.vpn, "fra-1", "10.8.0.0/24"),
+        node(&f.vpn, "fra-2", "10.9.0.0/24"),
+    );
+    for (n, on) in [(0, a.id), (1, b.id)] {
+        for d in 0..5 {
+            issue(&f.vpn, ids[n], on, &format!("d{d}")).unwrap();
+        }
+    }
+    let region = |after: u64, limit| {
+        f.vpn
+            .peers_page(
+                PeerFilter {
+                    region: Some("DE-FRA".into()),
+                    ..PeerFilter::default()
+                },
+                Some(vpnctl_core::PeerId(after)),
+                limit,
+            )
+            .unwrap()
+    };
+    let ids_of = |p: &vpnctl_core::api::body::Page<vpnctl_core::Peer>| {
+        p.items.iter().map(|p| p.id.0).collect::<Vec<_>>()
+    };
+    // After 5 every row is on the second node.
+    let page = region(5, 5);
+    assert_eq!((ids_of(&page), page.next), (vec![6, 7, 8, 9, 10], None));
+    let page = region(5, 4);
+    assert_eq!((ids_of(&page), page.next), (vec![6, 7, 8, 9], Some(9)));
+    let page = region(0, 3);
+    assert_eq!((ids_of(&page), page.next), (vec![1, 2, 3], Some(3)));
+    let page = region(3, 10);
+    assert_eq!(
+        (ids_of(&page), page.next),
+        (vec![4, 5, 6, 7, 8, 9, 10], None)
+    );
+    let page = region(10, 10);
+    assert_eq!((ids_of(&page), page.next), (vec![], None));
+}

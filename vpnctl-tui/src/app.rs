@@ -1209,29 +1209,28 @@ fn apply_changes(app: &mut App, changes: Changes) {
         for id in &users_gone {
             app.user_names.remove(id);
         }
-        upsert(&mut app.users, users, &users_gone, |u| u.id);
+        upsert(&mut app.users, users, &users_gone, |u| u.id, |_, _| {});
         dirty_tabs.push(Tab::Users);
     }
     if !peers.is_empty() || !peers_gone.is_empty() {
         // Device counts move with the rows that come and go (a peer keeps its user).
-        let find = |id: PeerId, rows: &[Peer]| rows.binary_search_by_key(&id, |p| p.id).ok();
-        for p in &peers {
-            if find(p.id, &app.peers).is_none() {
-                *app.devices.entry(p.user).or_default() += 1;
-            }
-        }
-        for id in &peers_gone {
-            if let Some(i) = find(*id, &app.peers) {
-                let user = app.peers[i].user;
-                if let Some(n) = app.devices.get_mut(&user) {
+        let devices = &mut app.devices;
+        upsert(
+            &mut app.peers,
+            peers,
+            &peers_gone,
+            |p| p.id,
+            |p, came| {
+                if came {
+                    *devices.entry(p.user).or_default() += 1;
+                } else if let Some(n) = devices.get_mut(&p.user) {
                     *n = n.saturating_sub(1);
                     if *n == 0 {
-                        app.devices.remove(&user);
+                        devices.remove(&p.user);
                     }
                 }
-            }
-        }
-        upsert(&mut app.peers, peers, &peers_gone, |p| p.id);
+            },
+        );
         dirty_tabs.extend([Tab::Peers, Tab::Users]);
     }
     if let Some(invites) = invites {
@@ -1259,17 +1258,28 @@ fn input_field(app: &mut App) -> Option<&mut String> {
     }
 }
 
-/// Replaces rows by id, appends new ones (keeping id order) and drops `gone`.
-fn upsert<T, K: Ord + Copy>(rows: &mut Vec<T>, fresh: Vec<T>, gone: &[K], id: impl Fn(&T) -> K) {
+/// Replaces rows by id, inserts new ones (keeping id order) and drops `gone`;
+/// `counted(row, true)` for each row that came, `counted(row, false)` for each that
+/// went (a row read again is neither).
+fn upsert<T, K: Ord + Copy>(
+    rows: &mut Vec<T>,
+    fresh: Vec<T>,
+    gone: &[K],
+    id: impl Fn(&T) -> K,
+    mut counted: impl FnMut(&T, bool),
+) {
     for row in fresh {
         match rows.binary_search_by_key(&id(&row), &id) {
             Ok(i) => rows[i] = row,
-            Err(i) => rows.insert(i, row),
+            Err(i) => {
+                counted(&row, true);
+                rows.insert(i, row);
+            }
         }
     }
     for key in gone {
         if let Ok(i) = rows.binary_search_by_key(key, &id) {
-            rows.remove(i);
+            counted(&rows.remove(i), false);
         }
     }
 }
@@ -1348,7 +1358,7 @@ pub fn refilter(app: &mut App, tab: Tab) {
 /// Which rows a filter keeps: those whose text (what the row shows, written by the
 /// caller) contains the lowercase needle, ignoring case. The text and its lowercase
 /// form go into two buffers reused from row to row, and an empty filter writes no
-/// text at all: a keystroke over 200,000 peers allocates nothing per row.
+/// text at all: a keystroke over 200,000 peers allocates nothing per ASCII row.
 struct Matcher<'n> {
     needle: &'n str,
     text: String,
@@ -1383,8 +1393,8 @@ impl<'n> Matcher<'n> {
                     self.lower.push_str(&self.text);
                     self.lower.make_ascii_lowercase();
                 } else {
-                    self.lower
-                        .extend(self.text.chars().flat_map(char::to_lowercase));
+                    // As the needle was lowercased (a word-final Σ is ς, not σ).
+                    self.lower.push_str(&self.text.to_lowercase());
                 }
                 self.lower.contains(self.needle)
             })

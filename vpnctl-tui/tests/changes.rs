@@ -169,6 +169,25 @@ fn a_filter_matches_what_a_row_shows_ignoring_case() {
     let exact = filter(&mut app, Tab::Peers, &text);
     assert!(exact.contains(&0), "{text}");
     assert!(exact.iter().all(|&i| app.peers[i].user == first.user));
+    // Greek: a word-final capital sigma lowercases to ς in the needle and the row alike.
+    let mut greek = app.users[4].clone();
+    greek.name = "ΟΔΟΣ".into();
+    let odos = greek.id;
+    update(
+        &mut app,
+        Action::Changes(Box::new(Changes {
+            users: vec![greek],
+            ..Changes::default()
+        })),
+    );
+    for needle in ["ΟΔΟΣ", "οδος", "ΟΔΟ"] {
+        let found = filter(&mut app, Tab::Users, needle);
+        assert_eq!(
+            found.iter().map(|&i| app.users[i].id).collect::<Vec<_>>(),
+            [odos],
+            "{needle}"
+        );
+    }
     // No match is an empty view; no filter shows every row.
     assert!(filter(&mut app, Tab::Peers, "zzz-nothing").is_empty());
     assert_eq!(filter(&mut app, Tab::Peers, "").len(), app.peers.len());

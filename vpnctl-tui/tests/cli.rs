@@ -334,6 +334,9 @@ async fn devices_from_the_terminal() {
         "ams-1 is in region nl-ams, not de-fra",
     )
     .await;
+    // Region codes ignore case wherever they are typed.
+    let issued = cli.json(&["peers", "issue", "walk-in", "DE-FRA"]).await;
+    assert_eq!(issued["tunnel_name"], "fra-1-device2", "{issued}");
 
     // Join tokens by node name (the issue's complaint).
     let join = cli.json(&["nodes", "join-token", "fra-1"]).await;

@@ -178,7 +178,7 @@ fn candidates(tx: &Tx<'_>, source: &Node, to: &EvacuateTo) -> Result<Vec<Target>
         let offered = placement.availability.is_offered();
         let wanted = match to {
             EvacuateTo::Auto => offered,
-            EvacuateTo::Region(code) => offered && &node.region.code == code,
+            EvacuateTo::Region(code) => offered && node.region.code.eq_ignore_ascii_case(code),
             EvacuateTo::Node(target) => *target == id && placement.availability.takes_devices(),
         };
         if wanted {

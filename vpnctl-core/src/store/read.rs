@@ -1,7 +1,8 @@
 //! Every reader, written once for both kinds of transaction: a write transaction
 //! reads what it has written so far, a read transaction its snapshot.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use redb::ReadableTable;
@@ -222,8 +223,8 @@ impl<M: Mode> Txn<'_, M> {
     }
 
     /// The peers on any of `nodes` with ids above `after`, in id order: at most
-    /// `limit`, and the last id when there may be more. Reads at most `limit + 1`
-    /// index keys per node.
+    /// `limit`, and the last id when there may be more. The nodes' `peers_by_node`
+    /// ranges are merged: at most `limit + nodes` index keys are read.
     pub fn nodes_peers_after(
         &self,
         nodes: &[NodeId],
@@ -231,22 +232,29 @@ impl<M: Mode> Txn<'_, M> {
         limit: usize,
     ) -> Result<(Vec<Peer>, Option<u64>)> {
         let index = self.tables.peers_by_node.read()?;
-        let mut ids = Vec::new();
+        let mut ranges = Vec::with_capacity(nodes.len());
+        // The smallest next id of each node's range, smallest first.
+        let mut heads = BinaryHeap::new();
         for node in nodes {
-            for row in index
-                .range((node.0, after.saturating_add(1))..=(node.0, u64::MAX))?
-                .take(limit.saturating_add(1))
-            {
-                ids.push(PeerId(row?.0.value().1));
+            let mut range = index.range((node.0, after.saturating_add(1))..=(node.0, u64::MAX))?;
+            if let Some(row) = range.next() {
+                heads.push(Reverse((row?.0.value().1, ranges.len())));
+            }
+            ranges.push(range);
+        }
+        let mut ids = Vec::new();
+        while let Some(Reverse((id, from))) = heads.pop() {
+            if ids.len() == limit {
+                // One more exists: the page is full and not the last.
+                let next = ids.last().map(|id: &PeerId| id.0);
+                return Ok((self.peers_of(ids)?, next));
+            }
+            ids.push(PeerId(id));
+            if let Some(row) = ranges[from].next() {
+                heads.push(Reverse((row?.0.value().1, from)));
             }
         }
-        // More than `limit` in all means the one after the page exists; at most
-        // `limit` means every node gave all it has.
-        ids.sort_unstable();
-        let more = ids.len() > limit;
-        ids.truncate(limit);
-        let next = more.then(|| ids.last().map(|id| id.0)).flatten();
-        Ok((self.peers_of(ids)?, next))
+        Ok((self.peers_of(ids)?, None))
     }
 
     /// Users with ids above `after` that `keep` accepts, in id order: at most

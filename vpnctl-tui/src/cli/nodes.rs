@@ -210,8 +210,11 @@ fn evacuate_target(nodes: &[NodeView], source: &Node, text: &str) -> Result<Evac
             "--to {text:?} is the node being evacuated"
         ))),
         Some(v) => Ok(EvacuateTo::Node(v.node.id)),
-        None if nodes.iter().any(|v| v.node.region.code == text) => {
-            Ok(EvacuateTo::Region(text.to_owned()))
+        None if nodes
+            .iter()
+            .any(|v| v.node.region.code.eq_ignore_ascii_case(text)) =>
+        {
+            Ok(EvacuateTo::Region(text.to_ascii_lowercase()))
         }
         None => Err(CliError::NotFound(format!(
             "--to {text:?} is neither a node (name or id) nor a region code (regions: {})",
@@ -408,5 +411,13 @@ async fn evacuate(
             done.failed.len() + done.moved.len(),
             source.name
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn regions_are_named_once_in_order_or_none_yet() {
+        assert_eq!(super::regions(&[]), "none yet");
     }
 }

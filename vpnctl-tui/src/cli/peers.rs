@@ -22,7 +22,13 @@ pub(super) async fn run(
 ) -> Result<(), CliError> {
     match cmd {
         PeersCommand::List { user, node, region } => {
-            let nodes = api.nodes().await?;
+            // The node list names nodes in the table and checks --node and --region;
+            // JSON without them needs none of it.
+            let nodes = if as_json && node.is_none() && region.is_none() {
+                Vec::new()
+            } else {
+                api.nodes().await?
+            };
             if let Some(code) = &region
                 && !nodes
                     .iter()
@@ -227,7 +233,7 @@ fn issue_target<'a>(nodes: &'a [NodeView], text: &str) -> Result<&'a NodeView, C
     }
     let region: Vec<&NodeView> = nodes
         .iter()
-        .filter(|v| v.node.region.code == text)
+        .filter(|v| v.node.region.code.eq_ignore_ascii_case(text))
         .collect();
     if region.is_empty() {
         return Err(CliError::NotFound(format!(
@@ -237,7 +243,7 @@ fn issue_target<'a>(nodes: &'a [NodeView], text: &str) -> Result<&'a NodeView, C
     }
     offered(nodes)
         .into_iter()
-        .find(|v| v.node.region.code == text)
+        .find(|v| v.node.region.code.eq_ignore_ascii_case(text))
         .ok_or_else(|| {
             CliError::Refused(format!(
                 "no node in {text} takes new devices now ({}); name a node to place it there anyway",
