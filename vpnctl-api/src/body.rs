@@ -593,7 +593,7 @@ pub struct IssuePeerRequest {
     pub public_key: Option<PublicKey>,
 }
 
-/// `GET /v1/peers?user=&node=&region=&after=&limit=`.
+/// `GET /v1/peers?user=&node=&region=&access=&after=&limit=`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerQuery {
@@ -604,6 +604,10 @@ pub struct PeerQuery {
     /// On a node of this region (its code, e.g. `de-fra`; ASCII case ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Whose owner's access is in this state now (a page then reads at most 20 ×
+    /// `limit` peers, so it may hold fewer and still carry a cursor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessState>,
     /// The previous page's cursor ([`crate::routes::NEXT_AFTER_HEADER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<PeerId>,

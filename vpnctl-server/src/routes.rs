@@ -815,6 +815,7 @@ async fn list_peers(
         user: q.user,
         node: q.node,
         region: q.region,
+        access: q.access,
     };
     let limit = q.limit.unwrap_or(routes::PAGE_MAX);
     let page = blocking(move || vpn.peers_page(filter, q.after, limit)).await?;

@@ -273,6 +273,138 @@ async fn peers_filter_by_region() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_filter_by_their_users_access() {
+    let cp = ControlPlane::start().await;
+    let admin = cp.admin();
+    let mut nodes = Vec::new();
+    for (name, region, pool) in [
+        ("fra-1", "de-fra", "10.8.0.0/16"),
+        ("ams-1", "nl-ams", "10.9.0.0/16"),
+    ] {
+        let node = cp
+            .register(&nodes_add(name, region, "vpn.example.com:51820", pool))
+            .await;
+        nodes.push(cp.enroll(node.id).await.node);
+    }
+    let user = |name: &str| {
+        cp.vpn
+            .create_user(NewUser {
+                name: name.into(),
+                device_limit: Some(100),
+                ..Default::default()
+            })
+            .unwrap()
+            .id
+    };
+    let (busy, gone, quiet) = (user("busy"), user("gone"), user("quiet"));
+    // 45 peers of an active user first, then 6 of one an admin disables, on both
+    // nodes, then 3 more of another active user.
+    let issue = |owner, count: usize, from: usize| {
+        (0..count)
+            .map(|i| IssuePeer {
+                user: owner,
+                node: nodes[(from + i) % 2].id,
+                device: format!("d{}", from + i),
+                public_key: Some(KeyPair::generate().public),
+            })
+            .collect::<Vec<_>>()
+    };
+    cp.vpn.issue_peers(issue(busy, 45, 0)).unwrap();
+    cp.vpn.issue_peers(issue(gone, 6, 100)).unwrap();
+    cp.vpn.issue_peers(issue(quiet, 3, 200)).unwrap();
+    admin
+        .set_user_state(gone, vpnctl_core::UserState::Disabled)
+        .await
+        .unwrap();
+    let all = admin.peers(PeerQuery::default()).await.unwrap();
+    let of = |owner| -> Vec<_> {
+        all.iter()
+            .filter(|p| p.user == owner)
+            .map(|p| p.id)
+            .collect()
+    };
+    let access = |state| PeerQuery {
+        access: Some(state),
+        ..PeerQuery::default()
+    };
+    let ids = |peers: Vec<vpnctl_core::Peer>| peers.into_iter().map(|p| p.id).collect::<Vec<_>>();
+
+    // The client pages through to exactly the disabled user's devices, in id order.
+    let disabled = ids(admin.peers(access(AccessState::Disabled)).await.unwrap());
+    assert_eq!(disabled, of(gone));
+    let active = ids(admin.peers(access(AccessState::Active)).await.unwrap());
+    assert_eq!(active, [of(busy), of(quiet)].concat());
+    assert!(
+        admin
+            .peers(access(AccessState::Lapsed))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A page reads at most 20 × limit peers: the first 40 are all active, so a page
+    // of 2 comes back empty with a cursor to go on from.
+    let first = admin
+        .peers_page(&PeerQuery {
+            limit: Some(2),
+            ..access(AccessState::Disabled)
+        })
+        .await
+        .unwrap();
+    assert!(first.items.is_empty());
+    assert_eq!(first.next, Some(all[39].id.0));
+    // With a region, a node, and the user: the same rule, on the server.
+    let on_ams = ids(admin
+        .peers(PeerQuery {
+            region: Some("nl-ams".into()),
+            ..access(AccessState::Disabled)
+        })
+        .await
+        .unwrap());
+    let want: Vec<_> = all
+        .iter()
+        .filter(|p| p.user == gone && p.node == nodes[1].id)
+        .map(|p| p.id)
+        .collect();
+    assert_eq!((on_ams.len(), &on_ams), (3, &want));
+    let on_node = ids(admin
+        .peers(PeerQuery {
+            node: Some(nodes[1].id),
+            ..access(AccessState::Disabled)
+        })
+        .await
+        .unwrap());
+    assert_eq!(on_node, want);
+    for (owner, state, count) in [
+        (gone, AccessState::Disabled, 6),
+        (gone, AccessState::Active, 0),
+        (busy, AccessState::Active, 45),
+    ] {
+        let theirs = admin
+            .peers(PeerQuery {
+                user: Some(owner),
+                ..access(state)
+            })
+            .await
+            .unwrap();
+        assert_eq!(theirs.len(), count, "{state}");
+    }
+    // An unknown state is a 400 naming the four.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let bad = http
+        .get(format!("{}/v1/peers?access=expired", cp.url))
+        .bearer_auth(cp.admin_token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let text = bad.text().await.unwrap();
+    assert!(
+        text.contains("active") && text.contains("disabled"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_log_reads_backwards_from_its_end() {
     let cp = ControlPlane::start().await;
     let admin = cp.admin();

@@ -334,6 +334,28 @@ async fn devices_from_the_terminal() {
         "ams-1 is in region nl-ams, not de-fra",
     )
     .await;
+    // The devices of users an admin turned off (the demo's mallory), on the server.
+    let off = cli.ok(&["peers", "list", "--access", "disabled"]).await;
+    let want = demo
+        .api
+        .peers(PeerQuery {
+            access: Some(vpnctl_api::body::AccessState::Disabled),
+            ..PeerQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(!want.is_empty());
+    assert_eq!(off.lines().count(), want.len(), "{off}");
+    assert!(off.lines().all(|l| l.contains(" mallory ")), "{off}");
+    let bad = Config::try_parse_from([
+        "vpnctl", "--api", &cli.url, "peers", "list", "--access", "gone",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains("say active, lapsed, suspended or disabled"),
+        "{bad}"
+    );
     // Region codes ignore case wherever they are typed.
     let issued = cli.json(&["peers", "issue", "walk-in", "DE-FRA"]).await;
     assert_eq!(issued["tunnel_name"], "fra-1-device2", "{issued}");

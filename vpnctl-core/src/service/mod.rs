@@ -321,6 +321,8 @@ pub struct PeerFilter {
     pub node: Option<NodeId>,
     /// On a node of this region (its code, ignoring ASCII case).
     pub region: Option<String>,
+    /// Whose owner's access is in this state now.
+    pub access: Option<crate::api::body::AccessState>,
 }
 
 /// Which users to list.

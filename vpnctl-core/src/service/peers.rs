@@ -58,21 +58,27 @@ impl Vpnctl {
     }
 
     pub fn peers(&self, filter: PeerFilter) -> Result<Vec<Peer>> {
-        self.read(|rx| match (filter.user, on_nodes(rx, &filter)?) {
-            (Some(user), nodes) => Ok(rx
-                .user_peers(user)?
-                .into_iter()
-                .filter(|p| nodes.as_ref().is_none_or(|ns| ns.contains(&p.node)))
-                .collect()),
-            (None, Some(nodes)) => {
-                let mut peers = Vec::new();
-                for node in nodes {
-                    peers.extend(rx.node_peers(node)?);
+        let now = self.now();
+        self.read(|rx| {
+            let mut peers = match (filter.user, on_nodes(rx, &filter)?) {
+                (Some(user), nodes) => rx
+                    .user_peers(user)?
+                    .into_iter()
+                    .filter(|p| nodes.as_ref().is_none_or(|ns| ns.contains(&p.node)))
+                    .collect(),
+                (None, Some(nodes)) => {
+                    let mut peers = Vec::new();
+                    for node in nodes {
+                        peers.extend(rx.node_peers(node)?);
+                    }
+                    peers.sort_by_key(|p| p.id);
+                    peers
                 }
-                peers.sort_by_key(|p| p.id);
-                Ok(peers)
-            }
-            (None, None) => rx.peers(),
+                (None, None) => rx.peers()?,
+            };
+            let mut owner = owner_check(rx, filter.access, now);
+            peers.retain(|p| owner(p));
+            Ok(peers)
         })
     }
 
@@ -111,22 +117,34 @@ impl Vpnctl {
     ) -> Result<Page<Peer>> {
         let limit = limit.clamp(1, PAGE_MAX);
         let after = after.map_or(0, |p| p.0);
-        let (items, next) = self.read(|rx| match (filter.user, on_nodes(rx, &filter)?) {
-            (Some(user), nodes) => {
-                let mut mine: Vec<Peer> = rx
-                    .user_peers(user)?
-                    .into_iter()
-                    .filter(|p| {
-                        nodes.as_ref().is_none_or(|ns| ns.contains(&p.node)) && p.id.0 > after
-                    })
-                    .collect();
-                mine.sort_by_key(|p| p.id);
-                let next = (mine.len() > limit).then(|| mine[limit - 1].id.0);
-                mine.truncate(limit);
-                Ok((mine, next))
+        // Filtering by the owner's access reads at most 20 × limit peers a page.
+        let scan = if filter.access.is_some() {
+            limit * 20
+        } else {
+            usize::MAX
+        };
+        let now = self.now();
+        let (items, next) = self.read(|rx| {
+            let mut owner = owner_check(rx, filter.access, now);
+            match (filter.user, on_nodes(rx, &filter)?) {
+                (Some(user), nodes) => {
+                    let mut mine: Vec<Peer> = rx
+                        .user_peers(user)?
+                        .into_iter()
+                        .filter(|p| {
+                            nodes.as_ref().is_none_or(|ns| ns.contains(&p.node))
+                                && p.id.0 > after
+                                && owner(p)
+                        })
+                        .collect();
+                    mine.sort_by_key(|p| p.id);
+                    let next = (mine.len() > limit).then(|| mine[limit - 1].id.0);
+                    mine.truncate(limit);
+                    Ok((mine, next))
+                }
+                (None, Some(nodes)) => rx.nodes_peers_after(&nodes, after, limit, scan, owner),
+                (None, None) => rx.peers_after(after, limit, scan, owner),
             }
-            (None, Some(nodes)) => rx.nodes_peers_after(&nodes, after, limit),
-            (None, None) => rx.peers_after(after, limit),
         })?;
         Ok(Page { items, next })
     }
@@ -239,4 +257,23 @@ fn on_nodes(rx: &crate::store::Rx<'_>, filter: &PeerFilter) -> Result<Option<Vec
             .map(|n| n.id)
             .collect(),
     ))
+}
+
+/// Whether a peer's owner has the access `want` now (any peer when `None`); each
+/// owner is read once.
+fn owner_check<'a>(
+    rx: &'a crate::store::Rx<'_>,
+    want: Option<crate::api::body::AccessState>,
+    now: crate::time::Timestamp,
+) -> impl FnMut(&Peer) -> bool + 'a {
+    let mut owners: HashMap<UserId, bool> = HashMap::new();
+    move |p: &Peer| {
+        let Some(want) = want else {
+            return true;
+        };
+        *owners.entry(p.user).or_insert_with(|| {
+            rx.user(p.user)
+                .is_ok_and(|u| crate::Access::of(&u, now).state() == want)
+        })
+    }
 }

@@ -209,29 +209,40 @@ impl<M: Mode> Txn<'_, M> {
         Ok(recs.into_iter().map(|r| r.peer).collect())
     }
 
-    /// Peers with ids above `after`, in id order: at most `limit`, and the last id
-    /// when there may be more.
-    pub fn peers_after(&self, after: u64, limit: usize) -> Result<(Vec<Peer>, Option<u64>)> {
+    /// Peers with ids above `after` that `keep` accepts, in id order: at most
+    /// `limit`, reading at most `scan` rows, and the last id read when there may be
+    /// more.
+    pub fn peers_after(
+        &self,
+        after: u64,
+        limit: usize,
+        scan: usize,
+        mut keep: impl FnMut(&Peer) -> bool,
+    ) -> Result<(Vec<Peer>, Option<u64>)> {
         rows_after(
             self.tables.peers.read()?,
             "peers",
             after,
             limit,
-            usize::MAX,
-            |r: PeerRecord| Some(r.peer),
+            scan,
+            |r: PeerRecord| keep(&r.peer).then_some(r.peer),
         )
     }
 
-    /// The peers on any of `nodes` with ids above `after`, in id order: at most
-    /// `limit`, and the last id when there may be more. The nodes' `peers_by_node`
-    /// ranges are merged: at most `limit + nodes` index keys are read.
+    /// The peers on any of `nodes` with ids above `after` that `keep` accepts, in id
+    /// order: at most `limit`, reading at most `scan` peers, and the last id read
+    /// when there may be more. The nodes' `peers_by_node` ranges are merged, so
+    /// without a filter at most `limit + nodes` index keys are read.
     pub fn nodes_peers_after(
         &self,
         nodes: &[NodeId],
         after: u64,
         limit: usize,
+        scan: usize,
+        mut keep: impl FnMut(&Peer) -> bool,
     ) -> Result<(Vec<Peer>, Option<u64>)> {
         let index = self.tables.peers_by_node.read()?;
+        let peers = self.tables.peers.read()?;
         let mut ranges = Vec::with_capacity(nodes.len());
         // The smallest next id of each node's range, smallest first.
         let mut heads = BinaryHeap::new();
@@ -242,19 +253,25 @@ impl<M: Mode> Txn<'_, M> {
             }
             ranges.push(range);
         }
-        let mut ids = Vec::new();
+        let (mut out, mut last, mut read) = (Vec::new(), None, 0);
         while let Some(Reverse((id, from))) = heads.pop() {
-            if ids.len() == limit {
-                // One more exists: the page is full and not the last.
-                let next = ids.last().map(|id: &PeerId| id.0);
-                return Ok((self.peers_of(ids)?, next));
+            if out.len() == limit || read == scan {
+                // One more exists: the page is full (or its scan) and not the last.
+                return Ok((out, last));
             }
-            ids.push(PeerId(id));
+            read += 1;
+            last = Some(id);
+            if let Some(v) = peers.get(id)? {
+                let peer = decode::<PeerRecord>("peers", v.value())?.peer;
+                if keep(&peer) {
+                    out.push(peer);
+                }
+            }
             if let Some(row) = ranges[from].next() {
                 heads.push(Reverse((row?.0.value().1, from)));
             }
         }
-        Ok((self.peers_of(ids)?, None))
+        Ok((out, None))
     }
 
     /// Users with ids above `after` that `keep` accepts, in id order: at most

@@ -509,7 +509,8 @@ pub struct ConfigOutput {
 
 #[derive(Debug, Subcommand)]
 pub enum PeersCommand {
-    /// Peers, optionally of one user and/or on one node.
+    /// Peers, optionally of one user, on one node or region, of users in one access
+    /// state; filtered on the server.
     List {
         /// Only this user's (name or id).
         #[arg(long)]
@@ -520,6 +521,10 @@ pub enum PeersCommand {
         /// Only those on a node of this region (its code, e.g. `de-fra`).
         #[arg(long)]
         region: Option<String>,
+        /// Only those whose user's access is now: active, lapsed, suspended or
+        /// disabled (e.g. the devices of users whose access ended).
+        #[arg(long, value_name = "STATE")]
+        access: Option<vpnctl_api::body::AccessState>,
     },
     /// Gives a user a new device on a node, or on the node core prefers in a region,
     /// and hands over its config (stdout, --out FILE or --qr).

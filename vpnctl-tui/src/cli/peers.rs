@@ -21,7 +21,12 @@ pub(super) async fn run(
     ask: &mut Ask<'_>,
 ) -> Result<(), CliError> {
     match cmd {
-        PeersCommand::List { user, node, region } => {
+        PeersCommand::List {
+            user,
+            node,
+            region,
+            access,
+        } => {
             // The node list names nodes in the table and checks --node and --region;
             // JSON without them needs none of it.
             let nodes = if as_json && node.is_none() && region.is_none() {
@@ -58,6 +63,7 @@ pub(super) async fn run(
                 },
                 node: node.map(|v| v.node.id),
                 region,
+                access,
                 ..PeerQuery::default()
             };
             if as_json {
