@@ -281,6 +281,38 @@ fn admin_alerts(vpn: &Vpnctl) -> Vec<(Health, Health)> {
         .collect()
 }
 
+/// A node just started is offered as soon as its first report arrives, not at the
+/// next sweep; that first verdict is logged but alerts nobody.
+#[test]
+fn a_new_nodes_first_report_makes_it_offered_at_once() {
+    let f = fixture();
+    let n = node(&f.vpn, "n1", "10.8.0.0/24");
+    let offered = |vpn: &Vpnctl| vpn.node_overview(n.id).unwrap().placement().availability;
+    assert!(!offered(&f.vpn).is_offered(), "never reported");
+    report(&f.vpn, n.id, &[]);
+    // No observe_health (the sweep) in between.
+    assert_eq!(f.vpn.node_status(n.id).unwrap().health, Health::Up);
+    assert!(offered(&f.vpn).is_offered());
+    let changes: Vec<_> = f
+        .vpn
+        .events_after(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            vpnctl_core::EventKind::NodeHealthChanged { from, to, .. } => Some((from, to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, [(Health::Unknown, Health::Up)]);
+    assert!(
+        admin_alerts(&f.vpn).is_empty(),
+        "a first report is not news"
+    );
+    // Later reports leave health to the sweep and its hysteresis.
+    report(&f.vpn, n.id, &[]);
+    assert!(f.vpn.observe_health(&[]).unwrap().is_empty());
+}
+
 #[test]
 fn health_follows_reports_with_hysteresis_and_alerts_once() {
     let f = fixture();

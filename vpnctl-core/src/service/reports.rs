@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::Result;
-use crate::lifecycle::{Message, NodeStatus, QUOTA_WARN_PERCENT, Recipient, Traffic};
+use crate::lifecycle::{Health, Message, NodeStatus, QUOTA_WARN_PERCENT, Recipient, Traffic};
 use crate::model::{EventKind, NodeId, Severity, UserId};
 use crate::store::Tx;
 use crate::wire::NodeReport;
@@ -20,6 +20,7 @@ impl Vpnctl {
     /// user and node that survives counter resets, quotas, and drift alerts.
     pub fn record_report(&self, node: NodeId, report: &NodeReport) -> Result<NodeStatus> {
         let policy = self.policy().health.clone();
+        let opened_at = self.opened_at();
         self.write(|tx| {
             let n = tx.node(node)?;
             let now = tx.now();
@@ -119,7 +120,14 @@ impl Vpnctl {
                     )?;
                 }
             }
+            let first = status.health == Health::Unknown;
             tx.put_node_status(node, &status)?;
+            if first {
+                // A node never judged is judged now, not at the next sweep: a node
+                // just started is offered as soon as it reports.
+                super::health::judge_in(tx, node, None, &policy, opened_at)?;
+                return tx.node_status(node);
+            }
             Ok(status)
         })
     }
