@@ -167,8 +167,12 @@ async fn lifecycle_on_real_wireguard() {
     let _running_b = daemon_b.run();
 
     // ---- 1. both nodes come up: reports plus a successful probe of each endpoint
-    wait_for("both nodes up", Duration::from_secs(30), || {
-        health(&admin, a) == Health::Up && health(&admin, b) == Health::Up
+    // (a node is up from its first report; the probe comes with the next sweep)
+    let probed = |node| {
+        block(admin.node(node)).is_ok_and(|v| v.health.probe.is_some_and(|p| p.rtt_ms.is_some()))
+    };
+    wait_for("both nodes up and probed", Duration::from_secs(30), || {
+        health(&admin, a) == Health::Up && health(&admin, b) == Health::Up && probed(a) && probed(b)
     });
     let view = admin.node(a).await.unwrap();
     let probe = view.health.probe.expect("the control plane probed node A");
