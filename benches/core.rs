@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vpnctl_core::reconcile::{PeerSpec, plan};
 use vpnctl_core::{
-    IssuePeer, KeyPair, NewNode, NewUser, Node, Policy, PresharedKey, PublicKey, SystemClock, User,
-    Vault, Vpnctl,
+    IssuePeer, KeyPair, NewNode, NewUser, Node, PeerFilter, Policy, PresharedKey, PublicKey,
+    SystemClock, User, Vault, Vpnctl,
 };
 
 struct Bed {
@@ -245,6 +245,50 @@ fn desired_state(c: &mut Criterion) {
     });
 }
 
+/// A full API page (1,000 peers) out of 20,000 on two nodes, as the store reads it
+/// and as the server sends it (JSON): what `GET /v1/peers` costs without HTTP.
+fn paging(c: &mut Criterion) {
+    let bed = new_bed();
+    let owners = users(&bed.vpn, 2000, 10);
+    for (name, pool) in [("page-a", "10.20.0.0/16"), ("page-b", "10.21.0.0/16")] {
+        let n = node(&bed.vpn, name, pool);
+        fill(&bed.vpn, &n, &owners, 10_000, name);
+    }
+    let after = Some(bed.vpn.peers(PeerFilter::default()).unwrap()[8_999].id);
+    let mut g = c.benchmark_group("peers_page_1000_of_20k");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("read", |b| {
+        b.iter(|| {
+            let page = bed
+                .vpn
+                .peers_page(PeerFilter::default(), black_box(after), 1000)
+                .unwrap();
+            assert_eq!(page.items.len(), 1000);
+            page
+        });
+    });
+    g.bench_function("read_and_json", |b| {
+        b.iter(|| {
+            let page = bed
+                .vpn
+                .peers_page(PeerFilter::default(), black_box(after), 1000)
+                .unwrap();
+            serde_json::to_vec(&page.items).unwrap()
+        });
+    });
+    let json = serde_json::to_vec(
+        &bed.vpn
+            .peers_page(PeerFilter::default(), after, 1000)
+            .unwrap()
+            .items,
+    )
+    .unwrap();
+    g.bench_function("parse_json", |b| {
+        b.iter(|| serde_json::from_slice::<Vec<vpnctl_core::Peer>>(black_box(&json)).unwrap());
+    });
+    g.finish();
+}
+
 /// The lifecycle sweep on 10,000 users whose access ends over the next 30 days (some
 /// inside the 3-day reminder window): an idle pass only reads, and a pass that finds
 /// one new reminder writes once.
@@ -300,6 +344,6 @@ fn percentiles(_: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = keys, qr, issue, percentiles, allocation, planning, desired_state, lifecycle
+    targets = keys, qr, issue, percentiles, allocation, planning, desired_state, paging, lifecycle
 }
 criterion_main!(benches);

@@ -71,6 +71,15 @@ impl PublicKey {
     pub fn to_base64(&self) -> String {
         encode_key(&self.0)
     }
+
+    /// The base64 form written into `buf`, without allocating: lists serialize
+    /// thousands of keys a page.
+    fn base64_in<'b>(&self, buf: &'b mut [u8; 44]) -> &'b str {
+        let n = STANDARD
+            .encode_slice(self.0, buf)
+            .expect("32 bytes are 44 characters of base64");
+        std::str::from_utf8(&buf[..n]).expect("base64 is ASCII")
+    }
 }
 
 impl FromStr for PublicKey {
@@ -82,7 +91,7 @@ impl FromStr for PublicKey {
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_base64())
+        f.write_str(self.base64_in(&mut [0; 44]))
     }
 }
 
@@ -95,7 +104,7 @@ impl fmt::Debug for PublicKey {
 impl Serialize for PublicKey {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&self.to_base64())
+            s.serialize_str(self.base64_in(&mut [0; 44]))
         } else {
             self.0.serialize(s)
         }
@@ -105,11 +114,25 @@ impl Serialize for PublicKey {
 impl<'de> Deserialize<'de> for PublicKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
-            let s = String::deserialize(d)?;
-            s.parse().map_err(serde::de::Error::custom)
+            d.deserialize_str(PublicKeyText)
         } else {
             <[u8; KEY_LEN]>::deserialize(d).map(Self)
         }
+    }
+}
+
+/// Reads a public key from text without first copying it into a `String`.
+struct PublicKeyText;
+
+impl serde::de::Visitor<'_> for PublicKeyText {
+    type Value = PublicKey;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a WireGuard public key (44 characters of base64)")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<PublicKey, E> {
+        text.parse().map_err(E::custom)
     }
 }
 
@@ -306,6 +329,21 @@ mod tests {
         let pair = KeyPair::generate();
         let json = serde_json::to_string(&pair.public).unwrap();
         assert_eq!(json, format!("\"{}\"", pair.public));
+        assert_eq!(pair.public.to_string(), pair.public.to_base64());
+        assert_eq!(
+            serde_json::from_str::<PublicKey>(&json).unwrap(),
+            pair.public
+        );
+        // An escaped string is read through a copy, and still decodes.
+        let escaped = format!("\"\\u{:04x}{}", json.as_bytes()[1], &json[2..]);
+        assert_eq!(
+            serde_json::from_str::<PublicKey>(&escaped).unwrap(),
+            pair.public
+        );
+        let err = serde_json::from_str::<PublicKey>("\"abc\"").unwrap_err();
+        assert!(err.to_string().contains("malformed WireGuard key"), "{err}");
+        let err = serde_json::from_str::<PublicKey>("7").unwrap_err();
+        assert!(err.to_string().contains("44 characters of base64"), "{err}");
         let bin = postcard::to_stdvec(&pair.public).unwrap();
         assert_eq!(bin.len(), 32);
         assert_eq!(

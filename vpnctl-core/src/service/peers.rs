@@ -57,29 +57,11 @@ impl Vpnctl {
         self.read(|rx| rx.peer(id).map(|r| r.peer))
     }
 
+    /// Every peer `filter` selects, in id order, from one snapshot (the unpaged form
+    /// of [`Vpnctl::peers_page`], for tools and tests; the API pages).
     pub fn peers(&self, filter: PeerFilter) -> Result<Vec<Peer>> {
         let now = self.now();
-        self.read(|rx| {
-            let mut peers = match (filter.user, on_nodes(rx, &filter)?) {
-                (Some(user), nodes) => rx
-                    .user_peers(user)?
-                    .into_iter()
-                    .filter(|p| nodes.as_ref().is_none_or(|ns| ns.contains(&p.node)))
-                    .collect(),
-                (None, Some(nodes)) => {
-                    let mut peers = Vec::new();
-                    for node in nodes {
-                        peers.extend(rx.node_peers(node)?);
-                    }
-                    peers.sort_by_key(|p| p.id);
-                    peers
-                }
-                (None, None) => rx.peers()?,
-            };
-            let mut owner = owner_check(rx, filter.access, now);
-            peers.retain(|p| owner(p));
-            Ok(peers)
-        })
+        self.read(|rx| select(rx, &filter, 0, usize::MAX, usize::MAX, now).map(|(peers, _)| peers))
     }
 
     /// A user's devices in id order, each with its node in brief, in one read:
@@ -124,28 +106,7 @@ impl Vpnctl {
             usize::MAX
         };
         let now = self.now();
-        let (items, next) = self.read(|rx| {
-            let mut owner = owner_check(rx, filter.access, now);
-            match (filter.user, on_nodes(rx, &filter)?) {
-                (Some(user), nodes) => {
-                    let mut mine: Vec<Peer> = rx
-                        .user_peers(user)?
-                        .into_iter()
-                        .filter(|p| {
-                            nodes.as_ref().is_none_or(|ns| ns.contains(&p.node))
-                                && p.id.0 > after
-                                && owner(p)
-                        })
-                        .collect();
-                    mine.sort_by_key(|p| p.id);
-                    let next = (mine.len() > limit).then(|| mine[limit - 1].id.0);
-                    mine.truncate(limit);
-                    Ok((mine, next))
-                }
-                (None, Some(nodes)) => rx.nodes_peers_after(&nodes, after, limit, scan, owner),
-                (None, None) => rx.peers_after(after, limit, scan, owner),
-            }
-        })?;
+        let (items, next) = self.read(|rx| select(rx, &filter, after, limit, scan, now))?;
         Ok(Page { items, next })
     }
 
@@ -238,6 +199,39 @@ impl Vpnctl {
     #[instrument(skip(self), fields(actor = %self.actor))]
     pub fn revoke_peer(&self, id: PeerId) -> Result<Peer> {
         self.write(|tx| revoke_in(tx, id))
+    }
+}
+
+/// The peers `filter` selects with ids above `after`, in id order: at most `limit`,
+/// reading at most `scan` (unless by user: a user's few peers are read whole), and
+/// the last id read when there may be more. The one reader behind both lists.
+fn select(
+    rx: &crate::store::Rx<'_>,
+    filter: &PeerFilter,
+    after: u64,
+    limit: usize,
+    scan: usize,
+    now: crate::time::Timestamp,
+) -> Result<(Vec<Peer>, Option<u64>)> {
+    let mut keep = owner_check(rx, filter.access, now);
+    match (filter.user, on_nodes(rx, filter)?) {
+        (Some(user), nodes) => {
+            let mut mine: Vec<Peer> = rx
+                .user_peers(user)?
+                .into_iter()
+                .filter(|p| {
+                    nodes.as_ref().is_none_or(|ns| ns.contains(&p.node))
+                        && p.id.0 > after
+                        && keep(p)
+                })
+                .collect();
+            mine.sort_by_key(|p| p.id);
+            let next = (mine.len() > limit).then(|| mine[limit - 1].id.0);
+            mine.truncate(limit);
+            Ok((mine, next))
+        }
+        (None, Some(nodes)) => rx.nodes_peers_after(&nodes, after, limit, scan, keep),
+        (None, None) => rx.peers_after(after, limit, scan, keep),
     }
 }
 

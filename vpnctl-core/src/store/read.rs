@@ -17,7 +17,7 @@ use crate::model::{Event, Invite, InviteId, Node, NodeId, Peer, PeerId, User, Us
 use crate::reconcile::PeerSpec;
 use crate::time::Timestamp;
 
-use super::codec::{DesiredEntry, PeerRecord, decode, decode_all, decode_json};
+use super::codec::{DesiredEntry, PeerRecord, decode, decode_all, decode_json, decode_peer};
 use super::{DELTA_MAX_KEYS, Mode, Txn};
 
 impl<M: Mode> Txn<'_, M> {
@@ -204,11 +204,6 @@ impl<M: Mode> Txn<'_, M> {
         }
     }
 
-    pub fn peers(&self) -> Result<Vec<Peer>> {
-        let recs: Vec<PeerRecord> = decode_all(self.tables.peers.read()?, "peers")?;
-        Ok(recs.into_iter().map(|r| r.peer).collect())
-    }
-
     /// Peers with ids above `after` that `keep` accepts, in id order: at most
     /// `limit`, reading at most `scan` rows, and the last id read when there may be
     /// more.
@@ -225,7 +220,7 @@ impl<M: Mode> Txn<'_, M> {
             after,
             limit,
             scan,
-            |r: PeerRecord| keep(&r.peer).then_some(r.peer),
+            |peer: Peer| keep(&peer).then_some(peer),
         )
     }
 
@@ -262,7 +257,7 @@ impl<M: Mode> Txn<'_, M> {
             read += 1;
             last = Some(id);
             if let Some(v) = peers.get(id)? {
-                let peer = decode::<PeerRecord>("peers", v.value())?.peer;
+                let peer = decode_peer(v.value())?;
                 if keep(&peer) {
                     out.push(peer);
                 }
@@ -317,7 +312,7 @@ impl<M: Mode> Txn<'_, M> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(v) = peers.get(id.0)? {
-                out.push(decode::<PeerRecord>("peers", v.value())?.peer);
+                out.push(decode_peer(v.value())?);
             }
         }
         Ok(out)
