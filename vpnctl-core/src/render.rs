@@ -228,20 +228,74 @@ pub fn client_allowed_ips(node: &Node) -> Vec<IpNet> {
     ]
 }
 
+/// Cyrillic letters in Latin (Russian, Ukrainian and Belarusian, as passports
+/// spell them), so that "Айфон мамы" names its tunnel `fra-1-Aifon-mam` (15 characters at most) instead
+/// of vanishing into the node's name (and two such devices into one tunnel).
+fn latin(c: char) -> Option<&'static str> {
+    let lower = c.to_lowercase().next().unwrap_or(c);
+    Some(match lower {
+        'а' => "a",
+        'б' => "b",
+        'в' => "v",
+        'г' => "g",
+        'ґ' => "g",
+        'д' => "d",
+        'е' | 'є' => "e",
+        'ё' => "e",
+        'ж' => "zh",
+        'з' => "z",
+        'и' | 'і' => "i",
+        'ї' => "i",
+        'й' => "i",
+        'к' => "k",
+        'л' => "l",
+        'м' => "m",
+        'н' => "n",
+        'о' => "o",
+        'п' => "p",
+        'р' => "r",
+        'с' => "s",
+        'т' => "t",
+        'у' | 'ў' => "u",
+        'ф' => "f",
+        'х' => "kh",
+        'ц' => "ts",
+        'ч' => "ch",
+        'ш' => "sh",
+        'щ' => "shch",
+        'ъ' | 'ь' => "",
+        'ы' => "y",
+        'э' => "e",
+        'ю' => "iu",
+        'я' => "ia",
+        _ => return None,
+    })
+}
+
 /// A tunnel name every official app accepts: 1..=15 of `[a-zA-Z0-9_=+.-]`, not a
-/// Windows reserved device name. Built from the node and device names.
+/// Windows reserved device name. Built from the node and device names (Cyrillic
+/// spelled in Latin letters).
 pub fn tunnel_name(node: &str, device: &str) -> String {
     fn clean(s: &str) -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "_=+.-".contains(c) {
-                    c
-                } else {
-                    '-'
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if c.is_ascii_alphanumeric() || "_=+.-".contains(c) {
+                out.push(c);
+            } else if let Some(l) = latin(c) {
+                let mut letters = l.chars();
+                if let Some(first) = letters.next() {
+                    if c.is_uppercase() {
+                        out.push(first.to_ascii_uppercase());
+                    } else {
+                        out.push(first);
+                    }
+                    out.extend(letters);
                 }
-            })
-            .collect::<String>()
-            .split('-')
+            } else {
+                out.push('-');
+            }
+        }
+        out.split('-')
             .filter(|p| !p.is_empty())
             .collect::<Vec<_>>()
             .join("-")
@@ -329,7 +383,12 @@ mod tests {
             tunnel_name("frankfurt-main-1", "Mom's iPhone 15"),
             "frank-Mom-s-iPh"
         );
-        assert_eq!(tunnel_name("", "телефон"), "vpn");
+        assert_eq!(tunnel_name("", "телефон"), "telefon");
+        assert_eq!(tunnel_name("fra-1", "Айфон"), "fra-1-Aifon");
+        assert_eq!(tunnel_name("fra-1", "Айфон мамы"), "fra-1-Aifon-mam");
+        assert_eq!(tunnel_name("msk", "Ноутбук Юли"), "msk-Noutbuk-Iul");
+        assert_eq!(tunnel_name("", "ъ"), "vpn");
+        assert_eq!(tunnel_name("", "日本"), "vpn");
         assert_eq!(tunnel_name("con", ""), "vpn-con");
         assert_eq!(tunnel_name("nl", "laptop."), "nl-laptop");
         assert_eq!(
