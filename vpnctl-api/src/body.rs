@@ -604,10 +604,14 @@ pub struct PeerQuery {
     /// On a node of this region (its code, e.g. `de-fra`; ASCII case ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// Whose owner's access is in this state now (a page then reads at most 20 ×
-    /// `limit` peers, so it may hold fewer and still carry a cursor).
+    /// Whose owner's access is in this state now (a page filtered by this or by
+    /// `device` reads at most 20 × `limit` peers, so it may hold fewer and still
+    /// carry a cursor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<AccessState>,
+    /// Whose device name contains this, ignoring case (bounded like `access`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// The previous page's cursor ([`crate::routes::NEXT_AFTER_HEADER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<PeerId>,

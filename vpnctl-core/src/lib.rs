@@ -25,6 +25,7 @@ pub mod placement;
 pub mod reconcile;
 pub mod render;
 pub mod report;
+pub mod search;
 pub mod service;
 pub mod store;
 pub mod transport;
@@ -42,6 +43,7 @@ pub use vpnctl_api::{keys, model, time, wire};
 
 pub use access::Access;
 pub use placement::{Availability, Placement};
+pub use search::Needle;
 pub use vpnctl_api::ErrorCode;
 
 pub use auth::{ApiToken, Scope, Secret, TokenId};

@@ -829,6 +829,7 @@ async fn list_peers(
         node: q.node,
         region: q.region,
         access: q.access,
+        device: q.device,
     };
     let limit = q.limit.unwrap_or(routes::PAGE_MAX);
     let page = blocking(move || vpn.peers_page(filter, q.after, limit)).await?;

@@ -405,6 +405,136 @@ async fn peers_filter_by_their_users_access() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_filter_by_device_name() {
+    let cp = ControlPlane::start().await;
+    let admin = cp.admin();
+    let mut nodes = Vec::new();
+    for (name, region, pool) in [
+        ("fra-1", "de-fra", "10.8.0.0/16"),
+        ("ams-1", "nl-ams", "10.9.0.0/16"),
+    ] {
+        let node = cp
+            .register(&nodes_add(name, region, "vpn.example.com:51820", pool))
+            .await;
+        nodes.push(cp.enroll(node.id).await.node);
+    }
+    let user = |name: &str| {
+        cp.vpn
+            .create_user(NewUser {
+                name: name.into(),
+                device_limit: Some(100),
+                ..Default::default()
+            })
+            .unwrap()
+            .id
+    };
+    let (ann, bob) = (user("ann"), user("bob"));
+    let issue = |owner, node: usize, device: String| IssuePeer {
+        user: owner,
+        node: nodes[node].id,
+        device,
+        public_key: Some(KeyPair::generate().public),
+    };
+    // 30 laptops first, then the phones, then tablets.
+    cp.vpn
+        .issue_peers(
+            (0..30)
+                .map(|i| issue(ann, i % 2, format!("laptop-{i}")))
+                .collect(),
+        )
+        .unwrap();
+    let phones = cp
+        .vpn
+        .issue_peers(vec![
+            issue(ann, 0, "iPhone 15".into()),
+            issue(bob, 1, "IPHONE".into()),
+            issue(bob, 0, "Айфон мамы".into()),
+        ])
+        .unwrap();
+    cp.vpn
+        .issue_peers(
+            (0..5)
+                .map(|i| issue(bob, i % 2, format!("tablet-{i}")))
+                .collect(),
+        )
+        .unwrap();
+    let ids = |peers: Vec<vpnctl_core::Peer>| peers.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    let named = |text: &str| PeerQuery {
+        device: Some(text.into()),
+        ..PeerQuery::default()
+    };
+    let phone = |i: usize| phones[i].peer.id;
+
+    // Contained, any case, in id order; the client pages past the 20 × limit bound.
+    assert_eq!(
+        ids(admin.peers(named("iphone")).await.unwrap()),
+        [phone(0), phone(1)]
+    );
+    assert_eq!(ids(admin.peers(named("АЙФОН")).await.unwrap()), [phone(2)]);
+    assert_eq!(ids(admin.peers(named("e 1")).await.unwrap()), [phone(0)]);
+    assert!(admin.peers(named("router")).await.unwrap().is_empty());
+    let first = admin
+        .peers_page(&PeerQuery {
+            limit: Some(1),
+            ..named("iphone")
+        })
+        .await
+        .unwrap();
+    assert!(first.items.is_empty(), "the first 20 peers are laptops");
+    let all = admin.peers(PeerQuery::default()).await.unwrap();
+    assert_eq!(first.next, Some(all[19].id.0));
+    // With a user, a node and a region: the same rule.
+    let with = |q: PeerQuery| async { ids(admin.peers(q).await.unwrap()) };
+    assert_eq!(
+        with(PeerQuery {
+            user: Some(bob),
+            ..named("iphone")
+        })
+        .await,
+        [phone(1)]
+    );
+    assert_eq!(
+        with(PeerQuery {
+            region: Some("de-fra".into()),
+            ..named("IPHONE")
+        })
+        .await,
+        [phone(0)]
+    );
+    assert_eq!(
+        with(PeerQuery {
+            node: Some(nodes[0].id),
+            ..named("tablet")
+        })
+        .await,
+        all.iter()
+            .filter(|p| p.device.starts_with("tablet") && p.node == nodes[0].id)
+            .map(|p| p.id)
+            .collect::<Vec<_>>()
+    );
+    // As the query string a script writes, and core's unpaged reader agrees.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let raw: Vec<vpnctl_core::Peer> = http
+        .get(format!("{}/v1/peers?device=iPhone%2015", cp.url))
+        .bearer_auth(cp.admin_token.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(raw), [phone(0)]);
+    let core = cp
+        .vpn
+        .peers(vpnctl_core::PeerFilter {
+            device: Some("Iphone".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(ids(core), [phone(0), phone(1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_log_reads_backwards_from_its_end() {
     let cp = ControlPlane::start().await;
     let admin = cp.admin();

@@ -1287,8 +1287,7 @@ fn upsert<T, K: Ord + Copy>(
 /// Recomputes a tab's view (filter, then sort) and keeps the selection in range.
 pub fn refilter(app: &mut App, tab: Tab) {
     let state = app.tab_state(tab).clone();
-    let needle = state.filter.to_lowercase();
-    let mut matcher = Matcher::new(&needle);
+    let mut matcher = Matcher::new(vpnctl_core::Needle::new(&state.filter));
     let mut view: Vec<usize> = match tab {
         Tab::Nodes => matcher.rows(app.nodes.len(), |i, out| {
             let v = &app.nodes[i];
@@ -1356,21 +1355,21 @@ pub fn refilter(app: &mut App, tab: Tab) {
 }
 
 /// Which rows a filter keeps: those whose text (what the row shows, written by the
-/// caller) contains the lowercase needle, ignoring case. The text and its lowercase
-/// form go into two buffers reused from row to row, and an empty filter writes no
+/// caller) contains the needle as core's API filters match names ([`Needle`]). The
+/// text goes into one buffer reused from row to row, and an empty filter writes no
 /// text at all: a keystroke over 200,000 peers allocates nothing per ASCII row.
-struct Matcher<'n> {
-    needle: &'n str,
+///
+/// [`Needle`]: vpnctl_core::Needle
+struct Matcher {
+    needle: vpnctl_core::Needle,
     text: String,
-    lower: String,
 }
 
-impl<'n> Matcher<'n> {
-    fn new(needle: &'n str) -> Self {
+impl Matcher {
+    fn new(needle: vpnctl_core::Needle) -> Self {
         Self {
             needle,
             text: String::new(),
-            lower: String::new(),
         }
     }
 
@@ -1388,15 +1387,7 @@ impl<'n> Matcher<'n> {
                 self.text.clear();
                 // Writing into a String cannot fail.
                 let _ = write(i, &mut self.text);
-                self.lower.clear();
-                if self.text.is_ascii() {
-                    self.lower.push_str(&self.text);
-                    self.lower.make_ascii_lowercase();
-                } else {
-                    // As the needle was lowercased (a word-final Σ is ς, not σ).
-                    self.lower.push_str(&self.text.to_lowercase());
-                }
-                self.lower.contains(self.needle)
+                self.needle.matches(&self.text)
             })
             .collect()
     }

@@ -356,6 +356,21 @@ async fn devices_from_the_terminal() {
         bad.contains("say active, lapsed, suspended or disabled"),
         "{bad}"
     );
+    // By device name, ignoring case: the walk-in's laptop and no one else's device.
+    let laptops = cli.json(&["peers", "list", "--device", "LAPTOP"]).await;
+    let want: Vec<_> = peers
+        .iter()
+        .filter(|p| p.device.to_lowercase().contains("laptop"))
+        .map(|p| serde_json::json!(p.id))
+        .collect();
+    assert!(!want.is_empty() && want.len() < peers.len());
+    let got: Vec<_> = laptops
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].clone())
+        .collect();
+    assert_eq!(got, want, "{laptops}");
     // Region codes ignore case wherever they are typed.
     let issued = cli.json(&["peers", "issue", "walk-in", "DE-FRA"]).await;
     assert_eq!(issued["tunnel_name"], "fra-1-device2", "{issued}");

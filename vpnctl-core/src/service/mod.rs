@@ -323,6 +323,8 @@ pub struct PeerFilter {
     pub region: Option<String>,
     /// Whose owner's access is in this state now.
     pub access: Option<crate::api::body::AccessState>,
+    /// Whose device name contains this, ignoring case.
+    pub device: Option<String>,
 }
 
 /// Which users to list.

@@ -99,8 +99,9 @@ impl Vpnctl {
     ) -> Result<Page<Peer>> {
         let limit = limit.clamp(1, PAGE_MAX);
         let after = after.map_or(0, |p| p.0);
-        // Filtering by the owner's access reads at most 20 × limit peers a page.
-        let scan = if filter.access.is_some() {
+        // Filtering by the owner's access or the device's name reads at most
+        // 20 × limit peers a page.
+        let scan = if filter.access.is_some() || filter.device.is_some() {
             limit * 20
         } else {
             usize::MAX
@@ -213,7 +214,9 @@ fn select(
     scan: usize,
     now: crate::time::Timestamp,
 ) -> Result<(Vec<Peer>, Option<u64>)> {
-    let mut keep = owner_check(rx, filter.access, now);
+    let needle = filter.device.as_deref().map(crate::Needle::new);
+    let mut owner = owner_check(rx, filter.access, now);
+    let mut keep = |p: &Peer| needle.as_ref().is_none_or(|n| n.matches(&p.device)) && owner(p);
     match (filter.user, on_nodes(rx, filter)?) {
         (Some(user), nodes) => {
             let mut mine: Vec<Peer> = rx

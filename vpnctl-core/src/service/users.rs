@@ -58,13 +58,11 @@ impl Vpnctl {
         filter: &UserFilter,
     ) -> Result<Page<User>> {
         let limit = limit.clamp(1, PAGE_MAX);
-        let needle = filter.name.as_deref().map(str::to_lowercase);
+        let needle = filter.name.as_deref().map(crate::Needle::new);
         let now = self.now();
         let (items, next) = self.read(|rx| {
             rx.users_after(after.map_or(0, |u| u.0), limit, limit * 20, |u| {
-                needle
-                    .as_deref()
-                    .is_none_or(|n| u.name.to_lowercase().contains(n))
+                needle.as_ref().is_none_or(|n| n.matches(&u.name))
                     && filter
                         .access
                         .is_none_or(|a| crate::Access::of(u, now).state() == a)

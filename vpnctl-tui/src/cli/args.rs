@@ -510,7 +510,7 @@ pub struct ConfigOutput {
 #[derive(Debug, Subcommand)]
 pub enum PeersCommand {
     /// Peers, optionally of one user, on one node or region, of users in one access
-    /// state; filtered on the server.
+    /// state, by device name; filtered on the server.
     List {
         /// Only this user's (name or id).
         #[arg(long)]
@@ -525,6 +525,9 @@ pub enum PeersCommand {
         /// disabled (e.g. the devices of users whose access ended).
         #[arg(long, value_name = "STATE")]
         access: Option<vpnctl_api::body::AccessState>,
+        /// Only devices whose name contains this, ignoring case (e.g. `iphone`).
+        #[arg(long, value_name = "TEXT")]
+        device: Option<String>,
     },
     /// Gives a user a new device on a node, or on the node core prefers in a region,
     /// and hands over its config (stdout, --out FILE or --qr).

@@ -26,6 +26,7 @@ pub(super) async fn run(
             node,
             region,
             access,
+            device,
         } => {
             // The node list names nodes in the table and checks --node and --region;
             // JSON without them needs none of it.
@@ -64,6 +65,7 @@ pub(super) async fn run(
                 node: node.map(|v| v.node.id),
                 region,
                 access,
+                device,
                 ..PeerQuery::default()
             };
             if as_json {
