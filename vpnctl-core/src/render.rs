@@ -229,24 +229,21 @@ pub fn client_allowed_ips(node: &Node) -> Vec<IpNet> {
 }
 
 /// Cyrillic letters in Latin (Russian, Ukrainian and Belarusian, as passports
-/// spell them), so that "Айфон мамы" names its tunnel `fra-1-Aifon-mam` (15 characters at most) instead
-/// of vanishing into the node's name (and two such devices into one tunnel).
+/// spell them), so that "Айфон мамы" names its tunnel `fra-1-Aifon-mam` (15
+/// characters at most) instead of vanishing into the node's name (and two such
+/// devices into one tunnel).
 fn latin(c: char) -> Option<&'static str> {
     let lower = c.to_lowercase().next().unwrap_or(c);
     Some(match lower {
         'а' => "a",
         'б' => "b",
         'в' => "v",
-        'г' => "g",
-        'ґ' => "g",
+        'г' | 'ґ' => "g",
         'д' => "d",
-        'е' | 'є' => "e",
-        'ё' => "e",
+        'е' | 'є' | 'ё' | 'э' => "e",
         'ж' => "zh",
         'з' => "z",
-        'и' | 'і' => "i",
-        'ї' => "i",
-        'й' => "i",
+        'и' | 'і' | 'ї' | 'й' => "i",
         'к' => "k",
         'л' => "l",
         'м' => "m",
@@ -265,7 +262,6 @@ fn latin(c: char) -> Option<&'static str> {
         'щ' => "shch",
         'ъ' | 'ь' => "",
         'ы' => "y",
-        'э' => "e",
         'ю' => "iu",
         'я' => "ia",
         _ => return None,
