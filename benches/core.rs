@@ -267,22 +267,39 @@ fn paging(c: &mut Criterion) {
             page
         });
     });
+    // What the server sends: the page written by the API's row writer.
     g.bench_function("read_and_json", |b| {
         b.iter(|| {
             let page = bed
                 .vpn
                 .peers_page(PeerFilter::default(), black_box(after), 1000)
                 .unwrap();
-            serde_json::to_vec(&page.items).unwrap()
+            let mut body = Vec::with_capacity(256_000);
+            vpnctl_core::api::json::write_rows(&page.items, &mut body).unwrap();
+            body
         });
     });
-    let json = serde_json::to_vec(
-        &bed.vpn
-            .peers_page(PeerFilter::default(), after, 1000)
-            .unwrap()
-            .items,
-    )
-    .unwrap();
+    let items = bed
+        .vpn
+        .peers_page(PeerFilter::default(), after, 1000)
+        .unwrap()
+        .items;
+    // The writer against serde's generic path, on the same rows.
+    g.bench_function("json_rows", |b| {
+        b.iter(|| {
+            let mut body = Vec::with_capacity(256_000);
+            vpnctl_core::api::json::write_rows(black_box(&items), &mut body).unwrap();
+            body
+        });
+    });
+    g.bench_function("json_serde", |b| {
+        b.iter(|| {
+            let mut body = Vec::with_capacity(256_000);
+            serde_json::to_writer(&mut body, black_box(&items)).unwrap();
+            body
+        });
+    });
+    let json = serde_json::to_vec(&items).unwrap();
     g.bench_function("parse_json", |b| {
         b.iter(|| serde_json::from_slice::<Vec<vpnctl_core::Peer>>(black_box(&json)).unwrap());
     });

@@ -74,7 +74,7 @@ impl PublicKey {
 
     /// The base64 form written into `buf`, without allocating: lists serialize
     /// thousands of keys a page.
-    fn base64_in<'b>(&self, buf: &'b mut [u8; 44]) -> &'b str {
+    pub(crate) fn base64_in<'b>(&self, buf: &'b mut [u8; 44]) -> &'b str {
         let n = STANDARD
             .encode_slice(self.0, buf)
             .expect("32 bytes are 44 characters of base64");

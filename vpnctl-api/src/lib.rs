@@ -14,6 +14,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod import;
 pub mod join;
+pub mod json;
 pub mod keys;
 pub mod lifecycle;
 pub mod model;

@@ -123,8 +123,7 @@ async fn list_payments(
     Query(q): Query<PaymentQuery>,
 ) -> ApiResult<Response> {
     let vpn = st.vpn().clone();
-    let page = blocking(move || vpn.payments(q)).await?;
-    Ok(crate::routes::paged(page))
+    crate::routes::page_response(move || vpn.payments(q)).await
 }
 
 async fn get_payment(

@@ -212,7 +212,7 @@ async fn list_users(
     Query(q): Query<UserQuery>,
 ) -> ApiResult<Response> {
     let vpn = st.vpn().clone();
-    let page = blocking(move || match q.telegram_id {
+    page_response(move || match q.telegram_id {
         Some(tg) => vpn.user_by_telegram(tg).map(|u| Page {
             items: u.into_iter().collect(),
             next: None,
@@ -226,33 +226,44 @@ async fn list_users(
             },
         ),
     })
-    .await?;
-    Ok(paged(page))
+    .await
 }
 
-/// A page as its JSON array, with the next page's cursor in a header.
-pub(crate) fn paged<T: serde::Serialize>(page: Page<T>) -> Response {
-    // Sized for a full page of peers (~200 bytes a row) up front: growing a 200 KB
-    // body from axum's 128 bytes copied it a dozen times.
-    let mut body = Vec::with_capacity(2 + page.items.len() * 256);
-    let mut response = match serde_json::to_writer(&mut body, &page.items) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response(),
-        Err(e) => ApiFailure::internal(&e).into_response(),
-    };
-    if let Some(next) = page.next {
+/// A page of a list as the response: its JSON array, with the next page's cursor in
+/// a header. Read by `read` and written on the blocking pool: a full page is ~200 KB,
+/// and writing it on a runtime thread would hold up every request waiting there.
+pub(crate) async fn page_response<T, F>(read: F) -> ApiResult<Response>
+where
+    T: vpnctl_api::json::JsonRow,
+    F: FnOnce() -> vpnctl_core::Result<Page<T>> + Send + 'static,
+{
+    let (body, next) = blocking(move || {
+        let page = read()?;
+        // Sized for a full page of peers (~200 bytes a row) up front: growing a
+        // 200 KB body from axum's 128 bytes copied it a dozen times.
+        let mut body = Vec::with_capacity(2 + page.items.len() * 256);
+        Ok((
+            vpnctl_api::json::write_rows(&page.items, &mut body).map(|()| body),
+            page.next,
+        ))
+    })
+    .await?;
+    let body = body.map_err(|e| ApiFailure::internal(&e))?;
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    if let Some(next) = next {
         response.headers_mut().insert(
             axum::http::HeaderName::from_static(routes::NEXT_AFTER_HEADER),
             HeaderValue::from(next),
         );
     }
-    response
+    Ok(response)
 }
 
 async fn get_user(
@@ -408,9 +419,7 @@ async fn list_invites(
 ) -> ApiResult<Response> {
     let vpn = st.vpn().clone();
     let limit = q.limit.unwrap_or(routes::PAGE_MAX);
-    Ok(paged(
-        blocking(move || vpn.invites_page(q.after, limit)).await?,
-    ))
+    page_response(move || vpn.invites_page(q.after, limit)).await
 }
 
 async fn get_invite(
@@ -832,8 +841,7 @@ async fn list_peers(
         device: q.device,
     };
     let limit = q.limit.unwrap_or(routes::PAGE_MAX);
-    let page = blocking(move || vpn.peers_page(filter, q.after, limit)).await?;
-    Ok(paged(page))
+    page_response(move || vpn.peers_page(filter, q.after, limit)).await
 }
 
 async fn get_peer(
