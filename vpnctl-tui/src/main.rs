@@ -40,6 +40,8 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout();
     match runtime.block_on(cli::run(config, &mut stdout)) {
         Ok(()) => ExitCode::SUCCESS,
+        // As `head` expects of what it reads from (ripgrep and others do the same).
+        Err(e) if e.is_closed_output() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vpnctl: {e}");
             ExitCode::from(e.exit_code())

@@ -542,6 +542,31 @@ async fn events_list_and_follow() {
     };
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert!(event["seq"].as_u64().unwrap() > all.last().unwrap().seq);
+
+    // `vpnctl … | head`: the installed binary, its reader gone before it writes.
+    for args in [&["peers", "list"][..], &["events", "--json"]] {
+        let mut argv = vec!["--api", &cli.url, "--token", &cli.token];
+        argv.extend_from_slice(args);
+        let argv: Vec<String> = argv.into_iter().map(str::to_owned).collect();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vpnctl"))
+                .args(&argv)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            drop(child.stdout.take());
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{args:?} into a closed pipe: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     demo.stop().await;
 }
 

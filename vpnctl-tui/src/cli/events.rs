@@ -68,7 +68,7 @@ pub(super) async fn run(
 fn print(out: &mut dyn Write, event: &Event, as_json: bool) -> Result<(), CliError> {
     if as_json {
         serde_json::to_writer(&mut *out, event)
-            .map_err(|e| CliError::Io(std::io::Error::other(e)))?;
+            .map_err(|e| CliError::Io(std::io::Error::from(e)))?;
         writeln!(out)?;
     } else {
         writeln!(

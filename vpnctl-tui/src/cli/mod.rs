@@ -62,6 +62,12 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Whoever read the output stopped reading (`vpnctl peers list | head`): they
+    /// have what they wanted, so this is no failure to report.
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, Self::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// 2: bad usage or settings; 3: the API is unreachable; 4: the API said no (or the
     /// name given matches nothing); 1: other, also a command that did only part of its
     /// work or that the admin declined.
@@ -111,7 +117,7 @@ impl ConnectionArgs {
 
 pub(crate) fn json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
     serde_json::to_writer_pretty(&mut *out, value)
-        .map_err(|e| CliError::Io(std::io::Error::other(e)))?;
+        .map_err(|e| CliError::Io(std::io::Error::from(e)))?;
     writeln!(out)?;
     Ok(())
 }
@@ -135,7 +141,7 @@ impl JsonArray {
         value: &impl Serialize,
     ) -> Result<(), CliError> {
         let text = serde_json::to_string_pretty(value)
-            .map_err(|e| CliError::Io(std::io::Error::other(e)))?;
+            .map_err(|e| CliError::Io(std::io::Error::from(e)))?;
         writeln!(out, "{}", if self.empty { "" } else { "," })?;
         self.empty = false;
         for (i, line) in text.lines().enumerate() {
