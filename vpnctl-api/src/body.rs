@@ -89,12 +89,17 @@ pub struct ExtendAccess {
 }
 
 /// `GET /v1/users?telegram_id=` (that one user; the other fields are then
-/// ignored), or one page: `?after=&limit=&name=&access=`.
+/// ignored), `?ids=3,9,12` (those users, at most [`crate::routes::PAGE_MAX`]), or
+/// one page: `?after=&limit=&name=&access=`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telegram_id: Option<i64>,
+    /// These users (those that exist, in id order): what a list of peers needs to
+    /// name their owners, in one call instead of one per user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<IdList<UserId>>,
     /// The previous page's cursor ([`crate::routes::NEXT_AFTER_HEADER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<UserId>,
@@ -107,6 +112,34 @@ pub struct UserQuery {
     /// Only users whose access is in this state now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<AccessState>,
+}
+
+/// Ids in a query string, comma-separated (`3,9,12`; the prefixed form `u3` too).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdList<T>(pub Vec<T>);
+
+impl<T: std::fmt::Display> Serialize for IdList<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut text = String::new();
+        for (i, id) in self.0.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&id.to_string());
+        }
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de, T: std::str::FromStr<Err = crate::InvalidInput>> Deserialize<'de> for IdList<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| part.trim().parse().map_err(serde::de::Error::custom))
+            .collect::<Result<Vec<T>, _>>()
+            .map(Self)
+    }
 }
 
 /// Where a user's access stands, for filtering lists (`?access=lapsed`); core's

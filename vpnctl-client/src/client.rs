@@ -368,6 +368,26 @@ impl ApiClient {
         self.get(&routes::USER.path(id)).await
     }
 
+    /// The users of `ids` that exist, in id order, in one request per
+    /// [`routes::PAGE_MAX`] ids: what a list of peers needs to name their owners.
+    pub async fn users_by_id(&self, ids: &[UserId]) -> Result<Vec<User>, ClientError> {
+        let path = routes::USERS.template();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(routes::PAGE_MAX) {
+            let users: Vec<User> = self
+                .json(
+                    path,
+                    self.request(Method::GET, path).query(&UserQuery {
+                        ids: Some(vpnctl_api::body::IdList(chunk.to_vec())),
+                        ..UserQuery::default()
+                    }),
+                )
+                .await?;
+            out.extend(users);
+        }
+        Ok(out)
+    }
+
     pub async fn create_user(&self, new: &CreateUser) -> Result<User, ClientError> {
         self.post(routes::USERS.template(), new).await
     }

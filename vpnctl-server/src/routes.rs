@@ -212,12 +212,15 @@ async fn list_users(
     Query(q): Query<UserQuery>,
 ) -> ApiResult<Response> {
     let vpn = st.vpn().clone();
-    page_response(move || match q.telegram_id {
-        Some(tg) => vpn.user_by_telegram(tg).map(|u| Page {
+    page_response(move || match (q.telegram_id, q.ids) {
+        (Some(tg), _) => vpn.user_by_telegram(tg).map(|u| Page {
             items: u.into_iter().collect(),
             next: None,
         }),
-        None => vpn.users_page(
+        (None, Some(ids)) => vpn
+            .users_by_id(&ids.0)
+            .map(|items| Page { items, next: None }),
+        (None, None) => vpn.users_page(
             q.after,
             q.limit.unwrap_or(routes::PAGE_MAX),
             &UserFilter {

@@ -136,6 +136,63 @@ async fn users_and_peers_come_in_pages() {
     assert!(mine.next.is_some());
     let ids: Vec<u64> = mine.items.iter().map(|p| p.id.0).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
+
+    // Users by id, as a peer listing names their owners: those that exist, in id
+    // order, once each; the client splits any number into requests of PAGE_MAX.
+    let all_ids: Vec<UserId> = all.iter().map(|u| u.id).collect();
+    cp.vpn.delete_user(all_ids[5]).unwrap();
+    let asked = [
+        all_ids[9],
+        all_ids[5],
+        all_ids[2],
+        all_ids[9],
+        UserId(999_999),
+    ];
+    let named: Vec<(UserId, String)> = bot
+        .users_by_id(&asked)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (all_ids[2], "user-0002".to_owned()),
+            (all_ids[9], "user-0009".to_owned())
+        ]
+    );
+    assert_eq!(bot.users_by_id(&all_ids).await.unwrap().len(), 1_202);
+    let get = |query: String| {
+        let http = http.clone();
+        let url = format!("{}/v1/users?{query}", cp.url);
+        let token = cp.bot_token.expose().to_owned();
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = get(format!("ids=u{},{}", all_ids[0], all_ids[1])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap()
+            .len(),
+        2
+    );
+    let (status, body) = get("ids=1,two".into()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("ids: invalid UserId") && body.contains("two"),
+        "{body}"
+    );
+    let many: Vec<String> = (1..=PAGE_MAX + 1).map(|i| i.to_string()).collect();
+    let (status, body) = get(format!("ids={}", many.join(","))).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("at most 1000 users at once, not 1001"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,21 @@ impl Vpnctl {
         self.read(|rx| rx.user_by_telegram(telegram_id))
     }
 
+    /// The users of `ids` that exist (a deleted one is left out), in id order,
+    /// once each: at most [`PAGE_MAX`] ids, in one read.
+    pub fn users_by_id(&self, ids: &[UserId]) -> Result<Vec<User>> {
+        if ids.len() > PAGE_MAX {
+            return Err(Error::invalid(
+                "ids",
+                format!("at most {PAGE_MAX} users at once, not {}", ids.len()),
+            ));
+        }
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        self.read(|rx| rx.users_by_id(&ids))
+    }
+
     pub fn users(&self) -> Result<Vec<User>> {
         // A method path does not satisfy the higher-ranked closure bound here.
         #[allow(clippy::redundant_closure_for_method_calls)]

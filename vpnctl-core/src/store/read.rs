@@ -30,6 +30,18 @@ impl<M: Mode> Txn<'_, M> {
         }
     }
 
+    /// Those of `ids` that exist, in the order given.
+    pub fn users_by_id(&self, ids: &[UserId]) -> Result<Vec<User>> {
+        let table = self.tables.users.read()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = table.get(id.0)? {
+                out.push(decode("users", v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn user_by_telegram(&self, telegram_id: i64) -> Result<Option<User>> {
         let id = self
             .tables

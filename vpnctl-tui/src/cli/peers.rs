@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use futures_util::TryStreamExt as _;
 use serde::Serialize;
 use vpnctl_api::body::{IssuePeerRequest, NodeView, PeerQuery};
 use vpnctl_client::ApiClient;
@@ -357,7 +357,7 @@ impl UserNames {
     /// Names remembered at most (then forgotten, and read again as needed).
     const KEEP: usize = 10_000;
 
-    /// Reads the names of `peers`' users not known yet, a few at a time.
+    /// Reads the names of `peers`' users not known yet.
     async fn read(&mut self, api: &ApiClient, peers: &[Peer]) -> Result<(), CliError> {
         let mut missing: Vec<_> = peers
             .iter()
@@ -369,19 +369,10 @@ impl UserNames {
         if self.0.len() + missing.len() > Self::KEEP {
             self.0.clear();
         }
-        let found: Vec<_> = futures_util::stream::iter(missing)
-            .map(|id| async move {
-                match api.user(id).await {
-                    Ok(u) => Ok((id, u.name)),
-                    // Deleted meanwhile: the listing says so.
-                    Err(e) if e.status() == Some(404) => Ok((id, "?".to_owned())),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        self.0.extend(found);
+        // One request for a page's users (a user deleted meanwhile shows as "?").
+        for user in api.users_by_id(&missing).await? {
+            self.0.insert(user.id, user.name);
+        }
         Ok(())
     }
 
