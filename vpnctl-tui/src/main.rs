@@ -40,8 +40,10 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout();
     match runtime.block_on(cli::run(config, &mut stdout)) {
         Ok(()) => ExitCode::SUCCESS,
-        // As `head` expects of what it reads from (ripgrep and others do the same).
-        Err(e) if e.is_closed_output() => ExitCode::SUCCESS,
+        // Quietly, with the status of a tool that SIGPIPE ended (128 + 13), as `cat`
+        // or `grep` into `head`: nothing to read about, but a backup or config piped
+        // into a reader that died still does not look complete under `pipefail`.
+        Err(e) if e.is_closed_output() => ExitCode::from(141),
         Err(e) => {
             eprintln!("vpnctl: {e}");
             ExitCode::from(e.exit_code())

@@ -63,7 +63,7 @@ pub enum CliError {
 
 impl CliError {
     /// Whoever read the output stopped reading (`vpnctl peers list | head`): they
-    /// have what they wanted, so this is no failure to report.
+    /// have what they wanted, so this is no failure to explain.
     pub fn is_closed_output(&self) -> bool {
         matches!(self, Self::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
