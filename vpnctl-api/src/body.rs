@@ -88,9 +88,9 @@ pub struct ExtendAccess {
     pub days: u32,
 }
 
-/// `GET /v1/users?telegram_id=` (that one user; the other fields are then
-/// ignored), `?ids=3,9,12` (those users, at most [`crate::routes::PAGE_MAX`]), or
-/// one page: `?after=&limit=&name=&access=`.
+/// `GET /v1/users?telegram_id=` (that one user), else `?ids=3,9,12` (those users,
+/// at most [`crate::routes::PAGE_MAX`]), else one page: `?after=&limit=&name=&access=`.
+/// The first of these given decides; the fields of the others are ignored.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
@@ -135,8 +135,12 @@ impl<'de, T: std::str::FromStr<Err = crate::InvalidInput>> Deserialize<'de> for 
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = std::borrow::Cow::<str>::deserialize(d)?;
         text.split(',')
-            .filter(|part| !part.trim().is_empty())
-            .map(|part| part.trim().parse().map_err(serde::de::Error::custom))
+            .map(|part| match part.trim() {
+                "" => Err(serde::de::Error::custom(format!(
+                    "{text:?} is not a list of ids like 3,9,12"
+                ))),
+                id => id.parse().map_err(serde::de::Error::custom),
+            })
             .collect::<Result<Vec<T>, _>>()
             .map(Self)
     }

@@ -385,6 +385,9 @@ impl ApiClient {
                 .await?;
             out.extend(users);
         }
+        // Each request's answer is in id order; so is the whole.
+        out.sort_unstable_by_key(|u| u.id);
+        out.dedup_by_key(|u| u.id);
         Ok(out)
     }
 

@@ -162,7 +162,21 @@ async fn users_and_peers_come_in_pages() {
             (all_ids[9], "user-0009".to_owned())
         ]
     );
-    assert_eq!(bot.users_by_id(&all_ids).await.unwrap().len(), 1_202);
+    let mut shuffled: Vec<UserId> = all_ids.iter().rev().copied().collect();
+    shuffled.extend_from_slice(&all_ids[..10]);
+    let back: Vec<UserId> = bot
+        .users_by_id(&shuffled)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    let mut want = all_ids.clone();
+    want.remove(5);
+    assert_eq!(
+        back, want,
+        "1,212 ids, reversed, some twice: each once, in id order"
+    );
     let get = |query: String| {
         let http = http.clone();
         let url = format!("{}/v1/users?{query}", cp.url);
@@ -180,6 +194,11 @@ async fn users_and_peers_come_in_pages() {
             .len(),
         2
     );
+    for loose in ["ids=", "ids=1,,2", "ids=1,"] {
+        let (status, body) = get(loose.into()).await;
+        assert_eq!(status, 400, "{loose}: {body}");
+        assert!(body.contains("is not a list of ids"), "{loose}: {body}");
+    }
     let (status, body) = get("ids=1,two".into()).await;
     assert_eq!(status, 400, "{body}");
     assert!(

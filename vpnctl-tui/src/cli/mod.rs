@@ -216,8 +216,10 @@ pub async fn run_with(
     let mut escaped = escaped::Escaped::new(out);
     let out: &mut dyn Write = &mut escaped;
     let result = run_escaped(config, out, ask).await;
-    out.flush()?;
-    result
+    // The command's own error first: a closed output must not hide it.
+    let flushed = out.flush();
+    result?;
+    Ok(flushed?)
 }
 
 async fn run_escaped(

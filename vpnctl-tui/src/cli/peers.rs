@@ -369,8 +369,13 @@ impl UserNames {
         if self.0.len() + missing.len() > Self::KEEP {
             self.0.clear();
         }
-        // One request for a page's users (a user deleted meanwhile shows as "?").
-        for user in api.users_by_id(&missing).await? {
+        // One request for a page's users; one deleted meanwhile is remembered as
+        // "?" so that later pages do not ask for it again.
+        let found = api.users_by_id(&missing).await?;
+        for id in missing {
+            self.0.insert(id, "?".to_owned());
+        }
+        for user in found {
             self.0.insert(user.id, user.name);
         }
         Ok(())
