@@ -630,10 +630,16 @@ pub struct IssuePeerRequest {
     pub public_key: Option<PublicKey>,
 }
 
-/// `GET /v1/peers?user=&node=&region=&access=&after=&limit=`.
+/// `GET /v1/peers?ids=3,9,12` (those peers, at most [`crate::routes::PAGE_MAX`];
+/// the other fields are then ignored), else one page:
+/// `?user=&node=&region=&access=&device=&after=&limit=`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerQuery {
+    /// These peers (those that exist, in id order): what a client told which peers
+    /// changed reads them again with, in one call instead of one per peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<IdList<PeerId>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,6 +35,7 @@ pub fn write_rows<T: JsonRow>(rows: &[T], out: &mut Vec<u8>) -> serde_json::Resu
 
 impl JsonRow for crate::model::User {}
 impl JsonRow for crate::model::Invite {}
+impl JsonRow for crate::model::Event {}
 impl JsonRow for crate::billing::Payment {}
 
 impl JsonRow for Peer {

@@ -371,24 +371,12 @@ impl ApiClient {
     /// The users of `ids` that exist, in id order, in one request per
     /// [`routes::PAGE_MAX`] ids: what a list of peers needs to name their owners.
     pub async fn users_by_id(&self, ids: &[UserId]) -> Result<Vec<User>, ClientError> {
-        let path = routes::USERS.template();
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(routes::PAGE_MAX) {
-            let users: Vec<User> = self
-                .json(
-                    path,
-                    self.request(Method::GET, path).query(&UserQuery {
-                        ids: Some(vpnctl_api::body::IdList(chunk.to_vec())),
-                        ..UserQuery::default()
-                    }),
-                )
-                .await?;
-            out.extend(users);
-        }
-        // Each request's answer is in id order; so is the whole.
-        out.sort_unstable_by_key(|u| u.id);
-        out.dedup_by_key(|u| u.id);
-        Ok(out)
+        let query = |chunk| UserQuery {
+            ids: Some(vpnctl_api::body::IdList(chunk)),
+            ..UserQuery::default()
+        };
+        self.by_id(routes::USERS.template(), ids, query, |u: &User| u.id)
+            .await
     }
 
     pub async fn create_user(&self, new: &CreateUser) -> Result<User, ClientError> {
@@ -636,6 +624,49 @@ impl ApiClient {
 
     pub async fn peer(&self, id: PeerId) -> Result<Peer, ClientError> {
         self.get(&routes::PEER.path(id)).await
+    }
+
+    /// The peers of `ids` that exist, in id order, in one request per
+    /// [`routes::PAGE_MAX`] ids: what a client told which peers changed reads them
+    /// again with (a revoked one is simply not there).
+    pub async fn peers_by_id(&self, ids: &[PeerId]) -> Result<Vec<Peer>, ClientError> {
+        let query = |chunk| PeerQuery {
+            ids: Some(vpnctl_api::body::IdList(chunk)),
+            ..PeerQuery::default()
+        };
+        self.by_id(routes::PEERS.template(), ids, query, |p: &Peer| p.id)
+            .await
+    }
+
+    /// The rows of `ids` from the list at `path`, asked `PAGE_MAX` ids a request
+    /// with `query`: those that exist, in id order (`id` reads it), once each.
+    async fn by_id<I, T, Q>(
+        &self,
+        path: &str,
+        ids: &[I],
+        query: impl Fn(Vec<I>) -> Q,
+        id: fn(&T) -> I,
+    ) -> Result<Vec<T>, ClientError>
+    where
+        I: Copy + Ord,
+        T: DeserializeOwned,
+        Q: Serialize,
+    {
+        let mut out: Vec<T> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(routes::PAGE_MAX) {
+            let rows: Vec<T> = self
+                .json(
+                    path,
+                    self.request(Method::GET, path)
+                        .query(&query(chunk.to_vec())),
+                )
+                .await?;
+            out.extend(rows);
+        }
+        // Each request's answer is in id order; so is the whole.
+        out.sort_unstable_by_key(id);
+        out.dedup_by_key(|r| id(r));
+        Ok(out)
     }
 
     pub async fn issue_peer(&self, req: &IssuePeerRequest) -> Result<IssuedPeerView, ClientError> {

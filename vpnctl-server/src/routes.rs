@@ -844,7 +844,13 @@ async fn list_peers(
         device: q.device,
     };
     let limit = q.limit.unwrap_or(routes::PAGE_MAX);
-    page_response(move || vpn.peers_page(filter, q.after, limit)).await
+    page_response(move || match q.ids {
+        Some(ids) => vpn
+            .peers_by_id(&ids.0)
+            .map(|items| Page { items, next: None }),
+        None => vpn.peers_page(filter, q.after, limit),
+    })
+    .await
 }
 
 async fn get_peer(
@@ -1078,22 +1084,22 @@ async fn list_events(
     _: Admin,
     State(st): State<AppState>,
     Query(q): Query<EventQuery>,
-) -> ApiResult<Json<Vec<Event>>> {
+) -> ApiResult<Response> {
     let vpn = st.vpn().clone();
     let limit = q.limit.unwrap_or(100).min(MAX_EVENTS);
-    let events = match (q.after, q.before) {
-        (Some(_), Some(_)) => {
-            return Err(ApiFailure::bad_request(
-                "give `after` (read forwards) or `before` (read backwards), not both",
-            ));
-        }
-        (after, None) => {
-            let after = after.unwrap_or(0);
-            blocking(move || vpn.events_after(after, limit)).await?
-        }
-        (None, Some(before)) => blocking(move || vpn.events_before(before, limit)).await?,
-    };
-    Ok(Json(events))
+    if q.after.is_some() && q.before.is_some() {
+        return Err(ApiFailure::bad_request(
+            "give `after` (read forwards) or `before` (read backwards), not both",
+        ));
+    }
+    page_response(move || {
+        let items = match q.before {
+            Some(before) => vpn.events_before(before, limit)?,
+            None => vpn.events_after(q.after.unwrap_or(0), limit)?,
+        };
+        Ok(Page { items, next: None })
+    })
+    .await
 }
 
 fn sse_event(event: &Event) -> SseEvent {
@@ -1103,62 +1109,130 @@ fn sse_event(event: &Event) -> SseEvent {
         .unwrap_or_else(|_| SseEvent::default().comment("unserializable event"))
 }
 
-/// Live events for the dashboard: the backlog after `after` (if given), then every
-/// new event. A subscriber that falls behind re-reads the gap from the store.
+/// Live events for the dashboard: the events after `after` (if given), then every
+/// new event, each once, in order and without a gap. A burst larger than the
+/// broadcast buffer (an evacuation of 2,000 devices is 4,000 events in one commit),
+/// a subscriber that fell behind, or a backlog longer than one read is filled from
+/// the store before the next live event is sent.
 async fn event_stream(
     _: Admin,
     State(st): State<AppState>,
     Query(q): Query<EventQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let rx = st.feed().subscribe_events();
+    let vpn = st.vpn().clone();
+    // Subscribed first, read second: an event committed in between comes twice
+    // and is sent once.
     let backlog = match q.after {
         Some(after) => {
-            let vpn = st.vpn().clone();
+            let vpn = vpn.clone();
             blocking(move || vpn.events_after(after, MAX_EVENTS)).await?
         }
         None => Vec::new(),
     };
-    let last = backlog.last().map_or(q.after.unwrap_or(0), |e| e.seq);
-    let vpn = st.vpn().clone();
     let live = futures_util::stream::unfold(
-        (rx, last, vpn, std::collections::VecDeque::<Event>::new()),
-        |(mut rx, mut last, vpn, mut pending)| async move {
-            loop {
-                if let Some(event) = pending.pop_front() {
-                    last = event.seq;
-                    return Some((event, (rx, last, vpn, pending)));
-                }
-                match rx.recv().await {
-                    Ok(event) if event.seq <= last => {}
-                    Ok(event) => {
-                        last = event.seq;
-                        return Some((event, (rx, last, vpn, pending)));
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        let reader = vpn.clone();
-                        match blocking(move || reader.events_after(last, MAX_EVENTS)).await {
-                            Ok(events) => pending.extend(events),
-                            Err(_) => return None,
-                        }
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
+        EventFollower {
+            rx,
+            vpn,
+            last: q.after,
+            more: backlog.len() == MAX_EVENTS,
+            pending: backlog.into(),
+            held: None,
+        },
+        |mut follower| async move {
+            let event = follower.next().await?;
+            Some((event, follower))
         },
     );
     let shutdown = st.clone();
     let longest = st.limits().event_stream_max();
-    let stream = futures_util::stream::iter(backlog)
-        .chain(live)
-        .map(|e| Ok(sse_event(&e)))
-        .take_until(async move {
-            // The client reconnects with `after=` and misses nothing.
-            tokio::select! {
-                () = shutdown.shutting_down() => {}
-                () = tokio::time::sleep(longest) => {}
-            }
-        });
+    let stream = live.map(|e| Ok(sse_event(&e))).take_until(async move {
+        // The client reconnects with `after=` and misses nothing.
+        tokio::select! {
+            () = shutdown.shutting_down() => {}
+            () = tokio::time::sleep(longest) => {}
+        }
+    });
     // A comment at least this often keeps the stream from looking idle.
     let keep_alive = (st.limits().idle_timeout() / 2).clamp(Duration::from_secs(1), KEEP_ALIVE);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)))
+}
+
+/// What one event stream has sent: the next event is the one after `last` (any
+/// after the subscription when `last` is `None`), from `pending` (read from the
+/// store) or from the broadcast of new commits; `held` is a live event that came
+/// after a gap, sent once the gap is filled; `more` says the last read from the
+/// store was full, so more may be stored after it.
+struct EventFollower {
+    rx: tokio::sync::broadcast::Receiver<Event>,
+    vpn: vpnctl_core::Vpnctl,
+    last: Option<u64>,
+    pending: std::collections::VecDeque<Event>,
+    held: Option<Event>,
+    more: bool,
+}
+
+impl EventFollower {
+    /// The next event; `None` when the feed closed or the store failed (the client
+    /// reconnects with `after=` and misses nothing).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                if self.last.is_some_and(|last| event.seq <= last) {
+                    continue;
+                }
+                self.last = Some(event.seq);
+                return Some(event);
+            }
+            if let (true, Some(last)) = (self.more, self.last) {
+                let next = self.read_after(last).await?;
+                self.pending.extend(next);
+                continue;
+            }
+            let event = match self.held.take() {
+                Some(event) => event,
+                None => match self.rx.recv().await {
+                    Ok(event) => event,
+                    Err(RecvError::Lagged(_)) => {
+                        // Nothing sent yet and no `after`: start from what comes next.
+                        if let Some(last) = self.last {
+                            let missed = self.read_after(last).await?;
+                            self.pending.extend(missed);
+                        }
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            match self.last {
+                Some(last) if event.seq <= last => {}
+                // Events between the last sent and this one went past (a burst
+                // longer than the buffer, a backlog longer than one read): read them
+                // from the store first.
+                Some(last) if event.seq > last + 1 => {
+                    let missed = self.read_after(last).await?;
+                    if missed.is_empty() {
+                        // Nothing is stored in between (pruned): go on from here.
+                        self.last = Some(event.seq);
+                        return Some(event);
+                    }
+                    self.pending.extend(missed);
+                    self.held = Some(event);
+                }
+                _ => {
+                    self.last = Some(event.seq);
+                    return Some(event);
+                }
+            }
+        }
+    }
+
+    async fn read_after(&mut self, last: u64) -> Option<Vec<Event>> {
+        let vpn = self.vpn.clone();
+        let events = blocking(move || vpn.events_after(last, MAX_EVENTS))
+            .await
+            .ok()?;
+        self.more = events.len() == MAX_EVENTS;
+        Some(events)
+    }
 }

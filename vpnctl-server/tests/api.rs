@@ -714,6 +714,78 @@ async fn event_stream_delivers_new_events() {
     drop(Secret::new(String::new()));
 }
 
+/// One commit of more events than the stream's buffer and its store reads hold (a
+/// node's 4,000 devices moved to another: 8,000 peers revoked and issued at once): a
+/// stream that was following and one that resumes from before the burst each get
+/// every event, once, in order, with none arriving after them to push them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_longer_than_the_buffer_arrives_whole() {
+    let srv = ControlPlane::start().await;
+    let admin = srv.admin();
+    let from = srv.enrolled_node("fra1").await.node;
+    let to = srv.enrolled_node("ams1").await.node;
+    let user = srv
+        .vpn
+        .create_user(vpnctl_core::NewUser {
+            name: "burst".into(),
+            device_limit: Some(5_000),
+            ..vpnctl_core::NewUser::default()
+        })
+        .unwrap();
+    srv.vpn
+        .issue_peers(
+            (0..4_000)
+                .map(|i| vpnctl_core::IssuePeer {
+                    user: user.id,
+                    node: from.id,
+                    device: format!("d{i}"),
+                    public_key: Some(KeyPair::generate().public),
+                })
+                .collect(),
+        )
+        .unwrap();
+    let newest = |admin: vpnctl_client::ApiClient| async move {
+        let last = admin.events_before(None, Some(1)).await.unwrap();
+        last.last().map_or(0, |e| e.seq)
+    };
+    let start = newest(admin.clone()).await;
+    let following = admin.events_stream(Some(start)).await.unwrap();
+    let moved = srv
+        .vpn
+        .evacuate(from.id, &vpnctl_core::EvacuateTo::Node(to.id))
+        .unwrap();
+    assert_eq!(moved.moved.len(), 4_000, "{:?}", moved.failed.first());
+    let end = newest(admin.clone()).await;
+    assert!(end - start >= 8_000, "{start}..{end}");
+    let resumed = admin.events_stream(Some(start)).await.unwrap();
+    for (name, stream) in [("following", following), ("resumed", resumed)] {
+        let mut stream = Box::pin(stream);
+        let mut seqs = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), async {
+            while seqs.last() != Some(&end) {
+                match stream.next().await {
+                    Some(Ok(event)) => seqs.push(event.seq),
+                    other => panic!("{name}: the stream ended: {:?}", other.map(Result::err)),
+                }
+            }
+        })
+        .await;
+        assert!(
+            read.is_ok(),
+            "{name}: {} of {} events, the last {:?}",
+            seqs.len(),
+            end - start,
+            seqs.last()
+        );
+        let gap = seqs
+            .iter()
+            .zip(start + 1..)
+            .find(|(got, want)| **got != *want);
+        assert_eq!(gap, None, "{name}: (got, wanted) at the first gap");
+        assert_eq!(seqs.len() as u64, end - start, "{name}");
+    }
+}
+
 /// What the bot reads instead of the fleet's full list and whole node reports:
 /// node briefs that core judges exactly as the full nodes, current after every
 /// change (they are served from a cache), and one user's devices with their

@@ -212,6 +212,44 @@ async fn users_and_peers_come_in_pages() {
         body.contains("at most 1000 users at once, not 1001"),
         "{body}"
     );
+
+    // Peers by id, as the dashboard reads again the rows events named: a revoked
+    // one is not there, the rest come in id order, once each, whatever the filter.
+    let peers = admin.peers(on_node.clone()).await.unwrap();
+    let revoked = peers[3].id;
+    cp.vpn.revoke_peer(revoked).unwrap();
+    let mut asked: Vec<vpnctl_core::PeerId> = peers.iter().rev().map(|p| p.id).collect();
+    asked.extend([peers[0].id, vpnctl_core::PeerId(999_999)]);
+    let back = admin.peers_by_id(&asked).await.unwrap();
+    let want: Vec<_> = peers.iter().filter(|p| p.id != revoked).cloned().collect();
+    assert_eq!(back, want, "1,102 ids, reversed, one twice, two not there");
+    let url = format!(
+        "{}/v1/peers?ids=p{},{}&node=999&limit=1",
+        cp.url, peers[1].id, peers[0].id
+    );
+    let r = http
+        .get(url)
+        .bearer_auth(cp.admin_token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get(NEXT_AFTER_HEADER).is_none());
+    let two: Vec<vpnctl_core::Peer> = r.json().await.unwrap();
+    assert_eq!(two, peers[..2], "ids decide; the page fields are ignored");
+    let many: Vec<String> = (1..=PAGE_MAX + 1).map(|i| i.to_string()).collect();
+    let r = http
+        .get(format!("{}/v1/peers?ids={}", cp.url, many.join(",")))
+        .bearer_auth(cp.admin_token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("at most 1000 peers at once, not 1001"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! [`Action`]s over a channel; the terminal loop that draws and reads keys. The UI
 //! never waits for the network.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use tokio::sync::{Notify, mpsc};
 use vpnctl_api::body::{CreateInvite, IssuePeerRequest, PeerQuery};
 use vpnctl_api::broadcast::CreateBroadcast;
 use vpnctl_client::{ApiClient, ClientError};
-use vpnctl_core::{EvacuateTo, Evacuation, NodeId, Timestamp, UserState};
+use vpnctl_core::{EvacuateTo, Evacuation, NodeId, Peer, Timestamp, User, UserState};
 
 use crate::app::{Action, App, Changes, Command, Dirty, Outcome, Snapshot, update};
 use crate::configs;
@@ -77,8 +78,16 @@ pub async fn fetch_changes(
             .iter()
             .map(|id| async move { api.node_report(*id).await.ok().flatten().map(|r| (*id, r)) }),
     );
-    let users = read_again(dirty.users.iter().copied(), |id| api.user(id));
-    let peers = read_again(dirty.peers.iter().copied(), |id| api.peer(id));
+    let users = read_again(
+        &dirty.users,
+        |ids| async move { api.users_by_id(&ids).await },
+        |u: &User| u.id,
+    );
+    let peers = read_again(
+        &dirty.peers,
+        |ids| async move { api.peers_by_id(&ids).await },
+        |p: &Peer| p.id,
+    );
     let invites = async {
         if dirty.invites {
             api.invites().await.map(Some)
@@ -108,28 +117,23 @@ pub async fn fetch_changes(
     })
 }
 
-/// Reads each of `ids` again with `get`, concurrently: the rows found, and the ids
-/// whose row is gone (404).
-async fn read_again<I: Copy, T, Fut>(
-    ids: impl Iterator<Item = I>,
-    get: impl Fn(I) -> Fut,
+/// Reads the rows of `ids` again with `get` (a read by id, one request per
+/// `PAGE_MAX` ids): the rows found, and the ids whose row is gone.
+async fn read_again<I, T, Fut>(
+    ids: &BTreeSet<I>,
+    get: impl FnOnce(Vec<I>) -> Fut,
+    id: impl Fn(&T) -> I,
 ) -> Result<(Vec<T>, Vec<I>), ClientError>
 where
-    Fut: std::future::Future<Output = Result<T, ClientError>>,
+    I: Copy + Ord,
+    Fut: std::future::Future<Output = Result<Vec<T>, ClientError>>,
 {
-    let read = futures_util::future::join_all(ids.map(|id| {
-        let row = get(id);
-        async move { (id, row.await) }
-    }))
-    .await;
-    let (mut found, mut gone) = (Vec::new(), Vec::new());
-    for (id, row) in read {
-        match row {
-            Ok(row) => found.push(row),
-            Err(e) if e.status() == Some(404) => gone.push(id),
-            Err(e) => return Err(e),
-        }
+    if ids.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
     }
+    let found = get(ids.iter().copied().collect()).await?;
+    let there: BTreeSet<I> = found.iter().map(id).collect();
+    let gone = ids.difference(&there).copied().collect();
     Ok((found, gone))
 }
 

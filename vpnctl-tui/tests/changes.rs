@@ -41,14 +41,19 @@ fn events_mark_the_rows_they_changed() {
     assert!(dirty.nodes, "a node's event reads the node list now");
     assert!(!dirty.everything, "a node's health is in the node list");
 
-    // A change of many rows at once reads everything.
+    // A change of many rows at once names each row with its own event; the summary
+    // reads the node list, a deleted user is read again (and found gone).
     let mut broad = Dirty::default();
     broad.note(&EventKind::NodeEvacuated {
         node: NodeId(1),
         moved: 10,
         failed: 0,
     });
-    assert!(broad.everything);
+    broad.note(&EventKind::NodeDeleted { node: NodeId(2) });
+    broad.note(&EventKind::UserDeleted { user: UserId(5) });
+    assert!(!broad.everything);
+    assert!(broad.nodes);
+    assert_eq!(broad.users.iter().map(|u| u.0).collect::<Vec<_>>(), [5]);
     let mut many = Dirty::default();
     for i in 0..=u64::try_from(DIRTY_MAX).unwrap() {
         many.note(&EventKind::UserUpdated { user: UserId(i) });

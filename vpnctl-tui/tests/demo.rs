@@ -665,3 +665,81 @@ async fn a_demo_larger_than_its_pools_is_refused_up_front() {
     );
     assert!(!data.exists(), "nothing was made");
 }
+
+/// Changes of many rows at once (an evacuation, a user or node deleted with their
+/// devices) reach the dashboard as the rows their events name, read again by id in
+/// a few requests, and leave its tables exactly as a full read would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broad_changes_are_read_again_by_id_and_match_a_full_read() {
+    let demo = Demo::start(DemoOptions {
+        extra_peers: 600,
+        ..DemoOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = &demo.api;
+    let mut app = App::new("t", vpnctl_core::Timestamp::now());
+    let first = runtime::fetch_snapshot(api).await.unwrap();
+    update(&mut app, Action::Data(Box::new(first)));
+    let seen = api
+        .events_before(None, Some(1))
+        .await
+        .unwrap()
+        .last()
+        .map_or(0, |e| e.seq);
+    let nodes = api.nodes().await.unwrap();
+    let id_of = |name: &str| {
+        nodes
+            .iter()
+            .find(|v| v.node.name == name)
+            .map(|v| v.node.id)
+            .unwrap()
+    };
+    let (fra, ams) = (id_of("fra-1"), id_of("ams-1"));
+    let moved = api.evacuate_node(fra, vpnctl_core::EvacuateTo::Auto).await;
+    let moved = moved.unwrap().moved.len();
+    let owner = app
+        .peers
+        .iter()
+        .find(|p| p.node == ams)
+        .map(|p| p.user)
+        .unwrap();
+    api.delete_user(owner).await.unwrap();
+    api.delete_node(ams, true).await.unwrap();
+
+    let mut dirty = vpnctl_tui::app::Dirty::default();
+    let mut after = seen;
+    loop {
+        let events = api.events(Some(after), None).await.unwrap();
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        for e in &events {
+            dirty.note(&e.kind);
+        }
+    }
+    assert!(!dirty.everything, "named rows only");
+    // Each moved device is two peers (the old revoked, the new issued); more
+    // rows than the 256 that used to send the dashboard back to a full read.
+    assert!(
+        dirty.peers.len() >= 2 * moved && dirty.peers.len() > 256,
+        "{moved} devices moved, {} peers to read",
+        dirty.peers.len()
+    );
+    let changes = runtime::fetch_changes(api, &dirty, true, &[])
+        .await
+        .unwrap();
+    assert!(changes.users_gone.contains(&owner));
+    update(&mut app, Action::Changes(Box::new(changes)));
+
+    let full = runtime::fetch_snapshot(api).await.unwrap();
+    assert_eq!(app.users, full.users);
+    assert_eq!(app.peers, full.peers);
+    assert!(app.peers.iter().all(|p| p.node != fra && p.node != ams));
+    let mut counts = std::collections::HashMap::new();
+    for p in &full.peers {
+        *counts.entry(p.user).or_insert(0_u32) += 1;
+    }
+    assert_eq!(app.devices, counts, "device counts follow the rows");
+    assert!(app.nodes.iter().all(|v| v.node.id != ams), "node list read");
+    demo.stop().await;
+}

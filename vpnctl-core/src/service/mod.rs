@@ -501,6 +501,22 @@ impl Vpnctl {
     }
 }
 
+/// `ids` as a read by id takes them: in id order, once each, at most
+/// [`PAGE_MAX`](crate::api::routes::PAGE_MAX) (`what` names the rows in the error).
+fn id_set<T: Ord + Copy>(ids: &[T], what: &str) -> Result<Vec<T>> {
+    use crate::api::routes::PAGE_MAX;
+    if ids.len() > PAGE_MAX {
+        return Err(crate::error::Error::invalid(
+            "ids",
+            format!("at most {PAGE_MAX} {what} at once, not {}", ids.len()),
+        ));
+    }
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,14 @@ impl Vpnctl {
         self.read(|rx| rx.peer(id).map(|r| r.peer))
     }
 
+    /// The peers of `ids` that exist (a revoked one is left out), in id order,
+    /// once each: at most [`PAGE_MAX`] ids, in one read. What a client that was told
+    /// which peers changed reads them again with.
+    pub fn peers_by_id(&self, ids: &[PeerId]) -> Result<Vec<Peer>> {
+        let ids = super::id_set(ids, "peers")?;
+        self.read(|rx| rx.peers_by_id(ids))
+    }
+
     /// Every peer `filter` selects, in id order, from one snapshot (the unpaged form
     /// of [`Vpnctl::peers_page`], for tools and tests; the API pages).
     pub fn peers(&self, filter: PeerFilter) -> Result<Vec<Peer>> {

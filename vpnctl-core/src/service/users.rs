@@ -43,15 +43,7 @@ impl Vpnctl {
     /// The users of `ids` that exist (a deleted one is left out), in id order,
     /// once each: at most [`PAGE_MAX`] ids, in one read.
     pub fn users_by_id(&self, ids: &[UserId]) -> Result<Vec<User>> {
-        if ids.len() > PAGE_MAX {
-            return Err(Error::invalid(
-                "ids",
-                format!("at most {PAGE_MAX} users at once, not {}", ids.len()),
-            ));
-        }
-        let mut ids = ids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = super::id_set(ids, "users")?;
         self.read(|rx| rx.users_by_id(&ids))
     }
 

@@ -311,15 +311,15 @@ impl<M: Mode> Txn<'_, M> {
     }
 
     pub fn user_peers(&self, user: UserId) -> Result<Vec<Peer>> {
-        self.peers_of(self.user_peer_ids(user)?)
+        self.peers_by_id(self.user_peer_ids(user)?)
     }
 
     pub fn node_peers(&self, node: NodeId) -> Result<Vec<Peer>> {
-        self.peers_of(self.node_peer_ids(node)?)
+        self.peers_by_id(self.node_peer_ids(node)?)
     }
 
-    /// The peers with these ids, skipping ids without a record.
-    fn peers_of(&self, ids: Vec<PeerId>) -> Result<Vec<Peer>> {
+    /// The peers with these ids, in the order given, skipping ids without a record.
+    pub fn peers_by_id(&self, ids: Vec<PeerId>) -> Result<Vec<Peer>> {
         let peers = self.tables.peers.read()?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
