@@ -7,7 +7,8 @@
 //! host addresses (`/32`, `/128`) are the client's tunnel addresses. A peer is named
 //! by the comment lines right above its `[Peer]` (`# alice`, `### Client alice` as
 //! the popular install scripts write, `# Client: alice (id)` as wg-easy wrote before
-//! version 14) or by a `# Name = alice` line inside it. As in `wg`, `#` starts a
+//! version 14), by a `# Name = alice` line inside it, or else by a comment right
+//! below `[Peer]`, before its first setting. As in `wg`, `#` starts a
 //! comment anywhere on a line.
 //!
 //! **wg-easy 14** keeps its state in one JSON file:
@@ -94,6 +95,13 @@ struct PeerDraft {
     addresses: Vec<IpNet>,
 }
 
+impl PeerDraft {
+    /// No setting read yet: what follows `[Peer]` directly.
+    fn is_blank(&self) -> bool {
+        self.public_key.is_none() && self.preshared_key.is_none() && self.addresses.is_empty()
+    }
+}
+
 /// Parses a wg-quick configuration of a server (see the module docs).
 pub fn parse_wg_quick(text: &str) -> Result<LegacyServer, LegacyError> {
     let mut server = LegacyServer {
@@ -113,10 +121,15 @@ pub fn parse_wg_quick(text: &str) -> Result<LegacyServer, LegacyError> {
         if let Some(comment) = trimmed.strip_prefix('#') {
             let comment = comment.trim_start_matches('#').trim();
             if section == Section::Peer
-                && let Some(name) = name_setting(comment)
                 && let Some(d) = &mut draft
             {
-                d.name = Some(name);
+                if let Some(name) = name_setting(comment) {
+                    d.name = Some(name);
+                } else if d.name.is_none() && d.is_blank() {
+                    // `[Peer]` then `# alice` before any setting, as many guides
+                    // write it.
+                    d.name = comment_name(comment);
+                }
             }
             comments.push(comment.to_owned());
             continue;
@@ -254,12 +267,17 @@ fn finish_peer(d: PeerDraft) -> Result<ImportPeer, LegacyError> {
 
 /// `Name = alice` / `Name: alice` inside a peer section.
 fn name_setting(comment: &str) -> Option<String> {
-    let lower = comment.to_lowercase();
-    let rest = lower.strip_prefix("name")?;
-    let rest = rest.trim_start();
+    let rest = strip_ascii_prefix(comment, "name")?.trim_start();
     let rest = rest.strip_prefix('=').or_else(|| rest.strip_prefix(':'))?;
-    let start = comment.len() - rest.len();
-    clean_name(&comment[start..])
+    clean_name(rest)
+}
+
+/// `text` after `prefix` (ASCII, any case); `None` when it does not start so. Never
+/// cuts a character: `Дима` is 8 bytes, and byte 7 is inside its `а`.
+fn strip_ascii_prefix<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// A name from a comment line above `[Peer]`: `alice`, `Client alice`,
@@ -270,8 +288,8 @@ fn comment_name(comment: &str) -> Option<String> {
     }
     let mut text = comment.trim();
     for prefix in ["client:", "client ", "peer:", "peer "] {
-        if text.len() >= prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix) {
-            text = &text[prefix.len()..];
+        if let Some(rest) = strip_ascii_prefix(text, prefix) {
+            text = rest;
             break;
         }
     }
@@ -444,7 +462,8 @@ mod tests {
     #[test]
     fn wg_quick_names_from_comments_and_keeps_addresses() {
         let server = KeyPair::generate();
-        let (a, b, c, d) = (
+        let (a, b, c, d, e) = (
+            KeyPair::generate(),
             KeyPair::generate(),
             KeyPair::generate(),
             KeyPair::generate(),
@@ -457,13 +476,15 @@ mod tests {
              # alice\n[Peer]\nPublicKey = {}\nPresharedKey = {}\nAllowedIPs = 10.8.0.7/32\n\n\
              ### Client bob\n[Peer]\nPublicKey = {}\nAllowedIPs = 10.8.0.3/32, fd42::3/128\n\n\
              [Peer]\n# Name = carol\nPublicKey = {} # her phone\nAllowedIPs = 10.8.0.4/32\n\n\
-             [Peer]\nPublicKey = {}\nAllowedIPs = 10.8.0.5\n",
+             [Peer]\nPublicKey = {}\n# moved from the old box\nAllowedIPs = 10.8.0.5\n\n\
+             [Peer]\n# Дима\n# his laptop\nPublicKey = {}\nAllowedIPs = 10.8.0.6/32\n",
             server.private.expose_base64(),
             a.public,
             psk.expose_base64(),
             b.public,
             c.public,
             d.public,
+            e.public,
         );
         let parsed = parse_wg_quick(&text).unwrap();
         assert_eq!(parsed.listen_port, Some(51821));
@@ -478,7 +499,8 @@ mod tests {
                 Some("alice".into()),
                 Some("bob".into()),
                 Some("carol".into()),
-                None
+                None,
+                Some("Дима".into()),
             ]
         );
         assert_eq!(parsed.peers[0].ipv4, Some("10.8.0.7".parse().unwrap()));
@@ -531,8 +553,26 @@ mod tests {
             ("Name = Alice Smith", Some("Alice Smith")),
             ("name: bob", Some("bob")),
             ("", None),
+            // Letters of more than one byte where an ASCII prefix would end: these
+            // panicked (a slice inside `а`), crashing `vpnctl import`.
+            ("Дима", Some("Дима")),
+            ("Айфон мамы", Some("Айфон мамы")),
+            ("Client Дима", Some("Дима")),
+            ("Name = Дима", Some("Дима")),
+            ("NAME: Ⱥnna", Some("Ⱥnna")),
+            ("İName = x", Some("İName = x")),
         ] {
             assert_eq!(comment_name(comment).as_deref(), name, "{comment:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any comment text is a name or none, never a panic.
+        #[test]
+        fn any_comment_names_without_panicking(comment in "\\PC{0,12}") {
+            let _ = comment_name(&comment);
+            let text = format!("[Interface]\n[Peer]\n# {comment}\nPublicKey = x\n");
+            let _ = parse_wg_quick(&text);
         }
     }
 }
