@@ -303,6 +303,11 @@ fn paging(c: &mut Criterion) {
     g.bench_function("parse_json", |b| {
         b.iter(|| serde_json::from_slice::<Vec<vpnctl_core::Peer>>(black_box(&json)).unwrap());
     });
+    // What the client reads a page with: the server's layout directly.
+    g.bench_function("parse_rows", |b| {
+        use vpnctl_core::api::json::JsonRow as _;
+        b.iter(|| vpnctl_core::Peer::read_rows(black_box(&json)).unwrap());
+    });
     g.finish();
 }
 

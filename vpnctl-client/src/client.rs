@@ -21,6 +21,7 @@ use vpnctl_api::body::{
 use vpnctl_api::error::{ApiError, ErrorCode};
 use vpnctl_api::fingerprint::Fingerprint;
 use vpnctl_api::join::{ConnectionString, JoinToken};
+use vpnctl_api::json::JsonRow;
 use vpnctl_api::keys::PublicKey;
 use vpnctl_api::lifecycle::{Notification, Traffic};
 use vpnctl_api::model::{
@@ -318,7 +319,7 @@ impl ApiClient {
     }
 
     /// A GET of one page: the items and the `x-next-after` cursor.
-    pub(crate) async fn page<Q: Serialize + ?Sized, T: DeserializeOwned>(
+    pub(crate) async fn page<Q: Serialize + ?Sized, T: JsonRow>(
         &self,
         path: &str,
         query: &Q,
@@ -343,7 +344,7 @@ impl ApiClient {
             .bytes()
             .await
             .map_err(|e| ClientError::from_reqwest(&url, &e))?;
-        let items = serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+        let items = T::read_rows(&body).map_err(|e| ClientError::Protocol {
             url,
             reason: format!("JSON: {e}"),
         })?;
@@ -649,19 +650,13 @@ impl ApiClient {
     ) -> Result<Vec<T>, ClientError>
     where
         I: Copy + Ord,
-        T: DeserializeOwned,
+        T: JsonRow,
         Q: Serialize,
     {
         let mut out: Vec<T> = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(routes::PAGE_MAX) {
-            let rows: Vec<T> = self
-                .json(
-                    path,
-                    self.request(Method::GET, path)
-                        .query(&query(chunk.to_vec())),
-                )
-                .await?;
-            out.extend(rows);
+            let rows: Page<T> = self.page(path, &query(chunk.to_vec())).await?;
+            out.extend(rows.items);
         }
         // Each request's answer is in id order; so is the whole.
         out.sort_unstable_by_key(id);
@@ -866,7 +861,7 @@ impl ApiClient {
 /// The query of a paged list: where the list is read, and how the `x-next-after`
 /// cursor of one page goes into the query of the next.
 pub(crate) trait PagedQuery: Serialize + Send + Sync + 'static {
-    type Item: DeserializeOwned + Send + 'static;
+    type Item: JsonRow + Send + 'static;
     const PATH: &'static str;
     fn set_cursor(&mut self, next: u64);
 }
