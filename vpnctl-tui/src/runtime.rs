@@ -482,9 +482,16 @@ pub fn spawn_worker(
                 match api.events_stream(after).await {
                     Ok(stream) => {
                         let mut stream = std::pin::pin!(stream);
+                        // The stream sends every event after `after`, in order; one
+                        // that is not the next means the log lost some meanwhile
+                        // (retention pruned them while the dashboard was away).
+                        let mut next = after.map(|a| a + 1);
                         while let Some(item) = stream.next().await {
                             match item {
                                 Ok(event) => {
+                                    if next.take().is_some_and(|n| event.seq != n) {
+                                        mark(&|d: &mut Dirty| d.everything = true);
+                                    }
                                     after = Some(event.seq);
                                     mark(&|d: &mut Dirty| d.note(&event.kind));
                                     wake.notify_one();
@@ -505,10 +512,18 @@ pub fn spawn_worker(
                         }
                     }
                 }
-                // Events missed while away are replayed from `after` on reconnect;
-                // a full read covers anything a gap in the log could hide.
-                mark(&|d: &mut Dirty| d.everything = true);
+                // Events missed while away are replayed from `after` on reconnect
+                // (a gap in them reads everything, above). A log that went back
+                // (a store restored from a backup) would never send what comes
+                // next: then everything, from its newest events.
                 tokio::time::sleep(POLL_EVERY).await;
+                if let Some(seen) = after
+                    && let Ok(newest) = api.events_before(None, Some(1)).await
+                    && newest.last().map_or(0, |e| e.seq) < seen
+                {
+                    after = None;
+                    mark(&|d: &mut Dirty| d.everything = true);
+                }
             }
         });
     }

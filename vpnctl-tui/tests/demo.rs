@@ -743,3 +743,55 @@ async fn broad_changes_are_read_again_by_id_and_match_a_full_read() {
     assert!(app.nodes.iter().all(|v| v.node.id != ams), "node list read");
     demo.stop().await;
 }
+
+/// The event stream ends (here every second: `event_stream_max_secs`) and the
+/// dashboard reconnects from the last event it saw: what changed meanwhile is
+/// replayed, so it reads those rows, not its tables again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnected_stream_reads_changes_not_tables() {
+    use vpnctl_testbed::control_plane::ControlPlane;
+    use vpnctl_testbed::scale::CountingRelay;
+    let cp = ControlPlane::builder()
+        .configure(|c| c.limits.event_stream_max_secs = 1)
+        .start()
+        .await;
+    let users = 400;
+    for i in 0..users {
+        cp.vpn
+            .create_user(vpnctl_core::NewUser {
+                name: format!("user{i}"),
+                ..vpnctl_core::NewUser::default()
+            })
+            .unwrap();
+    }
+    let relay = CountingRelay::start(cp.addr()).await;
+    let api = ApiClient::new(&relay.url(), Some(cp.admin_token.clone()), None).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _worker = spawn_worker(api, tx);
+    let mut app = App::new("t", vpnctl_core::Timestamp::now());
+    until(&mut app, &mut rx, |app| app.users.len() == users).await;
+    let first = relay.received();
+
+    // Three ends of the stream pass, and a change made while it is away arrives.
+    let away = tokio::time::Instant::now() + Duration::from_millis(3500);
+    while let Ok(Some(action)) = tokio::time::timeout_at(away, rx.recv()).await {
+        update(&mut app, action);
+    }
+    let renamed = app.users[7].id;
+    cp.vpn
+        .update_user(
+            renamed,
+            vpnctl_core::UserPatch {
+                name: Some("renamed".into()),
+                ..vpnctl_core::UserPatch::default()
+            },
+        )
+        .unwrap();
+    until(&mut app, &mut rx, |app| app.user_name(renamed) == "renamed").await;
+    let since = relay.received() - first;
+    eprintln!("first read {first} bytes; then {since} bytes over the reconnects and the change");
+    assert!(
+        since < first / 2,
+        "{since} bytes read after a first read of {first}: the tables again"
+    );
+}
