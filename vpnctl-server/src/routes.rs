@@ -1122,19 +1122,25 @@ async fn event_stream(
     let rx = st.feed().subscribe_events();
     let vpn = st.vpn().clone();
     // Subscribed first, read second: an event committed in between comes twice
-    // and is sent once.
-    let backlog = match q.after {
+    // and is sent once. Without `after` the stream starts after the newest event
+    // committed now, so it is gapless from its first event on too (the members of
+    // one group commit are broadcast in any order).
+    let (after, backlog) = match q.after {
         Some(after) => {
             let vpn = vpn.clone();
-            blocking(move || vpn.events_after(after, MAX_EVENTS)).await?
+            let backlog = blocking(move || vpn.events_after(after, MAX_EVENTS)).await?;
+            (after, backlog)
         }
-        None => Vec::new(),
+        None => {
+            let vpn = vpn.clone();
+            (blocking(move || vpn.last_event_seq()).await?, Vec::new())
+        }
     };
     let live = futures_util::stream::unfold(
         EventFollower {
             rx,
             vpn,
-            last: q.after,
+            last: after,
             more: backlog.len() == MAX_EVENTS,
             pending: backlog.into(),
             held: None,
@@ -1158,15 +1164,15 @@ async fn event_stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)))
 }
 
-/// What one event stream has sent: the next event is the one after `last` (any
-/// after the subscription when `last` is `None`), from `pending` (read from the
+/// What one event stream has sent: the next event is the one after `last`, from
+/// `pending` (read from the
 /// store) or from the broadcast of new commits; `held` is a live event that came
 /// after a gap, sent once the gap is filled; `more` says the last read from the
 /// store was full, so more may be stored after it.
 struct EventFollower {
     rx: tokio::sync::broadcast::Receiver<Event>,
     vpn: vpnctl_core::Vpnctl,
-    last: Option<u64>,
+    last: u64,
     pending: std::collections::VecDeque<Event>,
     held: Option<Event>,
     more: bool,
@@ -1178,14 +1184,14 @@ impl EventFollower {
     async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                if self.last.is_some_and(|last| event.seq <= last) {
+                if event.seq <= self.last {
                     continue;
                 }
-                self.last = Some(event.seq);
+                self.last = event.seq;
                 return Some(event);
             }
-            if let (true, Some(last)) = (self.more, self.last) {
-                let next = self.read_after(last).await?;
+            if self.more {
+                let next = self.read_after(self.last).await?;
                 self.pending.extend(next);
                 continue;
             }
@@ -1194,33 +1200,30 @@ impl EventFollower {
                 None => match self.rx.recv().await {
                     Ok(event) => event,
                     Err(RecvError::Lagged(_)) => {
-                        // Nothing sent yet and no `after`: start from what comes next.
-                        if let Some(last) = self.last {
-                            let missed = self.read_after(last).await?;
-                            self.pending.extend(missed);
-                        }
+                        let missed = self.read_after(self.last).await?;
+                        self.pending.extend(missed);
                         continue;
                     }
                     Err(RecvError::Closed) => return None,
                 },
             };
             match self.last {
-                Some(last) if event.seq <= last => {}
+                last if event.seq <= last => {}
                 // Events between the last sent and this one went past (a burst
                 // longer than the buffer, a backlog longer than one read): read them
                 // from the store first.
-                Some(last) if event.seq > last + 1 => {
+                last if event.seq > last + 1 => {
                     let missed = self.read_after(last).await?;
                     if missed.is_empty() {
                         // Nothing is stored in between (pruned): go on from here.
-                        self.last = Some(event.seq);
+                        self.last = event.seq;
                         return Some(event);
                     }
                     self.pending.extend(missed);
                     self.held = Some(event);
                 }
                 _ => {
-                    self.last = Some(event.seq);
+                    self.last = event.seq;
                     return Some(event);
                 }
             }

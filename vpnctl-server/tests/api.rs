@@ -716,8 +716,9 @@ async fn event_stream_delivers_new_events() {
 
 /// One commit of more events than the stream's buffer and its store reads hold (a
 /// node's 4,000 devices moved to another: 8,000 peers revoked and issued at once): a
-/// stream that was following and one that resumes from before the burst each get
-/// every event, once, in order, with none arriving after them to push them out.
+/// stream that was following, one that resumes from before the burst and one opened
+/// without `after` each get every event, once, in order, with none arriving after
+/// them to push them out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_longer_than_the_buffer_arrives_whole() {
     let srv = ControlPlane::start().await;
@@ -750,6 +751,9 @@ async fn a_burst_longer_than_the_buffer_arrives_whole() {
     };
     let start = newest(admin.clone()).await;
     let following = admin.events_stream(Some(start)).await.unwrap();
+    // Without `after`: from what is committed next, as gapless (it used to pick up
+    // wherever the broadcast buffer was after falling behind).
+    let fresh = admin.events_stream(None).await.unwrap();
     let moved = srv
         .vpn
         .evacuate(from.id, &vpnctl_core::EvacuateTo::Node(to.id))
@@ -758,7 +762,11 @@ async fn a_burst_longer_than_the_buffer_arrives_whole() {
     let end = newest(admin.clone()).await;
     assert!(end - start >= 8_000, "{start}..{end}");
     let resumed = admin.events_stream(Some(start)).await.unwrap();
-    for (name, stream) in [("following", following), ("resumed", resumed)] {
+    for (name, stream) in [
+        ("following", following),
+        ("resumed", resumed),
+        ("fresh", fresh),
+    ] {
         let mut stream = Box::pin(stream);
         let mut seqs = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(30), async {

@@ -10,6 +10,13 @@ impl Vpnctl {
         self.read(|rx| rx.events_after(after, limit))
     }
 
+    /// The sequence number of the newest event ever committed (0 before the first),
+    /// whether or not retention has pruned it since.
+    pub fn last_event_seq(&self) -> Result<u64> {
+        self.read(|rx| rx.cursor("next_event"))
+            .map(|next| next.saturating_sub(1))
+    }
+
     /// The newest `limit` events, oldest first.
     pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>> {
         self.events_before(u64::MAX, limit)
