@@ -198,8 +198,9 @@ pub struct Dirty {
     /// A node changed (state, settings, health): read the node list now rather
     /// than at the next poll.
     pub nodes: bool,
-    /// More changed than reads by id are worth (an import), or the event stream
-    /// broke and may have missed something: read everything again.
+    /// More changed than reads by id are worth (an import), the event stream
+    /// skipped events (retention pruned them while the dashboard was away), or the
+    /// admin asked: read everything again.
     pub everything: bool,
 }
 

@@ -59,7 +59,7 @@ pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
 
 /// The periodic read: the node list when `read_nodes`, the reports of
 /// `report_nodes` (a failed or absent report shows none) and the rows `dirty`
-/// names, each read by id (a 404 is a row gone).
+/// names, read by id in batches (a row the server no longer has is gone).
 pub async fn fetch_changes(
     api: &ApiClient,
     dirty: &Dirty,
@@ -363,11 +363,9 @@ pub fn spawn_worker(
 ) {
     let wake = Arc::new(Notify::new());
     // What the event task hands the reading task: the rows to read again, and
-    // whether everything must be read (at start, after a reconnect, on request).
-    let pending = Arc::new(std::sync::Mutex::new(Dirty {
-        everything: true,
-        ..Dirty::default()
-    }));
+    // whether everything must be read (once the event stream is open at start, after
+    // a gap in it, on request).
+    let pending = Arc::new(std::sync::Mutex::new(Dirty::default()));
     let (commands, mut command_rx) = mpsc::unbounded_channel::<Command>();
     let (report_nodes, mut report_rx) = tokio::sync::watch::channel(Vec::<NodeId>::new());
     let take = {
@@ -390,14 +388,18 @@ pub fn spawn_worker(
     };
     let mark = Arc::new(mark);
 
-    // Reads: everything at start (and when a change is too broad), then every
-    // POLL_EVERY and soon after an event the node list plus the rows events named.
+    // Reads: everything once the event task has the stream open (and when a change
+    // is too broad), then every POLL_EVERY and soon after an event the node list
+    // plus the rows events named.
     {
         let api = api.clone();
         let actions = actions.clone();
         let wake = Arc::clone(&wake);
         let mark = Arc::clone(&mark);
         tokio::spawn(async move {
+            // A read begun before the stream is open could miss a change committed
+            // in between for good: wait for the event task's word.
+            wake.notified().await;
             let mut nodes_read = tokio::time::Instant::now();
             loop {
                 let dirty = take();
@@ -460,12 +462,17 @@ pub fn spawn_worker(
         let wake = Arc::clone(&wake);
         let mark = Arc::clone(&mark);
         tokio::spawn(async move {
+            // The last event seen; `None` until the first page (an empty log
+            // streams from whatever the server commits next).
             let mut after: Option<u64> = None;
+            // The tables are read whole once the stream is open: every change
+            // committed after that reaches the dashboard as an event.
+            let mut read_all = true;
             loop {
-                if after.is_none() {
+                if read_all {
                     match api.events_before(None, Some(RECENT_EVENTS)).await {
                         Ok(batch) => {
-                            after = Some(batch.last().map_or(0, |e| e.seq));
+                            after = batch.last().map(|e| e.seq);
                             if actions.send(Action::Events(batch)).is_err() {
                                 return;
                             }
@@ -481,15 +488,20 @@ pub fn spawn_worker(
                 }
                 match api.events_stream(after).await {
                     Ok(stream) => {
+                        // The server subscribed before it answered: from here on
+                        // nothing committed is missed.
+                        if std::mem::take(&mut read_all) {
+                            mark(&|d: &mut Dirty| d.everything = true);
+                            wake.notify_one();
+                        }
                         let mut stream = std::pin::pin!(stream);
                         // The stream sends every event after `after`, in order; one
                         // that is not the next means the log lost some meanwhile
                         // (retention pruned them while the dashboard was away).
-                        let mut next = after.map(|a| a + 1);
                         while let Some(item) = stream.next().await {
                             match item {
                                 Ok(event) => {
-                                    if next.take().is_some_and(|n| event.seq != n) {
+                                    if after.is_some_and(|a| event.seq != a + 1) {
                                         mark(&|d: &mut Dirty| d.everything = true);
                                     }
                                     after = Some(event.seq);
@@ -521,8 +533,7 @@ pub fn spawn_worker(
                     && let Ok(newest) = api.events_before(None, Some(1)).await
                     && newest.last().map_or(0, |e| e.seq) < seen
                 {
-                    after = None;
-                    mark(&|d: &mut Dirty| d.everything = true);
+                    read_all = true;
                 }
             }
         });

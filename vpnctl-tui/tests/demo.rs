@@ -795,3 +795,115 @@ async fn a_reconnected_stream_reads_changes_not_tables() {
         "{since} bytes read after a first read of {first}: the tables again"
     );
 }
+
+/// A change committed while the dashboard starts — after its first read of the
+/// tables, before it knows where the event log ends — is not lost: the tables are
+/// read only once the stream is open. A relay holds the dashboard's first read of
+/// the log while a user is renamed; before, the tables had been read already and
+/// the stream began after the rename, so the old name stayed on screen for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_while_the_dashboard_starts_is_not_lost() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use vpnctl_testbed::control_plane::ControlPlane;
+
+    let cp = ControlPlane::start().await;
+    let users: Vec<_> = (0..20)
+        .map(|i| {
+            cp.vpn
+                .create_user(vpnctl_core::NewUser {
+                    name: format!("user{i}"),
+                    ..vpnctl_core::NewUser::default()
+                })
+                .unwrap()
+                .id
+        })
+        .collect();
+
+    // A relay that holds any request for a page of the log until `open`.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = format!("http://{}", listener.local_addr().unwrap());
+    let (held, open) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let target = cp.addr();
+    let relay_task = {
+        let (held, open) = (Arc::clone(&held), Arc::clone(&open));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (held, open) = (Arc::clone(&held), Arc::clone(&open));
+                tokio::spawn(async move {
+                    let server = TcpStream::connect(target).await.unwrap();
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            if buf[..n].windows(22).any(|w| w == b"GET /v1/events?before=") {
+                                held.store(true, Ordering::SeqCst);
+                                while !open.load(Ordering::SeqCst) {
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                }
+                            }
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        })
+    };
+
+    let api = ApiClient::new(&relay, Some(cp.admin_token.clone()), None).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _worker = spawn_worker(api, tx);
+    let mut app = App::new("t", vpnctl_core::Timestamp::now());
+    // The log's first page is held; whatever else the dashboard reads now, it reads.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !held.load(Ordering::SeqCst) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the log is read at start"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let settle = tokio::time::Instant::now() + Duration::from_millis(700);
+    while let Ok(Some(action)) = tokio::time::timeout_at(settle, rx.recv()).await {
+        update(&mut app, action);
+    }
+    let renamed = users[7];
+    cp.vpn
+        .update_user(
+            renamed,
+            vpnctl_core::UserPatch {
+                name: Some("renamed".into()),
+                ..vpnctl_core::UserPatch::default()
+            },
+        )
+        .unwrap();
+    open.store(true, Ordering::SeqCst);
+    // Poll reads (every 2 s) come and go meanwhile: several of them pass.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while !(app.users.len() == users.len() && app.user_name(renamed) == "renamed") {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(action)) => update(&mut app, action),
+            _ => panic!(
+                "the rename is not on screen: {} users, user 7 is {:?}",
+                app.users.len(),
+                app.user_name(renamed)
+            ),
+        }
+    }
+    relay_task.abort();
+}

@@ -156,4 +156,9 @@ async fn the_dashboard_reads_changes_not_tables() {
         app.peers.iter().filter(|p| p.node == from).count()
     );
     assert!(shown, "the moved devices reach the dashboard");
+    let read = relay.received() - before;
+    assert!(
+        read < first / 10,
+        "the moved rows are read by id ({read} bytes), not the tables again ({first} bytes)"
+    );
 }
