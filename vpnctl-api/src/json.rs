@@ -204,9 +204,10 @@ impl<'a> Cursor<'a> {
         Some(value)
     }
 
+    /// An integer within `i64`; `-0` is not one (serde reads it as a float).
     fn signed(&mut self) -> Option<i64> {
         if self.literal(b"-").is_some() {
-            let magnitude = self.unsigned()?;
+            let magnitude = self.unsigned().filter(|&m| m != 0)?;
             0_i64.checked_sub_unsigned(magnitude)
         } else {
             i64::try_from(self.unsigned()?).ok()
@@ -345,6 +346,44 @@ mod tests {
         assert_eq!(text, serde_json::to_string(&rows).unwrap());
         assert_eq!(serde_json::from_str::<Vec<Peer>>(&text).unwrap(), rows);
         assert_eq!(by_hand(&[]), "[]");
+    }
+
+    /// Numbers at the edges of what JSON and `i64` allow read as serde reads them:
+    /// the same value or an error, directly or through serde.
+    #[test]
+    fn edge_numbers_read_as_serde_reads_them() {
+        let page = by_hand(&[peer("laptop")]);
+        for (number, direct) in [
+            ("-0", false),
+            ("0", true),
+            ("01", false),
+            ("-01", false),
+            ("1e3", false),
+            ("1.0", false),
+            ("-1", true),
+            ("-9223372036854775808", true),
+            ("-9223372036854775809", false),
+            ("9223372036854775807", true),
+            ("9223372036854775808", false),
+            ("18446744073709551616", false),
+        ] {
+            let text = page.replace(
+                "\"created_at\":1700000000",
+                &format!("\"created_at\":{number}"),
+            );
+            assert_ne!(text, page);
+            let serde = serde_json::from_str::<Vec<Peer>>(&text);
+            assert_eq!(read_peers(text.as_bytes()).is_some(), direct, "{number}");
+            match (Peer::read_rows(text.as_bytes()), serde) {
+                (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs, "{number}"),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => panic!(
+                    "{number}: {:?} against serde's {:?}",
+                    ours.is_ok(),
+                    theirs.is_ok()
+                ),
+            }
+        }
     }
 
     fn v6(addr: Ipv6Addr) -> String {
