@@ -93,12 +93,14 @@ struct PeerDraft {
     public_key: Option<PublicKey>,
     preshared_key: Option<PresharedKey>,
     addresses: Vec<IpNet>,
+    /// A setting was read (any, `Endpoint` and `PersistentKeepalive` too).
+    settled: bool,
 }
 
 impl PeerDraft {
     /// No setting read yet: what follows `[Peer]` directly.
     fn is_blank(&self) -> bool {
-        self.public_key.is_none() && self.preshared_key.is_none() && self.addresses.is_empty()
+        !self.settled
     }
 }
 
@@ -159,6 +161,7 @@ pub fn parse_wg_quick(text: &str) -> Result<LegacyServer, LegacyError> {
                         public_key: None,
                         preshared_key: None,
                         addresses: Vec::new(),
+                        settled: false,
                     });
                     Section::Peer
                 }
@@ -191,6 +194,7 @@ pub fn parse_wg_quick(text: &str) -> Result<LegacyServer, LegacyError> {
             },
             Section::Peer => {
                 let d = draft.as_mut().expect("a [Peer] section has a draft");
+                d.settled = true;
                 match key.as_str() {
                     "publickey" => {
                         d.public_key = Some(
@@ -286,6 +290,9 @@ fn comment_name(comment: &str) -> Option<String> {
     if let Some(name) = name_setting(comment) {
         return Some(name);
     }
+    if is_commented_setting(comment) {
+        return None;
+    }
     let mut text = comment.trim();
     for prefix in ["client:", "client ", "peer:", "peer "] {
         if let Some(rest) = strip_ascii_prefix(text, prefix) {
@@ -300,6 +307,34 @@ fn comment_name(comment: &str) -> Option<String> {
         text = &text[..open];
     }
     clean_name(text)
+}
+
+/// `#PublicKey = …`, `# PersistentKeepalive = 25`: a wg-quick setting turned off,
+/// not a name.
+fn is_commented_setting(comment: &str) -> bool {
+    const KEYS: [&str; 17] = [
+        "privatekey",
+        "listenport",
+        "address",
+        "dns",
+        "mtu",
+        "table",
+        "fwmark",
+        "preup",
+        "postup",
+        "predown",
+        "postdown",
+        "saveconfig",
+        "publickey",
+        "presharedkey",
+        "allowedips",
+        "endpoint",
+        "persistentkeepalive",
+    ];
+    comment.split_once('=').is_some_and(|(key, _)| {
+        let key = key.trim();
+        KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
+    })
 }
 
 fn clean_name(text: &str) -> Option<String> {
@@ -469,6 +504,7 @@ mod tests {
             KeyPair::generate(),
             KeyPair::generate(),
         );
+        let (f, g) = (KeyPair::generate(), KeyPair::generate());
         let psk = PresharedKey::generate();
         let text = format!(
             "[Interface]\nAddress = 10.8.0.1/24\nListenPort = 51821\nPrivateKey = {}\n\
@@ -477,7 +513,9 @@ mod tests {
              ### Client bob\n[Peer]\nPublicKey = {}\nAllowedIPs = 10.8.0.3/32, fd42::3/128\n\n\
              [Peer]\n# Name = carol\nPublicKey = {} # her phone\nAllowedIPs = 10.8.0.4/32\n\n\
              [Peer]\nPublicKey = {}\n# moved from the old box\nAllowedIPs = 10.8.0.5\n\n\
-             [Peer]\n# Дима\n# his laptop\nPublicKey = {}\nAllowedIPs = 10.8.0.6/32\n",
+             [Peer]\n# Дима\n# his laptop\nPublicKey = {}\nAllowedIPs = 10.8.0.6/32\n\n\
+             [Peer]\n#PresharedKey = {}\n# PersistentKeepalive = 25\nPublicKey = {}\nAllowedIPs = 10.8.0.8/32\n\n\
+             [Peer]\nEndpoint = 192.0.2.1:51820\n# not a name\nPublicKey = {}\nAllowedIPs = 10.8.0.9/32\n",
             server.private.expose_base64(),
             a.public,
             psk.expose_base64(),
@@ -485,6 +523,9 @@ mod tests {
             c.public,
             d.public,
             e.public,
+            psk.expose_base64(),
+            f.public,
+            g.public,
         );
         let parsed = parse_wg_quick(&text).unwrap();
         assert_eq!(parsed.listen_port, Some(51821));
@@ -501,6 +542,10 @@ mod tests {
                 Some("carol".into()),
                 None,
                 Some("Дима".into()),
+                // Settings turned off are not names, nor a comment after any
+                // setting.
+                None,
+                None,
             ]
         );
         assert_eq!(parsed.peers[0].ipv4, Some("10.8.0.7".parse().unwrap()));
@@ -561,6 +606,9 @@ mod tests {
             ("Name = Дима", Some("Дима")),
             ("NAME: Ⱥnna", Some("Ⱥnna")),
             ("İName = x", Some("İName = x")),
+            ("PublicKey = AAAA", None),
+            ("persistentkeepalive=25", None),
+            ("Endpoint = 192.0.2.1:51820", None),
         ] {
             assert_eq!(comment_name(comment).as_deref(), name, "{comment:?}");
         }
