@@ -12,6 +12,7 @@ pub mod body;
 pub mod broadcast;
 pub mod error;
 pub mod fingerprint;
+pub mod gzip;
 pub mod import;
 pub mod join;
 pub mod json;

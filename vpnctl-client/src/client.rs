@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use futures_util::{Stream, TryStreamExt as _};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -46,7 +46,12 @@ pub struct ApiClient {
     base: String,
     token: Option<Secret>,
     timeout: Duration,
+    /// Ask for large JSON answers gzipped ([`vpnctl_api::gzip`]).
+    gzip: bool,
 }
+
+/// A compressed answer that inflates beyond this is refused.
+const GUNZIP_MAX: usize = 256 << 20;
 
 impl fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -72,6 +77,27 @@ fn code_of_status(status: u16) -> ErrorCode {
         500..=599 => ErrorCode::Internal,
         _ => ErrorCode::Unknown,
     }
+}
+
+/// The bytes of a JSON answer, decompressed when the server sent them gzipped.
+async fn json_body(url: &str, resp: Response) -> Result<bytes::Bytes, ClientError> {
+    let gzipped = resp.headers().get(CONTENT_ENCODING).is_some_and(|v| {
+        v.as_bytes()
+            .eq_ignore_ascii_case(vpnctl_api::gzip::ENCODING.as_bytes())
+    });
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ClientError::from_reqwest(url, &e))?;
+    if !gzipped {
+        return Ok(bytes);
+    }
+    vpnctl_api::gzip::gunzip(&bytes, GUNZIP_MAX)
+        .map(bytes::Bytes::from)
+        .map_err(|e| ClientError::Protocol {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 fn is_loopback_host(url: &Url) -> bool {
@@ -137,7 +163,18 @@ impl ApiClient {
             base: base_url.trim_end_matches('/').to_owned(),
             token,
             timeout: Duration::from_secs(30),
+            // Over loopback the bytes cost nothing and compressing costs the
+            // server's CPU; over any network they are the cost.
+            gzip: !is_loopback_host(&url),
         })
+    }
+
+    /// Whether large JSON answers are asked for gzipped (by default: unless the
+    /// server is on a loopback address).
+    #[must_use]
+    pub fn with_compression(mut self, on: bool) -> Self {
+        self.gzip = on;
+        self
     }
 
     /// A client for the server a join token names, without an API token (for
@@ -226,16 +263,22 @@ impl ApiClient {
         path: &str,
         req: RequestBuilder,
     ) -> Result<T, ClientError> {
-        let resp = self.send(path, req).await?;
+        let resp = self.send(path, self.compressed(req)).await?;
         let url = self.url(path);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::from_reqwest(&url, &e))?;
+        let body = json_body(&url, resp).await?;
         serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
             url,
             reason: format!("JSON: {e}"),
         })
+    }
+
+    /// `req` asking for a gzipped answer, when this client does.
+    fn compressed(&self, req: RequestBuilder) -> RequestBuilder {
+        if self.gzip {
+            req.header(ACCEPT_ENCODING, vpnctl_api::gzip::ENCODING)
+        } else {
+            req
+        }
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -325,7 +368,10 @@ impl ApiClient {
         query: &Q,
     ) -> Result<Page<T>, ClientError> {
         let resp = self
-            .send(path, self.request(Method::GET, path).query(query))
+            .send(
+                path,
+                self.compressed(self.request(Method::GET, path).query(query)),
+            )
             .await?;
         let url = self.url(path);
         let next = match resp.headers().get(routes::NEXT_AFTER_HEADER) {
@@ -340,10 +386,7 @@ impl ApiClient {
                     })?,
             ),
         };
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::from_reqwest(&url, &e))?;
+        let body = json_body(&url, resp).await?;
         let items = T::read_rows(&body).map_err(|e| ClientError::Protocol {
             url,
             reason: format!("JSON: {e}"),
@@ -887,5 +930,28 @@ impl PagedQuery for PeerQuery {
     const PATH: &'static str = routes::PEERS.template();
     fn set_cursor(&mut self, next: u64) {
         self.after = Some(PeerId(next));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_is_asked_for_unless_the_server_is_on_loopback() {
+        let pin = Some(Fingerprint::of_der(b"cert"));
+        for (url, gzip) in [
+            ("http://127.0.0.1:7443", false),
+            ("http://[::1]:7443", false),
+            ("http://localhost:7443", false),
+            ("https://127.0.0.1:7443", false),
+            ("https://vpn.example.com:7443", true),
+            ("https://192.0.2.10:7443", true),
+            ("https://[2001:db8::1]:7443", true),
+        ] {
+            let client = ApiClient::new(url, None, pin).unwrap();
+            assert_eq!(client.gzip, gzip, "{url}");
+            assert!(!client.with_compression(false).gzip, "{url}");
+        }
     }
 }

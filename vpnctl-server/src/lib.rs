@@ -14,6 +14,7 @@
 
 pub mod backups;
 mod billing;
+mod compress;
 pub mod config;
 mod error;
 mod extract;

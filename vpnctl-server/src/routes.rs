@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(crate::compress::gzip_large_json))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::gate::gate,

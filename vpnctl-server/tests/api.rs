@@ -904,3 +904,100 @@ async fn node_briefs_and_user_devices_are_what_the_bot_reads() {
         .unwrap_err();
     assert_eq!(status(&missing), 404);
 }
+
+/// Large JSON answers are gzipped for a client that asks (`Accept-Encoding: gzip`)
+/// and read back byte for byte; small ones, event streams and clients that do not
+/// ask get them as they are. The typed client asks when told to (by default, for
+/// any server not on loopback) and reads the same rows in under a third of the
+/// bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_json_answers_are_gzipped_for_clients_that_ask() {
+    use vpnctl_testbed::scale::CountingRelay;
+    let srv = ControlPlane::start().await;
+    for i in 0..600 {
+        srv.vpn
+            .create_user(vpnctl_core::NewUser {
+                name: format!("user-{i:04}"),
+                ..vpnctl_core::NewUser::default()
+            })
+            .unwrap();
+    }
+    let http = http();
+    let auth = format!("Bearer {}", srv.admin_token.expose());
+    let get = |path: &'static str, accept: Option<&'static str>| {
+        let (http, auth, url) = (http.clone(), auth.clone(), srv.url.clone());
+        async move {
+            let mut req = http
+                .get(format!("{url}{path}"))
+                .header("authorization", auth);
+            if let Some(accept) = accept {
+                req = req.header("accept-encoding", accept);
+            }
+            let resp = req.send().await.unwrap();
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            let encoding = resp
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (encoding, resp.bytes().await.unwrap())
+        }
+    };
+    let (plain_encoding, plain) = get("/v1/users", None).await;
+    assert_eq!(plain_encoding, None);
+    assert!(
+        plain.len() > vpnctl_api::gzip::MIN_BYTES,
+        "{} bytes",
+        plain.len()
+    );
+    let (encoding, packed) = get("/v1/users", Some("br, gzip;q=0.8")).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(
+        packed.len() * 3 < plain.len(),
+        "{} of {}",
+        packed.len(),
+        plain.len()
+    );
+    assert_eq!(vpnctl_api::gzip::gunzip(&packed, 1 << 24).unwrap(), plain);
+    for (path, accept) in [
+        ("/v1/users", "gzip;q=0"),
+        ("/v1/users", "br, deflate"),
+        ("/v1/users?limit=3", "gzip"),
+    ] {
+        let (encoding, _) = get(path, Some(accept)).await;
+        assert_eq!(encoding, None, "{path} with {accept}");
+    }
+    // An event stream is never buffered to be compressed.
+    let resp = http
+        .get(format!("{}/v1/events/stream", srv.url))
+        .header("authorization", &auth)
+        .header("accept", "text/event-stream")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert_eq!(resp.headers().get("content-encoding"), None);
+    drop(resp);
+
+    // The typed client: the same rows, fewer bytes.
+    let mut read = Vec::new();
+    for on in [false, true] {
+        let relay = CountingRelay::start(srv.addr()).await;
+        let client =
+            vpnctl_client::ApiClient::new(&relay.url(), Some(srv.admin_token.clone()), None)
+                .unwrap()
+                .with_compression(on);
+        let users = client.users().await.unwrap();
+        let peers = client.peers(PeerQuery::default()).await.unwrap();
+        read.push((users, peers.len(), relay.received()));
+    }
+    let (plain, packed) = (&read[0], &read[1]);
+    assert_eq!(packed.0, plain.0);
+    assert_eq!(packed.0.len(), 600);
+    assert!(
+        packed.2 * 3 < plain.2,
+        "{} bytes gzipped, {} plain",
+        packed.2,
+        plain.2
+    );
+}

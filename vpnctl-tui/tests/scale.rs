@@ -98,6 +98,23 @@ async fn the_dashboard_reads_changes_not_tables() {
         t.elapsed().as_secs_f64(),
         first as f64 / 1e6
     );
+    // The same read as a dashboard away from the control plane makes it: gzipped.
+    {
+        let relay = CountingRelay::start(target).await;
+        let remote = ApiClient::new(&relay.url(), Some(cp.admin_token.clone()), None)
+            .unwrap()
+            .with_compression(true);
+        let t = Instant::now();
+        let snapshot = vpnctl_tui::runtime::fetch_snapshot(&remote).await.unwrap();
+        let packed = relay.received();
+        eprintln!(
+            "first read gzipped (as over a network): {:.1} s, {:.1} MB",
+            t.elapsed().as_secs_f64(),
+            packed as f64 / 1e6
+        );
+        assert_eq!(snapshot.peers.len(), app.peers.len());
+        assert!(packed * 3 < first, "{packed} bytes gzipped of {first}");
+    }
 
     // Steady state: one change per second; each must reach the dashboard.
     let admin = cp.vpn.clone();
