@@ -873,7 +873,9 @@ impl ApiClient {
 
     /// The live event stream (Server-Sent Events): first the events after `after`
     /// (when given), then each new one as it is committed. Ends when the server shuts
-    /// down or the connection breaks.
+    /// down or the connection breaks. An `after` beyond the newest event the server
+    /// ever committed is a 409 ([`ErrorCode::Conflict`]): its store went back (a
+    /// restore from a backup); read the log again from its end.
     pub async fn events_stream(
         &self,
         after: Option<u64>,

@@ -1111,7 +1111,9 @@ fn sse_event(event: &Event) -> SseEvent {
 }
 
 /// Live events for the dashboard: the events after `after` (if given), then every
-/// new event, each once, in order and without a gap. A burst larger than the
+/// new event, each once, in order and without a gap. An `after` beyond the newest
+/// event ever committed is a 409: the store went back (a restore), and the events
+/// that come next would reuse numbers the client has seen. A burst larger than the
 /// broadcast buffer (an evacuation of 2,000 devices is 4,000 events in one commit),
 /// a subscriber that fell behind, or a backlog longer than one read is filled from
 /// the store before the next live event is sent.
@@ -1129,7 +1131,20 @@ async fn event_stream(
     let (after, backlog) = match q.after {
         Some(after) => {
             let vpn = vpn.clone();
-            let backlog = blocking(move || vpn.events_after(after, MAX_EVENTS)).await?;
+            let (newest, backlog) =
+                blocking(move || Ok((vpn.last_event_seq()?, vpn.events_after(after, MAX_EVENTS)?)))
+                    .await?;
+            if after > newest {
+                // Numbers already seen would be given again to other events.
+                return Err(ApiFailure::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::Conflict,
+                    format!(
+                        "the event log ends at {newest}, before after={after}: the store went \
+                         back (restored from a backup); read the log again from its end"
+                    ),
+                ));
+            }
             (after, backlog)
         }
         None => {

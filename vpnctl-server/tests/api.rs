@@ -762,6 +762,17 @@ async fn a_burst_longer_than_the_buffer_arrives_whole() {
     let end = newest(admin.clone()).await;
     assert!(end - start >= 8_000, "{start}..{end}");
     let resumed = admin.events_stream(Some(start)).await.unwrap();
+    // Past the end of the log: the store went back, and says so.
+    let Err(e) = admin.events_stream(Some(end + 1)).await else {
+        panic!("a stream after the end of the log");
+    };
+    assert_eq!(
+        (status(&e), e.code()),
+        (409, Some(vpnctl_api::ErrorCode::Conflict)),
+        "{e}"
+    );
+    assert!(e.to_string().contains("restored"), "{e}");
+    drop(admin.events_stream(Some(end)).await.unwrap());
     for (name, stream) in [
         ("following", following),
         ("resumed", resumed),

@@ -518,6 +518,13 @@ pub fn spawn_worker(
                             }
                         }
                     }
+                    // The log went back past `after` (a store restored from a
+                    // backup): its next events reuse numbers already seen, so
+                    // everything is read again, from its newest events.
+                    Err(e) if e.status() == Some(409) => {
+                        read_all = true;
+                        continue;
+                    }
                     Err(e) => {
                         if actions.send(Action::ApiFailed(describe(&e))).is_err() {
                             return;
@@ -525,16 +532,8 @@ pub fn spawn_worker(
                     }
                 }
                 // Events missed while away are replayed from `after` on reconnect
-                // (a gap in them reads everything, above). A log that went back
-                // (a store restored from a backup) would never send what comes
-                // next: then everything, from its newest events.
+                // (a gap in them reads everything, above).
                 tokio::time::sleep(POLL_EVERY).await;
-                if let Some(seen) = after
-                    && let Ok(newest) = api.events_before(None, Some(1)).await
-                    && newest.last().map_or(0, |e| e.seq) < seen
-                {
-                    read_all = true;
-                }
             }
         });
     }

@@ -907,3 +907,89 @@ async fn a_change_while_the_dashboard_starts_is_not_lost() {
     }
     relay_task.abort();
 }
+
+/// The control plane comes back on a store restored from an older backup: its
+/// event log ends before the events the dashboard has seen, and the numbers would
+/// be given again. The server says so (409 to `after=` past its end) and the
+/// dashboard reads everything again: the users made since the backup go, the
+/// rename made since is undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_restored_from_a_backup_is_read_again() {
+    use vpnctl_testbed::control_plane::ControlPlane;
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let add = |cp: &ControlPlane, name: String| {
+        cp.vpn
+            .create_user(vpnctl_core::NewUser {
+                name,
+                ..vpnctl_core::NewUser::default()
+            })
+            .unwrap()
+            .id
+    };
+    // The server's last tasks let go of the store a moment after it stops.
+    async fn closed(data: &std::path::Path) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while let Err(e) = vpnctl_core::Vpnctl::open_dir(data) {
+            assert!(tokio::time::Instant::now() < deadline, "{e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (data, backup) = (dir.path().join("data"), dir.path().join("backup"));
+    let mut cp = ControlPlane::builder().data_dir(&data).start().await;
+    let kept: Vec<_> = (0..5).map(|i| add(&cp, format!("kept{i}"))).collect();
+    let (token, addr) = (cp.admin_token.clone(), cp.addr());
+    cp.stop().await;
+    drop(cp);
+    closed(&data).await;
+    copy_dir(&data, &backup);
+    let on = |dir: &std::path::Path| {
+        ControlPlane::builder()
+            .data_dir(dir)
+            .configure(move |c| c.listen = addr)
+    };
+    let mut cp = on(&data).start().await;
+
+    let api = ApiClient::new(&cp.url, Some(token), None).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _worker = spawn_worker(api, tx);
+    let mut app = App::new("t", vpnctl_core::Timestamp::now());
+    until(&mut app, &mut rx, |app| app.users.len() == kept.len()).await;
+    for i in 0..10 {
+        add(&cp, format!("later{i}"));
+    }
+    cp.vpn
+        .update_user(
+            kept[1],
+            vpnctl_core::UserPatch {
+                name: Some("renamed".into()),
+                ..vpnctl_core::UserPatch::default()
+            },
+        )
+        .unwrap();
+    until(&mut app, &mut rx, |app| {
+        app.users.len() == kept.len() + 10 && app.user_name(kept[1]) == "renamed"
+    })
+    .await;
+
+    cp.stop().await;
+    drop(cp);
+    closed(&data).await;
+    let restored = on(&backup).start().await;
+    until(&mut app, &mut rx, |app| {
+        app.users.len() == kept.len() && app.user_name(kept[1]) == "kept1"
+    })
+    .await;
+    drop(restored);
+}
