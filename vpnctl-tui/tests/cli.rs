@@ -1017,3 +1017,80 @@ async fn broadcasts_from_the_terminal() {
     );
     demo.stop().await;
 }
+
+/// `vpnctl events --follow`, the installed binary, keeps following across the
+/// stream's regular ends (here each second, `event_stream_max_secs`) and a restart
+/// of the control plane: every event once, in order, and it is still running.
+/// Before, it stopped with an error at the first end (each hour by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_outlives_stream_ends_and_restarts() {
+    use std::io::BufRead as _;
+    use vpnctl_testbed::control_plane::ControlPlane;
+    let mut cp = ControlPlane::builder()
+        .configure(|c| c.limits.event_stream_max_secs = 1)
+        .start()
+        .await;
+    let add = |cp: &ControlPlane, name: String| {
+        cp.vpn
+            .create_user(vpnctl_core::NewUser {
+                name,
+                ..vpnctl_core::NewUser::default()
+            })
+            .unwrap();
+    };
+    add(&cp, "before".into());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vpnctl"))
+        .args(["--api", &cp.url, "--token", cp.admin_token.expose()])
+        .args(["events", "--follow", "--json", "--limit", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the child however the test ends.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Reap(child);
+    let seqs = Arc::new(Mutex::new(Vec::<u64>::new()));
+    {
+        let seqs = Arc::clone(&seqs);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+                seqs.lock().unwrap().push(event["seq"].as_u64().unwrap());
+            }
+        });
+    }
+    for i in 0..12 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if i == 6 {
+            cp.restart().await;
+        }
+        add(&cp, format!("user{i}"));
+    }
+    let newest = cp.vpn.last_event_seq().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seqs.lock().unwrap().last() != Some(&newest) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "followed {:?}, the log ends at {newest}",
+            seqs.lock().unwrap()
+        );
+        assert!(child.0.try_wait().unwrap().is_none(), "--follow ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seqs = seqs.lock().unwrap().clone();
+    let first = seqs[0];
+    assert!(
+        seqs.iter().copied().eq(first..=newest),
+        "every event once, in order: {seqs:?}"
+    );
+    assert!(newest - first >= 12, "{seqs:?}");
+    assert!(child.0.try_wait().unwrap().is_none(), "--follow ended");
+}

@@ -21,24 +21,19 @@ pub(super) async fn run(
     as_json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    // The API lists oldest first from a sequence number: page through, keep the last.
+    // The newest `limit`, read backwards from the end of the log a page at a time
+    // (the log may hold millions; only what is shown is read).
     let mut recent: VecDeque<Event> = VecDeque::with_capacity(args.limit.min(PAGE));
-    let mut after: Option<u64> = None;
-    loop {
-        let page = api.events(after, Some(PAGE)).await?;
-        let full = page.len() == PAGE;
-        if let Some(last) = page.last() {
-            after = Some(last.seq);
+    let mut before: Option<u64> = None;
+    while recent.len() < args.limit {
+        let want = (args.limit - recent.len()).min(PAGE);
+        let page = api.events_before(before, Some(want)).await?;
+        let done = page.len() < want;
+        before = page.first().map(|e| e.seq);
+        for event in page.into_iter().rev() {
+            recent.push_front(event);
         }
-        for event in page {
-            if recent.len() == args.limit {
-                recent.pop_front();
-            }
-            if args.limit > 0 {
-                recent.push_back(event);
-            }
-        }
-        if !full {
+        if done || before.is_none() {
             break;
         }
     }
@@ -52,17 +47,59 @@ pub(super) async fn run(
         return Ok(());
     }
     out.flush()?;
-    let stream = api.events_stream(after.or(Some(0))).await?;
-    let mut stream = std::pin::pin!(stream);
-    while let Some(item) = stream.next().await {
-        let event = item?;
-        print(out, &event, as_json)?;
-        out.flush()?;
+    // Followed from the last event shown (or from what comes next, with `--limit
+    // 0`), across the stream's hourly ends and the control plane's restarts: each
+    // reconnect replays what was missed, so every event is printed once, in order.
+    let mut after = recent.back().map(|e| e.seq);
+    let mut away = false;
+    loop {
+        match api.events_stream(after).await {
+            Ok(stream) => {
+                let opened = tokio::time::Instant::now();
+                if std::mem::take(&mut away) {
+                    eprintln!("vpnctl events: following again");
+                }
+                let mut stream = std::pin::pin!(stream);
+                while let Some(item) = stream.next().await {
+                    match item {
+                        Ok(event) => {
+                            after = Some(event.seq);
+                            print(out, &event, as_json)?;
+                            out.flush()?;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "event stream broke");
+                            break;
+                        }
+                    }
+                }
+                // Ended: the hourly limit, a restart, a broken connection.
+                // Reconnect at once, unless it ended as soon as it began.
+                if opened.elapsed() >= RETRY {
+                    continue;
+                }
+            }
+            Err(e) if e.status() == Some(409) => {
+                eprintln!(
+                    "vpnctl events: the event log went back (the store was restored from a \
+                     backup); following from its end"
+                );
+                after = None;
+                continue;
+            }
+            Err(e) if e.is_transient() => {
+                if !std::mem::replace(&mut away, true) {
+                    eprintln!("vpnctl events: {e}; retrying every {RETRY:?}");
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tokio::time::sleep(RETRY).await;
     }
-    Err(CliError::Incomplete(
-        "the event stream ended (the control plane stopped or the connection broke)".into(),
-    ))
 }
+
+/// How often `--follow` tries again while the control plane is away.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One line per event: `#seq time actor: what`, or one JSON object per line.
 fn print(out: &mut dyn Write, event: &Event, as_json: bool) -> Result<(), CliError> {
