@@ -183,6 +183,9 @@ pub struct Snapshot {
     pub invites: Vec<Invite>,
     /// Every plan, retired ones too.
     pub plans: Vec<Plan>,
+    /// Only the first page of users and peers: the rest follow as
+    /// [`Action::Rows`].
+    pub more: bool,
 }
 
 /// What the event stream says changed since the last fetch: the rows to read again.
@@ -411,6 +414,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Connection {
     Connecting,
+    /// The first read's users and peers are still coming in, page by page.
+    Loading,
     Live,
     /// The last request failed; the text says why.
     Failed(String),
@@ -486,6 +491,13 @@ pub enum Action {
     Tick(Timestamp),
     Resize(u16, u16),
     Data(Box<Snapshot>),
+    /// More users and peers of the first read ([`Snapshot::more`]); the last with
+    /// `done`.
+    Rows {
+        users: Vec<User>,
+        peers: Vec<Peer>,
+        done: bool,
+    },
     /// The node list and the rows that changed since the last read.
     Changes(Box<Changes>),
     Events(Vec<Event>),
@@ -547,6 +559,9 @@ pub struct App {
     pub devices: HashMap<UserId, u32>,
     /// Per tab: indices into the tab's rows after filter and sort.
     pub views: HashMap<Tab, Vec<usize>>,
+    /// While the first read comes in: how many peers and users there were when
+    /// their tabs were last filtered and sorted.
+    loaded: (usize, usize),
     /// Commands confirmed and not yet handed to the runtime.
     pub outbox: Vec<Command>,
 }
@@ -578,6 +593,7 @@ impl App {
             node_names: HashMap::new(),
             devices: HashMap::new(),
             views: Tab::ALL.iter().map(|t| (*t, Vec::new())).collect(),
+            loaded: (0, 0),
             outbox: Vec::new(),
         }
     }
@@ -1055,12 +1071,18 @@ pub fn update(app: &mut App, action: Action) {
         Action::Tick(now) => app.now = now,
         Action::Resize(_, height) => app.page = usize::from(height.saturating_sub(8)).max(1),
         Action::Data(snapshot) => {
+            let more = snapshot.more;
             apply_snapshot(app, *snapshot);
-            app.connection = Connection::Live;
+            app.connection = if more {
+                Connection::Loading
+            } else {
+                Connection::Live
+            };
             if app.status.as_deref() == Some(REFRESHING) {
                 app.status = None;
             }
         }
+        Action::Rows { users, peers, done } => apply_rows(app, users, peers, done),
         Action::Changes(changes) => {
             apply_changes(app, *changes);
             app.connection = Connection::Live;
@@ -1136,6 +1158,7 @@ fn apply_snapshot(app: &mut App, snapshot: Snapshot) {
         users,
         invites,
         plans,
+        more: _,
     } = snapshot;
     app.peer_stats.clear();
     set_nodes(app, nodes);
@@ -1146,8 +1169,43 @@ fn apply_snapshot(app: &mut App, snapshot: Snapshot) {
     app.users = users;
     app.invites = invites;
     app.plans = plans;
+    app.loaded = (app.peers.len(), app.users.len());
     for tab in [Tab::Nodes, Tab::Peers, Tab::Users, Tab::Invites, Tab::Plans] {
         refilter(app, tab);
+    }
+}
+
+/// More rows of the first read, in id order after those shown. The tabs are
+/// filtered and sorted again when a table has grown by a quarter since they last
+/// were (a few dozen times for 200,000 rows, not once per page) and at the end.
+fn apply_rows(app: &mut App, users: Vec<User>, peers: Vec<Peer>, done: bool) {
+    for u in &users {
+        app.user_names.insert(u.id, u.name.clone());
+    }
+    upsert(&mut app.users, users, &[], |u| u.id, |_, _| {});
+    let devices = &mut app.devices;
+    upsert(
+        &mut app.peers,
+        peers,
+        &[],
+        |p| p.id,
+        |p, came| {
+            if came {
+                *devices.entry(p.user).or_default() += 1;
+            }
+        },
+    );
+    let grown = |now: usize, then: usize| done || now > then + then / 4;
+    if grown(app.peers.len(), app.loaded.0) {
+        app.loaded.0 = app.peers.len();
+        refilter(app, Tab::Peers);
+    }
+    if grown(app.users.len(), app.loaded.1) {
+        app.loaded.1 = app.users.len();
+        refilter(app, Tab::Users);
+    }
+    if done {
+        app.connection = Connection::Live;
     }
 }
 

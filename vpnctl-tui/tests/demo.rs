@@ -993,3 +993,95 @@ async fn a_store_restored_from_a_backup_is_read_again() {
     .await;
     drop(restored);
 }
+
+/// The first read comes in pages: the nodes and the first page of users and peers
+/// are on screen at once ("loading N%"), the rest follow page by page, and the
+/// tables then hold exactly what one whole read holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_read_comes_in_pages() {
+    use vpnctl_testbed::control_plane::ControlPlane;
+    use vpnctl_tui::app::Tab;
+    fn screen(app: &App) -> String {
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 30)).unwrap();
+        terminal
+            .draw(|frame| frame.render_widget(app, frame.area()))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        buffer
+            .content()
+            .iter()
+            .map(ratatui::buffer::Cell::symbol)
+            .collect()
+    }
+    let cp = ControlPlane::start().await;
+    let node = cp.enrolled_node("fra-1").await.node;
+    let owners: Vec<_> = (0..2_500)
+        .map(|i| {
+            cp.vpn
+                .create_user(vpnctl_core::NewUser {
+                    name: format!("user{i:04}"),
+                    ..vpnctl_core::NewUser::default()
+                })
+                .unwrap()
+                .id
+        })
+        .collect();
+    cp.vpn
+        .issue_peers(
+            owners
+                .iter()
+                .take(1_500)
+                .map(|&user| vpnctl_core::IssuePeer {
+                    user,
+                    node: node.id,
+                    device: "phone".into(),
+                    public_key: Some(vpnctl_core::KeyPair::generate().public),
+                })
+                .collect(),
+        )
+        .unwrap();
+    let api = cp.admin();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _worker = spawn_worker(api.clone(), tx);
+    let mut app = App::new("t", vpnctl_core::Timestamp::now());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut rows = 0;
+    loop {
+        let action = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("the first read finishes")
+            .expect("worker alive");
+        match &action {
+            Action::Data(first) => {
+                assert!(first.more, "more pages follow");
+                assert_eq!((first.users.len(), first.peers.len()), (1_000, 1_000));
+                update(&mut app, action);
+                assert_eq!(app.connection, Connection::Loading);
+                let header = screen(&app);
+                assert!(header.contains("loading 66%"), "{header}");
+                continue;
+            }
+            Action::Rows { done, .. } => {
+                let done = *done;
+                rows += 1;
+                update(&mut app, action);
+                if done {
+                    break;
+                }
+            }
+            _ => update(&mut app, action),
+        }
+    }
+    assert_eq!(rows, 3 + 1, "two pages of users, one of peers, the end");
+    assert_eq!(app.connection, Connection::Live);
+    let whole = vpnctl_tui::runtime::fetch_snapshot(&api).await.unwrap();
+    let ids = |users: &[vpnctl_core::User]| users.iter().map(|u| u.id).collect::<Vec<_>>();
+    assert_eq!(ids(&app.users), ids(&whole.users));
+    assert_eq!(app.peers, whole.peers);
+    assert_eq!(app.view(Tab::Users).len(), whole.users.len());
+    assert!(whole.users.len() >= 2_500);
+    assert_eq!(app.view(Tab::Peers).len(), 1_500);
+    assert_eq!(app.devices.values().sum::<u32>(), 1_500);
+    assert!(screen(&app).contains("● live"));
+}

@@ -83,7 +83,27 @@ async fn the_dashboard_reads_changes_not_tables() {
     let expected = user_ids.len();
     assert!(
         drive(&mut app, &mut rx, Duration::from_secs(300), |app| {
-            app.users.len() == expected && app.nodes.len() == NODES as usize
+            app.connection != vpnctl_tui::app::Connection::Connecting
+        })
+        .await
+    );
+    eprintln!(
+        "first screen: {} nodes, {} users, {} peers after {:.2} s, {:.2} MB",
+        app.nodes.len(),
+        app.users.len(),
+        app.peers.len(),
+        t.elapsed().as_secs_f64(),
+        relay.received() as f64 / 1e6
+    );
+    assert!(
+        app.peers.len() <= 1_000,
+        "the first page is shown before the rest is read"
+    );
+    assert!(
+        drive(&mut app, &mut rx, Duration::from_secs(300), |app| {
+            app.connection == vpnctl_tui::app::Connection::Live
+                && app.users.len() == expected
+                && app.nodes.len() == NODES as usize
         })
         .await,
         "the first read did not finish"

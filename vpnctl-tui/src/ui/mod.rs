@@ -100,6 +100,19 @@ fn draw_header(app: &App, area: Rect, buf: &mut Buffer) {
     let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
     let conn = match &app.connection {
         Connection::Connecting => Span::from("connecting…").yellow(),
+        Connection::Loading => {
+            // Node views count each node's devices: what the read is heading for.
+            let total: usize = app
+                .nodes
+                .iter()
+                .map(|v| usize::try_from(v.peers).unwrap_or(0))
+                .sum();
+            let text = (app.peers.len() * 100).checked_div(total).map_or_else(
+                || "loading…".to_owned(),
+                |pct| format!("loading {}%", pct.min(99)),
+            );
+            Span::from(text).yellow()
+        }
         Connection::Live => Span::from("● live").green(),
         Connection::Failed(_) => Span::from("✖ API error").red().bold(),
     };

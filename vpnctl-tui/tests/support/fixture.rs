@@ -266,6 +266,7 @@ pub fn app(peers: usize) -> App {
                 users: users.clone(),
                 invites: invites.clone(),
                 plans: plans(),
+                more: false,
             })),
         );
     }
