@@ -13,8 +13,9 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 /// Smaller answers go as they are: compressing them saves less than it costs.
-/// Every answer with a secret in it (a config, a private key, a token) is far
-/// smaller, so none of them is ever compressed (no BREACH-style guessing).
+/// An answer with a secret in it (a config, a key, a token, a node's desired state
+/// with preshared keys) is never compressed, whatever its size: the server leaves
+/// every answer it marks `no-store` alone (no BREACH-style guessing).
 pub const MIN_BYTES: usize = 16 * 1024;
 
 /// The value of `Content-Encoding` (and of `Accept-Encoding` a client sends).

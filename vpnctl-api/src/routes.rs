@@ -120,6 +120,11 @@ pub const PAGE_MAX: usize = 1000;
 /// The response header that carries the next page's `after`.
 pub const NEXT_AFTER_HEADER: &str = "x-next-after";
 
+/// On the event stream's answer: the sequence number it sends the events after
+/// (`after=` when given, else the newest event committed when it opened), so a
+/// client that opened it without `after=` can resume from there.
+pub const STREAM_AFTER_HEADER: &str = "x-stream-after";
+
 /// How long a desired-state long-poll waits for a change by default (seconds).
 pub const DESIRED_WAIT_SECS: u64 = 25;
 /// The longest wait a desired-state long-poll may ask for (seconds).

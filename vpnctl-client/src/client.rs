@@ -880,6 +880,23 @@ impl ApiClient {
         &self,
         after: Option<u64>,
     ) -> Result<impl Stream<Item = Result<Event, ClientError>> + Send + 'static, ClientError> {
+        Ok(self.events_stream_at(after).await?.1)
+    }
+
+    /// [`Self::events_stream`], with the sequence number the stream sends the events
+    /// after ([`routes::STREAM_AFTER_HEADER`]): `after` when given, else the newest
+    /// event when it opened (`None` from a server that does not say). A client that
+    /// opened it without `after` resumes from there, missing nothing in between.
+    pub async fn events_stream_at(
+        &self,
+        after: Option<u64>,
+    ) -> Result<
+        (
+            Option<u64>,
+            impl Stream<Item = Result<Event, ClientError>> + Send + 'static,
+        ),
+        ClientError,
+    > {
         let path = routes::EVENTS_STREAM.template();
         let mut req = self
             .http
@@ -896,9 +913,15 @@ impl ApiClient {
             req = req.header(AUTHORIZATION, value);
         }
         let resp = self.send(path, req).await?;
-        Ok(crate::sse::events(
-            Box::pin(resp.bytes_stream()),
-            self.url(path),
+        let start = resp
+            .headers()
+            .get(routes::STREAM_AFTER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .or(after);
+        Ok((
+            start,
+            crate::sse::events(Box::pin(resp.bytes_stream()), self.url(path)),
         ))
     }
 }

@@ -1,6 +1,9 @@
 //! gzip of large JSON answers for clients that ask for it (rule in
 //! [`vpnctl_api::gzip`]). The answers it compresses (pages, lists) are whole in
-//! memory already; compressing runs on the blocking pool.
+//! memory already; compressing runs on the blocking pool. Never compressed: an
+//! answer with a secret (the gate marks those `Cache-Control: no-store`; a node's
+//! desired state holds its peers' preshared keys next to keys users chose, the
+//! setting BREACH guesses secrets in) and anything but a success.
 
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
@@ -17,12 +20,18 @@ pub async fn gzip_large_json(req: Request, next: Next) -> Response {
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .any(|v| v.to_str().is_ok_and(gzip::accepts));
-    let resp = next.run(req).await;
-    if !wants || resp.headers().contains_key(header::CONTENT_ENCODING) {
+    let mut resp = next.run(req).await;
+    let headers = resp.headers();
+    if !resp.status().is_success()
+        || headers.contains_key(header::CONTENT_ENCODING)
+        || headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("no-store")))
+    {
         return resp;
     }
-    let content_type = resp
-        .headers()
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -31,6 +40,12 @@ pub async fn gzip_large_json(req: Request, next: Next) -> Response {
         return resp;
     };
     if !gzip::worth_compressing(content_type, len) {
+        return resp;
+    }
+    // What goes out depends on the request's Accept-Encoding, compressed or not.
+    resp.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if !wants {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -47,8 +62,5 @@ pub async fn gzip_large_json(req: Request, next: Next) -> Response {
         header::CONTENT_ENCODING,
         HeaderValue::from_static(gzip::ENCODING),
     );
-    parts
-        .headers
-        .append(header::VARY, HeaderValue::from_static("accept-encoding"));
     Response::from_parts(parts, Body::from(packed))
 }

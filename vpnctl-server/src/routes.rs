@@ -141,11 +141,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(crate::compress::gzip_large_json))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::gate::gate,
         ))
+        // Outside the gate: it sees the gate's `no-store` on answers with secrets,
+        // and leaves those alone.
+        .layer(axum::middleware::from_fn(crate::compress::gzip_large_json))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,
@@ -1121,7 +1123,10 @@ async fn event_stream(
     _: Admin,
     State(st): State<AppState>,
     Query(q): Query<EventQuery>,
-) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+) -> ApiResult<(
+    [(&'static str, String); 1],
+    Sse<impl Stream<Item = Result<SseEvent, Infallible>>>,
+)> {
     let rx = st.feed().subscribe_events();
     let vpn = st.vpn().clone();
     // Subscribed first, read second: an event committed in between comes twice
@@ -1177,7 +1182,10 @@ async fn event_stream(
     });
     // A comment at least this often keeps the stream from looking idle.
     let keep_alive = (st.limits().idle_timeout() / 2).clamp(Duration::from_secs(1), KEEP_ALIVE);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)))
+    Ok((
+        [(routes::STREAM_AFTER_HEADER, after.to_string())],
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)),
+    ))
 }
 
 /// What one event stream has sent: the next event is the one after `last`, from

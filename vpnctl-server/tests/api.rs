@@ -750,10 +750,11 @@ async fn a_burst_longer_than_the_buffer_arrives_whole() {
         last.last().map_or(0, |e| e.seq)
     };
     let start = newest(admin.clone()).await;
-    let following = admin.events_stream(Some(start)).await.unwrap();
+    let following = admin.events_stream_at(Some(start)).await.unwrap().1;
     // Without `after`: from what is committed next, as gapless (it used to pick up
     // wherever the broadcast buffer was after falling behind).
-    let fresh = admin.events_stream(None).await.unwrap();
+    let (began, fresh) = admin.events_stream_at(None).await.unwrap();
+    assert_eq!(began, Some(start), "it says where it began");
     let moved = srv
         .vpn
         .evacuate(from.id, &vpnctl_core::EvacuateTo::Node(to.id))
@@ -761,7 +762,7 @@ async fn a_burst_longer_than_the_buffer_arrives_whole() {
     assert_eq!(moved.moved.len(), 4_000, "{:?}", moved.failed.first());
     let end = newest(admin.clone()).await;
     assert!(end - start >= 8_000, "{start}..{end}");
-    let resumed = admin.events_stream(Some(start)).await.unwrap();
+    let resumed = admin.events_stream_at(Some(start)).await.unwrap().1;
     // Past the end of the log: the store went back, and says so.
     let Err(e) = admin.events_stream(Some(end + 1)).await else {
         panic!("a stream after the end of the log");
@@ -977,6 +978,69 @@ async fn large_json_answers_are_gzipped_for_clients_that_ask() {
         let (encoding, _) = get(path, Some(accept)).await;
         assert_eq!(encoding, None, "{path} with {accept}");
     }
+    // Large answers say they vary by Accept-Encoding, compressed or not.
+    let plain_vary = http
+        .get(format!("{}/v1/users", srv.url))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        plain_vary
+            .headers()
+            .get("vary")
+            .map(|v| v.to_str().unwrap()),
+        Some("accept-encoding")
+    );
+    // A node's desired state carries its peers' preshared keys next to keys users
+    // chose: never compressed, however large.
+    let node = srv.enrolled_node("fra-1").await;
+    let owner = srv
+        .vpn
+        .create_user(vpnctl_core::NewUser {
+            name: "many".into(),
+            device_limit: Some(500),
+            ..vpnctl_core::NewUser::default()
+        })
+        .unwrap();
+    srv.vpn
+        .issue_peers(
+            (0..200)
+                .map(|i| vpnctl_core::IssuePeer {
+                    user: owner.id,
+                    node: node.node.id,
+                    device: format!("d{i}"),
+                    public_key: Some(KeyPair::generate().public),
+                })
+                .collect(),
+        )
+        .unwrap();
+    let desired = http
+        .get(format!("{}/v1/nodes/{}/desired", srv.url, node.node.id.0))
+        .header("authorization", format!("Bearer {}", node.token.expose()))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(desired.status().is_success(), "{}", desired.status());
+    assert_eq!(desired.headers().get("content-encoding"), None);
+    assert_eq!(
+        desired
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    let body = desired.bytes().await.unwrap();
+    assert!(
+        body.len() >= vpnctl_api::gzip::MIN_BYTES,
+        "{} bytes",
+        body.len()
+    );
+    assert!(
+        String::from_utf8_lossy(&body).contains("preshared_key"),
+        "the answer holds preshared keys"
+    );
     // An event stream is never buffered to be compressed.
     let resp = http
         .get(format!("{}/v1/events/stream", srv.url))
@@ -1004,7 +1068,7 @@ async fn large_json_answers_are_gzipped_for_clients_that_ask() {
     }
     let (plain, packed) = (&read[0], &read[1]);
     assert_eq!(packed.0, plain.0);
-    assert_eq!(packed.0.len(), 600);
+    assert_eq!(packed.0.len(), 601, "600 and the owner of the node's peers");
     assert!(
         packed.2 * 3 < plain.2,
         "{} bytes gzipped, {} plain",

@@ -24,6 +24,9 @@ use crate::configs;
 /// How often the node list (and the reports on screen) are read again; the other
 /// tables are read again only for the rows an event names.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
+/// How long the first read waits for the event stream to open (it is read again
+/// when the stream does).
+pub const STREAM_WAIT: Duration = Duration::from_secs(10);
 /// Events shown at start; older ones are read on demand (`o` on the Events tab).
 pub const RECENT_EVENTS: usize = 500;
 
@@ -480,8 +483,10 @@ pub fn spawn_worker(
         let mark = Arc::clone(&mark);
         tokio::spawn(async move {
             // A read begun before the stream is open could miss a change committed
-            // in between for good: wait for the event task's word.
-            wake.notified().await;
+            // in between for good: wait for the event task's word (it gives it
+            // when the stream opens, or fails to), at most STREAM_WAIT.
+            let _ = tokio::time::timeout(STREAM_WAIT, wake.notified()).await;
+            mark(&|d: &mut Dirty| d.everything = true);
             let mut nodes_read = tokio::time::Instant::now();
             loop {
                 let dirty = take();
@@ -549,12 +554,20 @@ pub fn spawn_worker(
         let wake = Arc::clone(&wake);
         let mark = Arc::clone(&mark);
         tokio::spawn(async move {
-            // The last event seen; `None` until the first page (an empty log
-            // streams from whatever the server commits next).
+            // The last event seen (or where the stream began); `None` until then.
             let mut after: Option<u64> = None;
             // The tables are read whole once the stream is open: every change
             // committed after that reaches the dashboard as an event.
             let mut read_all = true;
+            // Read without a stream once, when it cannot be opened (a token
+            // without admin scope, a failing log): the tables at least.
+            let mut read_without_stream = false;
+            let mut fallback = |read_all: bool| {
+                if read_all && !std::mem::replace(&mut read_without_stream, true) {
+                    mark(&|d: &mut Dirty| d.everything = true);
+                    wake.notify_one();
+                }
+            };
             loop {
                 if read_all {
                     match api.events_before(None, Some(RECENT_EVENTS)).await {
@@ -568,13 +581,19 @@ pub fn spawn_worker(
                             if actions.send(Action::ApiFailed(describe(&e))).is_err() {
                                 return;
                             }
+                            fallback(read_all);
                             tokio::time::sleep(POLL_EVERY).await;
                             continue;
                         }
                     }
                 }
-                match api.events_stream(after).await {
-                    Ok(stream) => {
+                match api.events_stream_at(after).await {
+                    Ok((start, stream)) => {
+                        // An empty log: the stream says where it began, and a
+                        // reconnect resumes there.
+                        if after.is_none() {
+                            after = start;
+                        }
                         // The server subscribed before it answered: from here on
                         // nothing committed is missed.
                         if std::mem::take(&mut read_all) {
@@ -616,10 +635,16 @@ pub fn spawn_worker(
                         if actions.send(Action::ApiFailed(describe(&e))).is_err() {
                             return;
                         }
+                        fallback(read_all);
                     }
                 }
                 // Events missed while away are replayed from `after` on reconnect
-                // (a gap in them reads everything, above).
+                // (a gap in them reads everything, above). Without a place to
+                // resume from (a server that does not say where its stream
+                // began), what was missed is unknown: everything again.
+                if after.is_none() {
+                    read_all = true;
+                }
                 tokio::time::sleep(POLL_EVERY).await;
             }
         });

@@ -804,9 +804,7 @@ async fn a_reconnected_stream_reads_changes_not_tables() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_while_the_dashboard_starts_is_not_lost() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use std::sync::atomic::Ordering;
     use vpnctl_testbed::control_plane::ControlPlane;
 
     let cp = ControlPlane::start().await;
@@ -823,47 +821,12 @@ async fn a_change_while_the_dashboard_starts_is_not_lost() {
         .collect();
 
     // A relay that holds any request for a page of the log until `open`.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay = format!("http://{}", listener.local_addr().unwrap());
-    let (held, open) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
+    let gate = GateRelay::start(cp.addr(), b"GET /v1/events?before=", false).await;
+    let (relay, held, open) = (
+        gate.url.clone(),
+        Arc::clone(&gate.held),
+        Arc::clone(&gate.open),
     );
-    let target = cp.addr();
-    let relay_task = {
-        let (held, open) = (Arc::clone(&held), Arc::clone(&open));
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (held, open) = (Arc::clone(&held), Arc::clone(&open));
-                tokio::spawn(async move {
-                    let server = TcpStream::connect(target).await.unwrap();
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let up = async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(n) = cr.read(&mut buf).await {
-                            if n == 0 {
-                                break;
-                            }
-                            if buf[..n].windows(22).any(|w| w == b"GET /v1/events?before=") {
-                                held.store(true, Ordering::SeqCst);
-                                while !open.load(Ordering::SeqCst) {
-                                    tokio::time::sleep(Duration::from_millis(10)).await;
-                                }
-                            }
-                            if sw.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    };
-                    let down = async move {
-                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                    };
-                    tokio::join!(up, down);
-                });
-            }
-        })
-    };
 
     let api = ApiClient::new(&relay, Some(cp.admin_token.clone()), None).unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -905,7 +868,7 @@ async fn a_change_while_the_dashboard_starts_is_not_lost() {
             ),
         }
     }
-    relay_task.abort();
+    drop(gate);
 }
 
 /// The control plane comes back on a store restored from an older backup: its
@@ -1084,4 +1047,165 @@ async fn the_first_read_comes_in_pages() {
     assert_eq!(app.view(Tab::Peers).len(), 1_500);
     assert_eq!(app.devices.values().sum::<u32>(), 1_500);
     assert!(screen(&app).contains("● live"));
+}
+
+/// An empty event log (retention pruned every event) gives the dashboard no event
+/// to resume from; the stream says where it began, so when the control plane
+/// restarts a change made while it was down is replayed and shown. Before, the
+/// reconnect started from whatever was newest then, and the change was never
+/// shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_while_away_from_an_empty_log_is_shown() {
+    use vpnctl_testbed::control_plane::ControlPlane;
+    let clock = vpnctl_core::ManualClock::new(vpnctl_core::Timestamp::now());
+    let mut cp = ControlPlane::builder().clock(&clock).start().await;
+    cp.vpn
+        .create_user(vpnctl_core::NewUser {
+            name: "old".into(),
+            ..vpnctl_core::NewUser::default()
+        })
+        .unwrap();
+    clock.advance(400 * 86_400);
+    cp.vpn.prune_events().unwrap();
+    assert!(
+        cp.vpn.recent_events(10).unwrap().is_empty(),
+        "the log is empty"
+    );
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _worker = spawn_worker(cp.admin(), tx);
+    let mut app = App::new("t", vpnctl_core::Timestamp::now());
+    until(&mut app, &mut rx, |app| {
+        app.connection == Connection::Live && app.users.iter().any(|u| u.name == "old")
+    })
+    .await;
+    cp.stop().await;
+    let away = cp
+        .vpn
+        .create_user(vpnctl_core::NewUser {
+            name: "while-away".into(),
+            ..vpnctl_core::NewUser::default()
+        })
+        .unwrap()
+        .id;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cp.restart().await;
+    until(&mut app, &mut rx, |app| app.user_name(away) == "while-away").await;
+}
+
+/// A loopback relay to the control plane that, for a request starting with
+/// `pattern`, either holds it until `open` (setting `held`) or, with `refuse`,
+/// closes the connection.
+struct GateRelay {
+    url: String,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GateRelay {
+    async fn start(target: std::net::SocketAddr, pattern: &'static [u8], refuse: bool) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (held, open) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let task = {
+            let (held, open) = (Arc::clone(&held), Arc::clone(&open));
+            tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let (held, open) = (Arc::clone(&held), Arc::clone(&open));
+                    tokio::spawn(async move {
+                        let Ok(server) = TcpStream::connect(target).await else {
+                            return;
+                        };
+                        let (mut cr, mut cw) = client.into_split();
+                        let (mut sr, mut sw) = server.into_split();
+                        let up = async move {
+                            let mut buf = vec![0u8; 64 * 1024];
+                            while let Ok(n) = cr.read(&mut buf).await {
+                                if n == 0 {
+                                    break;
+                                }
+                                if buf[..n].windows(pattern.len()).any(|w| w == pattern) {
+                                    held.store(true, Ordering::SeqCst);
+                                    if refuse {
+                                        return false;
+                                    }
+                                    while !open.load(Ordering::SeqCst) {
+                                        tokio::time::sleep(Duration::from_millis(10)).await;
+                                    }
+                                }
+                                if sw.write_all(&buf[..n]).await.is_err() {
+                                    break;
+                                }
+                            }
+                            true
+                        };
+                        let down = async move {
+                            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        };
+                        // A refused request closes both ways at once.
+                        tokio::select! {
+                            keep = up => if keep { std::future::pending::<()>().await },
+                            () = down => {}
+                        }
+                    });
+                }
+            })
+        };
+        Self {
+            url,
+            held,
+            open,
+            task,
+        }
+    }
+}
+
+impl Drop for GateRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The event stream cannot be opened (here every request for it is refused):
+/// the dashboard still reads and shows the tables, and says what fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tables_are_shown_when_the_event_stream_cannot_open() {
+    use vpnctl_testbed::control_plane::ControlPlane;
+    let cp = ControlPlane::start().await;
+    for i in 0..5 {
+        cp.vpn
+            .create_user(vpnctl_core::NewUser {
+                name: format!("user{i}"),
+                ..vpnctl_core::NewUser::default()
+            })
+            .unwrap();
+    }
+    let gate = GateRelay::start(cp.addr(), b"GET /v1/events/stream", true).await;
+    let api = ApiClient::new(&gate.url, Some(cp.admin_token.clone()), None).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _worker = spawn_worker(api, tx);
+    let mut app = App::new("t", vpnctl_core::Timestamp::now());
+    let t = tokio::time::Instant::now();
+    until(&mut app, &mut rx, |app| {
+        app.users
+            .iter()
+            .filter(|u| u.name.starts_with("user"))
+            .count()
+            == 5
+            && matches!(app.connection, Connection::Failed(_))
+    })
+    .await;
+    assert!(
+        t.elapsed() < vpnctl_tui::runtime::STREAM_WAIT,
+        "shown at the first failure, not after waiting for the stream"
+    );
+    assert!(gate.held.load(std::sync::atomic::Ordering::SeqCst));
 }

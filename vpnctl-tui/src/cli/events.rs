@@ -53,8 +53,10 @@ pub(super) async fn run(
     let mut after = recent.back().map(|e| e.seq);
     let mut away = false;
     loop {
-        match api.events_stream(after).await {
-            Ok(stream) => {
+        match api.events_stream_at(after).await {
+            Ok((start, stream)) => {
+                // Opened at the end of the log: a reconnect resumes where it began.
+                after = after.or(start);
                 let opened = tokio::time::Instant::now();
                 if std::mem::take(&mut away) {
                     eprintln!("vpnctl events: following again");
