@@ -293,7 +293,14 @@ fn comment_name(comment: &str) -> Option<String> {
     if is_commented_setting(comment) {
         return None;
     }
-    let mut text = comment.trim();
+    // PiVPN: `### begin alice ###` above a peer, `### end alice ###` below it.
+    let mut text = comment.trim().trim_end_matches('#').trim_end();
+    if let Some(name) = strip_ascii_prefix(text, "begin ") {
+        return clean_name(name);
+    }
+    if strip_ascii_prefix(text, "end ").is_some() {
+        return None;
+    }
     for prefix in ["client:", "client ", "peer:", "peer "] {
         if let Some(rest) = strip_ascii_prefix(text, prefix) {
             text = rest;
@@ -312,7 +319,7 @@ fn comment_name(comment: &str) -> Option<String> {
 /// `#PublicKey = …`, `# PersistentKeepalive = 25`: a wg-quick setting turned off,
 /// not a name.
 fn is_commented_setting(comment: &str) -> bool {
-    const KEYS: [&str; 17] = [
+    const KEYS: [&str; 33] = [
         "privatekey",
         "listenport",
         "address",
@@ -330,6 +337,23 @@ fn is_commented_setting(comment: &str) -> bool {
         "allowedips",
         "endpoint",
         "persistentkeepalive",
+        // AmneziaWG.
+        "jc",
+        "jmin",
+        "jmax",
+        "s1",
+        "s2",
+        "s3",
+        "s4",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "i1",
+        "i2",
+        "i3",
+        "i4",
+        "i5",
     ];
     comment.split_once('=').is_some_and(|(key, _)| {
         let key = key.trim();
@@ -586,6 +610,24 @@ mod tests {
         assert!(!e.to_string().contains(secret), "{e}");
     }
 
+    /// PiVPN marks each peer with `### begin NAME ###` and `### end NAME ###`.
+    #[test]
+    fn pivpn_peers_are_named_from_their_begin_lines() {
+        let (a, b) = (KeyPair::generate(), KeyPair::generate());
+        let text = format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.6.0.1/24\nListenPort = 51820\n\
+             ### begin alice ###\n[Peer]\nPublicKey = {}\nAllowedIPs = 10.6.0.2/32\n\
+             ### end alice ###\n### begin bob ###\n[Peer]\nPublicKey = {}\n\
+             AllowedIPs = 10.6.0.3/32\n### end bob ###\n",
+            KeyPair::generate().private.expose_base64(),
+            a.public,
+            b.public
+        );
+        let parsed = parse_wg_quick(&text).unwrap();
+        let names: Vec<_> = parsed.peers.iter().map(|p| p.name.as_deref()).collect();
+        assert_eq!(names, [Some("alice"), Some("bob")]);
+    }
+
     #[test]
     fn names_from_the_usual_comment_styles() {
         for (comment, name) in [
@@ -609,6 +651,13 @@ mod tests {
             ("PublicKey = AAAA", None),
             ("persistentkeepalive=25", None),
             ("Endpoint = 192.0.2.1:51820", None),
+            ("Jc = 4", None),
+            ("h1=1234567", None),
+            // PiVPN.
+            ("begin alice ###", Some("alice")),
+            ("begin Дима ###", Some("Дима")),
+            ("end alice ###", None),
+            ("Client alice #", Some("alice")),
         ] {
             assert_eq!(comment_name(comment).as_deref(), name, "{comment:?}");
         }
