@@ -501,6 +501,9 @@ pub enum Action {
     /// The node list and the rows that changed since the last read.
     Changes(Box<Changes>),
     Events(Vec<Event>),
+    /// The newest events, replacing those shown (at start, and when the log went
+    /// back: a restored store numbers its events lower again).
+    EventsReset(Vec<Event>),
     /// Read the events before the oldest one shown.
     LoadOlderEvents,
     /// Older events, read on demand at the top of the Events tab.
@@ -1109,6 +1112,12 @@ pub fn update(app: &mut App, action: Action) {
             // The selection stays on the same event.
             let state = app.tabs.entry(Tab::Events).or_default();
             state.selected += added;
+            refilter(app, Tab::Events);
+        }
+        Action::EventsReset(events) => {
+            app.events.clear();
+            let skip = events.len().saturating_sub(MAX_EVENTS);
+            app.events.extend(events.into_iter().skip(skip));
             refilter(app, Tab::Events);
         }
         Action::Events(events) => {

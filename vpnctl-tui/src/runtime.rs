@@ -488,6 +488,9 @@ pub fn spawn_worker(
             let _ = tokio::time::timeout(STREAM_WAIT, wake.notified()).await;
             mark(&|d: &mut Dirty| d.everything = true);
             let mut nodes_read = tokio::time::Instant::now();
+            // Only the first read is shown page by page; a later one (a reload, a
+            // gap in the stream) replaces the tables at once, not with a page.
+            let mut tables_read = false;
             loop {
                 let dirty = take();
                 let shown = report_rx.borrow_and_update().clone();
@@ -497,8 +500,18 @@ pub fn spawn_worker(
                 let reports: &[NodeId] = if due { &shown } else { &[] };
                 let action = if dirty.everything {
                     nodes_read = tokio::time::Instant::now();
-                    match read_everything(&api, &actions).await {
-                        Ok(()) => None,
+                    let read = if tables_read {
+                        fetch_snapshot(&api)
+                            .await
+                            .map(|s| Some(Action::Data(Box::new(s))))
+                    } else {
+                        read_everything(&api, &actions).await.map(|()| None)
+                    };
+                    match read {
+                        Ok(action) => {
+                            tables_read = true;
+                            action
+                        }
                         Err(e) => Some(Action::ApiFailed(describe(&e))),
                     }
                 } else {
@@ -573,7 +586,9 @@ pub fn spawn_worker(
                     match api.events_before(None, Some(RECENT_EVENTS)).await {
                         Ok(batch) => {
                             after = batch.last().map(|e| e.seq);
-                            if actions.send(Action::Events(batch)).is_err() {
+                            // Replaces what is shown: after a restore the numbers
+                            // start lower again.
+                            if actions.send(Action::EventsReset(batch)).is_err() {
                                 return;
                             }
                         }
@@ -619,6 +634,13 @@ pub fn spawn_worker(
                                 }
                                 Err(e) => {
                                     tracing::debug!(error = %e, "event stream broke");
+                                    // Not a broken connection (an event this
+                                    // version cannot read): say so, it repeats.
+                                    if !e.is_transient()
+                                        && actions.send(Action::ApiFailed(describe(&e))).is_err()
+                                    {
+                                        return;
+                                    }
                                     break;
                                 }
                             }

@@ -954,6 +954,19 @@ async fn a_store_restored_from_a_backup_is_read_again() {
         app.users.len() == kept.len() && app.user_name(kept[1]) == "kept1"
     })
     .await;
+    // Its events replace those shown, and new ones (numbered lower than the
+    // events seen before) arrive.
+    let newest = restored.vpn.last_event_seq().unwrap();
+    until(&mut app, &mut rx, |app| {
+        app.events.back().is_some_and(|e| e.seq == newest)
+    })
+    .await;
+    let again = add(&restored, "after-restore".into());
+    until(&mut app, &mut rx, |app| {
+        app.user_name(again) == "after-restore"
+            && app.events.back().is_some_and(|e| e.seq == newest + 1)
+    })
+    .await;
     drop(restored);
 }
 
@@ -1006,7 +1019,7 @@ async fn the_first_read_comes_in_pages() {
         .unwrap();
     let api = cp.admin();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let _worker = spawn_worker(api.clone(), tx);
+    let (commands, _reports) = spawn_worker(api.clone(), tx);
     let mut app = App::new("t", vpnctl_core::Timestamp::now());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut rows = 0;
@@ -1047,6 +1060,21 @@ async fn the_first_read_comes_in_pages() {
     assert_eq!(app.view(Tab::Peers).len(), 1_500);
     assert_eq!(app.devices.values().sum::<u32>(), 1_500);
     assert!(screen(&app).contains("● live"));
+
+    // A later full read (`R`) replaces the tables at once, never with one page.
+    commands.send(Command::Reload).unwrap();
+    loop {
+        let action = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("the reload arrives")
+            .expect("worker alive");
+        if let Action::Data(again) = &action {
+            assert!(!again.more);
+            assert_eq!(again.peers.len(), 1_500);
+            break;
+        }
+        assert!(!matches!(action, Action::Rows { .. }), "paged again");
+    }
 }
 
 /// An empty event log (retention pruned every event) gives the dashboard no event

@@ -50,7 +50,12 @@ pub(super) async fn run(
     // Followed from the last event shown (or from what comes next, with `--limit
     // 0`), across the stream's hourly ends and the control plane's restarts: each
     // reconnect replays what was missed, so every event is printed once, in order.
-    let mut after = recent.back().map(|e| e.seq);
+    // An empty log read for history: follow from its start, so nothing committed
+    // since that read is missed.
+    let mut after = recent
+        .back()
+        .map(|e| e.seq)
+        .or((args.limit > 0).then_some(0));
     let mut away = false;
     loop {
         match api.events_stream_at(after).await {
@@ -69,6 +74,9 @@ pub(super) async fn run(
                             print(out, &event, as_json)?;
                             out.flush()?;
                         }
+                        // An event this version cannot read would come again
+                        // on every reconnect: stop and say so.
+                        Err(e) if !e.is_transient() => return Err(e.into()),
                         Err(e) => {
                             tracing::debug!(error = %e, "event stream broke");
                             break;

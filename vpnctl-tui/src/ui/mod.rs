@@ -227,7 +227,7 @@ fn draw_table(app: &App, area: Rect, buf: &mut Buffer) {
         .render(area, buf);
     if empty {
         let msg = match (&app.connection, state.filter.is_empty()) {
-            (Connection::Connecting, _) => "loading…",
+            (Connection::Connecting | Connection::Loading, _) => "loading…",
             (_, false) => "nothing matches the filter",
             _ => "nothing here yet",
         };
