@@ -19,11 +19,13 @@
 mod billing;
 mod client;
 mod error;
+mod follow;
 mod move_in;
 mod pin;
 mod sse;
 
 pub use client::{ApiClient, DEFAULT_WAIT_SECS};
 pub use error::ClientError;
+pub use follow::{FOLLOW_RETRY, Followed, Follower};
 pub use pin::PinnedVerifier;
 pub use vpnctl_api::{ConnectionString, ErrorCode, Fingerprint, JoinToken, TokenFormatError};

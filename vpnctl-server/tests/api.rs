@@ -714,6 +714,102 @@ async fn event_stream_delivers_new_events() {
     drop(Secret::new(String::new()));
 }
 
+/// The client's follower, as `vpnctl events --follow` and the dashboard use it:
+/// across the stream's regular ends (here every second) it goes on with the next
+/// event, each once; events pruned while it was away are a gap, said before the
+/// next event; a place past the end of the log is a restore; a control plane away
+/// is said, and followed again when back, with what it committed before it went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_goes_on_across_ends_gaps_restores_and_restarts() {
+    use vpnctl_client::Followed;
+    let mut srv = ControlPlane::builder()
+        .policy(vpnctl_core::Policy {
+            events_keep_max: 3,
+            ..vpnctl_core::Policy::default()
+        })
+        .configure(|c| c.limits.event_stream_max_secs = 1)
+        .start()
+        .await;
+    let admin = srv.admin();
+    let user = |name: &'static str| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .create_user(&CreateUser {
+                    name: name.into(),
+                    ..CreateUser::default()
+                })
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    // The next thing the follower says that is not a (re)opened stream.
+    async fn said(follower: &mut vpnctl_client::Follower) -> Followed {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), follower.next()).await {
+                Ok(Ok(Followed::Open)) => {}
+                Ok(Ok(followed)) => return followed,
+                Ok(Err(e)) => panic!("the follower failed: {e}"),
+                Err(_) => panic!("the follower said nothing for 10 s"),
+            }
+        }
+    }
+    let created = |followed: Followed| match followed {
+        Followed::Event(e) => match e.kind {
+            EventKind::UserCreated { user } => user,
+            other => panic!("#{}: {other:?}", e.seq),
+        },
+        other => panic!("not an event: {other:?}"),
+    };
+    let mut follower = admin.follow(None).with_retry(Duration::from_millis(200));
+    assert!(matches!(follower.next().await, Ok(Followed::Open)));
+    let a = user("a").await;
+    assert_eq!(created(said(&mut follower).await), a);
+    // The stream ends after a second; what came meanwhile is replayed, once.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let b = user("b").await;
+    assert_eq!(created(said(&mut follower).await), b);
+    let seen = follower.after().unwrap();
+
+    // Away while five users come and retention keeps three events: a gap, then
+    // the oldest kept.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut five = Vec::new();
+    for name in ["c", "d", "e", "f", "g"] {
+        five.push(user(name).await);
+    }
+    srv.vpn.prune_events().unwrap();
+    assert!(matches!(said(&mut follower).await, Followed::Gap));
+    assert_eq!(created(said(&mut follower).await), five[2]);
+    assert!(follower.after().unwrap() > seen + 1, "c and d skipped");
+    assert_eq!(created(said(&mut follower).await), five[3]);
+    assert_eq!(created(said(&mut follower).await), five[4]);
+
+    // A place past the newest event ever committed: the store went back.
+    let mut restored = admin.follow(Some(follower.after().unwrap() + 10));
+    assert!(matches!(restored.next().await, Ok(Followed::Restored)));
+    assert!(matches!(restored.next().await, Ok(Followed::Open)));
+    assert_eq!(
+        restored.after(),
+        follower.after(),
+        "from the end of the log"
+    );
+
+    // A stop is said; what is committed before the follower is back comes first.
+    srv.stop().await;
+    match said(&mut follower).await {
+        Followed::Away(e) => assert!(e.is_transient(), "{e}"),
+        other => panic!("the stop was not said: {other:?}"),
+    }
+    srv.restart().await;
+    let h = user("h").await;
+    assert_eq!(created(said(&mut follower).await), h);
+    let i = user("i").await;
+    assert_eq!(created(said(&mut follower).await), i);
+    srv.stop().await;
+}
+
 /// One commit of more events than the stream's buffer and its store reads hold (a
 /// node's 4,000 devices moved to another: 8,000 peers revoked and issued at once): a
 /// stream that was following, one that resumes from before the burst and one opened

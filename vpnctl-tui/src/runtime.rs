@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use futures_util::TryStreamExt as _;
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use tokio::sync::{Notify, mpsc};
 use vpnctl_api::body::{CreateInvite, IssuePeerRequest, PeerQuery, UserQuery};
 use vpnctl_api::broadcast::CreateBroadcast;
-use vpnctl_client::{ApiClient, ClientError};
+use vpnctl_client::{ApiClient, ClientError, Followed};
 use vpnctl_core::{
     EvacuateTo, Evacuation, NodeId, Peer, PeerId, Timestamp, User, UserId, UserState,
 };
@@ -560,32 +560,35 @@ pub fn spawn_worker(
         });
     }
 
-    // Events: the newest page, then the live stream; reconnects after failures.
+    // Events: the newest page, then the live stream, followed by vpnctl-client's
+    // follower (it reconnects, replays what was missed, says gaps and restores).
     {
         let api = api.clone();
         let actions = actions.clone();
         let wake = Arc::clone(&wake);
         let mark = Arc::clone(&mark);
         tokio::spawn(async move {
-            // The last event seen (or where the stream began); `None` until then.
-            let mut after: Option<u64> = None;
+            let mut follower = api.follow(None).with_retry(POLL_EVERY);
+            // The newest events are to be read (at start, after a restore).
+            let mut newest = true;
             // The tables are read whole once the stream is open: every change
             // committed after that reaches the dashboard as an event.
-            let mut read_all = true;
+            let mut tables = true;
             // Read without a stream once, when it cannot be opened (a token
             // without admin scope, a failing log): the tables at least.
             let mut read_without_stream = false;
-            let mut fallback = |read_all: bool| {
-                if read_all && !std::mem::replace(&mut read_without_stream, true) {
+            let mut fallback = |tables: bool| {
+                if tables && !std::mem::replace(&mut read_without_stream, true) {
                     mark(&|d: &mut Dirty| d.everything = true);
                     wake.notify_one();
                 }
             };
             loop {
-                if read_all {
+                if newest {
                     match api.events_before(None, Some(RECENT_EVENTS)).await {
                         Ok(batch) => {
-                            after = batch.last().map(|e| e.seq);
+                            newest = false;
+                            follower.resume_after(batch.last().map(|e| e.seq));
                             // Replaces what is shown: after a restore the numbers
                             // start lower again.
                             if actions.send(Action::EventsReset(batch)).is_err() {
@@ -596,78 +599,53 @@ pub fn spawn_worker(
                             if actions.send(Action::ApiFailed(describe(&e))).is_err() {
                                 return;
                             }
-                            fallback(read_all);
+                            fallback(tables);
                             tokio::time::sleep(POLL_EVERY).await;
                             continue;
                         }
                     }
                 }
-                match api.events_stream_at(after).await {
-                    Ok((start, stream)) => {
-                        // An empty log: the stream says where it began, and a
-                        // reconnect resumes there.
-                        if after.is_none() {
-                            after = start;
-                        }
-                        // The server subscribed before it answered: from here on
-                        // nothing committed is missed.
-                        if std::mem::take(&mut read_all) {
+                let failed = match follower.next().await {
+                    // The server subscribed before it answered: from here on
+                    // nothing committed is missed.
+                    Ok(Followed::Open) => {
+                        if std::mem::take(&mut tables) {
                             mark(&|d: &mut Dirty| d.everything = true);
                             wake.notify_one();
                         }
-                        let mut stream = std::pin::pin!(stream);
-                        // The stream sends every event after `after`, in order; one
-                        // that is not the next means the log lost some meanwhile
-                        // (retention pruned them while the dashboard was away).
-                        while let Some(item) = stream.next().await {
-                            match item {
-                                Ok(event) => {
-                                    if after.is_some_and(|a| event.seq != a + 1) {
-                                        mark(&|d: &mut Dirty| d.everything = true);
-                                    }
-                                    after = Some(event.seq);
-                                    mark(&|d: &mut Dirty| d.note(&event.kind));
-                                    wake.notify_one();
-                                    if actions.send(Action::Events(vec![event])).is_err() {
-                                        return;
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::debug!(error = %e, "event stream broke");
-                                    // Not a broken connection (an event this
-                                    // version cannot read): say so, it repeats.
-                                    if !e.is_transient()
-                                        && actions.send(Action::ApiFailed(describe(&e))).is_err()
-                                    {
-                                        return;
-                                    }
-                                    break;
-                                }
-                            }
-                        }
+                        None
                     }
-                    // The log went back past `after` (a store restored from a
-                    // backup): its next events reuse numbers already seen, so
-                    // everything is read again, from its newest events.
-                    Err(e) if e.status() == Some(409) => {
-                        read_all = true;
-                        continue;
-                    }
-                    Err(e) => {
-                        if actions.send(Action::ApiFailed(describe(&e))).is_err() {
+                    Ok(Followed::Event(event)) => {
+                        mark(&|d: &mut Dirty| d.note(&event.kind));
+                        wake.notify_one();
+                        if actions.send(Action::Events(vec![event])).is_err() {
                             return;
                         }
-                        fallback(read_all);
+                        None
                     }
+                    // Changes were lost with the events: everything again.
+                    Ok(Followed::Gap) => {
+                        mark(&|d: &mut Dirty| d.everything = true);
+                        wake.notify_one();
+                        None
+                    }
+                    // A store restored from a backup: its next events reuse numbers
+                    // already seen, so everything is read again, from its newest
+                    // events.
+                    Ok(Followed::Restored) => {
+                        (newest, tables) = (true, true);
+                        None
+                    }
+                    // Away, or an error that repeats (an event this version cannot
+                    // read): said on screen; the follower tries again.
+                    Ok(Followed::Away(e)) | Err(e) => Some(e),
+                };
+                if let Some(e) = failed {
+                    if actions.send(Action::ApiFailed(describe(&e))).is_err() {
+                        return;
+                    }
+                    fallback(tables);
                 }
-                // Events missed while away are replayed from `after` on reconnect
-                // (a gap in them reads everything, above). Without a place to
-                // resume from (a server that does not say where its stream
-                // began), what was missed is unknown: everything again.
-                if after.is_none() {
-                    read_all = true;
-                }
-                tokio::time::sleep(POLL_EVERY).await;
             }
         });
     }

@@ -4,8 +4,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 
-use futures_util::StreamExt as _;
-use vpnctl_client::ApiClient;
+use vpnctl_client::{ApiClient, FOLLOW_RETRY, Followed};
 use vpnctl_core::Event;
 
 use super::{CliError, EventsArgs, json};
@@ -52,64 +51,47 @@ pub(super) async fn run(
     // reconnect replays what was missed, so every event is printed once, in order.
     // An empty log read for history: follow from its start, so nothing committed
     // since that read is missed.
-    let mut after = recent
+    let after = recent
         .back()
         .map(|e| e.seq)
         .or((args.limit > 0).then_some(0));
+    let mut follower = api.follow(after);
     let mut away = false;
+    // A gap before anything was printed (an empty log whose events were all pruned,
+    // followed from 0) is older than this command: not worth a word.
+    let mut printed = !recent.is_empty();
     loop {
-        match api.events_stream_at(after).await {
-            Ok((start, stream)) => {
-                // Opened at the end of the log: a reconnect resumes where it began.
-                after = after.or(start);
-                let opened = tokio::time::Instant::now();
+        match follower.next().await? {
+            Followed::Open => {
                 if std::mem::take(&mut away) {
                     eprintln!("vpnctl events: following again");
                 }
-                let mut stream = std::pin::pin!(stream);
-                while let Some(item) = stream.next().await {
-                    match item {
-                        Ok(event) => {
-                            after = Some(event.seq);
-                            print(out, &event, as_json)?;
-                            out.flush()?;
-                        }
-                        // An event this version cannot read would come again
-                        // on every reconnect: stop and say so.
-                        Err(e) if !e.is_transient() => return Err(e.into()),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "event stream broke");
-                            break;
-                        }
-                    }
-                }
-                // Ended: the hourly limit, a restart, a broken connection.
-                // Reconnect at once, unless it ended as soon as it began.
-                if opened.elapsed() >= RETRY {
-                    continue;
+            }
+            Followed::Event(event) => {
+                print(out, &event, as_json)?;
+                out.flush()?;
+                printed = true;
+            }
+            Followed::Gap => {
+                if printed {
+                    eprintln!(
+                        "vpnctl events: events were pruned from the log before they \
+                         could be shown (retention); following on"
+                    );
                 }
             }
-            Err(e) if e.status() == Some(409) => {
-                eprintln!(
-                    "vpnctl events: the event log went back (the store was restored from a \
-                     backup); following from its end"
-                );
-                after = None;
-                continue;
-            }
-            Err(e) if e.is_transient() => {
+            Followed::Restored => eprintln!(
+                "vpnctl events: the event log went back (the store was restored from a \
+                 backup); following from its end"
+            ),
+            Followed::Away(e) => {
                 if !std::mem::replace(&mut away, true) {
-                    eprintln!("vpnctl events: {e}; retrying every {RETRY:?}");
+                    eprintln!("vpnctl events: {e}; retrying every {FOLLOW_RETRY:?}");
                 }
             }
-            Err(e) => return Err(e.into()),
         }
-        tokio::time::sleep(RETRY).await;
     }
 }
-
-/// How often `--follow` tries again while the control plane is away.
-const RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One line per event: `#seq time actor: what`, or one JSON object per line.
 fn print(out: &mut dyn Write, event: &Event, as_json: bool) -> Result<(), CliError> {
