@@ -41,26 +41,28 @@ pub fn describe(e: &ClientError) -> String {
     }
 }
 
-/// Everything, read in pages: the dashboard's first read, and its read after a
-/// change too broad for point reads. Node reports are not read here: the periodic
-/// poll reads those the screen shows.
+/// Everything, read in pages and handed over whole: the dashboard's read after a
+/// change too broad for point reads (the first read is [`read_everything`], shown
+/// page by page). Node reports are not read here: the periodic poll reads those the
+/// screen shows.
 pub async fn fetch_snapshot(api: &ApiClient) -> Result<Snapshot, ClientError> {
-    let (nodes, peers, users, invites, plans) = tokio::try_join!(
-        api.nodes(),
-        api.peers(PeerQuery::default()),
-        api.users(),
-        api.invites(),
-        api.plans(true)
-    )?;
-    Ok(Snapshot {
-        nodes,
-        reports: Vec::new(),
-        peers,
-        users,
-        invites,
-        plans,
-        more: false,
-    })
+    let (pages, mut read) = mpsc::unbounded_channel();
+    read_everything(api, &pages).await?;
+    drop(pages);
+    let mut snapshot = Snapshot::default();
+    while let Some(action) = read.recv().await {
+        match action {
+            Action::Data(first) => snapshot = *first,
+            // Each table's pages come in order.
+            Action::Rows { users, peers, .. } => {
+                snapshot.users.extend(users);
+                snapshot.peers.extend(peers);
+            }
+            _ => {}
+        }
+    }
+    snapshot.more = false;
+    Ok(snapshot)
 }
 
 /// The dashboard's first read, in pages so the screen is usable at once: the node
