@@ -83,6 +83,21 @@ impl Dump {
     pub fn table(&self, name: &str) -> Option<&TableDump> {
         self.tables.iter().find(|t| t.name == name)
     }
+
+    /// This dump without what a restore moves to a new epoch (the event numbering,
+    /// node revisions and their change logs; see [`Store::restore`]): what a
+    /// restored store and its backup agree on, row for row.
+    #[must_use]
+    pub fn without_positions(mut self) -> Self {
+        for table in &mut self.tables {
+            match table.name.as_str() {
+                "node_revisions" | "changes" => table.rows.clear(),
+                "meta" => table.rows.retain(|(k, _)| k != b"next_event"),
+                _ => {}
+            }
+        }
+        self
+    }
 }
 
 /// Version of the record layouts this build reads and writes.
@@ -92,6 +107,50 @@ pub const SCHEMA_VERSION: u64 = 3;
 const LOG_KEEP: u64 = 8192;
 /// A delta with more distinct keys than this is sent as a snapshot instead.
 pub const DELTA_MAX_KEYS: usize = 2048;
+
+/// A restored store numbers what clients resume from (events, node revisions) from
+/// the next multiple of this on: see [`Store::restore`].
+pub const RESTORE_EPOCH: u64 = 1 << 32;
+
+/// The first multiple of [`RESTORE_EPOCH`] above `n`.
+pub fn next_epoch(n: u64) -> u64 {
+    (n / RESTORE_EPOCH)
+        .saturating_add(1)
+        .saturating_mul(RESTORE_EPOCH)
+}
+
+/// Moves a store just loaded from a backup to a new epoch. Clients that followed
+/// the lost store hold positions the backup never reached (the last event an
+/// admin's dashboard saw, the revision a node applied); once the restored store has
+/// gone that far again, those numbers would name other events and other changes,
+/// and a client resuming there would silently miss what differs. So the next event
+/// is numbered `k·2³² + 1` and every node's revision moves to `k·2³²` with no change
+/// log below it: a follower resuming from any old event sees a gap (and reads
+/// everything again), a node resuming from any old revision gets a snapshot.
+fn new_epoch(tables: &mut Tables<'_, Write>) -> Result<(), StorageError> {
+    let next_event = tables
+        .meta
+        .read()?
+        .get("next_event")?
+        .map_or(1, |v| v.value());
+    tables
+        .meta
+        .write()?
+        .insert("next_event", next_epoch(next_event.saturating_sub(1)) + 1)?;
+    let mut revisions = Vec::new();
+    for row in tables.node_revs.read()?.iter()? {
+        let (node, value) = row?;
+        let (rev, _, count) = value.value();
+        revisions.push((node.value(), rev, count));
+    }
+    let node_revs = tables.node_revs.write()?;
+    for (node, rev, count) in revisions {
+        let epoch = next_epoch(rev);
+        node_revs.insert(node, (epoch, epoch, count))?;
+    }
+    tables.changes.write()?.retain(|_, _| false)?;
+    Ok(())
+}
 
 /// What a committed write changed, for listeners (event stream, node long-polls).
 #[derive(Debug, Clone, Default)]
@@ -482,8 +541,10 @@ impl Store {
     }
 
     /// Writes `dump` as a new database at `path` (which must not exist) sealed by
-    /// `vault`: the same rows, byte for byte. Refuses a dump of another schema
-    /// version or of another vault key.
+    /// `vault`: the same rows, byte for byte, except the event and node revision
+    /// sequences, which move to a new epoch (`new_epoch`: so no client mistakes a
+    /// position in the lost store for one in the restored). Refuses a dump of another
+    /// schema version or of another vault key.
     pub fn restore(path: &Path, vault: Vault, dump: &Dump) -> Result<Self, StorageError> {
         if dump.schema_version != SCHEMA_VERSION {
             return Err(StorageError::Corrupt {
@@ -515,6 +576,7 @@ impl Store {
         {
             let mut tables = Tables::<Write>::new(&txn);
             tables.load(&dump.tables)?;
+            new_epoch(&mut tables)?;
         }
         txn.commit()?;
         let store = Self {
