@@ -883,16 +883,13 @@ impl ApiClient {
         Ok(self.events_stream_at(after).await?.1)
     }
 
-    /// [`Self::events_stream`], with the sequence number the stream sends the events
-    /// after ([`routes::STREAM_AFTER_HEADER`]): `after` when given, else the newest
-    /// event when it opened (`None` from a server that does not say). A client that
-    /// opened it without `after` resumes from there, missing nothing in between.
+    /// [`Self::events_stream`], with where the stream began ([`StreamStart`]).
     pub async fn events_stream_at(
         &self,
         after: Option<u64>,
     ) -> Result<
         (
-            Option<u64>,
+            StreamStart,
             impl Stream<Item = Result<Event, ClientError>> + Send + 'static,
         ),
         ClientError,
@@ -913,17 +910,35 @@ impl ApiClient {
             req = req.header(AUTHORIZATION, value);
         }
         let resp = self.send(path, req).await?;
-        let start = resp
-            .headers()
-            .get(routes::STREAM_AFTER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .or(after);
+        let number = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        };
+        let start = StreamStart {
+            after: number(routes::STREAM_AFTER_HEADER).or(after),
+            epoch_after: number(routes::STREAM_EPOCH_AFTER_HEADER),
+        };
         Ok((
             start,
             crate::sse::events(Box::pin(resp.bytes_stream()), self.url(path)),
         ))
     }
+}
+
+/// Where an event stream began, from its answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStart {
+    /// The event it sends the events after ([`routes::STREAM_AFTER_HEADER`]):
+    /// `after=` when given, else the newest event when it opened (`None` from a
+    /// server that does not say). A client that opened it without `after=` resumes
+    /// from there, missing nothing in between.
+    pub after: Option<u64>,
+    /// From a store restored from a backup: the last event before its epoch
+    /// ([`routes::STREAM_EPOCH_AFTER_HEADER`]). The epoch's first event follows it
+    /// without a gap.
+    pub epoch_after: Option<u64>,
 }
 
 /// The query of a paged list: where the list is read, and how the `x-next-after`

@@ -24,7 +24,7 @@ mod move_in;
 mod pin;
 mod sse;
 
-pub use client::{ApiClient, DEFAULT_WAIT_SECS};
+pub use client::{ApiClient, DEFAULT_WAIT_SECS, StreamStart};
 pub use error::ClientError;
 pub use follow::{FOLLOW_RETRY, Followed, Follower};
 pub use pin::PinnedVerifier;

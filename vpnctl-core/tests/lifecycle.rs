@@ -704,6 +704,69 @@ fn a_control_plane_restart_alerts_nobody() {
     assert_eq!(vpn.node_status(n.id).unwrap().health, Health::Down);
 }
 
+/// A node that was behind when the control plane stopped (or that a restore from a
+/// backup puts behind: its revisions move to a new epoch) is given the lag
+/// allowance from the start on, not from when it fell behind: it is not degraded
+/// for having waited on a control plane that was away.
+#[test]
+fn a_node_behind_before_a_restart_is_given_time_after_it() {
+    let f = fixture();
+    let n = node(&f.vpn, "n1", "10.8.0.0/24");
+    let u = tg_user(&f.vpn, "ann", 1, None);
+    report(&f.vpn, n.id, &[]);
+    issue(&f.vpn, &u, &n, "phone");
+    // Reports the revision before the new device: behind from now on.
+    let behind = |vpn: &Vpnctl| {
+        let stale = NodeReport {
+            applied_revision: vpn.node_revision(n.id).unwrap() - 1,
+            interface_up: true,
+            listen_port: Some(51820),
+            public_key: None,
+            peers: Vec::new(),
+            system: SystemStats::default(),
+            strays_removed: Vec::new(),
+            errors: Vec::new(),
+            at: vpn.now(),
+            health_port: None,
+        };
+        vpn.record_report(n.id, &stale).unwrap();
+    };
+    behind(&f.vpn);
+    f.vpn.observe_health(&[]).unwrap();
+    assert_eq!(f.vpn.node_status(n.id).unwrap().health, Health::Up);
+    let path = f.dir.path().join("vpnctl.redb");
+    drop(f.vpn);
+    f.clock.advance(300);
+    let vault = vpnctl_core::Vault::open_or_create(&f.dir.path().join("vault.key")).unwrap();
+    let vpn = Vpnctl::open(
+        &path,
+        vault,
+        std::sync::Arc::new(f.clock.clone()),
+        Policy::default(),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        behind(&vpn);
+        vpn.observe_health(&[]).unwrap();
+        f.clock.advance(10);
+    }
+    let status = vpn.node_status(n.id).unwrap();
+    assert_eq!(status.health, Health::Up, "{}", status.reason);
+    // Still behind well past a minute after the start: that is a lag.
+    for _ in 0..12 {
+        behind(&vpn);
+        vpn.observe_health(&[]).unwrap();
+        f.clock.advance(10);
+    }
+    let status = vpn.node_status(n.id).unwrap();
+    assert_ne!(
+        status.health,
+        Health::Up,
+        "a node that stays behind is found out"
+    );
+    assert!(status.reason.contains("trails"), "{}", status.reason);
+}
+
 #[test]
 fn probe_failures_clear_when_the_node_stops_offering_a_probe_port() {
     let f = fixture_with(Policy {

@@ -161,7 +161,17 @@ fn backup_under_writers_restores_identical_records_in_a_new_epoch() {
     // What clients resume from moved to a new epoch: numbers the lost store gave
     // after the snapshot are never given again. A node, whatever it applied, gets
     // the whole state once; the next event is numbered past any seen.
-    let epoch = vpnctl_core::store::RESTORE_EPOCH;
+    let epoch = restored.last_event_seq().unwrap();
+    assert_eq!(epoch % vpnctl_core::store::RESTORE_EPOCH, 0, "{epoch}");
+    assert!(epoch > vpn.last_event_seq().unwrap());
+    let backup_last = contents
+        .dump
+        .table("events")
+        .and_then(|t| t.rows.last())
+        .map(|(k, _)| u64::from_le_bytes(k.as_slice().try_into().unwrap()))
+        .unwrap();
+    assert_eq!(restored.epoch_after().unwrap(), Some(backup_last));
+    assert_eq!(vpn.epoch_after().unwrap(), None);
     let lost = vpn.node_revision(n.id).unwrap();
     assert!(lost > applied);
     for after in [0, applied, lost] {
@@ -173,8 +183,6 @@ fn backup_under_writers_restores_identical_records_in_a_new_epoch() {
             ),
         }
     }
-    assert_eq!(restored.last_event_seq().unwrap(), epoch);
-    assert!(vpn.last_event_seq().unwrap() < epoch);
     let next = restored
         .create_user(NewUser {
             name: "after the restore".into(),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -1124,7 +1124,7 @@ async fn event_stream(
     State(st): State<AppState>,
     Query(q): Query<EventQuery>,
 ) -> ApiResult<(
-    [(&'static str, String); 1],
+    HeaderMap,
     Sse<impl Stream<Item = Result<SseEvent, Infallible>>>,
 )> {
     let rx = st.feed().subscribe_events();
@@ -1133,6 +1133,10 @@ async fn event_stream(
     // and is sent once. Without `after` the stream starts after the newest event
     // committed now, so it is gapless from its first event on too (the members of
     // one group commit are broadcast in any order).
+    let epoch_after = {
+        let vpn = vpn.clone();
+        blocking(move || vpn.epoch_after()).await?
+    };
     let (after, backlog) = match q.after {
         Some(after) => {
             let vpn = vpn.clone();
@@ -1182,8 +1186,16 @@ async fn event_stream(
     });
     // A comment at least this often keeps the stream from looking idle.
     let keep_alive = (st.limits().idle_timeout() / 2).clamp(Duration::from_secs(1), KEEP_ALIVE);
+    let mut headers = HeaderMap::new();
+    headers.insert(routes::STREAM_AFTER_HEADER, HeaderValue::from(after));
+    if let Some(epoch_after) = epoch_after {
+        headers.insert(
+            routes::STREAM_EPOCH_AFTER_HEADER,
+            HeaderValue::from(epoch_after),
+        );
+    }
     Ok((
-        [(routes::STREAM_AFTER_HEADER, after.to_string())],
+        headers,
         Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)),
     ))
 }

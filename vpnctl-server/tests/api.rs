@@ -850,7 +850,11 @@ async fn a_burst_longer_than_the_buffer_arrives_whole() {
     // Without `after`: from what is committed next, as gapless (it used to pick up
     // wherever the broadcast buffer was after falling behind).
     let (began, fresh) = admin.events_stream_at(None).await.unwrap();
-    assert_eq!(began, Some(start), "it says where it began");
+    assert_eq!(began.after, Some(start), "it says where it began");
+    assert_eq!(
+        began.epoch_after, None,
+        "a store never restored has no epoch"
+    );
     let moved = srv
         .vpn
         .evacuate(from.id, &vpnctl_core::EvacuateTo::Node(to.id))

@@ -871,6 +871,107 @@ async fn a_change_while_the_dashboard_starts_is_not_lost() {
     drop(gate);
 }
 
+/// A user made directly in the control plane's store, as another admin would.
+fn add_user(cp: &vpnctl_testbed::control_plane::ControlPlane, name: String) -> vpnctl_core::UserId {
+    cp.vpn
+        .create_user(vpnctl_core::NewUser {
+            name,
+            ..vpnctl_core::NewUser::default()
+        })
+        .unwrap()
+        .id
+}
+
+/// Waits until a stopped control plane's last tasks let go of its store.
+async fn store_closed(data: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Err(e) = vpnctl_core::Vpnctl::open_dir(data) {
+        assert!(tokio::time::Instant::now() < deadline, "{e}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The control plane comes back on a store restored by `vpnctld restore` from a
+/// backup older than what the dashboard saw, and the restored store commits more
+/// events than were lost before the dashboard is back (it retries every 2 s). Its
+/// numbers start a new epoch, so the dashboard still learns of the restore: it reads
+/// everything again and shows none of the lost events. (Before the epoch, it resumed
+/// after the last event it saw, now a number of the restored history, and kept the
+/// users the restore removed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_restored_by_vpnctld_restore_is_read_again() {
+    use vpnctl_core::backup::{self, BackupKey, RestoreKey};
+    use vpnctl_testbed::control_plane::ControlPlane;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, restored) = (dir.path().join("data"), dir.path().join("restored"));
+    let mut cp = ControlPlane::builder().data_dir(&data).start().await;
+    let kept: Vec<_> = (0..5).map(|i| add_user(&cp, format!("kept{i}"))).collect();
+    let blob = cp
+        .vpn
+        .backup(
+            &BackupKey::Passphrase {
+                passphrase: "correct horse".to_owned().into(),
+                work_factor: Some(10),
+            },
+            &[],
+        )
+        .unwrap();
+    let backup_end = cp.vpn.last_event_seq().unwrap();
+    let (token, addr) = (cp.admin_token.clone(), cp.addr());
+    let api = ApiClient::new(&cp.url, Some(token), None).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _worker = spawn_worker(api, tx);
+    let mut app = App::new("t", vpnctl_core::Timestamp::now());
+    until(&mut app, &mut rx, |app| app.users.len() == kept.len()).await;
+    for i in 0..10 {
+        add_user(&cp, format!("lost{i}"));
+    }
+    cp.vpn
+        .update_user(
+            kept[1],
+            vpnctl_core::UserPatch {
+                name: Some("renamed".into()),
+                ..vpnctl_core::UserPatch::default()
+            },
+        )
+        .unwrap();
+    until(&mut app, &mut rx, |app| {
+        app.users.len() == kept.len() + 10 && app.user_name(kept[1]) == "renamed"
+    })
+    .await;
+    let lost_end = cp.vpn.last_event_seq().unwrap();
+    cp.stop().await;
+    drop(cp);
+    store_closed(&data).await;
+
+    backup::restore(&blob, &RestoreKey::passphrase("correct horse"), &restored).unwrap();
+    let back = ControlPlane::builder()
+        .data_dir(&restored)
+        .configure(move |c| c.listen = addr)
+        .start()
+        .await;
+    let new: Vec<_> = (0..30)
+        .map(|i| add_user(&back, format!("new{i}")))
+        .collect();
+    let newest = back.vpn.last_event_seq().unwrap();
+    assert!(
+        newest > lost_end,
+        "the restored store went past what was lost"
+    );
+    until(&mut app, &mut rx, |app| {
+        app.users.len() == kept.len() + new.len()
+            && app.user_name(kept[1]) == "kept1"
+            && app.events.back().is_some_and(|e| e.seq == newest)
+    })
+    .await;
+    assert!(
+        app.events
+            .iter()
+            .all(|e| e.seq <= backup_end || e.seq > lost_end),
+        "events the restore lost are still shown"
+    );
+}
+
 /// The control plane comes back on a store restored from an older backup: its
 /// event log ends before the events the dashboard has seen, and the numbers would
 /// be given again. The server says so (409 to `after=` past its end) and the
@@ -891,31 +992,14 @@ async fn a_store_restored_from_a_backup_is_read_again() {
             }
         }
     }
-    let add = |cp: &ControlPlane, name: String| {
-        cp.vpn
-            .create_user(vpnctl_core::NewUser {
-                name,
-                ..vpnctl_core::NewUser::default()
-            })
-            .unwrap()
-            .id
-    };
-    // The server's last tasks let go of the store a moment after it stops.
-    async fn closed(data: &std::path::Path) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while let Err(e) = vpnctl_core::Vpnctl::open_dir(data) {
-            assert!(tokio::time::Instant::now() < deadline, "{e}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let (data, backup) = (dir.path().join("data"), dir.path().join("backup"));
     let mut cp = ControlPlane::builder().data_dir(&data).start().await;
-    let kept: Vec<_> = (0..5).map(|i| add(&cp, format!("kept{i}"))).collect();
+    let kept: Vec<_> = (0..5).map(|i| add_user(&cp, format!("kept{i}"))).collect();
     let (token, addr) = (cp.admin_token.clone(), cp.addr());
     cp.stop().await;
     drop(cp);
-    closed(&data).await;
+    store_closed(&data).await;
     copy_dir(&data, &backup);
     let on = |dir: &std::path::Path| {
         ControlPlane::builder()
@@ -930,7 +1014,7 @@ async fn a_store_restored_from_a_backup_is_read_again() {
     let mut app = App::new("t", vpnctl_core::Timestamp::now());
     until(&mut app, &mut rx, |app| app.users.len() == kept.len()).await;
     for i in 0..10 {
-        add(&cp, format!("later{i}"));
+        add_user(&cp, format!("later{i}"));
     }
     cp.vpn
         .update_user(
@@ -948,7 +1032,7 @@ async fn a_store_restored_from_a_backup_is_read_again() {
 
     cp.stop().await;
     drop(cp);
-    closed(&data).await;
+    store_closed(&data).await;
     let restored = on(&backup).start().await;
     until(&mut app, &mut rx, |app| {
         app.users.len() == kept.len() && app.user_name(kept[1]) == "kept1"
@@ -961,7 +1045,7 @@ async fn a_store_restored_from_a_backup_is_read_again() {
         app.events.back().is_some_and(|e| e.seq == newest)
     })
     .await;
-    let again = add(&restored, "after-restore".into());
+    let again = add_user(&restored, "after-restore".into());
     until(&mut app, &mut rx, |app| {
         app.user_name(again) == "after-restore"
             && app.events.back().is_some_and(|e| e.seq == newest + 1)

@@ -17,6 +17,21 @@ impl Vpnctl {
             .map(|next| next.saturating_sub(1))
     }
 
+    /// The last event before the log's current epoch began, if it has one (a store
+    /// restored from a backup: see [`crate::store::RESTORE_EPOCH`]): a follower that
+    /// saw it, or less, goes on into the epoch without a gap; one past it followed
+    /// the store the backup lost.
+    pub fn epoch_after(&self) -> Result<Option<u64>> {
+        self.read(|rx| {
+            let restored = rx.cursor("next_event")? > crate::store::RESTORE_EPOCH;
+            Ok(if restored {
+                Some(rx.cursor(crate::store::EPOCH_AFTER)?)
+            } else {
+                None
+            })
+        })
+    }
+
     /// The newest `limit` events, oldest first.
     pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>> {
         self.events_before(u64::MAX, limit)

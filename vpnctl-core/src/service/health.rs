@@ -57,6 +57,9 @@ pub(super) fn judge_in(
     // from its start, so a restart alerts nobody.
     let mut judged = status.clone();
     judged.last_report_at = judged.last_report_at.map(|t| t.max(opened_at));
+    // Nor could a node catch up: a store restored from a backup comes back with the
+    // time a node fell behind then, and every node behind (a new epoch of revisions).
+    judged.behind_since = judged.behind_since.map(|t| t.max(opened_at));
     let (seen, reason) = lifecycle::assess(&judged, desired, tx.now(), policy);
     let change = status.observe(node, seen, reason, tx.now(), policy);
     if status != before {

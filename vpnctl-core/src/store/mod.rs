@@ -84,15 +84,27 @@ impl Dump {
         self.tables.iter().find(|t| t.name == name)
     }
 
-    /// This dump without what a restore moves to a new epoch (the event numbering,
-    /// node revisions and their change logs; see [`Store::restore`]): what a
-    /// restored store and its backup agree on, row for row.
+    /// This dump without what a restore moves to a new epoch (the numbering of
+    /// events and notifications, node revisions and their change logs; see
+    /// [`Store::restore`]): what a restored store and its backup agree on, row for
+    /// row. A node's peer count, kept beside its revision, stays.
     #[must_use]
     pub fn without_positions(mut self) -> Self {
         for table in &mut self.tables {
             match table.name.as_str() {
-                "node_revisions" | "changes" => table.rows.clear(),
-                "meta" => table.rows.retain(|(k, _)| k != b"next_event"),
+                "changes" => table.rows.clear(),
+                "node_revisions" => {
+                    for (_, value) in &mut table.rows {
+                        let (_, _, count) = <(u64, u64, u64) as Value>::from_bytes(value);
+                        *value = <(u64, u64, u64) as Value>::as_bytes(&(0, 0, count)).to_vec();
+                    }
+                }
+                "meta" => table.rows.retain(|(k, _)| {
+                    !CLIENT_SEQUENCES
+                        .iter()
+                        .any(|s| k.as_slice() == s.as_bytes())
+                        && k.as_slice() != EPOCH_AFTER.as_bytes()
+                }),
                 _ => {}
             }
         }
@@ -108,44 +120,53 @@ const LOG_KEEP: u64 = 8192;
 /// A delta with more distinct keys than this is sent as a snapshot instead.
 pub const DELTA_MAX_KEYS: usize = 2048;
 
-/// A restored store numbers what clients resume from (events, node revisions) from
-/// the next multiple of this on: see [`Store::restore`].
-pub const RESTORE_EPOCH: u64 = 1 << 32;
+/// What a restore moves to a new epoch: see [`Store::restore`].
+pub use crate::model::{RESTORE_EPOCH, restore_epoch};
 
-/// The first multiple of [`RESTORE_EPOCH`] above `n`.
-pub fn next_epoch(n: u64) -> u64 {
-    (n / RESTORE_EPOCH)
-        .saturating_add(1)
-        .saturating_mul(RESTORE_EPOCH)
-}
+/// The meta key of the last event before the current epoch began: a follower that
+/// saw it (or less) goes on into the epoch without a gap.
+pub(crate) const EPOCH_AFTER: &str = "epoch_after_event";
+
+/// The id sequences clients keep a high-water mark of: the event log (dashboards,
+/// `vpnctl events --follow`) and the notification outbox (the bot).
+const CLIENT_SEQUENCES: [&str; 2] = ["next_event", "next_notification"];
 
 /// Moves a store just loaded from a backup to a new epoch. Clients that followed
 /// the lost store hold positions the backup never reached (the last event an
-/// admin's dashboard saw, the revision a node applied); once the restored store has
-/// gone that far again, those numbers would name other events and other changes,
-/// and a client resuming there would silently miss what differs. So the next event
-/// is numbered `k·2³² + 1` and every node's revision moves to `k·2³²` with no change
-/// log below it: a follower resuming from any old event sees a gap (and reads
-/// everything again), a node resuming from any old revision gets a snapshot.
-fn new_epoch(tables: &mut Tables<'_, Write>) -> Result<(), StorageError> {
-    let next_event = tables
-        .meta
-        .read()?
-        .get("next_event")?
-        .map_or(1, |v| v.value());
-    tables
-        .meta
-        .write()?
-        .insert("next_event", next_epoch(next_event.saturating_sub(1)) + 1)?;
+/// admin's dashboard saw, the last notification the bot took, the revision a node
+/// applied); once the restored store had gone that far again, those numbers would
+/// name other events, notifications and changes, and a client resuming there would
+/// silently miss what differs. So events and notifications go on from `E + 1` and
+/// every node's revision moves to `E` with no change log below it, where `E` is a
+/// multiple of 2³² above every number the backup holds and above any earlier
+/// restore's ([`restore_epoch`]): a follower resuming from a lost event sees the
+/// jump (and reads everything again), one at the backup's last event or before goes
+/// on (`EPOCH_AFTER`), a node resuming from any old revision gets a snapshot.
+fn new_epoch(tables: &mut Tables<'_, Write>, now: Timestamp) -> Result<(), StorageError> {
+    let mut highest = 0;
+    let mut next = Vec::new();
+    for key in CLIENT_SEQUENCES {
+        let n = tables.meta.read()?.get(key)?.map_or(1, |v| v.value());
+        highest = highest.max(n.saturating_sub(1));
+        next.push((key, n));
+    }
     let mut revisions = Vec::new();
     for row in tables.node_revs.read()?.iter()? {
         let (node, value) = row?;
         let (rev, _, count) = value.value();
-        revisions.push((node.value(), rev, count));
+        highest = highest.max(rev);
+        revisions.push((node.value(), count));
+    }
+    let epoch = restore_epoch(highest, now);
+    let meta = tables.meta.write()?;
+    for (key, n) in next {
+        if key == "next_event" {
+            meta.insert(EPOCH_AFTER, n.saturating_sub(1))?;
+        }
+        meta.insert(key, epoch.saturating_add(1))?;
     }
     let node_revs = tables.node_revs.write()?;
-    for (node, rev, count) in revisions {
-        let epoch = next_epoch(rev);
+    for (node, count) in revisions {
         node_revs.insert(node, (epoch, epoch, count))?;
     }
     tables.changes.write()?.retain(|_, _| false)?;
@@ -541,10 +562,10 @@ impl Store {
     }
 
     /// Writes `dump` as a new database at `path` (which must not exist) sealed by
-    /// `vault`: the same rows, byte for byte, except the event and node revision
-    /// sequences, which move to a new epoch (`new_epoch`: so no client mistakes a
-    /// position in the lost store for one in the restored). Refuses a dump of another
-    /// schema version or of another vault key.
+    /// `vault`: the same rows, byte for byte, except the event, notification and
+    /// node revision sequences, which move to a new epoch (`new_epoch`: so no client
+    /// mistakes a position in the lost store for one in the restored). Refuses a dump
+    /// of another schema version or of another vault key.
     pub fn restore(path: &Path, vault: Vault, dump: &Dump) -> Result<Self, StorageError> {
         if dump.schema_version != SCHEMA_VERSION {
             return Err(StorageError::Corrupt {
@@ -576,7 +597,7 @@ impl Store {
         {
             let mut tables = Tables::<Write>::new(&txn);
             tables.load(&dump.tables)?;
-            new_epoch(&mut tables)?;
+            new_epoch(&mut tables, Timestamp::now())?;
         }
         txn.commit()?;
         let store = Self {

@@ -81,8 +81,8 @@ pub(super) async fn run(
                 }
             }
             Followed::Restored => eprintln!(
-                "vpnctl events: the event log went back (the store was restored from a \
-                 backup); following from its end"
+                "vpnctl events: the store was restored from a backup: what it lost is \
+                 not shown; following the restored log"
             ),
             Followed::Away(e) => {
                 if !std::mem::replace(&mut away, true) {

@@ -11,8 +11,16 @@ use crate::app::{App, Health};
 
 pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>) -> TableParts<'_> {
     let header = vec!["seq", "age", "actor", "what"];
+    // As wide as the largest number shown: after a restore from a backup events are
+    // numbered from a new epoch, 15 digits and more (they never come again).
+    let digits = app
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .max()
+        .map_or(1, |n| n.checked_ilog10().unwrap_or(0) + 1);
     let widths = vec![
-        Constraint::Length(6),
+        Constraint::Length(u16::try_from(digits).unwrap_or(20).max(6)),
         Constraint::Length(5),
         Constraint::Length(12),
         Constraint::Min(20),

@@ -93,11 +93,14 @@ pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>, wide: bool) ->
                     .last_report_at
                     .map_or_else(|| "never".into(), |at| age(app.now, at)),
             ));
+            // Within the store's epoch: a store restored from a backup numbers
+            // revisions from k·2³² on (a node not yet caught up shows its old one).
+            let short = |r: u64| r % vpnctl_core::RESTORE_EPOCH;
             let applied = v
                 .health
                 .applied_revision
-                .map_or_else(|| "-".into(), |r| r.to_string());
-            let rev = format!("{applied}/{}", v.health.desired_revision);
+                .map_or_else(|| "-".into(), |r| short(r).to_string());
+            let rev = format!("{applied}/{}", short(v.health.desired_revision));
             cells.push(if v.health.in_sync {
                 Cell::from(rev)
             } else {
