@@ -678,24 +678,15 @@ fn a_control_plane_restart_alerts_nobody() {
     report(&f.vpn, n.id, &[]);
     f.vpn.observe_health(&[]).unwrap();
     drain(&f.vpn);
-    let path = f.dir.path().join("vpnctl.redb");
-    drop(f.vpn);
     // Down for five minutes (a backup, an upgrade): reports went nowhere.
-    f.clock.advance(300);
-    let vault = vpnctl_core::Vault::open_or_create(&f.dir.path().join("vault.key")).unwrap();
-    let vpn = Vpnctl::open(
-        &path,
-        vault,
-        std::sync::Arc::new(f.clock.clone()),
-        Policy::default(),
-    )
-    .unwrap();
+    let f = f.restart_after(300);
+    let vpn = &f.vpn;
     for _ in 0..3 {
         vpn.observe_health(&[]).unwrap();
         f.clock.advance(10);
     }
     assert_eq!(vpn.node_status(n.id).unwrap().health, Health::Up);
-    assert!(admin_alerts(&vpn).is_empty());
+    assert!(admin_alerts(vpn).is_empty());
     // A node that stays silent after the restart is still found out.
     for _ in 0..10 {
         f.clock.advance(10);
@@ -734,19 +725,10 @@ fn a_node_behind_before_a_restart_is_given_time_after_it() {
     behind(&f.vpn);
     f.vpn.observe_health(&[]).unwrap();
     assert_eq!(f.vpn.node_status(n.id).unwrap().health, Health::Up);
-    let path = f.dir.path().join("vpnctl.redb");
-    drop(f.vpn);
-    f.clock.advance(300);
-    let vault = vpnctl_core::Vault::open_or_create(&f.dir.path().join("vault.key")).unwrap();
-    let vpn = Vpnctl::open(
-        &path,
-        vault,
-        std::sync::Arc::new(f.clock.clone()),
-        Policy::default(),
-    )
-    .unwrap();
+    let f = f.restart_after(300);
+    let vpn = &f.vpn;
     for _ in 0..3 {
-        behind(&vpn);
+        behind(vpn);
         vpn.observe_health(&[]).unwrap();
         f.clock.advance(10);
     }
@@ -754,7 +736,7 @@ fn a_node_behind_before_a_restart_is_given_time_after_it() {
     assert_eq!(status.health, Health::Up, "{}", status.reason);
     // Still behind well past a minute after the start: that is a lag.
     for _ in 0..12 {
-        behind(&vpn);
+        behind(vpn);
         vpn.observe_health(&[]).unwrap();
         f.clock.advance(10);
     }

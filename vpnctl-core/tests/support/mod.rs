@@ -33,6 +33,28 @@ pub fn fixture_with(policy: Policy) -> Fixture {
     Fixture { dir, vpn, clock }
 }
 
+impl Fixture {
+    /// Closes the store, lets `secs` pass (a control plane stopped for a backup or
+    /// an upgrade) and opens it again with the default policy, as a restarted
+    /// control plane does.
+    #[must_use]
+    pub fn restart_after(self, secs: i64) -> Self {
+        let Self { dir, vpn, clock } = self;
+        // First closed: redb's file lock allows one handle.
+        drop(vpn);
+        clock.advance(secs);
+        let vault = Vault::open_or_create(&dir.path().join("vault.key")).expect("vault");
+        let vpn = Vpnctl::open(
+            &dir.path().join("vpnctl.redb"),
+            vault,
+            Arc::new(clock.clone()),
+            Policy::default(),
+        )
+        .expect("open store");
+        Self { dir, vpn, clock }
+    }
+}
+
 /// An enrolled node with the given IPv4 pool and an IPv6 pool.
 pub fn node(vpn: &Vpnctl, name: &str, pool: &str) -> Node {
     let mut new = NewNode::new(
