@@ -632,7 +632,7 @@ pub struct IssuePeerRequest {
 
 /// `GET /v1/peers?ids=3,9,12` (those peers, at most [`crate::routes::PAGE_MAX`];
 /// the other fields are then ignored), else one page:
-/// `?user=&node=&region=&access=&device=&after=&limit=`.
+/// `?user=&node=&region=&access=&device=&address=&public_key=&after=&limit=`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerQuery {
@@ -655,6 +655,13 @@ pub struct PeerQuery {
     /// Whose device name contains this, ignoring case (bounded like `access`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Holding this tunnel address (IPv4 or IPv6) on its node; pools may repeat
+    /// across nodes (`node` narrows). A point read per node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<std::net::IpAddr>,
+    /// With this public key (base64; one peer per node at most). A point read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PublicKey>,
     /// The previous page's cursor ([`crate::routes::NEXT_AFTER_HEADER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<PeerId>,

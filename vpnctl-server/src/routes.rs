@@ -845,6 +845,8 @@ async fn list_peers(
         region: q.region,
         access: q.access,
         device: q.device,
+        address: q.address,
+        public_key: q.public_key,
     };
     let limit = q.limit.unwrap_or(routes::PAGE_MAX);
     page_response(move || match q.ids {

@@ -371,6 +371,77 @@ async fn devices_from_the_terminal() {
         .map(|p| p["id"].clone())
         .collect();
     assert_eq!(got, want, "{laptops}");
+    // "Who is this address?" from a node's logs, "whose key is this?" from `wg show`:
+    // point reads in the address and key indexes, on every node or one.
+    let laptop = peers.iter().find(|p| p.device == "laptop").unwrap();
+    let holders: Vec<_> = peers.iter().filter(|p| p.ipv4 == laptop.ipv4).collect();
+    let by_address = cli
+        .ok(&["peers", "list", "--address", &laptop.ipv4.to_string()])
+        .await;
+    assert_eq!(by_address.lines().count(), holders.len(), "{by_address}");
+    for (line, p) in by_address.lines().zip(&holders) {
+        assert!(line.starts_with(&format!("p{} ", p.id)), "{line}");
+    }
+    let its_node = format!("n{}", laptop.node);
+    let on_its_node = cli
+        .json(&[
+            "peers",
+            "list",
+            "--address",
+            &laptop.ipv4.to_string(),
+            "--node",
+            &its_node,
+        ])
+        .await;
+    assert_eq!(on_its_node, serde_json::json!([laptop]), "{on_its_node}");
+    let by_key = cli
+        .json(&["peers", "list", "--key", &laptop.public_key.to_string()])
+        .await;
+    assert_eq!(by_key, serde_json::json!([laptop]), "{by_key}");
+    if let Some(v6) = laptop.ipv6 {
+        let by_v6 = cli
+            .json(&[
+                "peers",
+                "list",
+                "--address",
+                &v6.to_string(),
+                "--node",
+                "ams-1",
+            ])
+            .await;
+        assert_eq!(by_v6, serde_json::json!([laptop]), "{by_v6}");
+    }
+    cli.fails(
+        &["peers", "list", "--address", "203.0.113.77"],
+        4,
+        "no peer holds 203.0.113.77",
+    )
+    .await;
+    cli.fails(
+        &[
+            "peers",
+            "list",
+            "--address",
+            &laptop.ipv4.to_string(),
+            "--user",
+            "mallory",
+        ],
+        4,
+        "among those asked for",
+    )
+    .await;
+    let bad = Config::try_parse_from([
+        "vpnctl",
+        "--api",
+        &cli.url,
+        "peers",
+        "list",
+        "--key",
+        "not-a-key",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("--key"), "{bad}");
     // Region codes ignore case wherever they are typed.
     let issued = cli.json(&["peers", "issue", "walk-in", "DE-FRA"]).await;
     assert_eq!(issued["tunnel_name"], "fra-1-device2", "{issued}");

@@ -325,6 +325,12 @@ pub struct PeerFilter {
     pub access: Option<crate::api::body::AccessState>,
     /// Whose device name contains this, ignoring case.
     pub device: Option<String>,
+    /// Holding this tunnel address (IPv4 or IPv6) on its node: "who is 10.8.3.7?"
+    /// from a node's logs. Pools may repeat across nodes; `node` narrows it.
+    pub address: Option<std::net::IpAddr>,
+    /// With this public key (one peer per node at most): "whose key is this?" from
+    /// `wg show`.
+    pub public_key: Option<PublicKey>,
 }
 
 /// Which users to list.

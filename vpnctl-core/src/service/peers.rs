@@ -225,7 +225,50 @@ fn select(
     let needle = filter.device.as_deref().map(crate::Needle::new);
     let mut owner = owner_check(rx, filter.access, now);
     let mut keep = |p: &Peer| needle.as_ref().is_none_or(|n| n.matches(&p.device)) && owner(p);
-    match (filter.user, on_nodes(rx, filter)?) {
+    let nodes = on_nodes(rx, filter)?;
+    // By key or address: a point read in an index per node, a few peers at most.
+    if filter.public_key.is_some() || filter.address.is_some() {
+        let mut found: Vec<Peer> = match (&filter.public_key, filter.address) {
+            (Some(key), _) => rx
+                .peers_by_key(key)?
+                .into_iter()
+                .map(|id| rx.peer(id).map(|r| r.peer))
+                .collect::<Result<_>>()?,
+            (None, Some(addr)) => {
+                let nodes = match &nodes {
+                    Some(nodes) => nodes.clone(),
+                    None => rx.nodes()?.into_iter().map(|n| n.id).collect(),
+                };
+                let mut found = Vec::new();
+                for node in nodes {
+                    let id = match addr {
+                        IpAddr::V4(a) => rx.peer_by_v4(node, a)?,
+                        IpAddr::V6(a) => rx.peer_by_v6(node, a)?,
+                    };
+                    if let Some(id) = id {
+                        found.push(rx.peer(id)?.peer);
+                    }
+                }
+                found
+            }
+            (None, None) => Vec::new(),
+        };
+        found.retain(|p| {
+            p.id.0 > after
+                && filter.user.is_none_or(|u| p.user == u)
+                && nodes.as_ref().is_none_or(|ns| ns.contains(&p.node))
+                && filter.address.is_none_or(|a| match a {
+                    IpAddr::V4(a) => p.ipv4 == a,
+                    IpAddr::V6(a) => p.ipv6 == Some(a),
+                })
+                && keep(p)
+        });
+        found.sort_by_key(|p| p.id);
+        let next = (found.len() > limit).then(|| found[limit - 1].id.0);
+        found.truncate(limit);
+        return Ok((found, next));
+    }
+    match (filter.user, nodes) {
         (Some(user), nodes) => {
             let mut mine: Vec<Peer> = rx
                 .user_peers(user)?

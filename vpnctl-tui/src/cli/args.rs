@@ -510,7 +510,7 @@ pub struct ConfigOutput {
 #[derive(Debug, Subcommand)]
 pub enum PeersCommand {
     /// Peers, optionally of one user, on one node or region, of users in one access
-    /// state, by device name; filtered on the server.
+    /// state, by device name, tunnel address or public key; filtered on the server.
     List {
         /// Only this user's (name or id).
         #[arg(long)]
@@ -528,6 +528,13 @@ pub enum PeersCommand {
         /// Only devices whose name contains this, ignoring case (e.g. `iphone`).
         #[arg(long, value_name = "TEXT")]
         device: Option<String>,
+        /// The peer holding this tunnel address (e.g. `10.8.3.7` from a node's
+        /// logs); on every node whose pool has it, or on --node.
+        #[arg(long, value_name = "IP")]
+        address: Option<std::net::IpAddr>,
+        /// The peer with this public key (e.g. from `wg show` on a node).
+        #[arg(long, value_name = "BASE64")]
+        key: Option<vpnctl_core::PublicKey>,
     },
     /// Gives a user a new device on a node, or on the node core prefers in a region,
     /// and hands over its config (stdout, --out FILE or --qr).

@@ -27,6 +27,8 @@ pub(super) async fn run(
             region,
             access,
             device,
+            address,
+            key,
         } => {
             // The node list names nodes in the table and checks --node and --region;
             // JSON without them needs none of it.
@@ -66,8 +68,30 @@ pub(super) async fn run(
                 region,
                 access,
                 device,
+                address,
+                public_key: key,
                 ..PeerQuery::default()
             };
+            // "Who is 10.8.3.7?", "whose key is this?": a few peers at most, and
+            // none is an answer of its own (exit 4), as for a name.
+            if address.is_some() || query.public_key.is_some() {
+                let found = api.peers(query.clone()).await?;
+                if found.is_empty() {
+                    let what = match (address, &query.public_key) {
+                        (Some(a), _) => format!("holds {a}"),
+                        (None, Some(k)) => format!("has the key {k}"),
+                        (None, None) => String::new(),
+                    };
+                    return Err(CliError::NotFound(format!(
+                        "no peer {what}{}",
+                        if query.user.is_some() || query.node.is_some() || query.region.is_some() {
+                            " among those asked for"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+            }
             if as_json {
                 // Page by page: any number of peers in bounded memory.
                 let mut array = JsonArray::start(out)?;
