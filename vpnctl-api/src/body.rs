@@ -733,6 +733,11 @@ impl std::fmt::Debug for CreatedToken {
 pub struct EventQuery {
     #[serde(default)]
     pub after: Option<u64>,
+    /// The stream only: the log `after` belongs to
+    /// ([`crate::routes::STREAM_LOG_HEADER`]); another is a 409 (the store was
+    /// restored from a backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<u64>,
     #[serde(default)]

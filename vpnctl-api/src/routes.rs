@@ -125,12 +125,10 @@ pub const NEXT_AFTER_HEADER: &str = "x-next-after";
 /// client that opened it without `after=` can resume from there.
 pub const STREAM_AFTER_HEADER: &str = "x-stream-after";
 
-/// On the event stream's answer, from a store restored from a backup: the last event
-/// before its current epoch ([`crate::model::RESTORE_EPOCH`]). The event after it is
-/// the epoch's first, `k·2³² + 1`: a client that saw this event (or an earlier one)
-/// goes on without a gap; one that saw a later event followed the store the backup
-/// lost.
-pub const STREAM_EPOCH_AFTER_HEADER: &str = "x-stream-epoch-after";
+/// On the event stream's answer: the event log's identity (a number, made anew when
+/// the store is restored from a backup). A client that resumes sends it back as
+/// `log=`; another store's is a 409, as for an `after=` past the end of the log.
+pub const STREAM_LOG_HEADER: &str = "x-stream-log";
 
 /// How long a desired-state long-poll waits for a change by default (seconds).
 pub const DESIRED_WAIT_SECS: u64 = 25;

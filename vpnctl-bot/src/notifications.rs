@@ -185,6 +185,19 @@ impl Ledger {
         self.open.remove(&id);
     }
 
+    /// A batch that starts at or below what was acknowledged: the control plane's
+    /// cursor went back (its store was restored from a backup). What it sends again
+    /// was taken before and is not taken again; forgetting the acknowledgement lets
+    /// the next one move its cursor past them, or a full batch of them would come
+    /// back for ever and nothing new would be reached.
+    fn went_back(&mut self, first: u64) -> bool {
+        let back = self.acked.is_some_and(|a| first <= a);
+        if back {
+            self.acked = None;
+        }
+        back
+    }
+
     /// Everything up to here is done (ids are taken in increasing order).
     fn ackable(&self) -> Option<u64> {
         let upto = match self.open.first() {
@@ -281,6 +294,13 @@ impl Courier {
                     match fetched {
                         Ok(batch) => {
                             fetch_failures = 0;
+                            if batch.first().is_some_and(|n| ledger.went_back(n.id)) {
+                                warn!(
+                                    first = batch.first().map(|n| n.id),
+                                    "the control plane sent notifications already acknowledged \
+                                     (restored from a backup?): those taken before are not sent again"
+                                );
+                            }
                             let mut new = 0;
                             for n in batch {
                                 if !ledger.take(n.id) {
@@ -1055,6 +1075,31 @@ mod tests {
         assert_eq!(l.ackable(), None);
         l.done(7);
         assert_eq!(l.ackable(), Some(7));
+    }
+
+    /// A control plane restored from a backup: its cursor is back at 40, the bot
+    /// took up to 60 before and acknowledged it. What comes again is not taken
+    /// again, and the next acknowledgement moves the cursor past it (before, a
+    /// batch of a thousand such came back for ever).
+    #[test]
+    fn a_cursor_that_went_back_is_moved_past_what_was_taken() {
+        let mut l = Ledger::default();
+        for id in 1..=60 {
+            assert!(l.take(id));
+            l.done(id);
+        }
+        assert_eq!(l.ackable(), Some(60));
+        l.acked = Some(60);
+        assert!(!l.went_back(61), "the cursor where it was");
+        assert!(l.went_back(41));
+        assert!(!l.take(41), "taken before");
+        assert_eq!(
+            l.ackable(),
+            Some(60),
+            "acknowledged again, past the old ones"
+        );
+        // The restored store's new notifications come after them.
+        assert!(l.take(1 << 40));
     }
 
     #[test]

@@ -880,13 +880,16 @@ impl ApiClient {
         &self,
         after: Option<u64>,
     ) -> Result<impl Stream<Item = Result<Event, ClientError>> + Send + 'static, ClientError> {
-        Ok(self.events_stream_at(after).await?.1)
+        Ok(self.events_stream_at(after, None).await?.1)
     }
 
-    /// [`Self::events_stream`], with where the stream began ([`StreamStart`]).
+    /// [`Self::events_stream`] in the log `log` (the identity a stream of it said,
+    /// [`StreamStart::log`]; another store's is a 409: it was restored from a
+    /// backup), with where the stream began ([`StreamStart`]).
     pub async fn events_stream_at(
         &self,
         after: Option<u64>,
+        log: Option<u64>,
     ) -> Result<
         (
             StreamStart,
@@ -901,6 +904,7 @@ impl ApiClient {
             .header(ACCEPT, "text/event-stream")
             .query(&EventQuery {
                 after,
+                log,
                 ..EventQuery::default()
             });
         if let Some(token) = &self.token
@@ -918,7 +922,7 @@ impl ApiClient {
         };
         let start = StreamStart {
             after: number(routes::STREAM_AFTER_HEADER).or(after),
-            epoch_after: number(routes::STREAM_EPOCH_AFTER_HEADER),
+            log: number(routes::STREAM_LOG_HEADER),
         };
         Ok((
             start,
@@ -935,10 +939,10 @@ pub struct StreamStart {
     /// server that does not say). A client that opened it without `after=` resumes
     /// from there, missing nothing in between.
     pub after: Option<u64>,
-    /// From a store restored from a backup: the last event before its epoch
-    /// ([`routes::STREAM_EPOCH_AFTER_HEADER`]). The epoch's first event follows it
-    /// without a gap.
-    pub epoch_after: Option<u64>,
+    /// The event log's identity ([`routes::STREAM_LOG_HEADER`]), made anew when the
+    /// store is restored from a backup: resume with it, and a restore in between
+    /// is a 409 rather than other events under numbers already seen.
+    pub log: Option<u64>,
 }
 
 /// The query of a paged list: where the list is read, and how the `x-next-after`

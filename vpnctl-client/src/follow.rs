@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt as _};
 use tokio::time::Instant;
-use vpnctl_api::model::{Event, RESTORE_EPOCH, epoch_changed};
+use vpnctl_api::model::Event;
 
 use crate::{ApiClient, ClientError};
 
@@ -36,12 +36,11 @@ pub enum Followed {
     /// pruned them while the follower was away, or it had no place to resume
     /// from): whatever was built from the log must be read again.
     Gap,
-    /// The store was restored from a backup: what was built from the log must be
-    /// read again. Restored by `vpnctld restore`, its events are numbered from a
-    /// new epoch ([`vpnctl_api::model::RESTORE_EPOCH`]) and the follower goes on
-    /// with them; put back by hand, its log ended before the events already handed
-    /// out (the server answers 409) and the follower goes on from its end. Either
-    /// way [`Follower::resume_after`], called now, picks the place instead.
+    /// The store was restored from a backup since the last event handed out (the
+    /// server answers 409: the log's identity changed, or it ends before that
+    /// event), and its next events reuse numbers already handed out: what was built
+    /// from the log must be read again. The follower goes on from the end of the
+    /// restored log, or from [`Follower::resume_after`], if called now.
     Restored,
     /// The control plane could not be reached (or failed); the follower tries again
     /// after [`FOLLOW_RETRY`], at the next [`Follower::next`].
@@ -79,8 +78,8 @@ pub struct Follower {
     was_open: bool,
     /// A [`Followed::Gap`] to hand out next.
     gap: bool,
-    /// The last event before the store's current epoch, as the open stream said.
-    epoch_after: Option<u64>,
+    /// The identity of the log `after` belongs to, as the first stream said.
+    log: Option<u64>,
     retry: Duration,
 }
 
@@ -106,7 +105,7 @@ impl ApiClient {
             held: None,
             was_open: false,
             gap: false,
-            epoch_after: None,
+            log: None,
             retry: FOLLOW_RETRY,
         }
     }
@@ -134,26 +133,8 @@ impl Follower {
         self.held = None;
         self.was_open = false;
         self.gap = false;
-    }
-
-    /// Whether event `seq` is the one after event `after`: the next number, or the
-    /// first of the store's epoch after its last event before it.
-    fn follows(&self, after: u64, seq: u64) -> bool {
-        seq == after.saturating_add(1)
-            || (self.epoch_after == Some(after)
-                && seq % RESTORE_EPOCH == 1
-                && epoch_changed(after, seq))
-    }
-
-    /// Event `seq` came after `after` but does not follow it: a store restored from
-    /// a backup, if `after` is from an earlier epoch and past what the backup held;
-    /// else events lost meanwhile.
-    fn jumped(&self, after: u64, seq: u64) -> Followed {
-        if epoch_changed(after, seq) && self.epoch_after.is_none_or(|e| after > e) {
-            Followed::Restored
-        } else {
-            Followed::Gap
-        }
+        // The caller read the log as it is now: whichever store that is.
+        self.log = None;
     }
 
     /// What comes next. `Err` is an error that will not go away by trying again
@@ -171,15 +152,11 @@ impl Follower {
                 match stream.next().await {
                     Some(Ok(event)) => {
                         // The stream sends every event after `after`, in order; one
-                        // that is not the next means the log lost some meanwhile, or
-                        // was restored from a backup (it numbers from a new epoch).
-                        if let Some(a) = self.after
-                            && !self.follows(a, event.seq)
-                        {
-                            let jumped = self.jumped(a, event.seq);
+                        // that is not the next means the log lost some meanwhile.
+                        if self.after.is_some_and(|a| event.seq != a.saturating_add(1)) {
                             self.after = Some(event.seq);
                             self.held = Some(event);
-                            return Ok(jumped);
+                            return Ok(Followed::Gap);
                         }
                         self.after = Some(event.seq);
                         return Ok(Followed::Event(event));
@@ -209,9 +186,9 @@ impl Follower {
                 tokio::time::sleep_until(at).await;
                 self.not_before = None;
             }
-            match self.api.events_stream_at(self.after).await {
+            match self.api.events_stream_at(self.after, self.log).await {
                 Ok((start, stream)) => {
-                    self.epoch_after = start.epoch_after;
+                    self.log = self.log.or(start.log);
                     let start = start.after;
                     // Open before, with nothing to resume from (a server that does
                     // not say where its stream began): what was missed is unknown.
@@ -224,9 +201,11 @@ impl Follower {
                     self.was_open = true;
                     return Ok(Followed::Open);
                 }
-                // `after` is past the newest event ever committed.
+                // Another log (a restore), or `after` past the newest event ever
+                // committed (a store put back by hand).
                 Err(e) if e.status() == Some(409) => {
                     self.after = None;
+                    self.log = None;
                     self.was_open = false;
                     return Ok(Followed::Restored);
                 }

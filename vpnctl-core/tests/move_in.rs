@@ -158,22 +158,19 @@ fn backup_under_writers_restores_identical_records_in_a_new_epoch() {
         contents.dump,
         "writes went on after the snapshot"
     );
-    // What clients resume from moved to a new epoch: numbers the lost store gave
-    // after the snapshot are never given again. A node, whatever it applied, gets
-    // the whole state once; the next event is numbered past any seen.
-    let epoch = restored.last_event_seq().unwrap();
+    // What clients resume from is made anew: the event log gets another identity
+    // (a follower of the lost store is refused, whatever numbers it holds), and
+    // notifications, broadcasts and node revisions jump to a new epoch, so numbers
+    // the lost store gave after the snapshot are never given again. A node,
+    // whatever it applied, gets the whole state once.
+    assert_ne!(
+        restored.event_log_id().unwrap(),
+        vpn.event_log_id().unwrap()
+    );
+    let epoch = restored.node_revision(n.id).unwrap();
     assert_eq!(epoch % vpnctl_core::store::RESTORE_EPOCH, 0, "{epoch}");
-    assert!(epoch > vpn.last_event_seq().unwrap());
-    let backup_last = contents
-        .dump
-        .table("events")
-        .and_then(|t| t.rows.last())
-        .map(|(k, _)| u64::from_le_bytes(k.as_slice().try_into().unwrap()))
-        .unwrap();
-    assert_eq!(restored.epoch_after().unwrap(), Some(backup_last));
-    assert_eq!(vpn.epoch_after().unwrap(), None);
     let lost = vpn.node_revision(n.id).unwrap();
-    assert!(lost > applied);
+    assert!(lost > applied && epoch > lost);
     for after in [0, applied, lost] {
         match restored.node_update(n.id, after).unwrap() {
             DesiredUpdate::Snapshot(s) => assert_eq!(s.revision, epoch),
@@ -183,6 +180,22 @@ fn backup_under_writers_restores_identical_records_in_a_new_epoch() {
             ),
         }
     }
+    // The bot's and the broadcasts' numbering jump with the revisions.
+    let dump = restored.dump().unwrap();
+    let meta = |key: &str| {
+        dump.table("meta")
+            .and_then(|t| t.rows.iter().find(|(k, _)| k.as_slice() == key.as_bytes()))
+            .map(|(_, v)| u64::from_le_bytes(v.as_slice().try_into().unwrap()))
+    };
+    assert_eq!(meta("next_notification"), Some(epoch + 1));
+    assert_eq!(meta("next_broadcast"), Some(epoch + 1));
+    // Events go on from the backup's last: admins read #n+1 after #n.
+    let backup_last = contents
+        .dump
+        .table("events")
+        .and_then(|t| t.rows.last())
+        .map(|(k, _)| u64::from_le_bytes(k.as_slice().try_into().unwrap()))
+        .unwrap();
     let next = restored
         .create_user(NewUser {
             name: "after the restore".into(),
@@ -190,7 +203,7 @@ fn backup_under_writers_restores_identical_records_in_a_new_epoch() {
         })
         .unwrap();
     let event = restored.recent_events(1).unwrap().pop().unwrap();
-    assert_eq!(event.seq, epoch + 1);
+    assert_eq!(event.seq, backup_last + 1);
     assert_eq!(
         event.kind,
         vpnctl_core::EventKind::UserCreated { user: next.id }

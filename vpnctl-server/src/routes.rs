@@ -1116,8 +1116,9 @@ fn sse_event(event: &Event) -> SseEvent {
 
 /// Live events for the dashboard: the events after `after` (if given), then every
 /// new event, each once, in order and without a gap. An `after` beyond the newest
-/// event ever committed is a 409: the store went back (a restore), and the events
-/// that come next would reuse numbers the client has seen. A burst larger than the
+/// event ever committed, or a `log` that is not this store's, is a 409: the store
+/// was restored from a backup, and the events that come next reuse numbers the
+/// client has seen. A burst larger than the
 /// broadcast buffer (an evacuation of 2,000 devices is 4,000 events in one commit),
 /// a subscriber that fell behind, or a backlog longer than one read is filled from
 /// the store before the next live event is sent.
@@ -1135,10 +1136,18 @@ async fn event_stream(
     // and is sent once. Without `after` the stream starts after the newest event
     // committed now, so it is gapless from its first event on too (the members of
     // one group commit are broadcast in any order).
-    let epoch_after = {
+    let log = {
         let vpn = vpn.clone();
-        blocking(move || vpn.epoch_after()).await?
+        blocking(move || vpn.event_log_id()).await?
     };
+    if q.log.is_some_and(|l| l != log) {
+        // Followed a store that is gone: its numbers name other events here.
+        return Err(restored(format!(
+            "the event log is not the one log={} named: the store was restored from a \
+             backup; read the log again from its end",
+            q.log.unwrap_or_default()
+        )));
+    }
     let (after, backlog) = match q.after {
         Some(after) => {
             let vpn = vpn.clone();
@@ -1147,14 +1156,10 @@ async fn event_stream(
                     .await?;
             if after > newest {
                 // Numbers already seen would be given again to other events.
-                return Err(ApiFailure::new(
-                    StatusCode::CONFLICT,
-                    ErrorCode::Conflict,
-                    format!(
-                        "the event log ends at {newest}, before after={after}: the store went \
-                         back (restored from a backup); read the log again from its end"
-                    ),
-                ));
+                return Err(restored(format!(
+                    "the event log ends at {newest}, before after={after}: the store went \
+                     back (restored from a backup); read the log again from its end"
+                )));
             }
             (after, backlog)
         }
@@ -1190,16 +1195,16 @@ async fn event_stream(
     let keep_alive = (st.limits().idle_timeout() / 2).clamp(Duration::from_secs(1), KEEP_ALIVE);
     let mut headers = HeaderMap::new();
     headers.insert(routes::STREAM_AFTER_HEADER, HeaderValue::from(after));
-    if let Some(epoch_after) = epoch_after {
-        headers.insert(
-            routes::STREAM_EPOCH_AFTER_HEADER,
-            HeaderValue::from(epoch_after),
-        );
-    }
+    headers.insert(routes::STREAM_LOG_HEADER, HeaderValue::from(log));
     Ok((
         headers,
         Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)),
     ))
+}
+
+/// The 409 of a stream asked to resume in a log this store does not continue.
+fn restored(message: String) -> ApiFailure {
+    ApiFailure::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
 }
 
 /// What one event stream has sent: the next event is the one after `last`, from

@@ -846,15 +846,25 @@ async fn a_burst_longer_than_the_buffer_arrives_whole() {
         last.last().map_or(0, |e| e.seq)
     };
     let start = newest(admin.clone()).await;
-    let following = admin.events_stream_at(Some(start)).await.unwrap().1;
+    let following = admin.events_stream_at(Some(start), None).await.unwrap().1;
     // Without `after`: from what is committed next, as gapless (it used to pick up
     // wherever the broadcast buffer was after falling behind).
-    let (began, fresh) = admin.events_stream_at(None).await.unwrap();
+    let (began, fresh) = admin.events_stream_at(None, None).await.unwrap();
     assert_eq!(began.after, Some(start), "it says where it began");
-    assert_eq!(
-        began.epoch_after, None,
-        "a store never restored has no epoch"
+    // And which log: resuming in another (a store restored since) is refused.
+    let log = began.log.expect("the log's identity");
+    assert_eq!(log, srv.vpn.event_log_id().unwrap());
+    drop(
+        admin
+            .events_stream_at(Some(start), Some(log))
+            .await
+            .unwrap(),
     );
+    let Err(e) = admin.events_stream_at(Some(start), Some(log ^ 1)).await else {
+        panic!("a stream in another log");
+    };
+    assert_eq!(status(&e), 409, "{e}");
+    assert!(e.to_string().contains("restored"), "{e}");
     let moved = srv
         .vpn
         .evacuate(from.id, &vpnctl_core::EvacuateTo::Node(to.id))
@@ -862,7 +872,7 @@ async fn a_burst_longer_than_the_buffer_arrives_whole() {
     assert_eq!(moved.moved.len(), 4_000, "{:?}", moved.failed.first());
     let end = newest(admin.clone()).await;
     assert!(end - start >= 8_000, "{start}..{end}");
-    let resumed = admin.events_stream_at(Some(start)).await.unwrap().1;
+    let resumed = admin.events_stream_at(Some(start), None).await.unwrap().1;
     // Past the end of the log: the store went back, and says so.
     let Err(e) = admin.events_stream(Some(end + 1)).await else {
         panic!("a stream after the end of the log");

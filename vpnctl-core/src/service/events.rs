@@ -17,19 +17,11 @@ impl Vpnctl {
             .map(|next| next.saturating_sub(1))
     }
 
-    /// The last event before the log's current epoch began, if it has one (a store
-    /// restored from a backup: see [`crate::store::RESTORE_EPOCH`]): a follower that
-    /// saw it, or less, goes on into the epoch without a gap; one past it followed
-    /// the store the backup lost.
-    pub fn epoch_after(&self) -> Result<Option<u64>> {
-        self.read(|rx| {
-            let restored = rx.cursor("next_event")? > crate::store::RESTORE_EPOCH;
-            Ok(if restored {
-                Some(rx.cursor(crate::store::EPOCH_AFTER)?)
-            } else {
-                None
-            })
-        })
+    /// The event log's identity: random, made anew when the store is restored from
+    /// a backup. A follower that saw another identity followed a store that is
+    /// gone: its numbers name other events here.
+    pub fn event_log_id(&self) -> Result<u64> {
+        self.read(|rx| rx.cursor(crate::store::LOG_ID))
     }
 
     /// The newest `limit` events, oldest first.

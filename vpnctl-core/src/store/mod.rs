@@ -84,10 +84,10 @@ impl Dump {
         self.tables.iter().find(|t| t.name == name)
     }
 
-    /// This dump without what a restore moves to a new epoch (the numbering of
-    /// events and notifications, node revisions and their change logs; see
-    /// [`Store::restore`]): what a restored store and its backup agree on, row for
-    /// row. A node's peer count, kept beside its revision, stays.
+    /// This dump without what a restore makes anew (the event log's identity, the
+    /// numbering of notifications and broadcasts, node revisions and their change
+    /// logs; see [`Store::restore`]): what a restored store and its backup agree on,
+    /// row for row. A node's peer count, kept beside its revision, stays.
     #[must_use]
     pub fn without_positions(mut self) -> Self {
         for table in &mut self.tables {
@@ -103,7 +103,7 @@ impl Dump {
                     !CLIENT_SEQUENCES
                         .iter()
                         .any(|s| k.as_slice() == s.as_bytes())
-                        && k.as_slice() != EPOCH_AFTER.as_bytes()
+                        && k.as_slice() != LOG_ID.as_bytes()
                 }),
                 _ => {}
             }
@@ -123,32 +123,41 @@ pub const DELTA_MAX_KEYS: usize = 2048;
 /// What a restore moves to a new epoch: see [`Store::restore`].
 pub use crate::model::{RESTORE_EPOCH, restore_epoch};
 
-/// The meta key of the last event before the current epoch began: a follower that
-/// saw it (or less) goes on into the epoch without a gap.
-pub(crate) const EPOCH_AFTER: &str = "epoch_after_event";
+/// The meta key of the event log's identity: random, made when the store is
+/// created and made anew by a restore. A follower resuming with another is told the
+/// store was restored (its numbers now name other events).
+pub(crate) const LOG_ID: &str = "event_log_id";
 
-/// The id sequences clients keep a high-water mark of: the event log (dashboards,
-/// `vpnctl events --follow`) and the notification outbox (the bot).
-const CLIENT_SEQUENCES: [&str; 2] = ["next_event", "next_notification"];
+/// The id sequences clients keep a high-water mark of besides the event log: the
+/// notification outbox (the bot skips ids at or below the highest it took) and
+/// broadcasts (the bot remembers cancelled ones by id).
+const CLIENT_SEQUENCES: [&str; 2] = ["next_notification", "next_broadcast"];
 
-/// Moves a store just loaded from a backup to a new epoch. Clients that followed
-/// the lost store hold positions the backup never reached (the last event an
-/// admin's dashboard saw, the last notification the bot took, the revision a node
-/// applied); once the restored store had gone that far again, those numbers would
-/// name other events, notifications and changes, and a client resuming there would
-/// silently miss what differs. So events and notifications go on from `E + 1` and
-/// every node's revision moves to `E` with no change log below it, where `E` is a
-/// multiple of 2³² above every number the backup holds and above any earlier
-/// restore's ([`restore_epoch`]): a follower resuming from a lost event sees the
-/// jump (and reads everything again), one at the backup's last event or before goes
-/// on (`EPOCH_AFTER`), a node resuming from any old revision gets a snapshot.
+fn new_log_id() -> u64 {
+    use rand_core::RngCore as _;
+    // Never 0, so a zero from an old client is no match by accident.
+    rand_core::OsRng.next_u64().max(1)
+}
+
+/// Moves a store just loaded from a backup past everything its clients may have
+/// seen of the lost store. They hold positions the backup never reached: the last
+/// event an admin's dashboard saw, the last notification the bot took, the revision
+/// a node applied; once the restored store had gone that far again, those numbers
+/// would name other events, notifications and changes, and a client resuming there
+/// would silently miss what differs.
+/// - The event log gets a new identity (`LOG_ID`): a follower resuming with the
+///   old one is refused at once (409), whatever the numbers; events keep their
+///   numbering, so admins read `#1235` after `#1234`.
+/// - Notifications and broadcasts go on from `E + 1`, and every node's revision
+///   moves to `E` with no change log below it (each node takes one snapshot), where
+///   `E` is a multiple of 2³² above every number the backup holds, counted in
+///   seconds of the wall clock ([`restore_epoch`]): restores a second or more apart
+///   never share one.
 fn new_epoch(tables: &mut Tables<'_, Write>, now: Timestamp) -> Result<(), StorageError> {
     let mut highest = 0;
-    let mut next = Vec::new();
     for key in CLIENT_SEQUENCES {
         let n = tables.meta.read()?.get(key)?.map_or(1, |v| v.value());
         highest = highest.max(n.saturating_sub(1));
-        next.push((key, n));
     }
     let mut revisions = Vec::new();
     for row in tables.node_revs.read()?.iter()? {
@@ -159,12 +168,10 @@ fn new_epoch(tables: &mut Tables<'_, Write>, now: Timestamp) -> Result<(), Stora
     }
     let epoch = restore_epoch(highest, now);
     let meta = tables.meta.write()?;
-    for (key, n) in next {
-        if key == "next_event" {
-            meta.insert(EPOCH_AFTER, n.saturating_sub(1))?;
-        }
+    for key in CLIENT_SEQUENCES {
         meta.insert(key, epoch.saturating_add(1))?;
     }
+    meta.insert(LOG_ID, new_log_id())?;
     let node_revs = tables.node_revs.write()?;
     for (node, count) in revisions {
         node_revs.insert(node, (epoch, epoch, count))?;
@@ -382,6 +389,9 @@ impl Store {
                 Some(f) if f != fingerprint => return Err(StorageError::KeyMismatch),
                 Some(_) => {}
             }
+            if tables.meta.read()?.get(LOG_ID)?.is_none() {
+                tables.meta.write()?.insert(LOG_ID, new_log_id())?;
+            }
             tables.create_all()?;
         }
         txn.commit()?;
@@ -562,10 +572,11 @@ impl Store {
     }
 
     /// Writes `dump` as a new database at `path` (which must not exist) sealed by
-    /// `vault`: the same rows, byte for byte, except the event, notification and
-    /// node revision sequences, which move to a new epoch (`new_epoch`: so no client
-    /// mistakes a position in the lost store for one in the restored). Refuses a dump
-    /// of another schema version or of another vault key.
+    /// `vault`: the same rows, byte for byte, except the event log's identity and
+    /// the notification, broadcast and node revision sequences, which are made anew
+    /// (`new_epoch`: so no client mistakes a position in the lost store for one in
+    /// the restored). Refuses a dump of another schema version or of another vault
+    /// key.
     pub fn restore(path: &Path, vault: Vault, dump: &Dump) -> Result<Self, StorageError> {
         if dump.schema_version != SCHEMA_VERSION {
             return Err(StorageError::Corrupt {

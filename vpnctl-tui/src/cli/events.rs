@@ -81,8 +81,8 @@ pub(super) async fn run(
                 }
             }
             Followed::Restored => eprintln!(
-                "vpnctl events: the store was restored from a backup: what it lost is \
-                 not shown; following the restored log"
+                "vpnctl events: the store was restored from a backup (its next events \
+                 reuse numbers shown above); following the end of the restored log"
             ),
             Followed::Away(e) => {
                 if !std::mem::replace(&mut away, true) {

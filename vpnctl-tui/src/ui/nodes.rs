@@ -94,13 +94,22 @@ pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>, wide: bool) ->
                     .map_or_else(|| "never".into(), |at| age(app.now, at)),
             ));
             // Within the store's epoch: a store restored from a backup numbers
-            // revisions from k·2³² on (a node not yet caught up shows its old one).
+            // revisions from k·2³² on; a node still on a revision from before shows
+            // "old" until its snapshot is applied.
+            let epoch = |r: u64| r / vpnctl_core::RESTORE_EPOCH;
             let short = |r: u64| r % vpnctl_core::RESTORE_EPOCH;
-            let applied = v
-                .health
-                .applied_revision
-                .map_or_else(|| "-".into(), |r| short(r).to_string());
-            let rev = format!("{applied}/{}", short(v.health.desired_revision));
+            let desired = v.health.desired_revision;
+            let applied = v.health.applied_revision.map_or_else(
+                || "-".into(),
+                |r| {
+                    if epoch(r) == epoch(desired) {
+                        short(r).to_string()
+                    } else {
+                        "old".into()
+                    }
+                },
+            );
+            let rev = format!("{applied}/{}", short(desired));
             cells.push(if v.health.in_sync {
                 Cell::from(rev)
             } else {
