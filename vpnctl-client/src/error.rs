@@ -86,7 +86,9 @@ impl ClientError {
                 reason: tls.to_string(),
             };
         }
-        if err.is_decode() {
+        // A body cut off (the server stopped, the connection broke) also reads as
+        // an error decoding it: that is the network, not the answer.
+        if err.is_decode() && find_in_chain::<std::io::Error>(err).is_none() {
             return Self::Protocol {
                 url,
                 reason: chain_text(err),

@@ -93,6 +93,39 @@ mod tests {
         }
     }
 
+    /// A stream cut off mid-chunk (a control plane that stopped, a connection that
+    /// broke) is an outage to retry, not an answer this client cannot read: a
+    /// follower that took it for one stopped for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_cut_off_is_transient() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let one = event_json(1);
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request).await.unwrap();
+            let event = format!("data: {one}\n\n");
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                        x-stream-after: 0\r\ntransfer-encoding: chunked\r\n\r\n";
+            let body = format!("{:x}\r\n{event}\r\n40\r\ndata: {{\"seq\"", event.len());
+            conn.write_all(head.as_bytes()).await.unwrap();
+            conn.write_all(body.as_bytes()).await.unwrap();
+            conn.flush().await.unwrap();
+            // Closed mid-chunk, without the last chunk.
+        });
+        let api = crate::ApiClient::new(&url, None, None).unwrap();
+        let (start, stream) = api.events_stream_at(Some(0), None).await.unwrap();
+        assert_eq!(start.after, Some(0));
+        let got: Vec<_> = stream.collect().await;
+        server.await.unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].as_ref().map(|e| e.seq).ok(), Some(1));
+        let cut = got[1].as_ref().expect_err("cut off");
+        assert!(cut.is_transient(), "{cut:?}");
+    }
+
     #[tokio::test]
     async fn a_payload_that_is_no_event_is_a_protocol_error() {
         let got = read(vec![b"data: {\"not\": \"an event\"}\n\n"]).await;

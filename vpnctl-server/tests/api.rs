@@ -810,6 +810,47 @@ async fn a_follower_goes_on_across_ends_gaps_restores_and_restarts() {
     srv.stop().await;
 }
 
+/// Over TLS a stopping control plane closes the stream's connection without TLS's
+/// close_notify, which reqwest reports as an error decoding the body: that is the
+/// network, not the answer, and a follower says the control plane is away and
+/// follows again when it is back (it used to stop `vpnctl events --follow` with
+/// "unexpected response").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_over_tls_outlives_a_stop() {
+    use vpnctl_client::Followed;
+    let mut srv = ControlPlane::start_tls().await;
+    let mut follower = srv
+        .admin()
+        .follow(None)
+        .with_retry(Duration::from_millis(200));
+    assert!(matches!(follower.next().await, Ok(Followed::Open)));
+    srv.stop().await;
+    match tokio::time::timeout(Duration::from_secs(10), follower.next()).await {
+        Ok(Ok(Followed::Away(e))) => assert!(e.is_transient(), "{e}"),
+        other => panic!("the stop was not taken for an outage: {other:?}"),
+    }
+    srv.restart().await;
+    let user = srv
+        .admin()
+        .create_user(&CreateUser {
+            name: "back".into(),
+            ..CreateUser::default()
+        })
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), follower.next()).await {
+            Ok(Ok(Followed::Open | Followed::Away(_))) => {}
+            Ok(Ok(Followed::Event(e))) => {
+                assert_eq!(e.kind, EventKind::UserCreated { user: user.id });
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    srv.stop().await;
+}
+
 /// One commit of more events than the stream's buffer and its store reads hold (a
 /// node's 4,000 devices moved to another: 8,000 peers revoked and issued at once): a
 /// stream that was following, one that resumes from before the burst and one opened
