@@ -510,12 +510,12 @@ pub enum Severity {
 /// A store restored from a backup numbers its notifications, broadcasts and node
 /// revisions from a new epoch, a multiple of this: no number a client saw from the
 /// lost store is given again.
-pub const RESTORE_EPOCH: u64 = 1 << 32;
+pub const RESTORE_EPOCH: u64 = 1 << 21;
 
 /// Epochs are counted in seconds since 2026-01-01 UTC (or one more than the
-/// backup's own, if that is more): restores a second apart never share one, and a
-/// store would have to give 2³² numbers in the second between two restores for
-/// one epoch to reach the next.
+/// backup's own, if that is more): restores a second apart never share one, one
+/// epoch would have to give two million numbers a second to reach the next, and
+/// numbers stay exact in JavaScript and Prometheus (below 2⁵³) for 136 years.
 const EPOCHS_FROM: i64 = 1_767_225_600;
 
 /// The first number of the epoch a store restored at `now` starts, when the
@@ -597,7 +597,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn epochs_start_at_multiples_of_two_to_the_32() {
+    fn epochs_are_seconds_apart_and_above_the_backup() {
         let at = |s| Timestamp(s);
         assert_eq!(restore_epoch(0, at(EPOCHS_FROM)), RESTORE_EPOCH, "one more");
         assert_eq!(restore_epoch(RESTORE_EPOCH + 5, at(0)), 2 * RESTORE_EPOCH);
@@ -610,6 +610,10 @@ mod tests {
         assert_eq!(
             restore_epoch(first + 77, at(EPOCHS_FROM + 10)),
             first + RESTORE_EPOCH
+        );
+        assert!(
+            restore_epoch(1 << 40, at(EPOCHS_FROM + 100 * 366 * 86_400)) < 1 << 53,
+            "exact in JavaScript for a century"
         );
         assert_eq!(restore_epoch(u64::MAX, at(0)), u64::MAX, "saturates");
     }

@@ -168,6 +168,9 @@ struct Ledger {
     lowest: Option<u64>,
     highest: Option<u64>,
     acked: Option<u64>,
+    /// The last id of the latest batch: the control plane takes no acknowledgement
+    /// beyond the page it serves.
+    served: Option<u64>,
 }
 
 impl Ledger {
@@ -185,13 +188,19 @@ impl Ledger {
         self.open.remove(&id);
     }
 
-    /// A batch that starts at or below what was acknowledged: the control plane's
-    /// cursor went back (its store was restored from a backup). What it sends again
-    /// was taken before and is not taken again; forgetting the acknowledgement lets
-    /// the next one move its cursor past them, or a full batch of them would come
-    /// back for ever and nothing new would be reached.
-    fn went_back(&mut self, first: u64) -> bool {
-        let back = self.acked.is_some_and(|a| first <= a);
+    /// A batch was served, ending at `last`.
+    fn served(&mut self, last: u64) {
+        self.served = Some(last);
+    }
+
+    /// A batch that starts at or below what was acknowledged when it was asked
+    /// for: the control plane's cursor went back (its store was restored from a
+    /// backup). What it sends again was taken before and is not taken again;
+    /// forgetting the acknowledgement lets the next ones move its cursor past them,
+    /// a page at a time, or a full batch of them would come back for ever and
+    /// nothing new would be reached.
+    fn went_back(&mut self, first: u64, acked_when_asked: Option<u64>) -> bool {
+        let back = acked_when_asked.is_some_and(|a| first <= a);
         if back {
             self.acked = None;
         }
@@ -205,7 +214,8 @@ impl Ledger {
             Some(first) => Some(*first - 1).filter(|_| self.lowest.is_some_and(|l| l < *first)),
             None => self.highest,
         };
-        upto.filter(|a| self.acked.is_none_or(|acked| *a > acked))
+        upto.map(|u| self.served.map_or(u, |s| u.min(s)))
+            .filter(|a| self.acked.is_none_or(|acked| *a > acked))
     }
 }
 
@@ -262,6 +272,8 @@ impl Courier {
         let mut next_fetch = Instant::now();
         let mut fetch_failures = 0;
         let mut last_ack = Instant::now() - ACK_EVERY;
+        // What was acknowledged when the fetch in flight was asked for.
+        let mut fetch_acked = None;
         // Delivered before a restart, but not acknowledged then.
         let mut delivered_before = self.s.state.delivered().await.unwrap_or_else(|e| {
             warn!(error = %e, "could not read delivered notifications");
@@ -274,6 +286,7 @@ impl Courier {
                 let idle = open == 0 && ledger.ackable().is_none();
                 let wait = idle.then_some(LONG_POLL);
                 let api = self.s.api.bot.clone();
+                fetch_acked = ledger.acked;
                 fetch = Some(async move { api.notifications(Some(BATCH), wait).await }.boxed());
             }
             let ack_at = last_ack + ACK_EVERY;
@@ -294,7 +307,10 @@ impl Courier {
                     match fetched {
                         Ok(batch) => {
                             fetch_failures = 0;
-                            if batch.first().is_some_and(|n| ledger.went_back(n.id)) {
+                            if let Some(last) = batch.last() {
+                                ledger.served(last.id);
+                            }
+                            if batch.first().is_some_and(|n| ledger.went_back(n.id, fetch_acked)) {
                                 warn!(
                                     first = batch.first().map(|n| n.id),
                                     "the control plane sent notifications already acknowledged \
@@ -1079,8 +1095,9 @@ mod tests {
 
     /// A control plane restored from a backup: its cursor is back at 40, the bot
     /// took up to 60 before and acknowledged it. What comes again is not taken
-    /// again, and the next acknowledgement moves the cursor past it (before, a
-    /// batch of a thousand such came back for ever).
+    /// again, and the acknowledgements move the cursor past it a page at a time
+    /// (the control plane takes none beyond the page it served; before, a batch of
+    /// a thousand such came back for ever).
     #[test]
     fn a_cursor_that_went_back_is_moved_past_what_was_taken() {
         let mut l = Ledger::default();
@@ -1088,16 +1105,22 @@ mod tests {
             assert!(l.take(id));
             l.done(id);
         }
+        l.served(60);
         assert_eq!(l.ackable(), Some(60));
         l.acked = Some(60);
-        assert!(!l.went_back(61), "the cursor where it was");
-        assert!(l.went_back(41));
-        assert!(!l.take(41), "taken before");
-        assert_eq!(
-            l.ackable(),
-            Some(60),
-            "acknowledged again, past the old ones"
-        );
+        // A batch asked for before an acknowledgement landed is no restore.
+        assert!(!l.went_back(41, Some(40)));
+        assert_eq!(l.acked, Some(60));
+        // Pages of ten from 41: taken before, acknowledged past.
+        assert!(l.went_back(41, Some(60)));
+        l.served(50);
+        assert!((41..=50).all(|id| !l.take(id)), "taken before");
+        assert_eq!(l.ackable(), Some(50), "within the page served");
+        l.acked = Some(50);
+        assert!(!l.went_back(51, Some(50)));
+        l.served(60);
+        assert_eq!(l.ackable(), Some(60));
+        l.acked = Some(60);
         // The restored store's new notifications come after them.
         assert!(l.take(1 << 40));
     }

@@ -94,7 +94,18 @@ impl std::fmt::Debug for Follower {
 
 impl ApiClient {
     /// Follows the event log after event `after` (`None`: from the end of the log,
-    /// when the stream opens). See [`Follower`].
+    /// when the stream opens), in the log `log` (a [`Follower::log`] kept from an
+    /// earlier run: a store restored since is then [`Followed::Restored`], however
+    /// far it has gone).
+    pub fn follow_in(&self, after: Option<u64>, log: Option<u64>) -> Follower {
+        let mut follower = self.follow(after);
+        follower.log = log;
+        follower
+    }
+
+    /// Follows the event log after event `after` (`None`: from the end of the log,
+    /// when the stream opens), in whichever log the control plane serves when the
+    /// stream first opens. See [`Follower`].
     pub fn follow(&self, after: Option<u64>) -> Follower {
         Follower {
             api: self.clone(),
@@ -122,6 +133,12 @@ impl Follower {
     /// The last event handed out (or where the open stream began).
     pub fn after(&self) -> Option<u64> {
         self.after
+    }
+
+    /// The identity of the log [`Follower::after`] belongs to, once a stream said
+    /// it: keep both to resume in a later run ([`ApiClient::follow_in`]).
+    pub fn log(&self) -> Option<u64> {
+        self.log
     }
 
     /// Goes on after event `after` from now on (the stream open is closed): for a

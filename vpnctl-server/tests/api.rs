@@ -795,6 +795,13 @@ async fn a_follower_goes_on_across_ends_gaps_restores_and_restarts() {
         follower.after(),
         "from the end of the log"
     );
+    // Resumed in a later run with the log it kept: the same goes on, another
+    // (a store restored since) is a restore.
+    assert!(follower.log().is_some());
+    let mut again = admin.follow_in(follower.after(), follower.log());
+    assert!(matches!(again.next().await, Ok(Followed::Open)));
+    let mut other = admin.follow_in(follower.after(), follower.log().map(|l| l ^ 1));
+    assert!(matches!(other.next().await, Ok(Followed::Restored)));
 
     // A stop is said; what is committed before the follower is back comes first.
     srv.stop().await;

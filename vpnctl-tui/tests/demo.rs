@@ -945,14 +945,27 @@ async fn a_store_restored_by_vpnctld_restore_is_read_again() {
     store_closed(&data).await;
 
     backup::restore(&blob, &RestoreKey::passphrase("correct horse"), &restored).unwrap();
+    // Past what was lost before it serves: only the log's identity can tell.
+    let new: Vec<_> = {
+        let store = vpnctl_core::Vpnctl::open_dir(&restored).unwrap();
+        (0..30)
+            .map(|i| {
+                store
+                    .create_user(vpnctl_core::NewUser {
+                        name: format!("new{i}"),
+                        ..vpnctl_core::NewUser::default()
+                    })
+                    .unwrap()
+                    .id
+            })
+            .collect()
+    };
+    store_closed(&restored).await;
     let back = ControlPlane::builder()
         .data_dir(&restored)
         .configure(move |c| c.listen = addr)
         .start()
         .await;
-    let new: Vec<_> = (0..30)
-        .map(|i| add_user(&back, format!("new{i}")))
-        .collect();
     let newest = back.vpn.last_event_seq().unwrap();
     assert!(
         newest > lost_end,

@@ -135,8 +135,8 @@ const CLIENT_SEQUENCES: [&str; 2] = ["next_notification", "next_broadcast"];
 
 fn new_log_id() -> u64 {
     use rand_core::RngCore as _;
-    // Never 0, so a zero from an old client is no match by accident.
-    rand_core::OsRng.next_u64().max(1)
+    // 53 bits, exact as a JavaScript number; never 0.
+    (rand_core::OsRng.next_u64() >> 11).max(1)
 }
 
 /// Moves a store just loaded from a backup past everything its clients may have
@@ -150,7 +150,7 @@ fn new_log_id() -> u64 {
 ///   numbering, so admins read `#1235` after `#1234`.
 /// - Notifications and broadcasts go on from `E + 1`, and every node's revision
 ///   moves to `E` with no change log below it (each node takes one snapshot), where
-///   `E` is a multiple of 2³² above every number the backup holds, counted in
+///   `E` is a multiple of 2²¹ above every number the backup holds, counted in
 ///   seconds of the wall clock ([`restore_epoch`]): restores a second or more apart
 ///   never share one.
 fn new_epoch(tables: &mut Tables<'_, Write>, now: Timestamp) -> Result<(), StorageError> {

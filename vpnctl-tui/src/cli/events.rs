@@ -20,10 +20,22 @@ pub(super) async fn run(
     as_json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    // With --follow the stream opens first, and the history is what came before
+    // where it began: one log, so nothing falls between the two, and a restore of
+    // the store afterwards is told (the stream knows the log by its identity).
+    let mut follower = args.follow.then(|| api.follow(None));
+    let mut before = None;
+    if let Some(follower) = follower.as_mut() {
+        match follower.next().await? {
+            Followed::Open => before = follower.after().map(|a| a.saturating_add(1)),
+            Followed::Away(e) => return Err(e.into()),
+            // Not at a first open, without a place to resume from.
+            Followed::Event(_) | Followed::Gap | Followed::Restored => {}
+        }
+    }
     // The newest `limit`, read backwards from the end of the log a page at a time
     // (the log may hold millions; only what is shown is read).
     let mut recent: VecDeque<Event> = VecDeque::with_capacity(args.limit.min(PAGE));
-    let mut before: Option<u64> = None;
     while recent.len() < args.limit {
         let want = (args.limit - recent.len()).min(PAGE);
         let page = api.events_before(before, Some(want)).await?;
@@ -36,29 +48,24 @@ pub(super) async fn run(
             break;
         }
     }
-    if as_json && !args.follow {
-        return json(out, &recent);
-    }
+    let Some(mut follower) = follower else {
+        if as_json {
+            return json(out, &recent);
+        }
+        for event in &recent {
+            print(out, event, as_json)?;
+        }
+        return Ok(());
+    };
     for event in &recent {
         print(out, event, as_json)?;
     }
-    if !args.follow {
-        return Ok(());
-    }
     out.flush()?;
-    // Followed from the last event shown (or from what comes next, with `--limit
-    // 0`), across the stream's hourly ends and the control plane's restarts: each
+    // Across the stream's hourly ends and the control plane's restarts: each
     // reconnect replays what was missed, so every event is printed once, in order.
-    // An empty log read for history: follow from its start, so nothing committed
-    // since that read is missed.
-    let after = recent
-        .back()
-        .map(|e| e.seq)
-        .or((args.limit > 0).then_some(0));
-    let mut follower = api.follow(after);
     let mut away = false;
-    // A gap before anything was printed (an empty log whose events were all pruned,
-    // followed from 0) is older than this command: not worth a word.
+    // A gap before anything was printed is older than this command: not worth a
+    // word.
     let mut printed = !recent.is_empty();
     loop {
         match follower.next().await? {

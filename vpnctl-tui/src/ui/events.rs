@@ -11,8 +11,7 @@ use crate::app::{App, Health};
 
 pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>) -> TableParts<'_> {
     let header = vec!["seq", "age", "actor", "what"];
-    // As wide as the largest number shown: after a restore from a backup events are
-    // numbered from a new epoch, 15 digits and more (they never come again).
+    // As wide as the largest number shown (a log of millions of events).
     let digits = app
         .events
         .iter()

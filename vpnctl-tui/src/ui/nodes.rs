@@ -93,23 +93,17 @@ pub(super) fn table(app: &App, rows: impl Iterator<Item = usize>, wide: bool) ->
                     .last_report_at
                     .map_or_else(|| "never".into(), |at| age(app.now, at)),
             ));
-            // Within the store's epoch: a store restored from a backup numbers
-            // revisions from k·2³² on; a node still on a revision from before shows
-            // "old" until its snapshot is applied.
-            let epoch = |r: u64| r / vpnctl_core::RESTORE_EPOCH;
-            let short = |r: u64| r % vpnctl_core::RESTORE_EPOCH;
-            let desired = v.health.desired_revision;
-            let applied = v.health.applied_revision.map_or_else(
-                || "-".into(),
-                |r| {
-                    if epoch(r) == epoch(desired) {
-                        short(r).to_string()
-                    } else {
-                        "old".into()
-                    }
-                },
-            );
-            let rev = format!("{applied}/{}", short(desired));
+            // A store restored from a backup numbers revisions from a new epoch,
+            // fourteen digits: the last six say as much.
+            let short = |r: u64| {
+                if r < 10_000_000 {
+                    r.to_string()
+                } else {
+                    format!("…{:06}", r % 1_000_000)
+                }
+            };
+            let applied = v.health.applied_revision.map_or_else(|| "-".into(), short);
+            let rev = format!("{applied}/{}", short(v.health.desired_revision));
             cells.push(if v.health.in_sync {
                 Cell::from(rev)
             } else {
