@@ -571,42 +571,17 @@ pub fn spawn_worker(
         let mark = Arc::clone(&mark);
         tokio::spawn(async move {
             let mut follower = api.follow(None).with_retry(POLL_EVERY);
-            // The newest events are to be read (at start, after a restore).
+            // The newest events are to be read once the stream is open, up to
+            // where it began (at start, after a restore): one log, nothing between.
             let mut newest = true;
             // The tables are read whole once the stream is open: every change
             // committed after that reaches the dashboard as an event.
             let mut tables = true;
             // Read without a stream once, when it cannot be opened (a token
-            // without admin scope, a failing log): the tables at least.
+            // without admin scope, a failing log): the tables and the newest
+            // events at least.
             let mut read_without_stream = false;
-            let mut fallback = |tables: bool| {
-                if tables && !std::mem::replace(&mut read_without_stream, true) {
-                    mark(&|d: &mut Dirty| d.everything = true);
-                    wake.notify_one();
-                }
-            };
             loop {
-                if newest {
-                    match api.events_before(None, Some(RECENT_EVENTS)).await {
-                        Ok(batch) => {
-                            newest = false;
-                            follower.resume_after(batch.last().map(|e| e.seq));
-                            // Replaces what is shown: after a restore the numbers
-                            // start lower again.
-                            if actions.send(Action::EventsReset(batch)).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            if actions.send(Action::ApiFailed(describe(&e))).is_err() {
-                                return;
-                            }
-                            fallback(tables);
-                            tokio::time::sleep(POLL_EVERY).await;
-                            continue;
-                        }
-                    }
-                }
                 let failed = match follower.next().await {
                     // The server subscribed before it answered: from here on
                     // nothing committed is missed.
@@ -615,7 +590,29 @@ pub fn spawn_worker(
                             mark(&|d: &mut Dirty| d.everything = true);
                             wake.notify_one();
                         }
-                        None
+                        if newest {
+                            let before = follower.after().map(|a| a.saturating_add(1));
+                            match api.events_before(before, Some(RECENT_EVENTS)).await {
+                                Ok(batch) => {
+                                    newest = false;
+                                    // Replaces what is shown: after a restore the
+                                    // numbers start lower again.
+                                    if actions.send(Action::EventsReset(batch)).is_err() {
+                                        return;
+                                    }
+                                    None
+                                }
+                                // Opened again from the same place after a
+                                // pause, to read them then.
+                                Err(e) => {
+                                    follower.resume_after(follower.after());
+                                    tokio::time::sleep(POLL_EVERY).await;
+                                    Some(e)
+                                }
+                            }
+                        } else {
+                            None
+                        }
                     }
                     Ok(Followed::Event(event)) => {
                         mark(&|d: &mut Dirty| d.note(&event.kind));
@@ -642,11 +639,19 @@ pub fn spawn_worker(
                     // read): said on screen; the follower tries again.
                     Ok(Followed::Away(e)) | Err(e) => Some(e),
                 };
-                if let Some(e) = failed {
-                    if actions.send(Action::ApiFailed(describe(&e))).is_err() {
+                let Some(e) = failed else { continue };
+                if actions.send(Action::ApiFailed(describe(&e))).is_err() {
+                    return;
+                }
+                if tables && !std::mem::replace(&mut read_without_stream, true) {
+                    mark(&|d: &mut Dirty| d.everything = true);
+                    wake.notify_one();
+                    // Shown for now; read again once the stream opens.
+                    if let Ok(batch) = api.events_before(None, Some(RECENT_EVENTS)).await
+                        && actions.send(Action::EventsReset(batch)).is_err()
+                    {
                         return;
                     }
-                    fallback(tables);
                 }
             }
         });
