@@ -274,6 +274,9 @@ impl Courier {
         let mut last_ack = Instant::now() - ACK_EVERY;
         // What was acknowledged when the fetch in flight was asked for.
         let mut fetch_acked = None;
+        // The last acknowledgement was refused: fetch even with much open, so the
+        // page served (after a restore, another) is known again.
+        let mut refused = false;
         // Delivered before a restart, but not acknowledged then.
         let mut delivered_before = self.s.state.delivered().await.unwrap_or_else(|e| {
             warn!(error = %e, "could not read delivered notifications");
@@ -282,7 +285,10 @@ impl Courier {
 
         loop {
             let open = ledger.open.len();
-            if fetch.is_none() && open < REFILL && Instant::now() >= next_fetch {
+            if fetch.is_none()
+                && Instant::now() >= next_fetch
+                && (open < REFILL || std::mem::take(&mut refused))
+            {
                 let idle = open == 0 && ledger.ackable().is_none();
                 let wait = idle.then_some(LONG_POLL);
                 let api = self.s.api.bot.clone();
@@ -348,7 +354,7 @@ impl Courier {
                         }
                     }
                 }
-                () = tokio::time::sleep_until(next_fetch), if fetch.is_none() && open < REFILL => {}
+                () = tokio::time::sleep_until(next_fetch), if fetch.is_none() && (open < REFILL || refused) => {}
                 () = tokio::time::sleep_until(ack_at), if want_ack => {}
             }
             // Start lanes that have work, as many as allowed.
@@ -391,6 +397,7 @@ impl Courier {
                     // Not taken: try again after a pause, not in a spin.
                     last_ack = Instant::now() + MIN_ROUND;
                     next_fetch = next_fetch.max(Instant::now() + MIN_ROUND);
+                    refused = true;
                 }
             }
         }

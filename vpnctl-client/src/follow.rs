@@ -154,6 +154,15 @@ impl Follower {
         self.log = None;
     }
 
+    /// Closes the open stream and opens it again from the same place, in the same
+    /// log, at the next [`Follower::next`] (after the retry pause): for a caller
+    /// that could not take in what the stream began with.
+    pub fn reopen(&mut self) {
+        self.stream = None;
+        self.held = None;
+        self.not_before = Some(Instant::now() + self.retry);
+    }
+
     /// What comes next. `Err` is an error that will not go away by trying again
     /// (a refused token, an event this version cannot read); the follower tries
     /// again anyway if called again, after [`FOLLOW_RETRY`].

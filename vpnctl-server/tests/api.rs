@@ -802,6 +802,11 @@ async fn a_follower_goes_on_across_ends_gaps_restores_and_restarts() {
     assert!(matches!(again.next().await, Ok(Followed::Open)));
     let mut other = admin.follow_in(follower.after(), follower.log().map(|l| l ^ 1));
     assert!(matches!(other.next().await, Ok(Followed::Restored)));
+    // Reopened by its caller: the same place, the same log.
+    let (at, log) = (follower.after(), follower.log());
+    follower.reopen();
+    assert!(matches!(follower.next().await, Ok(Followed::Open)));
+    assert_eq!((follower.after(), follower.log()), (at, log));
 
     // A stop is said; what is committed before the follower is back comes first.
     srv.stop().await;

@@ -577,10 +577,10 @@ pub fn spawn_worker(
             // The tables are read whole once the stream is open: every change
             // committed after that reaches the dashboard as an event.
             let mut tables = true;
-            // Read without a stream once, when it cannot be opened (a token
-            // without admin scope, a failing log): the tables and the newest
-            // events at least.
-            let mut read_without_stream = false;
+            // Read without a stream, when it cannot be opened (a token without
+            // admin scope, a proxy that drops event streams): the tables once, the
+            // newest events until read.
+            let (mut tables_without_stream, mut events_without_stream) = (false, false);
             loop {
                 let failed = match follower.next().await {
                     // The server subscribed before it answered: from here on
@@ -602,11 +602,10 @@ pub fn spawn_worker(
                                     }
                                     None
                                 }
-                                // Opened again from the same place after a
-                                // pause, to read them then.
+                                // Opened again from the same place, in the same
+                                // log, after a pause, to read them then.
                                 Err(e) => {
-                                    follower.resume_after(follower.after());
-                                    tokio::time::sleep(POLL_EVERY).await;
+                                    follower.reopen();
                                     Some(e)
                                 }
                             }
@@ -643,13 +642,17 @@ pub fn spawn_worker(
                 if actions.send(Action::ApiFailed(describe(&e))).is_err() {
                     return;
                 }
-                if tables && !std::mem::replace(&mut read_without_stream, true) {
+                if tables && !std::mem::replace(&mut tables_without_stream, true) {
                     mark(&|d: &mut Dirty| d.everything = true);
                     wake.notify_one();
-                    // Shown for now; read again once the stream opens.
-                    if let Ok(batch) = api.events_before(None, Some(RECENT_EVENTS)).await
-                        && actions.send(Action::EventsReset(batch)).is_err()
-                    {
+                }
+                // Shown for now; read again once the stream opens.
+                if newest
+                    && !events_without_stream
+                    && let Ok(batch) = api.events_before(None, Some(RECENT_EVENTS)).await
+                {
+                    events_without_stream = true;
+                    if actions.send(Action::EventsReset(batch)).is_err() {
                         return;
                     }
                 }
