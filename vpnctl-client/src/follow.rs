@@ -40,7 +40,7 @@ pub enum Followed {
     /// server answers 409: the log's identity changed, or it ends before that
     /// event), and its next events reuse numbers already handed out: what was built
     /// from the log must be read again. The follower goes on from the end of the
-    /// restored log, or from [`Follower::resume_after`], if called now.
+    /// restored log.
     Restored,
     /// The control plane could not be reached (or failed); the follower tries again
     /// after [`FOLLOW_RETRY`], at the next [`Follower::next`].
@@ -139,19 +139,6 @@ impl Follower {
     /// it: keep both to resume in a later run ([`ApiClient::follow_in`]).
     pub fn log(&self) -> Option<u64> {
         self.log
-    }
-
-    /// Goes on after event `after` from now on (the stream open is closed): for a
-    /// caller that read the log's newest events itself, e.g. after
-    /// [`Followed::Restored`].
-    pub fn resume_after(&mut self, after: Option<u64>) {
-        self.after = after;
-        self.stream = None;
-        self.held = None;
-        self.was_open = false;
-        self.gap = false;
-        // The caller read the log as it is now: whichever store that is.
-        self.log = None;
     }
 
     /// Closes the open stream and opens it again from the same place, in the same

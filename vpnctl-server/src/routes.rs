@@ -1136,9 +1136,18 @@ async fn event_stream(
     // and is sent once. Without `after` the stream starts after the newest event
     // committed now, so it is gapless from its first event on too (the members of
     // one group commit are broadcast in any order).
-    let log = {
-        let vpn = vpn.clone();
-        blocking(move || vpn.event_log_id()).await?
+    // One trip to the blocking pool: the log's identity, its newest event, and what
+    // follows `after`.
+    let (log, newest, backlog) = {
+        let (vpn, after) = (vpn.clone(), q.after);
+        blocking(move || {
+            let backlog = match after {
+                Some(after) => vpn.events_after(after, MAX_EVENTS)?,
+                None => Vec::new(),
+            };
+            Ok((vpn.event_log_id()?, vpn.last_event_seq()?, backlog))
+        })
+        .await?
     };
     if q.log.is_some_and(|l| l != log) {
         // Followed a store that is gone: its numbers name other events here.
@@ -1148,25 +1157,16 @@ async fn event_stream(
             q.log.unwrap_or_default()
         )));
     }
-    let (after, backlog) = match q.after {
-        Some(after) => {
-            let vpn = vpn.clone();
-            let (newest, backlog) =
-                blocking(move || Ok((vpn.last_event_seq()?, vpn.events_after(after, MAX_EVENTS)?)))
-                    .await?;
-            if after > newest {
-                // Numbers already seen would be given again to other events.
-                return Err(restored(format!(
-                    "the event log ends at {newest}, before after={after}: the store went \
-                     back (restored from a backup); read the log again from its end"
-                )));
-            }
-            (after, backlog)
+    let after = match q.after {
+        // Numbers already seen would be given again to other events.
+        Some(after) if after > newest => {
+            return Err(restored(format!(
+                "the event log ends at {newest}, before after={after}: the store went \
+                 back (restored from a backup); read the log again from its end"
+            )));
         }
-        None => {
-            let vpn = vpn.clone();
-            (blocking(move || vpn.last_event_seq()).await?, Vec::new())
-        }
+        Some(after) => after,
+        None => newest,
     };
     let live = futures_util::stream::unfold(
         EventFollower {

@@ -891,6 +891,37 @@ async fn store_closed(data: &std::path::Path) {
     }
 }
 
+/// A dashboard on `cp` that has seen `kept` and then ten more users and `kept[1]`
+/// renamed: what a restore from a backup taken before will lose.
+async fn dashboard_sees_ten_users_and_a_rename(
+    cp: &vpnctl_testbed::control_plane::ControlPlane,
+    token: Secret,
+    kept: &[vpnctl_core::UserId],
+) -> (App, mpsc::UnboundedReceiver<Action>, impl Sized + use<>) {
+    let api = ApiClient::new(&cp.url, Some(token), None).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let worker = spawn_worker(api, tx);
+    let mut app = App::new("t", vpnctl_core::Timestamp::now());
+    until(&mut app, &mut rx, |app| app.users.len() == kept.len()).await;
+    for i in 0..10 {
+        add_user(cp, format!("lost{i}"));
+    }
+    cp.vpn
+        .update_user(
+            kept[1],
+            vpnctl_core::UserPatch {
+                name: Some("renamed".into()),
+                ..vpnctl_core::UserPatch::default()
+            },
+        )
+        .unwrap();
+    until(&mut app, &mut rx, |app| {
+        app.users.len() == kept.len() + 10 && app.user_name(kept[1]) == "renamed"
+    })
+    .await;
+    (app, rx, worker)
+}
+
 /// The control plane comes back on a store restored by `vpnctld restore` from a
 /// backup older than what the dashboard saw, and the restored store commits more
 /// events than were lost before the dashboard is back (it retries every 2 s). Its
@@ -918,27 +949,7 @@ async fn a_store_restored_by_vpnctld_restore_is_read_again() {
         .unwrap();
     let backup_end = cp.vpn.last_event_seq().unwrap();
     let (token, addr) = (cp.admin_token.clone(), cp.addr());
-    let api = ApiClient::new(&cp.url, Some(token), None).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let _worker = spawn_worker(api, tx);
-    let mut app = App::new("t", vpnctl_core::Timestamp::now());
-    until(&mut app, &mut rx, |app| app.users.len() == kept.len()).await;
-    for i in 0..10 {
-        add_user(&cp, format!("lost{i}"));
-    }
-    cp.vpn
-        .update_user(
-            kept[1],
-            vpnctl_core::UserPatch {
-                name: Some("renamed".into()),
-                ..vpnctl_core::UserPatch::default()
-            },
-        )
-        .unwrap();
-    until(&mut app, &mut rx, |app| {
-        app.users.len() == kept.len() + 10 && app.user_name(kept[1]) == "renamed"
-    })
-    .await;
+    let (mut app, mut rx, _worker) = dashboard_sees_ten_users_and_a_rename(&cp, token, &kept).await;
     let lost_end = cp.vpn.last_event_seq().unwrap();
     cp.stop().await;
     drop(cp);
@@ -1022,27 +1033,7 @@ async fn a_store_restored_from_a_backup_is_read_again() {
     };
     let mut cp = on(&data).start().await;
 
-    let api = ApiClient::new(&cp.url, Some(token), None).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let _worker = spawn_worker(api, tx);
-    let mut app = App::new("t", vpnctl_core::Timestamp::now());
-    until(&mut app, &mut rx, |app| app.users.len() == kept.len()).await;
-    for i in 0..10 {
-        add_user(&cp, format!("later{i}"));
-    }
-    cp.vpn
-        .update_user(
-            kept[1],
-            vpnctl_core::UserPatch {
-                name: Some("renamed".into()),
-                ..vpnctl_core::UserPatch::default()
-            },
-        )
-        .unwrap();
-    until(&mut app, &mut rx, |app| {
-        app.users.len() == kept.len() + 10 && app.user_name(kept[1]) == "renamed"
-    })
-    .await;
+    let (mut app, mut rx, _worker) = dashboard_sees_ten_users_and_a_rename(&cp, token, &kept).await;
 
     cp.stop().await;
     drop(cp);
